@@ -1,0 +1,186 @@
+"""The Python API: `specdec.load(...)` then `.generate(...)` / `.stream(...)`."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterator, Sequence
+
+import torch
+
+from policies import POLICIES
+from specdec.config import DEFAULT_TARGET, EngineConfig, SamplingConfig, SpecConfig, StopConfig
+from specdec.drafters import DRAFTERS, DrafterEnv
+from specdec.engine.loop import decode
+from specdec.engine.runner import ModelRunner
+from specdec.engine.stopping import StopChecker
+from specdec.errors import InputError
+from specdec.sampling import make_generator
+from specdec.stats import GenerationStats
+
+Prompt = str | Sequence[dict]
+
+
+@dataclass
+class Result:
+    text: str
+    token_ids: list[int]
+    stats: GenerationStats
+    prompt_ids: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "token_ids": self.token_ids, "stats": self.stats.to_dict()}
+
+
+@dataclass
+class Piece:
+    """A piece of streamed text. origin: "draft" (accepted draft tokens) or "target" (bonus/recovered/plain)."""
+
+    text: str
+    token_ids: list[int]
+    origin: str
+
+
+def _load_hf(name: str, engine: EngineConfig):
+    from specdec.zoo import load_causal_lm
+
+    return load_causal_lm(
+        name, dtype=engine.dtype, cache_dir=engine.cache_dir, trust_remote_code=engine.trust_remote_code, device=engine.device
+    )
+
+
+class SpecDecoder:
+    """A loaded target (plus whatever drafters were asked for). Drafters and policies are built per call
+    from `spec`; drafter objects (e.g. a loaded draft model) are reused, their state reset every call."""
+
+    def __init__(self, model, tokenizer, spec: SpecConfig = SpecConfig(), engine: EngineConfig = EngineConfig(),
+                 draft: str | None = None, model_loader=None) -> None:
+        if engine.threads:
+            torch.set_num_threads(engine.threads)
+        self.tokenizer = tokenizer
+        self.engine = engine
+        self.spec = spec
+        self.target = ModelRunner(model, max_context=engine.max_context, compile=engine.compile)
+        self._loader = model_loader or (lambda name: _load_hf(name, engine))
+        self.env = DrafterEnv(tokenizer, self.target, self._loader, draft=draft, compile=engine.compile, cache_dir=engine.cache_dir)
+        self._drafters: dict[tuple, Any] = {}
+        self.drafter_for(spec)  # fail early on unknown names / missing draft models
+
+    # ---- building blocks
+    def drafter_for(self, spec: SpecConfig):
+        if spec.drafter in (None, "none", "plain"):
+            return None
+        key = (spec.drafter, tuple(sorted(spec.drafter_options.items())))
+        if key not in self._drafters:
+            self._drafters[key] = DRAFTERS.create(spec.drafter, env=self.env, **spec.drafter_options)
+        return self._drafters[key]
+
+    def policy_for(self, spec: SpecConfig):
+        opts = dict(spec.policy_options)
+        factory = POLICIES.get(spec.policy)
+        if "k" in getattr(factory, "__dataclass_fields__", {}) and "k" not in opts:
+            opts["k"] = spec.k
+        return POLICIES.create(spec.policy, **opts)
+
+    def encode(self, prompt: Prompt, chat: bool | None = None) -> torch.Tensor:
+        """str (raw text, or a user turn if chat) or a list of {"role", "content"} messages -> ids (1, T)."""
+        has_template = bool(getattr(self.tokenizer, "chat_template", None))
+        if isinstance(prompt, str):
+            if not prompt.strip():
+                raise InputError("empty prompt: give some text to continue")
+            use_chat = has_template if chat is None else chat
+            if not use_chat:
+                return torch.tensor([self.tokenizer(prompt, add_special_tokens=True)["input_ids"]])
+            prompt = [{"role": "user", "content": prompt}]
+        if not prompt:
+            raise InputError("empty message list")
+        if not has_template:
+            raise InputError("this model's tokenizer has no chat template; pass plain text with chat=False (--no-chat)")
+        ids = self.tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, dict) or hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        return torch.tensor([list(ids)])
+
+    def eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(int(self.tokenizer.eos_token_id))
+        gen = getattr(self.target.hf_model, "generation_config", None)
+        e = getattr(gen, "eos_token_id", None)
+        if e is not None:
+            ids.update([e] if isinstance(e, int) else e)
+        return ids
+
+    # ---- public API
+    def stream_ids(self, prompt_ids: torch.Tensor, *, sampling: SamplingConfig = SamplingConfig(),
+                   stop: StopConfig = StopConfig(), spec: SpecConfig | None = None, stats: GenerationStats | None = None):
+        spec = spec or self.spec
+        eos = set(stop.eos_token_ids) if stop.eos_token_ids is not None else self.eos_ids()
+        stopper = StopChecker(stop.max_new_tokens, set() if stop.ignore_eos else eos, stop.stop_strings,
+                              lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True))
+        stats = stats if stats is not None else GenerationStats()
+        gen = make_generator(sampling)
+        return decode(self.target, prompt_ids, stopper, sampling, self.drafter_for(spec), self.policy_for(spec), stats, gen)
+
+    def generate(self, prompt: Prompt, *, chat: bool | None = None, sampling: SamplingConfig | None = None,
+                 stop: StopConfig | None = None, spec: SpecConfig | None = None, **overrides) -> Result:
+        """Generate a continuation. `overrides` are fields of SamplingConfig / StopConfig / SpecConfig
+        (temperature=, top_p=, seed=, max_new_tokens=, stop_strings=, drafter=, policy=, k=, ...)."""
+        sampling, stop, spec = self._configs(sampling, stop, spec, overrides)
+        ids = self.encode(prompt, chat)
+        stats = GenerationStats()
+        out: list[int] = []
+        for rnd in self.stream_ids(ids, sampling=sampling, stop=stop, spec=spec, stats=stats):
+            out += rnd.tokens
+        text = self.tokenizer.decode(out, skip_special_tokens=True)
+        return Result(text=text, token_ids=out, stats=stats, prompt_ids=ids[0].tolist())
+
+    def stream(self, prompt: Prompt, *, chat: bool | None = None, sampling: SamplingConfig | None = None,
+               stop: StopConfig | None = None, spec: SpecConfig | None = None, stats: GenerationStats | None = None,
+               **overrides) -> Iterator[Piece]:
+        """Yield text pieces as rounds are committed, each tagged with its origin."""
+        sampling, stop, spec = self._configs(sampling, stop, spec, overrides)
+        ids = self.encode(prompt, chat)
+        out: list[int] = []
+        shown = ""
+        dec = lambda toks: self.tokenizer.decode(toks, skip_special_tokens=True)  # noqa: E731
+        for rnd in self.stream_ids(ids, sampling=sampling, stop=stop, spec=spec, stats=stats):
+            parts = [(rnd.tokens[: rnd.num_accepted], "draft"), (rnd.tokens[rnd.num_accepted:], "target")]
+            for toks, origin in parts:
+                if not toks:
+                    continue
+                out += toks
+                text = dec(out)
+                if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for the next token
+                    continue
+                yield Piece(text[len(shown):], toks, origin)
+                shown = text
+
+    def _configs(self, sampling, stop, spec, overrides):
+        groups = [(sampling or SamplingConfig()), (stop or StopConfig()), (spec or self.spec)]
+        for key, val in overrides.items():
+            if key == "stop_strings" and isinstance(val, str):
+                val = (val,)
+            for i, cfg in enumerate(groups):
+                if key in cfg.__dataclass_fields__:
+                    groups[i] = replace(cfg, **{key: tuple(val) if isinstance(val, list) else val})
+                    break
+            else:
+                raise TypeError(f"unknown option {key!r}")
+        return groups[0], groups[1], groups[2]
+
+
+def load(target: str = DEFAULT_TARGET, draft: str | None = None, *, drafter: str | None = None, policy: str = "constant",
+         k: int = 4, engine: EngineConfig | None = None, drafter_options: dict | None = None,
+         policy_options: dict | None = None, **engine_overrides) -> SpecDecoder:
+    """Load a target (zoo name, local folder or hub id) and, optionally, a draft model.
+    With `draft` and no `drafter`, the drafter is "draft-model". `engine_overrides` are EngineConfig fields."""
+    engine = replace(engine or EngineConfig(), **engine_overrides)
+    if drafter is None and draft is not None:
+        drafter = "draft-model"
+    spec = SpecConfig(drafter=drafter, policy=policy, k=k, drafter_options=drafter_options or {},
+                      policy_options=policy_options or {})
+    t0 = time.perf_counter()
+    model, tokenizer = _load_hf(target, engine)
+    dec = SpecDecoder(model, tokenizer, spec=spec, engine=engine, draft=draft)
+    dec.load_seconds = time.perf_counter() - t0
+    return dec

@@ -1,0 +1,74 @@
+"""Frozen configuration dataclasses, one per concern. Defaults are declared here once;
+the CLI and the Python API read them from here."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from specdec.errors import InputError
+
+DEFAULT_TARGET = "qwen2.5-coder-1.5b-instruct"
+DEFAULT_DRAFT = "qwen2.5-coder-0.5b-instruct"
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How tokens are chosen. temperature == 0 means greedy (argmax); top-k / top-p are applied
+    identically to the target (p) and the draft (q) distributions."""
+
+    temperature: float = 0.0
+    top_k: int = 0  # 0 = off
+    top_p: float = 1.0  # 1.0 = off
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise InputError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise InputError(f"top_k must be >= 0, got {self.top_k}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass(frozen=True)
+class StopConfig:
+    """When generation ends: exactly as plain decoding would."""
+
+    max_new_tokens: int = 128
+    stop_strings: tuple[str, ...] = ()
+    eos_token_ids: tuple[int, ...] | None = None  # None = the tokenizer's / generation config's EOS
+    ignore_eos: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How models are run."""
+
+    dtype: str = "bfloat16"  # bfloat16 | float32 | float16
+    compile: bool = False  # torch.compile decode/verify steps (inductor freezing); warm-up ~1 min per shape
+    max_context: int = 2048  # KV cache length (prompt + generated + draft)
+    threads: int | None = None  # torch threads; None = torch default
+    device: str = "cpu"
+    trust_remote_code: bool = False
+    cache_dir: str | None = None  # model zoo cache; None = $SPECDEC_CACHE or the user cache dir
+
+
+@dataclass(frozen=True)
+class SpecConfig:
+    """Which drafter and candidate-length policy, with their options."""
+
+    drafter: str | None = None  # None = plain decoding (no speculation)
+    policy: str = "constant"
+    k: int = 4  # (initial) number of draft tokens per round
+    drafter_options: dict = field(default_factory=dict)
+    policy_options: dict = field(default_factory=dict)
+
+    def __hash__(self) -> int:  # dict fields; identity hashing is enough for a config object
+        return id(self)

@@ -1,0 +1,7 @@
+"""Drafters: every source of candidate tokens, behind one protocol (see base.py)."""
+from specdec.drafters.base import Draft, DraftContext, Drafter, DraftTree, VerifyResult
+from specdec.drafters.registry import DRAFTERS, DrafterEnv
+from specdec.drafters import draft_model as _draft_model  # noqa: F401  (registers "draft-model")
+from specdec.drafters import prompt_lookup as _prompt_lookup  # noqa: F401  (registers "prompt-lookup")
+
+__all__ = ["DRAFTERS", "Draft", "DraftContext", "Drafter", "DrafterEnv", "DraftTree", "VerifyResult"]

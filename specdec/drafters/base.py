@@ -1,0 +1,141 @@
+"""The drafter protocol: every source of draft tokens implements `start`, `propose` and `observe`.
+
+A round of speculative decoding::
+
+    ctx    = DraftContext(tokens=committed ids, policy=..., sampling=...)
+    draft  = drafter.propose(ctx)              # K >= 0 candidate tokens (a chain, or a tree)
+    result = verify(target_logits, draft, ...)  # the shared, lossless verification
+    drafter.observe(result)                     # roll back / adapt
+
+Extra inputs travel in `DraftContext` (never in widened signatures). An empty draft has length 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import torch
+
+from specdec.config import SamplingConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from policies.base import CandidatePolicy
+
+
+@dataclass
+class DraftTree:
+    """A token tree. Node i (0-based, topological order: parent before child) holds `Draft.tokens[0, i]`.
+    `parents[i]` is the parent node index, or -1 for a child of the root (the last committed token)."""
+
+    parents: list[int]
+
+    def __post_init__(self) -> None:
+        for i, p in enumerate(self.parents):
+            if not -1 <= p < i:
+                raise ValueError(f"node {i} has parent {p}: parents must come first")
+
+    def __len__(self) -> int:
+        return len(self.parents)
+
+    @property
+    def depths(self) -> list[int]:
+        d: list[int] = []
+        for p in self.parents:
+            d.append(0 if p < 0 else d[p] + 1)
+        return d
+
+    def children(self, node: int) -> list[int]:
+        """Children of `node` (-1 = root), in node order."""
+        return [i for i, p in enumerate(self.parents) if p == node]
+
+    def ancestor_mask(self) -> torch.Tensor:
+        """(N, N) bool: mask[i, j] = node j is node i or one of its ancestors."""
+        n = len(self.parents)
+        m = torch.zeros(n, n, dtype=torch.bool)
+        for i, p in enumerate(self.parents):
+            m[i, i] = True
+            if p >= 0:
+                m[i] |= m[p]
+        return m
+
+    @staticmethod
+    def chain(n: int) -> "DraftTree":
+        return DraftTree(parents=list(range(-1, n - 1)))
+
+
+@dataclass
+class Draft:
+    """Candidate tokens proposed by a drafter.
+
+    tokens: (B, K) long. K == 0 is a valid, empty draft.
+    q:      (B, K, V) float draft distributions the tokens were sampled from (after temperature/top-k/top-p),
+            or None for a deterministic drafter (then q is one-hot at each token, which keeps sampling lossless).
+    tree:   None for a chain; else the tree the K nodes form.
+    """
+
+    tokens: torch.Tensor
+    q: torch.Tensor | None = None
+    tree: DraftTree | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # drafter-specific stats (tree size, search time...)
+
+    @property
+    def length(self) -> int:
+        return int(self.tokens.shape[1])
+
+    @staticmethod
+    def empty(batch: int = 1) -> "Draft":
+        return Draft(tokens=torch.zeros(batch, 0, dtype=torch.long))
+
+
+@dataclass
+class DraftContext:
+    """What a drafter may look at when proposing.
+
+    tokens:    (B, T) every committed token so far (prompt + generated).
+    prompt_len: number of prompt tokens at the start of `tokens`.
+    max_draft: upper bound on draft length for this round (from the policy and the remaining budget).
+    policy:    the candidate-length policy; drafters that draft token by token ask
+               `policy.keep_drafting(step)` after each token.
+    """
+
+    tokens: torch.Tensor
+    prompt_len: int
+    max_draft: int
+    policy: "CandidatePolicy"
+    sampling: SamplingConfig
+    generator: torch.Generator | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class VerifyResult:
+    """The outcome of one verification (see `specdec.verify.verify`).
+
+    tokens:        (B, A+1) the tokens to commit: A accepted draft tokens then one target token
+                   (the *bonus* token if every drafted token on the path was accepted, else the
+                   *recovered* token that replaces the first rejected one).
+    num_accepted:  A, the number of accepted draft tokens.
+    draft_length:  K, how many tokens were drafted (tree: number of nodes).
+    accepted_nodes: indices (into the draft) of the accepted tokens, in order; for a chain this is [0..A).
+    bonus:         True when the last token is a bonus token (all of the path accepted).
+    """
+
+    tokens: torch.Tensor
+    num_accepted: int
+    draft_length: int
+    accepted_nodes: list[int]
+    bonus: bool
+
+
+@runtime_checkable
+class Drafter(Protocol):
+    name: str
+
+    def start(self, prompt_ids: torch.Tensor) -> None:
+        """Called once at the start of every generation; forget all per-generation state."""
+
+    def propose(self, ctx: DraftContext) -> Draft:
+        """Propose at most ctx.max_draft tokens continuing ctx.tokens."""
+
+    def observe(self, result: VerifyResult) -> None:
+        """Learn what was committed (roll back caches, adapt statistics)."""

@@ -1,0 +1,110 @@
+"""`draft-model`: a small causal LM with the target's tokenizer drafts token by token."""
+from __future__ import annotations
+
+import torch
+
+from policies.base import DraftStep
+from specdec.drafters.base import Draft, DraftContext, VerifyResult
+from specdec.drafters.registry import DRAFTERS, DrafterEnv
+from specdec.engine.runner import ModelRunner
+from specdec.errors import InputError, TokenizerMismatchError
+from specdec.sampling import process_logits, sample
+
+
+def check_same_vocabulary(target_tok, draft_tok) -> None:
+    """Raise TokenizerMismatchError unless both tokenizers map the same strings to the same ids."""
+    if target_tok is None or draft_tok is None:
+        return
+    tv, dv = target_tok.get_vocab(), draft_tok.get_vocab()
+    if tv != dv:
+        only_t = len(set(tv.items()) - set(dv.items()))
+        raise TokenizerMismatchError(
+            f"the draft's tokenizer differs from the target's ({len(dv)} vs {len(tv)} tokens, {only_t} target "
+            "entries missing or with other ids); draft-model speculation needs the same vocabulary. "
+            "Use a draft from the target's family, or a model-free drafter (prompt-lookup, aded)."
+        )
+
+
+class DraftModelDrafter:
+    name = "draft-model"
+
+    def __init__(self, runner: ModelRunner, target_vocab: int) -> None:
+        self.runner = runner
+        self.target_vocab = target_vocab
+        self.cached = torch.zeros(0, dtype=torch.long)  # (n,) token ids whose KV the draft cache holds
+        self._logits: torch.Tensor | None = None
+
+    @property
+    def compile_seconds(self) -> float:
+        return self.runner.compile_seconds
+
+    def start(self, prompt_ids: torch.Tensor) -> None:
+        self.runner.reset()
+        self.cached = torch.zeros(0, dtype=torch.long)
+
+    def _sync(self, seq: torch.Tensor) -> torch.Tensor:
+        """Roll the draft cache back to its longest prefix shared with `seq` (T,), feed the rest;
+        returns the draft's logits (V,) for the token after `seq`."""
+        n = min(len(self.cached), len(seq) - 1)  # always re-run at least the last token to get its logits
+        same = (self.cached[:n] == seq[:n]).long()
+        n = int(same.cumprod(0).sum()) if n else 0
+        self.runner.rollback(n)
+        feed = seq[n:][None]  # (1, F)
+        if feed.shape[1] > 8:  # a prompt: eager prefill, then the last token through the compiled step
+            self.runner.prefill(feed[:, :-1])
+            feed = feed[:, -1:]
+        logits, hidden = self.runner.forward(feed)  # (1, F, V), (1, F, H)
+        self.runner.commit(feed.shape[1])
+        self.cached = seq.clone()
+        return logits[0, -1], hidden[:, -1]
+
+    def propose(self, ctx: DraftContext) -> Draft:
+        if self.runner.space_left() < ctx.max_draft + 2:
+            return Draft.empty()
+        logits, hidden = self._sync(ctx.tokens[0])
+        toks: list[int] = []
+        qs: list[torch.Tensor] = []
+        for i in range(ctx.max_draft):
+            logits = self._fit(logits)  # (V,)
+            q = process_logits(logits, ctx.sampling)  # (V,)
+            if ctx.sampling.greedy:
+                tok = int(logits.argmax())
+                conf = torch.softmax(logits, -1)
+                top, tok_p = float(conf[tok]), float(conf[tok])
+            else:
+                tok = int(sample(q[None], ctx.generator)[0])
+                top, tok_p = float(q.max()), float(q[tok])
+                qs.append(q)
+            toks.append(tok)
+            step = DraftStep(index=i, token=tok, token_prob=tok_p, top_prob=top, hidden=hidden)
+            if i == ctx.max_draft - 1 or not ctx.policy.keep_drafting(step):
+                break
+            out, hid = self.runner.forward(torch.tensor([[tok]]))  # (1, 1, V)
+            self.runner.commit(1)
+            self.cached = torch.cat([self.cached, torch.tensor([tok])])
+            logits, hidden = out[0, -1], hid[:, -1]
+        q_all = torch.stack(qs)[None] if qs else None  # (1, K, V)
+        return Draft(tokens=torch.tensor([toks]), q=q_all)
+
+    def _fit(self, logits: torch.Tensor) -> torch.Tensor:
+        """Draft logits (Vd,) -> (Vt,): padded rows never sampled, extra rows dropped."""
+        V = self.target_vocab
+        if logits.shape[0] == V:
+            return logits
+        if logits.shape[0] > V:
+            return logits[:V]
+        return torch.cat([logits, logits.new_full((V - logits.shape[0],), float("-inf"))])
+
+    def observe(self, result: VerifyResult) -> None:
+        pass  # the next propose() rolls the cache back to what was committed
+
+
+@DRAFTERS.register("draft-model")
+def _build(env: DrafterEnv, draft: str | None = None) -> DraftModelDrafter:
+    name = draft or env.draft
+    if not name:
+        raise InputError("the draft-model drafter needs a draft model: pass draft=... (CLI: --draft NAME)")
+    model, tokenizer = env.load_model(name)
+    check_same_vocabulary(env.target_tokenizer, tokenizer)
+    runner = ModelRunner(model, max_context=env.target_runner.max_context, compile=env.compile)
+    return DraftModelDrafter(runner, env.target_runner.vocab_size)

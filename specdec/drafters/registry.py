@@ -1,0 +1,22 @@
+"""The drafter registry. A factory takes a `DrafterEnv` (what it may need from the engine) plus its options."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from specdec.drafters.base import Drafter
+from specdec.registry import Registry
+
+DRAFTERS: Registry[Drafter] = Registry("drafter")
+
+
+@dataclass
+class DrafterEnv:
+    """Resources a drafter factory may use: the target's tokenizer and runner, a model loader, settings."""
+
+    target_tokenizer: Any
+    target_runner: Any  # specdec.engine.runner.ModelRunner
+    load_model: Callable[[str], tuple[Any, Any]]  # name/path -> (hf causal LM, tokenizer)
+    draft: str | None = None  # draft model name given to load()
+    compile: bool = False
+    cache_dir: str | None = None

@@ -1,0 +1,115 @@
+"""The draft-verify loop. Plain decoding is the same loop with an empty draft every round."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from policies.base import CandidatePolicy
+from specdec.config import SamplingConfig
+from specdec.drafters.base import Draft, DraftContext, Drafter
+from specdec.engine.runner import ModelRunner
+from specdec.engine.stopping import StopChecker
+from specdec.errors import InputError
+from specdec.stats import GenerationStats
+from specdec.verify import verify
+
+
+@dataclass
+class Round:
+    """Tokens committed by one verification round: the first `num_accepted` came from the draft."""
+
+    tokens: list[int]
+    num_accepted: int
+
+
+def decode(
+    target: ModelRunner,
+    prompt_ids: torch.Tensor,
+    stopper: StopChecker,
+    sampling: SamplingConfig,
+    drafter: Drafter | None,
+    policy: CandidatePolicy,
+    stats: GenerationStats,
+    generator: torch.Generator | None = None,
+) -> Iterator[Round]:
+    """Generate after `prompt_ids` (1, T), yielding each round's committed tokens. Fills `stats`."""
+    B, T = prompt_ids.shape
+    if T == 0:
+        raise InputError("empty prompt: nothing to continue")
+    need = T + stopper.max_new_tokens
+    if need > target.max_context:
+        raise InputError(
+            f"context overflow: prompt ({T} tokens) + max_new_tokens ({stopper.max_new_tokens}) = {need} "
+            f"> max context {target.max_context}; shorten the prompt, lower max_new_tokens or raise max_context"
+        )
+    t_start = time.perf_counter()
+    compile0 = target.compile_seconds
+    draft_compile0 = getattr(drafter, "compile_seconds", 0.0)
+    target.reset()
+    policy.start()
+    if drafter is not None:
+        drafter.start(prompt_ids)
+    stats.prompt_tokens = T
+    t0 = time.perf_counter()
+    if T > 1:
+        target.prefill(prompt_ids[:, :-1])  # the last prompt token stays pending: it leads every round
+        stats.target_calls += 1
+    stats.prefill_s = time.perf_counter() - t0
+    tokens = prompt_ids.clone()  # (1, T + generated)
+    generated: list[int] = []
+    while True:
+        # ---- draft: at most what the policy allows, the budget needs, and the cache can hold
+        remaining = stopper.max_new_tokens - len(generated)
+        limit = min(policy.max_draft(), remaining - 1, target.space_left() - 1, 127)
+        t0 = time.perf_counter()
+        if drafter is not None and limit > 0:
+            ctx = DraftContext(tokens, T, limit, policy, sampling, generator)
+            draft = drafter.propose(ctx)
+            stats.draft_calls += 1
+            if draft.length > limit:
+                raise RuntimeError(f"drafter {drafter.name} proposed {draft.length} > {limit} tokens")
+        else:
+            draft = Draft.empty(B)
+        t1 = time.perf_counter()
+        # ---- verify: one target pass over [pending token, draft...]
+        inp = torch.cat([tokens[:, -1:], draft.tokens], dim=1)  # (1, 1+K)
+        if draft.tree is None:
+            logits, _ = target.forward(inp)  # (1, 1+K, V)
+        else:
+            tree_mask = torch.ones(1 + draft.length, 1 + draft.length, dtype=torch.bool).tril()  # root row/col
+            tree_mask[1:, 1:] = draft.tree.ancestor_mask()
+            tree_mask[0, 1:] = False
+            depths = torch.tensor([0] + [d + 1 for d in draft.tree.depths])
+            logits, _ = target.forward(inp, tree_mask=tree_mask, depths=depths)
+        result = verify(logits, draft, sampling, generator)
+        target.commit(1 + result.num_accepted, keep=[0] + [i + 1 for i in result.accepted_nodes])
+        t2 = time.perf_counter()
+        stats.draft_s += t1 - t0
+        stats.verify_s += t2 - t1
+        depth = max(draft.tree.depths) + 1 if draft.tree is not None and draft.length else draft.length
+        stats.record_round(draft.length, result.num_accepted, depth)
+        for key, val in draft.info.items():
+            stats.extra.setdefault(key, []).append(val)
+        # ---- commit, applying stop conditions exactly as plain decoding would
+        new = result.tokens[0].tolist()
+        keep, reason = stopper.cut(generated, new)
+        new = new[:keep]
+        generated += new
+        tokens = torch.cat([tokens, torch.tensor([new])], dim=1)
+        if drafter is not None:
+            drafter.observe(result)
+        policy.observe(draft.length, result.num_accepted)
+        yield Round(new, min(result.num_accepted, keep))
+        if reason:
+            stats.stop_reason = reason
+            break
+    stats.new_tokens = len(generated)
+    target_compile = target.compile_seconds - compile0
+    draft_compile = getattr(drafter, "compile_seconds", 0.0) - draft_compile0
+    stats.verify_s -= target_compile  # warm-up compiles are reported apart from steady-state times
+    stats.draft_s -= draft_compile
+    stats.compile_s = target_compile + draft_compile
+    stats.total_s = time.perf_counter() - t_start

@@ -1,0 +1,197 @@
+"""Runs a decoder-only HF model with our own static KV cache, explicit positions and attention masks.
+
+Why our own attention/cache instead of HF's `forward`: verification needs (a) writing K+1 tokens at known
+cache slots, (b) rolling the cache back after a rejection without recomputing, (c) tree attention masks with
+per-node positions, and (d) a small fixed set of input shapes so `torch.compile` (inductor freezing) can
+specialise the decode and verify steps. The model's own HF modules (projections, norms, MLP, rotary
+embedding) are reused, so weights are shared and logits match HF's (tested).
+
+Supported: the Llama-style family (llama, qwen2, qwen3, mistral without sliding window, smollm ...).
+
+Cache layout: k, v (L, B, Hkv, S, D); slot s holds the token at sequence index s (for committed tokens).
+The runner never advances on its own: `forward` writes new tokens at slots [length, length+T) and
+`commit(n, keep)` decides what stays.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from specdec.errors import InputError, ModelLoadError
+
+SUPPORTED = {"llama", "qwen2", "qwen3", "mistral", "smollm3"}
+BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128)  # compiled query lengths; inputs are padded up
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class _Core(nn.Module):
+    """The compiled step: tokens (B,T), positions (B,T), slots (T,), mask (B,1,T,S) -> logits (B,T,V), hidden (B,T,H)."""
+
+    def __init__(self, hf_model: nn.Module) -> None:
+        super().__init__()
+        cfg = hf_model.config
+        self.model = hf_model.model
+        self.lm_head = hf_model.get_output_embeddings()
+        self.n_heads = cfg.num_attention_heads
+        self.n_kv = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+
+    def forward(self, tokens, positions, slots, mask, k_cache, v_cache):
+        B, T = tokens.shape
+        x = self.model.embed_tokens(tokens)  # (B, T, H)
+        cos, sin = self.model.rotary_emb(x, positions)  # (B, T, D) each
+        cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, D)
+        for i, layer in enumerate(self.model.layers):
+            attn = layer.self_attn
+            h = layer.input_layernorm(x)
+            q = attn.q_proj(h).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, Hq, T, D)
+            k = attn.k_proj(h).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
+            v = attn.v_proj(h).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
+            if hasattr(attn, "q_norm"):  # qwen3
+                q, k = attn.q_norm(q), attn.k_norm(k)
+            q = q * cos + _rotate_half(q) * sin
+            k = k * cos + _rotate_half(k) * sin
+            k_cache[i].index_copy_(2, slots, k)  # (B, Hkv, S, D)
+            v_cache[i].index_copy_(2, slots, v)
+            o = F.scaled_dot_product_attention(
+                q, k_cache[i], v_cache[i], attn_mask=mask, scale=attn.scaling, enable_gqa=self.n_kv != self.n_heads
+            )  # (B, Hq, T, D)
+            x = x + attn.o_proj(o.transpose(1, 2).reshape(B, T, -1))
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+        x = self.model.norm(x)  # (B, T, H)
+        return self.lm_head(x), x
+
+
+class ModelRunner:
+    """One model, one static KV cache. Batch size 1 today; every tensor keeps its batch dimension."""
+
+    def __init__(self, hf_model: nn.Module, max_context: int = 2048, compile: bool = False) -> None:
+        cfg = hf_model.config
+        if cfg.model_type not in SUPPORTED:
+            raise ModelLoadError(
+                f"model type {cfg.model_type!r} is not supported by the engine yet; supported: {', '.join(sorted(SUPPORTED))}"
+            )
+        if getattr(cfg, "use_sliding_window", False) and getattr(cfg, "sliding_window", None):
+            if cfg.sliding_window < max_context:
+                raise ModelLoadError("sliding-window attention is not supported; lower --max-context below the window")
+        max_pos = getattr(cfg, "max_position_embeddings", None)
+        self.max_context = min(max_context, max_pos) if max_pos else max_context
+        self.hf_model = hf_model.eval()
+        self.config = cfg
+        self.core = _Core(hf_model).eval()
+        param = next(hf_model.parameters())
+        self.dtype, self.device = param.dtype, param.device
+        L = cfg.num_hidden_layers
+        shape = (L, 1, self.core.n_kv, self.max_context + max(BUCKETS), self.core.head_dim)  # room for padding
+        self.k_cache = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        self.v_cache = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        self.length = 0  # committed slots
+        self.compiled = compile
+        self._step = self.core
+        self._compiled_step = None
+        self.compile_seconds = 0.0
+        self._seen_shapes: set[int] = set()
+        if compile:
+            import torch._inductor.config as inductor_config
+
+            inductor_config.freezing = True  # constant-folded, prepacked weights: the CPU win (see docs)
+            self._compiled_step = torch.compile(self.core, dynamic=False)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.core.lm_head.out_features
+
+    def reset(self) -> None:
+        self.length = 0
+
+    def space_left(self) -> int:
+        return self.max_context - self.length
+
+    @torch.no_grad()
+    def forward(
+        self, tokens: torch.Tensor, tree_mask: torch.Tensor | None = None, depths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run `tokens` (B, T) after the committed cache, writing their KV at slots [length, length+T).
+
+        Chain (default): token t sits at position length+t and sees the cache and tokens 0..t.
+        Tree: `tree_mask` (T, T) bool says which of the new tokens each new token sees (itself and its
+        ancestors); `depths` (T,) gives positions length+depth. Returns logits (B, T, V) float32 and
+        hidden states (B, T, H). Nothing is committed.
+        """
+        B, T = tokens.shape
+        if self.length + T > self.max_context:
+            raise InputError(
+                f"context overflow: {self.length} tokens in the cache + {T} new > max context {self.max_context}"
+            )
+        use_compiled = self._compiled_step is not None and T <= max(BUCKETS)
+        P = next(b for b in BUCKETS if b >= T) if use_compiled else T  # padded query length
+        S = self.k_cache.shape[3]
+        start = self.length
+        rel = depths if depths is not None else torch.arange(T)  # (T,)
+        pos = torch.full((P,), 0, dtype=torch.long)
+        pos[:T] = start + rel
+        pos[T:] = start + T + torch.arange(P - T)  # padding rows: harmless positions past the real tokens
+        slots = start + torch.arange(P)  # (P,)
+        mask = torch.zeros(P, S, dtype=torch.bool)  # (P, S) True = may attend
+        mask[:, :start] = True
+        new = tree_mask if tree_mask is not None else torch.ones(T, T, dtype=torch.bool).tril()
+        mask[:T, start : start + T] = new
+        mask[T:, start : start + P] = torch.ones(P - T, P, dtype=torch.bool).tril(T)  # padding sees itself
+        tok = torch.zeros(B, P, dtype=torch.long)
+        tok[:, :T] = tokens
+        step = self._step
+        if use_compiled:
+            step = self._compiled_step
+            if P not in self._seen_shapes:
+                t0 = time.perf_counter()
+                step(tok, pos[None].expand(B, P), slots, mask[None, None].expand(B, 1, P, S), self.k_cache, self.v_cache)
+                self.compile_seconds += time.perf_counter() - t0
+                self._seen_shapes.add(P)
+        logits, hidden = step(tok, pos[None].expand(B, P), slots, mask[None, None].expand(B, 1, P, S), self.k_cache, self.v_cache)
+        return logits[:, :T].float(), hidden[:, :T]
+
+    def prefill(self, tokens: torch.Tensor, chunk: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run and commit a prompt (B, T) in chunks; returns the last chunk's logits/hidden."""
+        out = None
+        for s in range(0, tokens.shape[1], chunk):
+            part = tokens[:, s : s + chunk]
+            out = self.forward_eager(part)
+            self.commit(part.shape[1])
+        return out
+
+    @torch.no_grad()
+    def forward_eager(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Like `forward` for a chain, never compiled (prompt prefill: many shapes, compute-bound anyway)."""
+        compiled, self._compiled_step = self._compiled_step, None
+        try:
+            return self.forward(tokens)
+        finally:
+            self._compiled_step = compiled
+
+    def commit(self, n: int, keep: list[int] | None = None) -> None:
+        """Keep n of the tokens just run. `keep` (tree): their offsets among the new tokens, in order;
+        their KV is moved to the contiguous slots [length, length+n). None keeps the first n (a chain)."""
+        if keep is not None and keep != list(range(n)):
+            src = self.length + torch.tensor(keep)  # (n,)
+            dst = self.length + torch.arange(n)
+            self.k_cache[:, :, :, dst] = self.k_cache[:, :, :, src]
+            self.v_cache[:, :, :, dst] = self.v_cache[:, :, :, src]
+        self.length += n
+
+    def rollback(self, length: int) -> None:
+        """Forget everything after `length` committed tokens (the slots are simply overwritten later)."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"cannot roll back to {length} from {self.length}")
+        self.length = length
+
+
+def attention_scale_ok(runner: ModelRunner) -> bool:  # pragma: no cover - debugging helper
+    return math.isclose(runner.core.model.layers[0].self_attn.scaling, runner.core.head_dim**-0.5)
