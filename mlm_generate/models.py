@@ -44,6 +44,7 @@ class MLM:
     model: torch.nn.Module
     tokenizer: object
     name: str
+    source: str | None = None  # folder or hub id it was loaded from
     _head: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -119,24 +120,13 @@ def _find_head(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]
     return _FULL
 
 
-def _from_zoo(name: str, dtype: str):
-    """specdec.zoo.load_masked_lm where it exists (it may not yet, or not know the name)."""
+def _zoo():
+    """specdec.zoo where it is importable (it handles zoo names, local folders and hub ids)."""
     try:
         from specdec import zoo  # noqa: PLC0415
-    except Exception:  # noqa: BLE001 -- zoo not present / broken: fall back to the bundled folder
+    except Exception:  # noqa: BLE001 -- zoo absent or broken: load folders directly
         return None
-    loader = getattr(zoo, "load_masked_lm", None)
-    if loader is None:
-        return None
-    try:
-        out = loader(name)
-    except TypeError:
-        return None
-    if isinstance(out, tuple) and len(out) == 2:
-        return out
-    model = getattr(out, "model", None)
-    tok = getattr(out, "tokenizer", None)
-    return (model, tok) if model is not None and tok is not None else None
+    return zoo if hasattr(zoo, "load_masked_lm") else None
 
 
 def load_mlm(name_or_path: str = "bert-tiny-splade", *, dtype: str = "float32",
@@ -150,17 +140,31 @@ def load_mlm(name_or_path: str = "bert-tiny-splade", *, dtype: str = "float32",
     if isinstance(name_or_path, MLM):
         return name_or_path
     name = str(name_or_path)
-    pair = None
-    if name in BUNDLED_NAMES:
-        pair = _from_zoo("bert-tiny-splade", dtype)
-        path = str(bundled_mlm_path())
+    zoo_name = "bert-tiny-splade" if name in BUNDLED_NAMES else name
+    zoo = _zoo()
+    if zoo is not None and (zoo_name in zoo.ZOO or os.path.isdir(os.path.expanduser(name))
+                            or not name.startswith(("/", ".", "~"))):
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            pair = zoo.load_masked_lm(zoo_name, dtype=dtype, trust_remote_code=trust_remote_code, device=device)
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
+        try:
+            path = zoo.resolve(zoo_name, pull_if_missing=False)
+        except Exception:  # noqa: BLE001 -- only used to record where it came from
+            path = zoo_name
     else:
-        path = os.path.expanduser(name)
+        pair = None
+        path = str(bundled_mlm_path()) if name in BUNDLED_NAMES else os.path.expanduser(name)
         if not os.path.isdir(path) and name.startswith(("/", ".", "~")):
             raise ModelLoadError(f"masked LM folder {name!r} does not exist")
     if pair is None:
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
         try:
             tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
             model = AutoModelForMaskedLM.from_pretrained(path, trust_remote_code=trust_remote_code,
@@ -170,7 +174,11 @@ def load_mlm(name_or_path: str = "bert-tiny-splade", *, dtype: str = "float32",
             raise ModelLoadError(f"could not load masked LM {name!r} as a {where}: {type(e).__name__}: {e}") from e
         finally:
             hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
         pair = (model, tok)
     model, tok = pair
     model = model.to(device=device, dtype=_DTYPES[dtype]).eval()
-    return MLM(model=model, tokenizer=tok, name=name)
+    mlm = MLM(model=model, tokenizer=tok, name=name)
+    mlm.source = path if os.path.isdir(path) else name
+    return mlm

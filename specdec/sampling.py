@@ -37,5 +37,8 @@ def sample(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tens
 
 def make_generator(cfg: SamplingConfig) -> torch.Generator:
     g = torch.Generator()
-    g.manual_seed(cfg.seed if cfg.seed is not None else torch.seed())
+    if cfg.seed is not None:
+        g.manual_seed(cfg.seed)
+    else:
+        g.seed()  # non-deterministic; unlike torch.seed() it leaves torch's global RNG alone
     return g

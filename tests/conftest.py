@@ -6,6 +6,9 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
+# Tiny models need no thread pool; one thread keeps test runs from oversubscribing a 2-core machine.
+torch.set_num_threads(1)
+
 VOCAB = 64
 WORDS = [f"w{i}" for i in range(VOCAB - 3)]
 

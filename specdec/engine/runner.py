@@ -14,7 +14,6 @@ The runner never advances on its own: `forward` writes new tokens at slots [leng
 """
 from __future__ import annotations
 
-import math
 import time
 
 import torch
@@ -24,7 +23,8 @@ from torch import nn
 from specdec.errors import InputError, ModelLoadError
 
 SUPPORTED = {"llama", "qwen2", "qwen3", "mistral", "smollm3"}
-BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128)  # compiled query lengths; inputs are padded up
+BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 24, 32, 48, 64, 96, 128)  # compiled query lengths; inputs padded up
+REUSE_SLACK = 4  # pad up to an already-compiled length when it wastes at most this many rows (a compile costs ~1 min)
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -103,6 +103,7 @@ class ModelRunner:
             import torch._inductor.config as inductor_config
 
             inductor_config.freezing = True  # constant-folded, prepacked weights: the CPU win (see docs)
+            torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
             self._compiled_step = torch.compile(self.core, dynamic=False)
 
     @property
@@ -132,7 +133,7 @@ class ModelRunner:
                 f"context overflow: {self.length} tokens in the cache + {T} new > max context {self.max_context}"
             )
         use_compiled = self._compiled_step is not None and T <= max(BUCKETS)
-        P = next(b for b in BUCKETS if b >= T) if use_compiled else T  # padded query length
+        P = self._bucket(T) if use_compiled else T  # padded query length
         S = self.k_cache.shape[3]
         start = self.length
         rel = depths if depths is not None else torch.arange(T)  # (T,)
@@ -157,6 +158,10 @@ class ModelRunner:
                 self._seen_shapes.add(P)
         logits, hidden = step(tok, pos[None].expand(B, P), slots, mask[None, None].expand(B, 1, P, S), self.k_cache, self.v_cache)
         return logits[:, :T].float(), hidden[:, :T]
+
+    def _bucket(self, T: int) -> int:
+        ready = [b for b in sorted(self._seen_shapes) if T <= b <= T + REUSE_SLACK]
+        return ready[0] if ready else next(b for b in BUCKETS if b >= T)
 
     def prefill(self, tokens: torch.Tensor, chunk: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
         """Run and commit a prompt (B, T) in chunks; returns the last chunk's logits/hidden."""
@@ -191,7 +196,3 @@ class ModelRunner:
         if not 0 <= length <= self.length:
             raise ValueError(f"cannot roll back to {length} from {self.length}")
         self.length = length
-
-
-def attention_scale_ok(runner: ModelRunner) -> bool:  # pragma: no cover - debugging helper
-    return math.isclose(runner.core.model.layers[0].self_attn.scaling, runner.core.head_dim**-0.5)

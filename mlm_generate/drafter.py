@@ -1,0 +1,130 @@
+"""`mlm`: a masked LM drafts K tokens in one parallel pass: [CLS] context [MASK]*K [SEP] -> argmax fill.
+
+Where the MLM's vocabulary differs from the target's (the usual case: WordPiece bert-tiny vs Qwen's
+byte-level BPE) the draft is translated through text: target ids -> text -> MLM ids, fill, MLM ids ->
+text -> target ids; the time spent translating is reported in `draft.info`. The drafter is
+deterministic (`q=None`), so the shared `verify()` keeps the output exactly the target's.
+
+Limits (stated, not hidden): an uncased WordPiece MLM loses case, newlines and indentation; the
+optional `restore_case` puts back the case of words seen in the context. Expect low acceptance on
+code and chat, where the target's next tokens are often whitespace or punctuation.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+import torch
+
+from mlm_generate.models import MLM, load_mlm
+from mlm_generate.nar import iterative_fill
+from specdec.drafters.base import Draft, DraftContext, VerifyResult
+from specdec.errors import InputError
+
+try:  # the registry lives in specdec.drafters.registry (re-exported by specdec.drafters)
+    from specdec.drafters.registry import DRAFTERS, DrafterEnv
+except ImportError:  # pragma: no cover -- older tree without the registry
+    DRAFTERS = None
+    DrafterEnv = object  # type: ignore[misc,assignment]
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+
+
+class MLMDrafter:
+    name = "mlm"
+
+    def __init__(self, mlm: MLM | str = "bert-tiny-splade", target_tokenizer=None, *, iterations: int = 1,
+                 context_tokens: int = 96, extra_masks: int = 0, restore_case: bool = True) -> None:
+        if target_tokenizer is None:
+            raise InputError("the mlm drafter needs the target's tokenizer")
+        if iterations < 1 or context_tokens < 1 or extra_masks < 0:
+            raise InputError("iterations >= 1, context_tokens >= 1 and extra_masks >= 0 are required")
+        self.mlm = mlm if isinstance(mlm, MLM) else load_mlm(mlm)
+        self.tt = target_tokenizer
+        self.iterations = iterations
+        self.context_tokens = context_tokens
+        self.extra_masks = extra_masks
+        self.restore_case = restore_case
+        self.shared_vocab = self.mlm.tokenizer.get_vocab() == target_tokenizer.get_vocab()
+        self.totals = {"rounds": 0, "translate_s": 0.0, "mlm_s": 0.0}
+
+    def start(self, prompt_ids: torch.Tensor) -> None:
+        self.totals = {"rounds": 0, "translate_s": 0.0, "mlm_s": 0.0}
+
+    def observe(self, result: VerifyResult) -> None:
+        pass
+
+    # ------------------------------------------------------------------ helpers
+    def _fill(self, ctx_ids: list[int], n: int) -> list[int]:
+        """MLM ids: n masks after the context (the context loses its beginning to fit)."""
+        frame = self.mlm.tokenizer("", add_special_tokens=True)["input_ids"]
+        head, tail = frame[:1], frame[1:]  # [CLS] .. [SEP] (BERT, ModernBERT), <s> .. </s> (RoBERTa)
+        room = self.mlm.max_length - len(frame) - n
+        ctx_ids = ctx_ids[-room:] if room > 0 else []
+        ids = torch.tensor([head + ctx_ids + [self.mlm.mask_id] * n + tail])
+        fill = ids == self.mlm.mask_id
+        out, _, _ = iterative_fill(self.mlm, ids, torch.ones_like(ids), fill, self.iterations)
+        return out[fill].tolist()
+
+    @staticmethod
+    def _recase(text: str, context: str) -> str:
+        cased: dict[str, str] = {}
+        for w in _WORD.findall(context):
+            cased[w.lower()] = w
+        return _WORD.sub(lambda m: cased.get(m.group(0).lower(), m.group(0)), text)
+
+    def _to_target(self, ctx_text: str, draft_text: str, k: int) -> list[int]:
+        """Target ids of `draft_text` continuing `ctx_text` (tokenized together, so that the boundary
+        merges as the target would merge it)."""
+        tail = ctx_text[-64:]
+        t_tail = self.tt(tail, add_special_tokens=False)["input_ids"]
+        t_full = self.tt(tail + draft_text, add_special_tokens=False)["input_ids"]
+        if t_full[:len(t_tail)] == t_tail:
+            ids = t_full[len(t_tail):]
+        else:  # the boundary merged differently: tokenize the continuation alone
+            ids = self.tt(draft_text, add_special_tokens=False)["input_ids"]
+        return ids[:k]
+
+    # ------------------------------------------------------------------ protocol
+    def propose(self, ctx: DraftContext) -> Draft:
+        k = int(ctx.max_draft)
+        if k <= 0:
+            return Draft.empty()
+        t0 = time.perf_counter()
+        tail = ctx.tokens[0, -self.context_tokens:].tolist()
+        if self.shared_vocab:
+            t1 = time.perf_counter()
+            ids = self._fill(tail, k)
+            t2 = time.perf_counter()
+            toks, draft_text, t_in, t_out = ids, None, 0.0, 0.0
+        else:
+            ctx_text = self.tt.decode(tail, skip_special_tokens=True)
+            mlm_ctx = self.mlm.tokenizer(ctx_text, add_special_tokens=False)["input_ids"]
+            t1 = time.perf_counter()
+            filled = self._fill(mlm_ctx, k + self.extra_masks)
+            t2 = time.perf_counter()
+            mtok = self.mlm.tokenizer
+            both = mtok.decode(mlm_ctx + filled)
+            alone = mtok.decode(mlm_ctx)
+            draft_text = both[len(alone):] if both.startswith(alone) else " " + mtok.decode(filled)
+            if self.restore_case:
+                draft_text = self._recase(draft_text, ctx_text)
+            toks = self._to_target(ctx_text, draft_text, k)
+            t_in, t_out = t1 - t0, time.perf_counter() - t2
+        mlm_s = t2 - t1
+        self.totals["rounds"] += 1
+        self.totals["translate_s"] += t_in + t_out
+        self.totals["mlm_s"] += mlm_s
+        info = {"mlm_s": mlm_s, "translate_s": t_in + t_out, "translate_in_s": t_in, "translate_out_s": t_out,
+                "shared_vocab": self.shared_vocab, "draft_text": draft_text}
+        if not toks:
+            return Draft(tokens=torch.zeros(1, 0, dtype=torch.long), info=info)
+        return Draft(tokens=torch.tensor([toks], dtype=torch.long), q=None, info=info)
+
+
+if DRAFTERS is not None:
+    @DRAFTERS.register("mlm")
+    def _build(env: DrafterEnv, mlm: str = "bert-tiny-splade", iterations: int = 1, context_tokens: int = 96,
+               extra_masks: int = 0, restore_case: bool = True) -> MLMDrafter:
+        return MLMDrafter(mlm, env.target_tokenizer, iterations=iterations, context_tokens=context_tokens,
+                          extra_masks=extra_masks, restore_case=restore_case)

@@ -1,0 +1,333 @@
+"""The `specdecpp` candidate-length policy (SpecDec++, Huang, Guo & Wang 2024).
+
+Each round starts with prod = 1. After the draft model drafts token i, the acceptance head maps the
+draft's hidden state (`DraftStep.hidden`) to P(accept), prod *= P(accept), and drafting stops when
+
+    1 - prod > h            (the predicted probability that at least one drafted token is rejected)
+
+never before `k_min` tokens, never beyond `k_max`, and always right after an EOS token.
+
+The threshold h: a number; or "auto", Theorem 3.1 of the paper with costs measured on this machine,
+
+    stop when P(at least one rejection) >= h* = (c2 + delta) / (c1 + c2 + delta)
+
+    c1    = the cost of one more drafted token: one draft forward + the target's marginal cost of
+            verifying one more token (the slope b of verify time vs draft length; large on CPUs)
+    c2    = the cost of a target forward with no draft (the intercept a of that fit)
+    delta = the per-round overhead outside the two models' forwards (sampling, verification, bookkeeping)
+
+i.e. draft one more token while P(reject so far) * c1 < (1 - P(reject so far)) * (c2 + delta): a token
+drafted after a rejection wastes c1; stopping while everything was accepted costs one more round (c2 +
+delta) for the tokens the next round has to redo. (This reading of the paper's c1, c2, delta -- in
+particular folding the CPU's per-token verification cost into c1 -- is ours; see docs/specdecpp.md.)
+
+The costs are measured online from the policy's own calls (time between consecutive `keep_drafting`
+calls = a draft step; time from the round's last call to `observe` = verification, fitted as a + b*K;
+time from `observe` to the next round's first call minus a draft step = delta), shared by every
+policy object using the same head in this process, and can be seeded with c1=/c2=/delta= or costs=FILE.
+
+Guard ("never speculate where it does not pay"): once the costs are known, a round is worth
+accepted*(c2+delta) - drafted*c1 time units against plain decoding. When the running mean of that worth
+turns negative, the policy drafts nothing (plain decoding rounds) for a back-off period (8, 16, ... 64
+rounds), then tries speculation again.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from policies.base import POLICIES, DraftStep
+from policies.specdecpp.head import BUNDLED, HeadFile, HeadMismatchError, bundled_head, check_identity, load_head
+from specdec.errors import InputError
+
+DEFAULT_THRESHOLD = 0.7  # used with threshold="auto" until enough rounds were timed, when nothing else is known
+
+
+def optimal_threshold(c1: float, c2: float, delta: float = 0.0) -> float:
+    """Theorem 3.1: stop once P(at least one rejection) >= (c2 + delta) / (c1 + c2 + delta)."""
+    if c1 < 0 or c2 < 0 or delta < 0 or c1 + c2 + delta <= 0:
+        raise InputError(f"costs must be >= 0 and not all 0 (c1={c1}, c2={c2}, delta={delta})")
+    return (c2 + delta) / (c1 + c2 + delta)
+
+
+# --------------------------------------------------------------------------------------------- costs
+class CostModel:
+    """Online estimates (seconds) of c_draft (a draft step), verify time a + b*K, and delta."""
+
+    def __init__(self, c_draft: float | None = None, a: float | None = None, b: float | None = None,
+                 delta: float | None = None, decay: float = 0.97) -> None:
+        self.c_draft, self.delta = c_draft, delta
+        self.prior_a, self.prior_b = a, b
+        self.decay = decay
+        self.sw = self.sk = self.skk = self.st = self.skt = 0.0  # exponentially weighted regression sums
+        self.rounds = 0
+
+    # ---- samples
+    def add_draft_step(self, dt: float) -> None:
+        self.c_draft = dt if self.c_draft is None else 0.9 * self.c_draft + 0.1 * _clip(dt, self.c_draft)
+
+    def add_verify(self, k: int, dt: float) -> None:
+        d = self.decay
+        self.sw, self.sk, self.skk = d * self.sw + 1, d * self.sk + k, d * self.skk + k * k
+        self.st, self.skt = d * self.st + dt, d * self.skt + k * dt
+        self.rounds += 1
+
+    def add_gap(self, dt: float) -> None:
+        if self.c_draft is None:
+            return
+        x = max(0.0, dt - self.c_draft)
+        self.delta = x if self.delta is None else 0.9 * self.delta + 0.1 * _clip(x, max(self.delta, 1e-4))
+
+    # ---- estimates
+    def verify_fit(self) -> tuple[float, float] | None:
+        """(a, b) of verify time = a + b*K, or the priors, or None."""
+        if self.sw >= 3:
+            mk, mt = self.sk / self.sw, self.st / self.sw
+            var = self.skk / self.sw - mk * mk
+            if var > 0.25:
+                b = (self.skt / self.sw - mk * mt) / var
+                b = max(0.0, b)
+                return max(mt - b * mk, 1e-6), b
+            b = self.prior_b if self.prior_b is not None else 0.0
+            return max(mt - b * mk, 1e-6), b
+        if self.prior_a is not None:
+            return self.prior_a, self.prior_b or 0.0
+        return None
+
+    def costs(self) -> tuple[float, float, float] | None:
+        """(c1, c2, delta) or None while unknown."""
+        fit = self.verify_fit()
+        if fit is None or self.c_draft is None:
+            return None
+        a, b = fit
+        return self.c_draft + b, a, self.delta or 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.costs()
+        fit = self.verify_fit()
+        return {"c_draft": self.c_draft, "verify_a": fit[0] if fit else None, "verify_b": fit[1] if fit else None,
+                "delta": self.delta, "c1": c[0] if c else None, "c2": c[1] if c else None,
+                "threshold": optimal_threshold(*c) if c else None, "rounds_timed": self.rounds}
+
+
+def _clip(x: float, ref: float) -> float:
+    return min(max(x, 0.25 * ref), 4.0 * ref)
+
+
+_SHARED_COSTS: dict[str, CostModel] = {}
+_HEADS: dict[str, HeadFile] = {}
+
+
+def _load_cached(path: str) -> HeadFile:
+    key = str(Path(path).resolve())
+    if key not in _HEADS:
+        _HEADS[key] = load_head(key)
+    return _HEADS[key]
+
+
+def _read_costs(path: str) -> dict[str, float]:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"costs file {path!r} not found")
+    d = json.loads(p.read_text())
+    d = d.get("costs", d)
+    return {k: float(d[k]) for k in ("c1", "c2", "delta", "c_draft", "verify_a", "verify_b") if d.get(k) is not None}
+
+
+# --------------------------------------------------------------------------------------------- policy
+@POLICIES.register("specdecpp")
+@dataclass
+class SpecDecPPPolicy:
+    """Options: head (path; default the bundled head of `draft`, or the only bundled head), threshold
+    (float in (0,1), "auto", or None = the head's recommended value), k_min / k_max (2 / 20), eos_ids
+    (default: the head file's), draft (the draft's name: refuse a head trained for another draft),
+    c1 / c2 / delta or costs=FILE (seed costs, seconds), guard (fall back to plain decoding while
+    speculation does not pay)."""
+
+    head: str | None = None
+    threshold: float | str | None = None
+    k_min: int = 2
+    k_max: int = 20
+    eos_ids: Any = None
+    draft: str | None = None
+    c1: float | None = None
+    c2: float | None = None
+    delta: float | None = None
+    costs: str | None = None
+    guard: bool = True
+    name: str = "specdecpp"
+
+    def __post_init__(self) -> None:
+        self.k_min, self.k_max = int(self.k_min), int(self.k_max)
+        if not 1 <= self.k_min <= self.k_max:
+            raise InputError(f"need 1 <= k_min <= k_max, got k_min={self.k_min}, k_max={self.k_max}")
+        if isinstance(self.guard, str):
+            self.guard = self.guard.lower() not in ("0", "false", "no", "off")
+        # ---- the head
+        if self.head is None:
+            path = bundled_head(self.draft) if self.draft else None
+            if path is None and self.draft and Path(str(self.draft)).name not in BUNDLED:
+                raise InputError(f"no bundled acceptance head for draft {self.draft!r}; train one "
+                                 "(`specdec head build-data` + `specdec head train`) and pass head=PATH")
+            if path is None:
+                path = next((p for p in BUNDLED.values() if p.is_file()), None)
+            if path is None:
+                raise InputError("the bundled acceptance head is missing; pass head=PATH")
+            self.head = str(path)
+        hf = _load_cached(str(self.head))
+        if self.draft:
+            check_identity(hf.identity, {"name": str(self.draft)})
+        self._hf = hf
+        self._net = hf.head
+        self._align = hf.meta.get("align", "pre")
+        # ---- eos
+        eos = self.eos_ids if self.eos_ids is not None else hf.meta.get("eos_token_ids", [])
+        if isinstance(eos, str):
+            eos = [int(x) for x in eos.replace(";", ",").split(",") if x.strip()]
+        elif isinstance(eos, int):
+            eos = [eos]
+        self._eos = {int(e) for e in eos}
+        # ---- threshold / costs
+        seed = _read_costs(self.costs) if self.costs else {}
+        for k in ("c1", "c2", "delta"):
+            if getattr(self, k) is not None:
+                seed[k] = float(getattr(self, k))
+        thr = self.threshold if self.threshold is not None else hf.meta.get("threshold", "auto")
+        if isinstance(thr, str) and thr.strip().lower() != "auto":
+            thr = float(thr)
+        self._auto = isinstance(thr, str)
+        if not self._auto and not 0.0 < float(thr) < 1.0:
+            raise InputError(f"threshold must be in (0, 1) or 'auto', got {thr}")
+        self._fixed_h = None if self._auto else float(thr)
+        key = str(Path(self.head).resolve())
+        if key not in _SHARED_COSTS or seed:
+            c_draft = seed.get("c_draft")
+            if c_draft is None and "c1" in seed:
+                c_draft = seed["c1"] - seed.get("verify_b", 0.0)
+            a = seed.get("verify_a", seed.get("c2"))
+            b = seed.get("verify_b", 0.0 if "c1" in seed else None)
+            _SHARED_COSTS[key] = CostModel(c_draft=c_draft, a=a, b=b, delta=seed.get("delta"))
+        self._costs = _SHARED_COSTS[key]
+        self.start()
+
+    # ---- per generation / per round state
+    def start(self) -> None:
+        self._prod = 1.0
+        self._calls = 0
+        self._t_last: float | None = None  # time of the last keep_drafting call in this round
+        self._t_observe: float | None = None
+        self._t_max_draft: float | None = None
+        self._first_round = True
+        self._worth: float | None = None
+        self._off_rounds = 0  # plain-decoding rounds left (guard)
+        self._backoff = 8
+        self.history: list[tuple[int, int]] = []  # (drafted, accepted) per round of this generation
+        self.rejection_prob: list[float] = []  # 1 - prod at each stop (diagnostics)
+
+    def _new_round(self) -> None:
+        self._prod = 1.0
+        self._calls = 0
+
+    @property
+    def current_threshold(self) -> float:
+        if self._fixed_h is not None:
+            return self._fixed_h
+        c = self._costs.costs()
+        if c is None or self._costs.rounds < 5:
+            return float(self._hf.meta.get("threshold_prior", DEFAULT_THRESHOLD))
+        return min(max(optimal_threshold(*c), 0.05), 0.98)
+
+    def max_draft(self) -> int:
+        self._t_max_draft = time.perf_counter()
+        if self._off_rounds > 0:
+            return 0
+        return self.k_max
+
+    @torch.no_grad()
+    def accept_prob(self, hidden: torch.Tensor) -> float:
+        if hidden.shape[-1] != self._net.hidden_size:
+            raise HeadMismatchError(
+                f"the acceptance head {self.head!r} was trained for draft {self._hf.identity.get('name')!r} "
+                f"(hidden size {self._net.hidden_size}), but this draft's hidden size is {hidden.shape[-1]}; "
+                "pass head=PATH to a head trained for this draft"
+            )
+        return float(self._net.accept_prob(hidden.reshape(-1, hidden.shape[-1])[:1])[0])
+
+    def keep_drafting(self, step: DraftStep) -> bool:
+        now = time.perf_counter()
+        if step.index == 0:
+            self._new_round()
+            if self._t_observe is not None and not self._first_round:
+                self._costs.add_gap(now - self._t_observe)
+        elif self._t_last is not None:
+            self._costs.add_draft_step(now - self._t_last)
+        self._calls += 1
+        n = step.index + 1  # tokens drafted so far in this round
+        stop = False
+        if step.token in self._eos:
+            stop = True
+        else:
+            if step.hidden is None:
+                raise InputError("the specdecpp policy needs the draft model's hidden states (drafter draft-model)")
+            if self._align == "post":  # the hidden state at token i has consumed token i-1: it scores i-1
+                p = 1.0 if step.index == 0 else self.accept_prob(step.hidden)
+            else:
+                p = self.accept_prob(step.hidden)
+            self._prod *= p
+            if n >= self.k_max:
+                stop = True
+            elif n >= self.k_min and 1.0 - self._prod > self.current_threshold:
+                stop = True
+        if stop:
+            self.rejection_prob.append(1.0 - self._prod)
+        self._t_last = time.perf_counter()
+        return not stop
+
+    def observe(self, drafted: int, accepted: int) -> None:
+        now = time.perf_counter()
+        if drafted > 0 and self._t_last is not None:
+            # the drafter does not ask about the last token it may draft (k_max bound): a step we did not see
+            unseen = max(0, drafted - self._calls)
+            extra = unseen * (self._costs.c_draft or 0.0)
+            if not self._first_round:
+                self._costs.add_verify(drafted, max(now - self._t_last - extra, 1e-6))
+        elif drafted == 0 and self._t_max_draft is not None and not self._first_round:
+            self._costs.add_verify(0, now - self._t_max_draft)
+        self.history.append((drafted, accepted))
+        self._first_round = False
+        self._t_observe = now
+        self._t_last = None
+        self._calls = 0
+        # ---- guard
+        if drafted == 0:
+            if self._off_rounds > 0:
+                self._off_rounds -= 1
+            return
+        c = self._costs.costs()
+        if not self.guard or c is None or self._costs.rounds < 5:
+            return
+        c1, c2, delta = c
+        worth = (accepted * (c2 + delta) - drafted * c1) / (c2 + delta)  # in plain-decoding steps saved
+        self._worth = worth if self._worth is None else 0.7 * self._worth + 0.3 * worth
+        if self._worth < 0 and len(self.history) >= 4:
+            self._off_rounds = self._backoff
+            self._backoff = min(self._backoff * 2, 64)
+            self._worth = None  # judge afresh when speculation resumes
+        elif self._worth > 0.5:
+            self._backoff = 8
+
+    # ---- diagnostics
+    def cost_estimates(self) -> dict[str, Any]:
+        d = self._costs.to_dict()
+        d["threshold_in_use"] = self.current_threshold
+        return d
+
+
+def reset_shared_costs() -> None:
+    """Forget the costs measured so far in this process (tests, or after changing thread counts)."""
+    _SHARED_COSTS.clear()

@@ -1,0 +1,145 @@
+"""Benchmark report: the JSON document (written atomically), a rich table and a bar plot.
+
+JSON shape::
+
+    {"setups": {"plain": {...}, "<setup>": {"median_tokens_per_s", "speedup", "acceptance_rate",
+                "mean_accepted_length", "identical", "per_prompt": [...], ...}, "hf_generate": {...}, ...},
+     "machine": {"cpu", "cores", "torch_threads", "torch", "transformers", "dtype", "compile", ...},
+     "config": {...}}
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+from specdec.errors import DataError
+
+REQUIRED_SETUP_KEYS = ("median_tokens_per_s", "speedup", "acceptance_rate", "mean_accepted_length", "identical",
+                       "per_prompt")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(dtype: str, compile: bool) -> dict:
+    import torch
+    import transformers
+
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count()
+    return {
+        "cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": usable,
+        "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "transformers": transformers.__version__, "python": platform.python_version(),
+        "platform": platform.platform(), "dtype": dtype, "compile": compile,
+    }
+
+
+def build_report(setups: dict[str, dict], info: dict[str, dict], machine: dict, config: dict) -> dict:
+    merged = {name: {**info.get(name, {}), **res} for name, res in setups.items()}
+    return {"setups": merged, "machine": machine, "config": config}
+
+
+def write_json_atomic(path: str | os.PathLike, obj: dict) -> Path:
+    """Write `obj` as JSON to a temporary file beside `path`, then rename it over `path`: readers never
+    see a half-written file, and a failure leaves no file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_report(path: str | os.PathLike) -> dict:
+    try:
+        obj = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such benchmark file; write one with `specdec bench ... --json {path}`") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON ({e.msg})") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("setups"), dict):
+        raise DataError(f"{path}: not a specdec benchmark report (no 'setups')")
+    return obj
+
+
+def _fmt(x, spec: str = ".2f", none: str = "-") -> str:
+    return none if x is None else format(x, spec)
+
+
+def render_table(report: dict):
+    """A rich Table: one row per setup."""
+    from rich.table import Table
+
+    cfg = report.get("config", {})
+    title = f"{cfg.get('target', '')} | {cfg.get('num_prompts', '?')} prompts | max_new_tokens {cfg.get('max_new_tokens', '?')}"
+    t = Table(title=title, caption="tok/s: median over prompts; α, τ (incl. bonus): pooled over prompts; "
+                                    "same: output ids equal plain decoding's; warm-up, compile: seconds")
+    t.add_column("setup", no_wrap=True)
+    for col in ("tok/s", "speedup", "α", "τ", "same", "warm-up", "compile"):
+        t.add_column(col, justify="right")
+    for name, r in report["setups"].items():
+        n = len(r.get("per_prompt", []))
+        same = r.get("identical")
+        same_s = "-" if same is None else f"[{'green' if same else 'red'}]{r.get('identical_prompts', n if same else 0)}/{n}[/]"
+        t.add_row(name, _fmt(r.get("median_tokens_per_s")), _fmt(r.get("speedup"), ".2f") + ("x" if r.get("speedup") else ""),
+                  _fmt(r.get("acceptance_rate")), _fmt(r.get("mean_accepted_length")), same_s,
+                  _fmt(r.get("warmup_s"), ".1f"), _fmt(r.get("warmup_compile_s"), ".1f"))
+    return t
+
+
+def plot(report: dict, out: str | os.PathLike) -> Path:
+    """Bar chart of median tokens/s per setup (per-prompt values as dots), saved atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(report["setups"])
+    med = [report["setups"][n]["median_tokens_per_s"] for n in names]
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(names) + 1), 4.0))
+    colors = ["#888888" if n in ("plain", "hf_generate") else "#4c72b0" for n in names]
+    ax.bar(range(len(names)), med, color=colors)
+    for i, n in enumerate(names):
+        pts = [p["tokens_per_s"] for p in report["setups"][n].get("per_prompt", [])]
+        ax.scatter([i] * len(pts), pts, s=8, color="black", alpha=0.5, zorder=3)
+        sp = report["setups"][n].get("speedup")
+        if sp:
+            ax.annotate(f"{sp:.2f}x", (i, med[i]), ha="center", va="bottom", fontsize=8, xytext=(0, 2),
+                        textcoords="offset points")
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_ylabel("tokens / s (median over prompts)")
+    cfg = report.get("config", {})
+    ax.set_title(f"{cfg.get('target', '')} ({report.get('machine', {}).get('cpu', '')})", fontsize=9)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=120)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return out

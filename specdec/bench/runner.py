@@ -1,0 +1,264 @@
+"""Benchmark runner: the same prompts through several *setups*, each a `Backend`.
+
+A backend is any callable `prompt_ids (list[int]) -> (output ids, stats dict)`; `build_setups` makes the
+standard ones (this engine plain / speculative, HF `generate`, HF assisted generation) and other backends
+(e.g. vLLM) are added by putting more entries in the dict given to `run_bench`.
+
+Stats dict keys (missing / None where a backend cannot know them): tokens, seconds, tokens_per_s,
+acceptance_rate, mean_accepted_length (tau, incl. the bonus token), target_calls, drafted, accepted,
+rounds, compile_s, stop_reason.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from specdec.config import SamplingConfig, SpecConfig, StopConfig
+from specdec.errors import InputError
+from specdec.stats import GenerationStats
+
+Backend = Callable[[list[int]], tuple[list[int], dict]]
+RESERVED = ("plain", "hf_generate", "hf_assisted")
+
+
+@dataclass(frozen=True)
+class SetupSpec:
+    """One speculative setup of this engine: `NAME=DRAFTER[:POLICY[:K]]` on the command line."""
+
+    name: str
+    drafter: str | None
+    policy: str = "constant"
+    k: int = 4
+    drafter_options: dict = field(default_factory=dict, hash=False)
+    policy_options: dict = field(default_factory=dict, hash=False)
+
+    def spec(self) -> SpecConfig:
+        return SpecConfig(drafter=self.drafter, policy=self.policy, k=self.k,
+                          drafter_options=dict(self.drafter_options), policy_options=dict(self.policy_options))
+
+
+def parse_setup(text: str, default_k: int = SpecConfig().k, default_policy: str = SpecConfig().policy) -> SetupSpec:
+    name, eq, rest = text.partition("=")
+    parts = rest.split(":") if eq else []
+    if not eq or not name or not parts[0] or len(parts) > 3:
+        raise InputError(f"--setup {text!r}: expected NAME=DRAFTER[:POLICY[:K]], e.g. pl8=prompt-lookup:constant:8")
+    if name in RESERVED:
+        raise InputError(f"--setup {text!r}: {name!r} is reserved for a built-in setup; pick another name")
+    policy = parts[1] if len(parts) > 1 and parts[1] else default_policy
+    k = default_k
+    if len(parts) > 2:
+        if not parts[2].isdigit() or int(parts[2]) < 1:
+            raise InputError(f"--setup {text!r}: K must be a positive integer")
+        k = int(parts[2])
+    drafter = None if parts[0] in ("none", "plain") else parts[0]
+    return SetupSpec(name, drafter, policy, k)
+
+
+def default_setups(has_draft: bool, k: int = SpecConfig().k) -> list[SetupSpec]:
+    """With a draft model: draft-model (constant K) and prompt-lookup (K); without: prompt-lookup only."""
+    out = [SetupSpec("draft-model", "draft-model", "constant", k)] if has_draft else []
+    return out + [SetupSpec("prompt-lookup", "prompt-lookup", "constant", k)]
+
+
+def engine_backend(dec, spec: SpecConfig, sampling: SamplingConfig, stop: StopConfig) -> Backend:
+    """This engine (a loaded `SpecDecoder`) with `spec` (drafter=None: plain decoding)."""
+
+    def run(prompt_ids: list[int]) -> tuple[list[int], dict]:
+        stats = GenerationStats()
+        out: list[int] = []
+        for rnd in dec.stream_ids(torch.tensor([prompt_ids]), sampling=sampling, stop=stop, spec=spec, stats=stats):
+            out += rnd.tokens
+        return out, {
+            "tokens": stats.new_tokens, "seconds": stats.decode_s, "tokens_per_s": stats.tokens_per_s,
+            "acceptance_rate": stats.acceptance_rate if stats.drafted else None,
+            "mean_accepted_length": stats.mean_accepted_length, "target_calls": stats.target_calls,
+            "drafted": stats.drafted, "accepted": stats.accepted, "rounds": stats.rounds,
+            "compile_s": stats.compile_s, "stop_reason": stats.stop_reason,
+        }
+
+    return run
+
+
+def hf_backend(model, tokenizer, eos_ids: set[int], sampling: SamplingConfig, stop: StopConfig,
+               assistant=None) -> Backend:
+    """HF `model.generate` (greedy, or sampling with the same settings) with the same max_new_tokens and EOS
+    ids, min_new_tokens unset; `assistant` = HF assisted generation with that draft model (its defaults)."""
+    from transformers import GenerationConfig
+
+    eos = sorted(eos_ids)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos[0] if eos else None)
+    # Every logits processor is set explicitly: a value left None would be filled from the checkpoint's
+    # generation_config (e.g. Qwen's repetition_penalty=1.1, top_k=20), which this engine never applies.
+    kw = dict(max_new_tokens=stop.max_new_tokens, eos_token_id=eos or None, pad_token_id=pad,
+              repetition_penalty=1.0, no_repeat_ngram_size=0, typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0)
+    if sampling.greedy:
+        kw.update(do_sample=False, temperature=1.0, top_k=50, top_p=1.0)  # HF's neutral defaults: unused, no warning
+    else:
+        kw.update(do_sample=True, temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p)
+    if stop.stop_strings:
+        kw.update(stop_strings=list(stop.stop_strings))
+    if stop.ignore_eos:
+        raise InputError("the HF baselines do not support ignore_eos; run with --no-hf")
+    gen_config = GenerationConfig(**kw)  # a fresh config: the checkpoint's sampling defaults are not applied
+
+    def run(prompt_ids: list[int]) -> tuple[list[int], dict]:
+        calls = [0]
+        hook = model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+        ids = torch.tensor([prompt_ids], device=model.device)
+        extra = {"assistant_model": assistant} if assistant is not None else {}
+        if stop.stop_strings:
+            extra["tokenizer"] = tokenizer
+        if sampling.seed is not None:
+            torch.manual_seed(sampling.seed)
+        try:
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                out = model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=gen_config, **extra)
+            dt = time.perf_counter() - t0
+        finally:
+            hook.remove()
+        new = out[0, len(prompt_ids):].tolist()
+        return new, {
+            "tokens": len(new), "seconds": dt, "tokens_per_s": len(new) / dt if dt > 0 and new else 0.0,
+            "acceptance_rate": None, "target_calls": calls[0],
+            "mean_accepted_length": len(new) / calls[0] if calls[0] else None,  # tokens per target forward
+            "drafted": None, "accepted": None, "rounds": None, "compile_s": 0.0, "stop_reason": None,
+        }
+
+    return run
+
+
+def _assistant_settings(assistant) -> dict:
+    """The assisted-generation settings HF will use: the draft checkpoint's, else HF's global defaults."""
+    keys = ("num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold")
+    gc = getattr(assistant, "generation_config", None)
+    try:
+        defaults = gc._get_default_generation_params()
+    except AttributeError:  # older transformers: the defaults are the attributes themselves
+        defaults = {}
+    return {k: getattr(gc, k, None) if getattr(gc, k, None) is not None else defaults.get(k) for k in keys}
+
+
+def build_setups(dec, specs: list[SetupSpec], sampling: SamplingConfig, stop: StopConfig, hf: bool = True,
+                 draft: str | None = None) -> tuple[dict[str, Backend], dict[str, dict]]:
+    """The standard setups, in run order: plain, each of `specs`, hf_generate, hf_assisted (with a draft).
+    Returns (name -> backend, name -> description for the report)."""
+    backends: dict[str, Backend] = {"plain": engine_backend(dec, SpecConfig(drafter=None), sampling, stop)}
+    info: dict[str, dict] = {"plain": {"backend": "specdec", "drafter": None}}
+    for s in specs:
+        if s.name in backends:
+            raise InputError(f"two setups are named {s.name!r}")
+        spec = s.spec()
+        dec.drafter_for(spec)  # load the draft model / fail on bad options now, not halfway through
+        dec.policy_for(spec)
+        backends[s.name] = engine_backend(dec, spec, sampling, stop)
+        info[s.name] = {"backend": "specdec", "drafter": s.drafter, "policy": s.policy, "k": s.k,
+                        "drafter_options": dict(s.drafter_options), "policy_options": dict(s.policy_options)}
+    if hf:
+        model = dec.target.hf_model
+        backends["hf_generate"] = hf_backend(model, dec.tokenizer, dec.eos_ids(), sampling, stop)
+        info["hf_generate"] = {"backend": "transformers", "drafter": None}
+        if draft:
+            drafter = dec.drafter_for(SpecConfig(drafter="draft-model"))
+            assistant = drafter.runner.hf_model
+            backends["hf_assisted"] = hf_backend(model, dec.tokenizer, dec.eos_ids(), sampling, stop, assistant)
+            info["hf_assisted"] = {"backend": "transformers", "drafter": "assistant_model", "draft": draft,
+                                   **_assistant_settings(assistant)}
+    return backends, info
+
+
+def _ratio(num, den):
+    return num / den if den else None
+
+
+def summarize(per_prompt: list[dict]) -> dict:
+    """Median tokens/s over prompts; alpha and tau pooled over all prompts (ratio of sums)."""
+    tps = [p["tokens_per_s"] for p in per_prompt]
+    drafted = [p["drafted"] for p in per_prompt if p.get("drafted") is not None]
+    rounds = [p["rounds"] for p in per_prompt if p.get("rounds") is not None]
+    if drafted and len(drafted) == len(per_prompt):
+        alpha = _ratio(sum(p["accepted"] for p in per_prompt), sum(drafted))
+    else:
+        alpha = None
+    if rounds and len(rounds) == len(per_prompt):
+        tau = _ratio(sum(p["tokens"] for p in per_prompt), sum(rounds))
+    else:  # HF: tokens per target forward
+        calls = [p.get("target_calls") for p in per_prompt]
+        tau = _ratio(sum(p["tokens"] for p in per_prompt), sum(calls)) if all(calls) else None
+    same = [p["identical"] for p in per_prompt]
+    return {
+        "median_tokens_per_s": statistics.median(tps) if tps else 0.0,
+        "speedup": None,  # filled in by run_bench once plain is known
+        "acceptance_rate": alpha,
+        "mean_accepted_length": tau,
+        "identical": None if any(s is None for s in same) else all(same),
+        "identical_prompts": sum(bool(s) for s in same),
+        "median_seconds": statistics.median(p["seconds"] for p in per_prompt) if per_prompt else 0.0,
+        "total_tokens": sum(p["tokens"] for p in per_prompt),
+    }
+
+
+def run_bench(setups: dict[str, Backend], prompts: list[list[int]], *, greedy: bool = True,
+              reference: str = "plain", warmup: bool = True,
+              progress: Callable[[str, int, int], None] | None = None) -> dict[str, dict]:
+    """Run every setup over every prompt (one untimed warm-up generation per setup first).
+    Output ids are compared with `reference`'s (run first) when `greedy`; otherwise `identical` is None."""
+    if not prompts:
+        raise InputError("no prompts to benchmark")
+    order = sorted(setups, key=lambda n: n != reference)  # the reference first, others in their given order
+    ref_out: list[list[int]] = []
+    results: dict[str, dict] = {}
+    for name in order:
+        backend = setups[name]
+        warm_s, warm_compile = 0.0, 0.0
+        if warmup:
+            if progress:
+                progress(name, 0, len(prompts))
+            t0 = time.perf_counter()
+            _, st = backend(prompts[0])
+            warm_s, warm_compile = time.perf_counter() - t0, st.get("compile_s") or 0.0
+        rows = []
+        for i, ids in enumerate(prompts):
+            if progress:
+                progress(name, i + 1, len(prompts))
+            out, st = backend(ids)
+            if name == reference:
+                ref_out.append(out)
+            same = (out == ref_out[i]) if greedy and ref_out else None
+            rows.append({"prompt_index": i, "prompt_tokens": len(ids), **st, "identical": same})
+        results[name] = {**summarize(rows), "warmup_s": warm_s, "warmup_compile_s": warm_compile,
+                         "compile_s": sum(r.get("compile_s") or 0.0 for r in rows), "per_prompt": rows}
+    base = results.get(reference, {}).get("median_tokens_per_s")
+    for r in results.values():
+        r["speedup"] = _ratio(r["median_tokens_per_s"], base) if base else None
+    return {name: results[name] for name in order}
+
+
+def benchmark(dec, prompts, specs: list[SetupSpec], sampling: SamplingConfig, stop: StopConfig, *, hf: bool = True,
+              draft: str | None = None, chat: bool | None = None, extra: dict[str, Backend] | None = None,
+              progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Encode `prompts` (BenchPrompt; through the chat template when the tokenizer has one, unless chat=False),
+    skip those that cannot fit the context, build the setups (plus `extra` backends) and run them.
+    Returns {"results", "info", "prompt_tokens", "skipped"}."""
+    ids, skipped = [], []
+    for i, p in enumerate(prompts):
+        enc = dec.encode(p.text, chat)[0].tolist()
+        if len(enc) + stop.max_new_tokens > dec.target.max_context:
+            skipped.append({"index": i, "id": p.id, "prompt_tokens": len(enc)})
+        else:
+            ids.append(enc)
+    if not ids:
+        raise InputError(f"every prompt is longer than max_context ({dec.target.max_context}) minus max_new_tokens "
+                         f"({stop.max_new_tokens}); raise --max-context or lower --max-new-tokens")
+    backends, info = build_setups(dec, specs, sampling, stop, hf=hf, draft=draft)
+    for name, backend in (extra or {}).items():
+        if name in backends:
+            raise InputError(f"two setups are named {name!r}")
+        backends[name] = backend
+        info[name] = {"backend": "extra"}
+    results = run_bench(backends, ids, greedy=sampling.greedy, progress=progress)
+    return {"results": results, "info": info, "prompt_tokens": [len(x) for x in ids], "skipped": skipped}

@@ -1,0 +1,216 @@
+"""`specdec aded ...`: build ADED tri-gram stores and measure the CPU tree budget.
+
+    specdec aded build --from gsm8k --tokenizer qwen2.5-coder-1.5b-instruct --out stores/gsm8k.safetensors
+    specdec aded build --from notes.txt --from data.jsonl --tokenizer ./my-model --out my.safetensors
+    specdec aded cost --model qwen2.5-coder-1.5b-instruct --store stores/gsm8k.safetensors --out cost.json
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+
+from specdec.config import DEFAULT_TARGET
+from specdec.errors import DataError, SpecDecError
+
+aded_app = typer.Typer(help="ADED drafter: build tri-gram stores, measure the tree budget.", no_args_is_help=True)
+DATASETS = ("gsm8k", "spec_bench")
+
+
+def data_dir(explicit: str | None = None) -> Path:
+    """--data-dir > $SPECDEC_DATA > ../shared/data next to the project > /work/shared/data."""
+    root = Path(__file__).resolve().parents[2]
+    for cand in (explicit, os.environ.get("SPECDEC_DATA"), root.parent / "shared" / "data", "/work/shared/data"):
+        if cand and Path(cand).expanduser().is_dir():
+            return Path(cand).expanduser()
+    raise DataError("benchmark data not found; pass --data-dir (the folder holding gsm8k/ and spec_bench/)")
+
+
+def _strings(obj) -> Iterator[str]:
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _strings(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _strings(v)
+
+
+def iter_texts(source: str, data: Path | None) -> Iterator[str]:
+    """Documents of one source: a dataset name, a file (.jsonl: every string field of a record is one
+    document; other files: the whole text) or a folder (its files, recursively)."""
+    if source in DATASETS:
+        base = data_dir(str(data) if data else None)
+        if source == "gsm8k":
+            for line in open(base / "gsm8k" / "train.jsonl", encoding="utf-8"):
+                rec = json.loads(line)
+                answer = re.sub(r"<<[^>]*>>", "", rec["answer"])  # calculator annotations
+                yield rec["question"] + "\n" + answer.replace("####", "The answer is")
+        else:
+            for line in open(base / "spec_bench" / "question.jsonl", encoding="utf-8"):
+                yield from json.loads(line)["turns"]
+        return
+    path = Path(source).expanduser()
+    if path.is_dir():
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            yield from iter_texts(str(f), data)
+    elif path.is_file():
+        if path.suffix == ".jsonl":
+            for line in open(path, encoding="utf-8", errors="replace"):
+                if line.strip():
+                    yield "\n".join(_strings(json.loads(line)))
+        else:
+            yield path.read_text(encoding="utf-8", errors="replace")
+    else:
+        raise DataError(f"--from {source!r}: not a file, folder or dataset ({', '.join(DATASETS)})")
+
+
+def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    from specdec.zoo import resolve
+
+    where = resolve(name, pull_if_missing=False)
+    try:
+        return AutoTokenizer.from_pretrained(where, local_files_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise DataError(f"could not load the tokenizer {name!r} from {where} ({type(e).__name__}: {e})") from None
+
+
+@aded_app.command("build")
+def build(
+    sources: list[str] = typer.Option(..., "--from", help="files, folders, or datasets: gsm8k, spec_bench (repeatable)"),
+    tokenizer: str = typer.Option(DEFAULT_TARGET, help="zoo name or local model folder whose tokenizer to use"),
+    out: Path = typer.Option(..., help="the store file to write (.safetensors)"),
+    top_k: int = typer.Option(12, help="successors kept per token pair"),
+    min_count: int = typer.Option(1, help="drop tri-grams seen fewer times"),
+    bigrams: bool = typer.Option(True, help="also store bigram successors (the backoff for unknown pairs)"),
+    data: Optional[Path] = typer.Option(None, "--data-dir", help="folder with gsm8k/ and spec_bench/"),
+) -> None:
+    """Count tri-grams of a corpus and save a top-k store."""
+    from rich.console import Console
+
+    from specdec.drafters.aded.store import TrigramStore, tokenizer_fingerprint
+
+    console = Console(stderr=True)
+    try:
+        tok = load_tokenizer(tokenizer)
+        texts = [t for s in sources for t in iter_texts(s, data) if t.strip()]
+        t0 = time.perf_counter()
+
+        def streams() -> Iterator[list[int]]:
+            for i in range(0, len(texts), 256):
+                yield from tok(texts[i: i + 256], add_special_tokens=False)["input_ids"]
+
+        meta = {"tokenizer": tokenizer, "tokenizer_fingerprint": tokenizer_fingerprint(tok), "sources": sources}
+        store = TrigramStore.build(streams(), len(tok), top_k=top_k, bigrams=bigrams, min_count=min_count,
+                                   progress=True, total=len(texts), meta=meta)
+        report = store.save(out)
+    except SpecDecError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(1) from None
+    report["build_s"] = round(time.perf_counter() - t0, 2)
+    console.print(f"[green]saved[/green] {out}: {report['pairs']:,} pairs + {report['bigram_contexts']:,} bigram "
+                  f"contexts, {report['entries']:,} successors, {report['file_bytes'] / 2**20:.1f} MiB, "
+                  f"from {report['corpus_tokens']:,} tokens in {report['build_s']}s")
+    typer.echo(json.dumps(report))
+
+
+@aded_app.command("cost")
+def cost(
+    model: str = typer.Option(DEFAULT_TARGET, help="target: zoo name or local folder"),
+    store: Optional[Path] = typer.Option(None, help="ADED store for the acceptance replay (default: empty)"),
+    max_n: int = typer.Option(64, help="time forwards over n = 1..max_n tokens"),
+    ns: Optional[str] = typer.Option(None, help="comma-separated n values instead of 1..max_n"),
+    context: int = typer.Option(256, help="committed tokens before the timed forward"),
+    repeats: int = typer.Option(5),
+    compile: bool = typer.Option(False, help="time the compiled runner (inductor; ~1 min warm-up per bucket)"),
+    threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's)"),
+    dataset: str = typer.Option("gsm8k", help="prompts for the acceptance replay: gsm8k | spec_bench"),
+    prompts: int = typer.Option(3, help="prompts whose plain greedy outputs are the replay references"),
+    max_new_tokens: int = typer.Option(64),
+    budgets: str = typer.Option("1:1,2:2,3:3,4:4,3:2,7:3,7:4,11:4,11:5,15:4,15:5,23:5,31:5,47:5,63:5",
+                                help="nodes:depth pairs to replay"),
+    out: Path = typer.Option(Path("aded-cost.json"), help="JSON report"),
+    data: Optional[Path] = typer.Option(None, "--data-dir"),
+    reuse: Optional[Path] = typer.Option(None, help="take forward times and references from an earlier report"),
+) -> None:
+    """Measure verify cost per tree size and replayed acceptance; rank (nodes, depth) by tokens/s."""
+    import torch
+    from rich.console import Console
+
+    from specdec.drafters.aded.config import AdedConfig
+    from specdec.drafters.aded.store import TrigramStore, check_tokenizer
+    from specdec.drafters.aded.tune import choose_budget, replay
+
+    console = Console(stderr=True)
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        pairs = [tuple(int(x) for x in b.split(":")) for b in budgets.split(",") if b]
+        if reuse:
+            prev = json.loads(Path(reuse).read_text())
+            tok = load_tokenizer(model)
+            t = {int(n): ms / 1e3 for n, ms in prev["forward_ms"].items()}
+            ids, refs = prev["replay_data"]["prompts"], prev["replay_data"]["references"]
+            vocab = len(tok)
+            compile, context, repeats = prev["compile"], prev["context"], prev["repeats"]
+            dataset, prompts, max_new_tokens = prev["dataset"], prev["prompts"], prev["max_new_tokens"]
+        else:
+            t, ids, refs, vocab, tok = _measure(model, compile, context, max_n, ns, pairs, repeats, dataset, prompts,
+                                                max_new_tokens, data, console)
+        if store:
+            st = TrigramStore.load(store)
+            check_tokenizer(st.meta, tok, store)
+        else:
+            st = TrigramStore.empty(vocab)
+        acc = [replay(st, AdedConfig(), ids, refs, n, d) for n, d in pairs]
+        ranked = choose_budget(t, acc)
+        t = {n: t[n] for n in sorted(t)}
+    except SpecDecError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(1) from None
+    report = {"model": model, "compile": compile, "threads": torch.get_num_threads(), "context": context,
+              "repeats": repeats, "forward_ms": {n: round(s * 1e3, 2) for n, s in t.items()},
+              "store": str(store) if store else None, "dataset": dataset, "prompts": prompts,
+              "max_new_tokens": max_new_tokens, "best": ranked[0] if ranked else None, "ranked": ranked,
+              "replay_data": {"prompts": ids, "references": refs}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    for r in ranked[:8]:
+        console.print(f"nodes {r['nodes']:3d} depth {r['depth']}: accepted {r['accepted_per_round']:.2f}/round, "
+                      f"{r['round_s'] * 1e3:.0f} ms/round -> x{r['speedup_vs_plain']:.2f} vs plain")
+    console.print(f"wrote {out}")
+
+
+def _measure(model, compile, context, max_n, ns, pairs, repeats, dataset, prompts, max_new_tokens, data, console):
+    """Forward times per length and plain greedy references (the target's own outputs)."""
+    from specdec.api import SpecDecoder
+    from specdec.config import EngineConfig, StopConfig
+    from specdec.drafters.aded.tune import verify_cost
+    from specdec.zoo import load_causal_lm
+
+    hf, tok = load_causal_lm(model)
+    dec = SpecDecoder(hf, tok, engine=EngineConfig(compile=compile, max_context=context + 2 * max_n + 512))
+    grid = sorted({int(x) for x in ns.split(",")} if ns else set(range(1, max_n + 1)) | {1 + n for n, _ in pairs})
+    console.print(f"timing target forwards, n in {grid[0]}..{grid[-1]} (compile={compile})")
+    t = verify_cost(dec.target, grid, context=context, repeats=repeats, progress=console.print)
+    base = data_dir(str(data) if data else None)
+    if dataset == "gsm8k":
+        texts = [json.loads(x)["question"] for x in open(base / "gsm8k" / "test.jsonl")][:prompts]
+    else:
+        texts = [json.loads(x)["turns"][0] for x in open(base / "spec_bench" / "question.jsonl")][:prompts]
+    ids, refs = [], []
+    for text in texts:
+        p = dec.encode(text)
+        r = [x for rnd in dec.stream_ids(p, stop=StopConfig(max_new_tokens=max_new_tokens)) for x in rnd.tokens]
+        ids.append(p[0].tolist())
+        refs.append(r)
+        console.print(f"reference: {len(r)} tokens")
+    return t, ids, refs, max(dec.target.vocab_size, len(tok)), tok

@@ -1,0 +1,347 @@
+"""The `specdec` command line: a thin shell over the Python API (`specdec.load`, `.generate`, `.stream`).
+
+    specdec generate "Write a haiku about caches." --draft qwen2.5-coder-0.5b-instruct
+    specdec chat --drafter prompt-lookup
+    specdec bench --target T --draft D --prompts gsm8k:10 --max-new-tokens 128 --json out.json --plot out.png
+    specdec models list | pull | path | verify        specdec mlm ...
+
+Defaults come from the config dataclasses in specdec.config. Every SpecDecError is printed as one red line
+(exit code 1), never as a traceback.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import sys
+from dataclasses import asdict, dataclass, replace
+from typing import Annotated, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
+from typer.core import TyperGroup
+
+from mlm_generate.cli import mlm_app
+from specdec.cli.models import models_app
+from specdec.config import DEFAULT_TARGET, EngineConfig, SamplingConfig, SpecConfig, StopConfig
+from specdec.errors import InputError, SpecDecError
+
+_E, _S, _T, _P = EngineConfig(), SamplingConfig(), StopConfig(), SpecConfig()
+out = Console(highlight=False, soft_wrap=True)  # stdout: generated text (colours only on a terminal)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # stderr: stats, progress, errors
+DRAFT_STYLE = "cyan"
+
+
+def fail(e: BaseException) -> None:
+    """Print `e` as one red line on stderr and exit 1."""
+    msg = " ".join(str(e).split()) or type(e).__name__
+    err.print(f"[bold red]error:[/] [red]{escape(msg)}[/]")
+    raise typer.Exit(1)
+
+
+class _Group(TyperGroup):
+    """Catches every SpecDecError raised by any command, mounted sub-apps included."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SpecDecError as e:
+            fail(e)
+
+
+app = typer.Typer(cls=_Group, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  help="specdec: lossless speculative decoding.")
+app.add_typer(models_app, name="models")
+app.add_typer(mlm_app, name="mlm")
+
+# ---- shared options (defaults from specdec.config)
+Target = Annotated[str, typer.Option("--target", "-t", help="Target model: zoo name, local folder or hub id.")]
+Draft = Annotated[Optional[str], typer.Option("--draft", "-d", help="Draft model for the draft-model drafter.")]
+DrafterName = Annotated[Optional[str], typer.Option(
+    "--drafter", help="Drafter (none = plain decoding). Default: draft-model with --draft, else none.")]
+Policy = Annotated[str, typer.Option("--policy", help="Candidate-length policy.")]
+K = Annotated[int, typer.Option("-k", "--k", help="(Initial) draft tokens per round.")]
+PolicyOpts = Annotated[Optional[list[str]], typer.Option(
+    "--policy-opt", metavar="KEY=VALUE", help="Policy option, e.g. threshold=0.3 (repeatable).")]
+DrafterOpts = Annotated[Optional[list[str]], typer.Option(
+    "--drafter-opt", metavar="KEY=VALUE", help="Drafter option, e.g. max_ngram=4 (repeatable).")]
+Temperature = Annotated[float, typer.Option("--temperature", help="0 = greedy.")]
+TopK = Annotated[int, typer.Option("--top-k", help="0 = off.")]
+TopP = Annotated[float, typer.Option("--top-p", help="1.0 = off.")]
+Seed = Annotated[Optional[int], typer.Option("--seed")]
+MaxNew = Annotated[int, typer.Option("--max-new-tokens", "-n")]
+Stops = Annotated[Optional[list[str]], typer.Option("--stop", help="Stop string (repeatable).")]
+Chat = Annotated[Optional[bool], typer.Option(
+    "--chat/--no-chat", help="Use the chat template (default: when the tokenizer has one).")]
+Compile = Annotated[bool, typer.Option("--compile/--no-compile", help="torch.compile the decode/verify steps.")]
+MaxContext = Annotated[int, typer.Option("--max-context", help="KV cache length.")]
+Threads = Annotated[Optional[int], typer.Option("--threads", help="torch threads (default: torch's).")]
+CacheDir = Annotated[Optional[str], typer.Option("--cache-dir", help="Model zoo cache folder.")]
+Dtype = Annotated[str, typer.Option("--dtype", help="bfloat16 | float32 | float16.")]
+
+
+def parse_kv(items: list[str] | None, flag: str) -> dict:
+    """["threshold=0.3", "name=x"] -> {"threshold": 0.3, "name": "x"}; values parsed as JSON when they can be."""
+    opts = {}
+    for item in items or []:
+        key, eq, raw = item.partition("=")
+        if not eq or not key.strip():
+            raise InputError(f"{flag} {item!r}: expected KEY=VALUE")
+        try:
+            val = json.loads(raw)
+        except json.JSONDecodeError:
+            val = {"True": True, "False": False, "None": None}.get(raw, raw)
+        opts[key.strip().replace("-", "_")] = val
+    return opts
+
+
+def _accepted(factory, skip: tuple[str, ...]) -> list[str] | None:
+    fields = getattr(factory, "__dataclass_fields__", None)
+    if fields is not None:
+        return [f for f in fields if f not in skip]
+    params = inspect.signature(factory).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None  # takes anything
+    return [p.name for p in params if p.name not in skip]
+
+
+def check_spec(spec: SpecConfig) -> None:
+    """Fail before loading anything: unknown drafter/policy names list the known ones; unknown options too."""
+    from policies import POLICIES
+    from specdec.drafters import DRAFTERS
+
+    checks = [(POLICIES.get(spec.policy), spec.policy_options, ("name",), f"policy {spec.policy!r}", "--policy-opt")]
+    if spec.drafter not in (None, "none", "plain"):
+        checks.append((DRAFTERS.get(spec.drafter), spec.drafter_options, ("env",), f"drafter {spec.drafter!r}",
+                       "--drafter-opt"))
+    for factory, opts, skip, what, flag in checks:
+        known = _accepted(factory, skip)
+        bad = sorted(set(opts) - set(known)) if known is not None else []
+        if bad:
+            raise InputError(f"{flag}: {what} has no option {', '.join(bad)}; its options: {', '.join(known) or '(none)'}")
+
+
+@dataclass
+class Opts:
+    target: str
+    draft: str | None
+    engine: EngineConfig
+    spec: SpecConfig
+    sampling: SamplingConfig
+    stop: StopConfig
+
+    def config(self, **extra) -> dict:
+        return {"target": self.target, "draft": self.draft, **extra, "engine": asdict(self.engine),
+                "spec": asdict(self.spec), "sampling": asdict(self.sampling), "stop": asdict(self.stop)}
+
+    def load(self):
+        import specdec
+
+        return specdec.load(self.target, self.draft, drafter=self.spec.drafter or "none", policy=self.spec.policy, k=self.spec.k,
+                            engine=self.engine, drafter_options=self.spec.drafter_options,
+                            policy_options=self.spec.policy_options)
+
+
+def make_opts(target, draft, drafter, policy, k, policy_opt, drafter_opt, temperature, top_k, top_p, seed,
+              max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype) -> Opts:
+    if drafter in ("none", "plain"):
+        drafter = None
+    elif drafter is None and draft:
+        drafter = "draft-model"
+    spec = SpecConfig(drafter=drafter, policy=policy, k=k, drafter_options=parse_kv(drafter_opt, "--drafter-opt"),
+                      policy_options=parse_kv(policy_opt, "--policy-opt"))
+    check_spec(spec)
+    if drafter == "draft-model" and not draft and "draft" not in spec.drafter_options:
+        raise InputError("the draft-model drafter needs a draft model: pass --draft NAME")
+    return Opts(
+        target, draft,
+        EngineConfig(dtype=dtype, compile=compile, max_context=max_context, threads=threads, cache_dir=cache_dir),
+        spec, SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed),
+        StopConfig(max_new_tokens=max_new_tokens, stop_strings=tuple(stop or ())),
+    )
+
+
+def show_piece(console: Console, piece) -> None:
+    console.print(Text(piece.text, style=DRAFT_STYLE if piece.origin == "draft" else ""), end="")
+
+
+def turn_line(st) -> str:
+    alpha = f"{st.acceptance_rate:.2f}" if st.drafted else "-"
+    return (f"{st.new_tokens} tokens, {st.tokens_per_s:.1f} tok/s, α {alpha}, τ {st.mean_accepted_length:.2f} "
+            f"(incl. bonus), {st.target_calls} target calls")
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="Prompt text; - reads stdin.")],
+    target: Target = DEFAULT_TARGET, draft: Draft = None, drafter: DrafterName = None, policy: Policy = _P.policy,
+    k: K = _P.k, policy_opt: PolicyOpts = None, drafter_opt: DrafterOpts = None,
+    temperature: Temperature = _S.temperature, top_k: TopK = _S.top_k, top_p: TopP = _S.top_p, seed: Seed = _S.seed,
+    max_new_tokens: MaxNew = _T.max_new_tokens, stop: Stops = None, chat: Chat = None, compile: Compile = _E.compile,
+    max_context: MaxContext = _E.max_context, threads: Threads = _E.threads, cache_dir: CacheDir = _E.cache_dir,
+    dtype: Dtype = _E.dtype,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (result, stats, config) only.")] = False,
+) -> None:
+    """Generate a continuation of PROMPT (accepted draft tokens are coloured on a terminal), then a stats line."""
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise InputError("empty prompt: give some text (or - to read stdin)")
+    o = make_opts(target, draft, drafter, policy, k, policy_opt, drafter_opt, temperature, top_k, top_p, seed,
+                  max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype)
+    if as_json:
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON object and nothing else
+            dec = o.load()
+            res = dec.generate(prompt, chat=chat, sampling=o.sampling, stop=o.stop, spec=o.spec)
+        used_chat = bool(getattr(dec.tokenizer, "chat_template", None)) if chat is None else chat
+        sys.stdout.write(json.dumps({**res.to_dict(), "config": o.config(chat=used_chat)}) + "\n")
+        sys.stdout.flush()
+        return
+    from specdec.stats import GenerationStats
+
+    dec = o.load()
+    stats = GenerationStats()
+    for piece in dec.stream(prompt, chat=chat, sampling=o.sampling, stop=o.stop, spec=o.spec, stats=stats):
+        show_piece(out, piece)
+    out.print()
+    legend = f" ([{DRAFT_STYLE}]coloured[/] = accepted draft tokens)" if out.is_terminal and stats.drafted else ""
+    err.print(f"[dim]{escape(stats.summary())}, stop: {stats.stop_reason}[/]{legend}")
+
+
+def chat_loop(dec, read: Callable[[], str], console: Console, *, sampling: SamplingConfig = _S,
+              stop: StopConfig = _T, spec: SpecConfig | None = None) -> list[dict]:
+    """The interactive loop: `read()` returns the next user line (EOFError ends). /reset clears the history,
+    /quit exits. Returns the history (list of {"role", "content"}) at exit."""
+    from specdec.stats import GenerationStats
+
+    history: list[dict] = []
+    while True:
+        try:
+            line = read()
+        except EOFError:
+            console.print()
+            break
+        cmd = line.strip()
+        if not cmd:
+            continue
+        if cmd in ("/quit", "/exit"):
+            break
+        if cmd == "/reset":
+            history.clear()
+            console.print("[dim]history cleared[/]")
+            continue
+        if cmd.startswith("/"):
+            console.print(f"[yellow]unknown command {escape(cmd)}; commands: /reset, /quit[/]")
+            continue
+        history.append({"role": "user", "content": line})
+        stats, reply = GenerationStats(), []
+        try:
+            for piece in dec.stream(list(history), chat=True, sampling=sampling, stop=stop, spec=spec, stats=stats):
+                show_piece(console, piece)
+                reply.append(piece.text)
+        except SpecDecError as e:  # e.g. the history outgrew the context: keep the session alive
+            history.pop()
+            console.print(f"\n[red]error: {escape(' '.join(str(e).split()))}[/] [dim](/reset clears the history)[/]")
+            continue
+        except KeyboardInterrupt:
+            console.print("\n[dim]interrupted[/]")
+        history.append({"role": "assistant", "content": "".join(reply)})
+        console.print()
+        console.print(f"[dim]{escape(turn_line(stats))}[/]")
+    return history
+
+
+@app.command()
+def chat(
+    target: Target = DEFAULT_TARGET, draft: Draft = None, drafter: DrafterName = None, policy: Policy = _P.policy,
+    k: K = _P.k, policy_opt: PolicyOpts = None, drafter_opt: DrafterOpts = None,
+    temperature: Temperature = _S.temperature, top_k: TopK = _S.top_k, top_p: TopP = _S.top_p, seed: Seed = _S.seed,
+    max_new_tokens: MaxNew = _T.max_new_tokens, stop: Stops = None, compile: Compile = _E.compile,
+    max_context: MaxContext = _E.max_context, threads: Threads = _E.threads, cache_dir: CacheDir = _E.cache_dir,
+    dtype: Dtype = _E.dtype,
+) -> None:
+    """Chat with the target (chat template, history kept). /reset clears the history, /quit or EOF exits."""
+    o = make_opts(target, draft, drafter, policy, k, policy_opt, drafter_opt, temperature, top_k, top_p, seed,
+                  max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype)
+    dec = o.load()
+    out.print(f"[dim]{escape(target)}{' + ' + escape(o.spec.drafter) if o.spec.drafter else ''}: "
+              f"/reset clears the history, /quit exits; [{DRAFT_STYLE}]coloured[/] = accepted draft tokens[/]")
+    chat_loop(dec, lambda: out.input("[bold green]> [/]"), out, sampling=o.sampling, stop=o.stop, spec=o.spec)
+
+
+@app.command()
+def bench(
+    prompts: Annotated[str, typer.Option("--prompts", help="spec_bench:N, gsm8k:N or a .txt/.jsonl file.")],
+    target: Target = DEFAULT_TARGET, draft: Draft = None,
+    setup: Annotated[Optional[list[str]], typer.Option(
+        "--setup", metavar="NAME=DRAFTER[:POLICY[:K]]",
+        help="A speculative setup (repeatable). Default: draft-model (with --draft) and prompt-lookup, K=-k.")] = None,
+    k: K = _P.k, per_category: Annotated[bool, typer.Option("--per-category", help="spec_bench: N per category.")] = False,
+    max_new_tokens: MaxNew = _T.max_new_tokens, temperature: Temperature = _S.temperature,
+    top_k: TopK = _S.top_k, top_p: TopP = _S.top_p, seed: Seed = _S.seed, chat: Chat = None,
+    compile: Compile = _E.compile,
+    hf: Annotated[bool, typer.Option("--hf/--no-hf", help="Also time HF generate (and assisted with --draft).")] = True,
+    data_dir: Annotated[Optional[str], typer.Option(
+        "--data-dir", help="Datasets folder (default: $SPECDEC_DATA, else ../shared/data).")] = None,
+    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the report here (atomically).")] = None,
+    plot_out: Annotated[Optional[str], typer.Option("--plot", help="Also draw tokens/s per setup to this PNG.")] = None,
+    max_context: MaxContext = _E.max_context, threads: Threads = _E.threads, cache_dir: CacheDir = _E.cache_dir,
+    dtype: Dtype = _E.dtype,
+) -> None:
+    """Time plain decoding, speculative setups and HF baselines on the same prompts."""
+    import time
+
+    from specdec import bench as B
+
+    specs = [B.parse_setup(s, default_k=k) for s in setup] if setup else B.default_setups(bool(draft), k)
+    for s in specs:
+        check_spec(s.spec())
+    if any(s.drafter == "draft-model" for s in specs) and not draft:
+        raise InputError("a draft-model setup needs --draft NAME")
+    texts = B.load_prompts(prompts, data_dir, per_category)
+    o = make_opts(target, draft, None, _P.policy, k, None, None, temperature, top_k, top_p, seed, max_new_tokens,
+                  None, compile, max_context, threads, cache_dir, dtype)
+    o = replace(o, spec=SpecConfig(drafter=None))
+    t0 = time.perf_counter()
+    dec = o.load()
+    load_s = time.perf_counter() - t0
+    with err.status("benchmarking") as status:
+        def progress(name, i, n):
+            status.update(f"{name}: " + ("warm-up" if i == 0 else f"prompt {i}/{n}"))
+        res = B.benchmark(dec, texts, specs, o.sampling, o.stop, hf=hf, draft=draft, chat=chat, progress=progress)
+    for s in res["skipped"]:
+        err.print(f"[yellow]skipped prompt {s['index']} ({s['prompt_tokens']} tokens): too long for max_context[/]")
+    data_path = str(B.prompts.resolve_data_dir(data_dir).resolve())
+    config = o.config(prompts=prompts, per_category=per_category, data_dir=data_path,
+                      num_prompts=len(res["prompt_tokens"]), prompt_tokens=res["prompt_tokens"],
+                      skipped_prompts=res["skipped"], max_new_tokens=max_new_tokens, temperature=temperature,
+                      chat=bool(getattr(dec.tokenizer, "chat_template", None)) if chat is None else chat, hf=hf, load_s=load_s, time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    machine = B.machine_info(str(dec.target.dtype).replace("torch.", ""), compile)
+    report = B.build_report(res["results"], res["info"], machine, config)
+    out.print(B.render_table(report))
+    if json_out:
+        B.write_json_atomic(json_out, report)
+        err.print(f"[dim]wrote {escape(json_out)}[/]")
+    if plot_out:
+        B.plot(report, plot_out)
+        err.print(f"[dim]wrote {escape(plot_out)}[/]")
+
+
+@app.command("bench-plot")
+def bench_plot(
+    report_json: Annotated[str, typer.Argument(metavar="JSON", help="A report written by `specdec bench --json`.")],
+    png: Annotated[str, typer.Argument(metavar="PNG")],
+) -> None:
+    """Draw tokens/s per setup from a benchmark report."""
+    from specdec import bench as B
+
+    report = B.read_report(report_json)
+    B.plot(report, png)
+    out.print(B.render_table(report))
+    err.print(f"[dim]wrote {escape(png)}[/]")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,51 @@
+"""ADED's numbers in one frozen dataclass: the published defaults (Liu et al., AAAI 2025) plus the
+CPU tree budget measured on this project's machine (see docs/aded.md)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+from specdec.errors import InputError
+
+
+@dataclass(frozen=True)
+class AdedConfig:
+    # ---- tri-gram store
+    top_k: int = 12  # successors kept per token pair (published: 12)
+    # ---- online adaptation (published rule)
+    adapt: bool = True
+    increment: float = 0.04  # added to w(a, b -> c) per occurrence of (a, b, c) in the window, per round
+    cap: float = 3.0  # upper bound of an adapted weight
+    window: int = 16  # the last `window` committed tokens are reinforced after each verification
+    learn_prompt: bool = True  # reinforce every tri-gram of the prompt at start()
+    persist: bool = False  # keep the adaptation across generate() calls (default: reset to the base store)
+    backoff: bool = True  # pair (a, b) unknown -> use the bigram successors of b (not in the paper)
+    # ---- PUCT / MCTS search (published defaults)
+    iterations: int = 150
+    search_depth: int = 4  # depth of the MCTS tree
+    c1: float = 32.0
+    c2: float = 8.0
+    top_paths: int = 24  # most-visited root-to-leaf paths kept ...
+    extend: bool = True  # ... each extended by its best successor (one more level)
+    # ---- tree budget (published GPU default: 64 nodes; the CPU default comes from `specdec aded cost`)
+    max_nodes: int = 64
+    max_depth: int = 5  # search_depth + the extension
+    depth_from_policy: bool = True  # the policy's k (ctx.policy.max_draft()) caps the depth
+    chain: bool = False  # ablation: draft only the best single path (a chain) instead of a tree
+
+    def __post_init__(self) -> None:
+        positive = ("top_k", "iterations", "search_depth", "top_paths", "max_nodes", "max_depth", "window")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise InputError(f"aded: {name} must be >= 1, got {getattr(self, name)}")
+        if self.increment < 0 or self.cap <= 0:
+            raise InputError(f"aded: need increment >= 0 and cap > 0, got {self.increment}, {self.cap}")
+        if self.c1 <= 0 or self.c2 <= 0:
+            raise InputError(f"aded: c1 and c2 must be > 0, got {self.c1}, {self.c2}")
+
+    def with_options(self, **opts) -> "AdedConfig":
+        """A copy with `opts` replaced; unknown names raise an InputError listing the known ones."""
+        known = {f.name for f in fields(self)}
+        bad = sorted(set(opts) - known)
+        if bad:
+            raise InputError(f"aded: unknown option(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
+        return replace(self, **opts)

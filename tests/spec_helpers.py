@@ -1,0 +1,145 @@
+"""Helpers shared by the engine-core tests: reference decoding, scripted drafters, a chi-square check."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from scipy import stats as sps
+
+from specdec.drafters.base import Draft, DraftContext, DraftTree, VerifyResult
+
+torch.set_num_threads(1)  # tiny models: threads only add overhead (and the test machine is shared)
+
+
+# ---------------------------------------------------------------- models
+def close_draft(target: torch.nn.Module, eps: float = 0.15, seed: int = 1) -> torch.nn.Module:
+    """A copy of `target` with noise of relative size `eps` on every weight (~75% greedy agreement at 0.15)."""
+    draft = copy.deepcopy(target)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in draft.parameters():
+            p.add_(eps * p.std() * torch.randn(p.shape, generator=g) if p.numel() > 1 else 0.0)
+    return draft
+
+
+@torch.no_grad()
+def hf_greedy(model: torch.nn.Module, prompt: torch.Tensor, n: int) -> list[int]:
+    """Greedy continuation by recomputing HF's full forward every step (no cache, nothing of ours)."""
+    ids = prompt.clone()
+    out = []
+    for _ in range(n):
+        nxt = int(model(ids).logits[0, -1].argmax())
+        out.append(nxt)
+        ids = torch.cat([ids, torch.tensor([[nxt]])], dim=1)
+    return out
+
+
+# ---------------------------------------------------------------- drafters
+class ScriptedDrafter:
+    """Proposes, in round r, `script[r](ctx)` -> list of ints (a chain). Records every context it saw."""
+
+    name = "scripted"
+
+    def __init__(self, script):
+        self.script = script
+        self.seen: list[DraftContext] = []
+        self.results: list[VerifyResult] = []
+        self.starts = 0
+
+    def start(self, prompt_ids):
+        self.starts += 1
+        self.round = 0
+
+    def propose(self, ctx):
+        self.seen.append(ctx)
+        toks = self.script(self.round, ctx)
+        self.round += 1
+        return Draft(tokens=torch.tensor([toks], dtype=torch.long).reshape(1, -1))
+
+    def observe(self, result):
+        self.results.append(result)
+
+
+def oracle_script(continuation: list[int], prompt_len: int, k: int | None = None, wrong_after=None, vocab: int = 64):
+    """A script drafting the true (plain-decoding) continuation. `wrong_after[r]` = how many correct tokens
+    round r drafts before turning wrong (the rest of its `k` tokens are wrong); None = all correct."""
+
+    def script(r, ctx):
+        pos = ctx.tokens.shape[1] - prompt_len  # generated so far
+        n = ctx.max_draft if k is None else min(k, ctx.max_draft)
+        if wrong_after is not None:
+            n_ok, n_total = wrong_after[r]
+            assert n_total <= ctx.max_draft, "script asks for more than the loop allows"
+            good = continuation[pos : pos + n_ok]
+            bad = [(continuation[pos + n_ok + j] + 1 + j) % vocab or 3 for j in range(n_total - n_ok)]
+            return good + bad
+        return continuation[pos : pos + n]
+
+    return script
+
+
+class RandomTreeDrafter:
+    """Garbage: random tokens arranged as random trees (or chains), any length up to max_draft."""
+
+    name = "random-tree"
+
+    def __init__(self, vocab: int, seed: int = 0, trees: bool = True, hint: list[int] | None = None, prompt_len=0):
+        self.g = torch.Generator().manual_seed(seed)
+        self.vocab, self.trees, self.hint, self.prompt_len = vocab, trees, hint, prompt_len
+
+    def start(self, prompt_ids):
+        pass
+
+    def propose(self, ctx):
+        K = int(torch.randint(0, ctx.max_draft + 1, (1,), generator=self.g))
+        toks = torch.randint(0, self.vocab, (1, K), generator=self.g)
+        if self.hint is not None and K:  # plant the true next token somewhere so some paths get accepted
+            pos = ctx.tokens.shape[1] - self.prompt_len
+            toks[0, int(torch.randint(0, K, (1,), generator=self.g))] = self.hint[pos]
+        if not self.trees or K == 0:
+            return Draft(tokens=toks)
+        parents = [int(torch.randint(-1, i, (1,), generator=self.g)) for i in range(K)]
+        return Draft(tokens=toks, tree=DraftTree(parents))
+
+    def observe(self, result):
+        pass
+
+
+class EmptyDrafter:
+    name = "empty"
+
+    def __init__(self):
+        self.calls = 0
+
+    def start(self, prompt_ids):
+        pass
+
+    def propose(self, ctx):
+        self.calls += 1
+        return Draft.empty()
+
+    def observe(self, result):
+        pass
+
+
+# ---------------------------------------------------------------- statistics
+def chi2_pvalue(counts, probs, min_expected: float = 5.0) -> float:
+    """Pearson chi-square goodness of fit of `counts` (N,) to `probs` (N,). Cells with a small expected count
+    are pooled into one. A count in a cell of probability 0 fails outright (p-value 0)."""
+    counts = np.asarray(counts, dtype=float).ravel()
+    probs = np.asarray(probs, dtype=float).ravel()
+    probs = probs / probs.sum()
+    n = counts.sum()
+    if np.any(counts[probs <= 0] > 0):
+        return 0.0
+    exp = probs * n
+    big = exp >= min_expected
+    obs_c = list(counts[big])
+    exp_c = list(exp[big])
+    if (~big).any() and exp[~big].sum() > 0:
+        obs_c.append(counts[~big].sum())
+        exp_c.append(exp[~big].sum())
+    if len(obs_c) < 2:
+        return 1.0
+    return float(sps.chisquare(obs_c, exp_c).pvalue)

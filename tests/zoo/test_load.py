@@ -1,0 +1,118 @@
+"""resolve() / load_*(): zoo names, local folders, hub ids, and the errors a user sees; the masked-LM
+copy path end to end with a tiny random BertForMaskedLM."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from specdec.errors import ModelLoadError
+from specdec.zoo import ZOO, ModelSpec, Part, load_causal_lm, load_masked_lm, model_path, pull, resolve, verify
+from specdec.zoo import sources, store
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(store, "hub_reachable", lambda timeout=3.0: False)
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A tiny random BertForMaskedLM + tokenizer saved as a Hugging Face folder."""
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizer
+
+    d = tmp_path_factory.mktemp("bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "paris", "is", "the", "capital", "of", "."]
+    (d / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    out = d / "model"
+    BertTokenizer(vocab_file=str(d / "vocab.txt")).save_pretrained(out)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=32)
+    BertForMaskedLM(cfg).save_pretrained(out)
+    return out
+
+
+@pytest.fixture
+def fake_bert(tiny_bert, monkeypatch) -> ModelSpec:
+    """The tiny BERT registered as a folder-format zoo model carried by a fake 'tinybert' package."""
+    parts = []
+    for f in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+        data = (tiny_bert / f).read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        parts.append(Part("tinybert", "1.0", "tinybert", f"model/{f}", len(data), sha))
+    by_member = {p.member: tiny_bert / Path(p.member).name for p in parts}
+    monkeypatch.setattr(sources, "installed_path", lambda part: by_member.get(part.member))
+    spec = ModelSpec(name="tiny-bert", hf_id="", kind="masked-lm", source="test", fmt="folder",
+                     parts=tuple(parts), params=1)
+    monkeypatch.setitem(ZOO, spec.name, spec)
+    return spec
+
+
+def test_masked_lm_copy_pull_load_verify(cache, fake_bert):
+    dest = pull(fake_bert.name, progress=False)
+    assert sorted(p.name for p in dest.iterdir()) == ["config.json", "model.safetensors", "specdec-model.json",
+                                                      "tokenizer.json", "tokenizer_config.json"]
+    assert resolve(fake_bert.name) == str(dest)
+    model, tok = load_masked_lm(fake_bert.name, dtype="float32")
+    assert not model.training and type(model).__name__ == "BertForMaskedLM"
+    logits = model(**tok("paris is the capital", return_tensors="pt")).logits  # [1, T, V]
+    assert logits.shape[-1] == 11
+    report = verify(fake_bert.name)
+    assert report.ok and report.tensors > 0
+    with pytest.raises(ModelLoadError, match="is a masked-lm model; load it with load_masked_lm"):
+        load_causal_lm(fake_bert.name)
+
+
+def test_corrupt_cached_safetensors(cache, fake_bert):
+    dest = pull(fake_bert.name, progress=False)
+    st = dest / "model.safetensors"
+    st.write_bytes(b"\xff" * 16 + st.read_bytes()[16:])  # clobber the header length
+    report = verify(fake_bert.name)
+    assert not report.ok and ("model.safetensors", False, "sha256 mismatch (corrupt)") in report.rows
+    with pytest.raises(ModelLoadError, match=r"unreadable .*specdec models pull tiny-bert --force"):
+        load_masked_lm(fake_bert.name)
+
+
+def test_local_folder_resolves_to_itself(tiny_bert):
+    assert resolve(tiny_bert) == str(tiny_bert)
+    model, _ = load_masked_lm(str(tiny_bert))
+    assert not model.training
+
+
+def test_local_folder_without_config_json(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="has no config.json"):
+        resolve(tmp_path)
+    with pytest.raises(ModelLoadError, match="has no config.json"):
+        load_causal_lm(str(tmp_path))
+
+
+def test_missing_local_path_and_hub_passthrough(tmp_path):
+    with pytest.raises(ModelLoadError, match="no such folder"):
+        resolve(str(tmp_path / "nope"))
+    assert resolve("someorg/some-model") == "someorg/some-model"  # left to the hub
+
+
+def test_unknown_name_offline_lists_zoo_names(cache, offline):
+    with pytest.raises(ModelLoadError) as e:
+        load_causal_lm("qwen2.5-coder-0.5b-instrct")
+    msg = str(e.value)
+    assert "neither a zoo model" in msg and "hub is unreachable" in msg
+    assert all(n in msg for n in ("qwen2.5-coder-1.5b-instruct", "smollm2-135m-instruct", "bert-tiny-splade"))
+    assert "did you mean the zoo's 'qwen2.5-coder-0.5b-instruct'" in msg
+    assert e.value.__cause__ is None and e.value.__suppress_context__  # one line, no torch traceback
+
+
+def test_not_pulled_without_pull_if_missing(cache):
+    assert model_path("qwen2.5-coder-0.5b-instruct") is None
+    with pytest.raises(ModelLoadError, match="specdec models pull qwen2.5-coder-0.5b-instruct"):
+        resolve("qwen2.5-coder-0.5b-instruct", pull_if_missing=False)
+
+
+def test_bad_dtype(cache, fake_bert):
+    from specdec.errors import InputError
+
+    with pytest.raises(InputError, match="dtype must be"):
+        load_masked_lm(fake_bert.name, dtype="int4")
