@@ -267,7 +267,7 @@ def _vllm_evaluator(task, model, draft, drafter, policy, k, drafter_options, dty
     log_path = Path(out).parent / f".{Path(out).name}.vllm.log"
 
     if task.family == "gsm8k":
-        from eval.gsm8k import GSM8KPrompter, check_chat_template, cut_at_stop, score
+        from eval.gsm8k import GSM8KPrompter, check_chat_template, cut_at_stop, prompt_sha256, score
 
         check_chat_template(tok, task, model)
         prompter = GSM8KPrompter(task, train, fewshot_file)
@@ -276,12 +276,13 @@ def _vllm_evaluator(task, model, draft, drafter, policy, k, drafter_options, dty
             if not pending:
                 return
             by_id = {x.id: x for x in pending}
-            prompts = {x.id: encode_with_tokenizer(tok, prompter.prompt(x)) for x in pending}
+            texts = {x.id: prompter.prompt(x) for x in pending}
+            prompts = {i: encode_with_tokenizer(tok, t) for i, t in texts.items()}
             too_long = [i for i, p in prompts.items() if len(p) + task.max_new_tokens > max_context]
             if too_long:
                 raise InputError(f"{len(too_long)} prompts + max_new_tokens exceed --max-context {max_context} "
                                  f"(first: {too_long[0]}); raise --max-context")
-            req = V.WorkerRequest(model=model_dir, mode="generate", dtype=dtype, max_model_len=max_context,
+            req = V.WorkerRequest(model=model_dir, dtype=dtype, max_model_len=max_context,
                                   speculative_config=spec_cfg, max_tokens=task.max_new_tokens, stop=list(task.stop),
                                   batch=batch, requests=[{"id": i, "prompt_ids": p} for i, p in prompts.items()])
             for ev in V.run_worker(req, venv, log_path=log_path):
@@ -291,23 +292,25 @@ def _vllm_evaluator(task, model, draft, drafter, policy, k, drafter_options, dty
                 elif ev["event"] == "item":
                     item = by_id[ev["id"]]
                     text = cut_at_stop(tok.decode(ev["token_ids"], skip_special_tokens=True), task.stop)
-                    yield {"id": item.id, "prompt_tokens": len(prompts[item.id]), "text": text,
+                    yield {"id": item.id, "prompt_tokens": len(prompts[item.id]),
+                           "prompt_sha256": prompt_sha256(texts[item.id]), "text": text,
                            **score(task, item, text), "n_tokens": len(ev["token_ids"]), "speed": V.item_speed(ev),
                            "backend": "vllm"}
     else:
-        from eval.mmlu import continuations, context, encode_pair, fewshot_for
+        from eval.mmlu import continuations, context, encode_pair, fewshot_for, sha256
 
         def batch_evaluate(pending):
             if not pending:
                 return
             by_id = {x.id: x for x in pending}
-            reqs = []
+            reqs, shas = [], {}
             for x in pending:
                 ctx = context(task, x, fewshot_for(task, x.subject, dev))
+                shas[x.id] = sha256(ctx)
                 pairs = [encode_pair(tok, ctx, c) for c in continuations(task, x)]
                 reqs.append({"id": x.id, "seqs": [a + b for a, b in pairs], "n_cont": [len(b) for _, b in pairs]})
             longest = max(len(s) for r in reqs for s in r["seqs"])
-            req = V.WorkerRequest(model=model_dir, mode="loglik", dtype=dtype, max_model_len=max(max_context, longest + 1),
+            req = V.WorkerRequest(model=model_dir, dtype=dtype, max_model_len=max(max_context, longest + 1),
                                   requests=reqs)
             for ev in V.run_worker(req, venv, log_path=log_path):
                 if ev["event"] == "ready":
@@ -318,7 +321,7 @@ def _vllm_evaluator(task, model, draft, drafter, policy, k, drafter_options, dty
                     ll = ev["loglik"]
                     pred = max(range(len(ll)), key=lambda i: ll[i])
                     rec = {"id": x.id, "subject": x.subject, "answer": x.answer, "pred": pred,
-                           "correct": pred == x.answer, "loglik": ll, "backend": "vllm"}
+                           "correct": pred == x.answer, "loglik": ll, "prompt_sha256": shas[x.id], "backend": "vllm"}
                     if task.scoring == "cloze":
                         conts = continuations(task, x)
                         norm = [v / len(c.encode("utf-8")) for v, c in zip(ll, conts)]

@@ -232,6 +232,15 @@ class GSM8KPrompter:
         return self.text(item)
 
 
+def prompt_sha256(prompt: str | list[dict]) -> str:
+    """sha256 of the prompt text (lm-eval's samples' prompt_hash); chat prompts: of their JSON."""
+    import hashlib
+    import json
+
+    text = prompt if isinstance(prompt, str) else json.dumps(prompt, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def cut_at_stop(text: str, stops: Sequence[str]) -> str:
     """lm-eval's generate_until post-processing: the text before the first stop string."""
     for s in stops:
@@ -289,9 +298,11 @@ def make_engine_evaluator(decoder, task: TaskSpec, prompter: GSM8KPrompter, spec
     plain_spec = replace(spec or decoder.spec, drafter=None)
 
     def evaluate(item: GSM8KItem) -> dict:
-        ids = encode_prompt(decoder, prompter.prompt(item))
+        prompt = prompter.prompt(item)
+        ids = encode_prompt(decoder, prompt)
         gen = generate_one(decoder, ids, task, spec, max_new_tokens)
-        rec = {"id": item.id, "prompt_tokens": ids.shape[1], "text": gen["text"], **score(task, item, gen["text"]),
+        rec = {"id": item.id, "prompt_tokens": ids.shape[1], "prompt_sha256": prompt_sha256(prompt),
+               "text": gen["text"], **score(task, item, gen["text"]),
                "n_tokens": len(gen["token_ids"]), "speed": gen["stats"]}
         if compare_plain:
             base = generate_one(decoder, ids, task, plain_spec, max_new_tokens)

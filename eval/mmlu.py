@@ -12,7 +12,7 @@ continuation; whole = enc(context + continuation), continuation tokens = whole[l
 """
 from __future__ import annotations
 
-import math
+import hashlib
 from typing import Callable, Sequence
 
 import torch
@@ -22,6 +22,11 @@ from eval.tasks import LETTERS, MMLU_CATEGORIES, MMLU_SUBJECTS, TaskSpec
 
 
 # ------------------------------------------------------------------------------------------ prompts
+def sha256(text: str) -> str:
+    """The prompt's digest, computed as lm-eval's samples' prompt_hash (so prompts can be compared)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def subject_name(subject: str) -> str:
     return subject.replace("_", " ")
 
@@ -151,7 +156,7 @@ def make_loglik_evaluator(task: TaskSpec, scorer: LoglikScorer,
         ll = [r[0] for r in res]
         pred = max(range(len(ll)), key=lambda i: ll[i])  # first max on ties, like numpy argmax
         rec = {"id": item.id, "subject": item.subject, "answer": item.answer, "pred": pred,
-               "correct": pred == item.answer, "loglik": ll}
+               "correct": pred == item.answer, "loglik": ll, "prompt_sha256": sha256(ctx)}
         if task.scoring == "cloze":  # lm-eval acc_norm: loglik per byte of the continuation
             norm = [l / len(c.encode("utf-8")) for l, c in zip(ll, conts)]
             pred_n = max(range(len(norm)), key=lambda i: norm[i])
@@ -206,7 +211,3 @@ def summarize(task: TaskSpec, records: Sequence[dict]) -> dict:
         norm = aggregate(records, "correct_norm")
         out["acc_norm"] = {"micro": norm["micro"], "macro": norm["macro"], "categories": norm["categories"]}
     return out
-
-
-def is_close(a: float, b: float) -> bool:  # pragma: no cover - used by tests
-    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)

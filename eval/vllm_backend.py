@@ -74,8 +74,7 @@ def speculative_config(drafter: str | None, k: int = 4, draft_path: str | None =
 @dataclass
 class WorkerRequest:
     model: str
-    mode: str = "generate"  # generate | loglik
-    requests: list[dict] = field(default_factory=list)  # [{"id", "prompt_ids"}] / [{"id", "seqs", "n_cont"}]
+    requests: list[dict] = field(default_factory=list)  # [{"id", "prompt_ids"}] and/or [{"id", "seqs", "n_cont"}]
     dtype: str = "bfloat16"
     max_model_len: int = 2048
     speculative_config: dict | None = None

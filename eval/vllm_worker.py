@@ -9,9 +9,10 @@ with ``@@specdec@@ `` (vLLM's own log lines pass through unprefixed):
   {"event": "item", "id": ..., "loglik": [...], "greedy": [...], "gen_s": ...}              (loglik)
   {"event": "done", "total_s": ...}          or          {"event": "error", "message": ...}
 
-Request fields: model, dtype, max_model_len, speculative_config (null = plain), enforce_eager, mode
-("generate" | "loglik"), max_tokens, stop, batch (false: one request at a time, the batch-1 latency
-this engine measures; true: all at once), requests ([{"id", "prompt_ids"}] or [{"id", "seqs", "n_cont"}]).
+Request fields: model, dtype, max_model_len, speculative_config (null = plain), enforce_eager, max_tokens,
+stop, batch (false: one request at a time, the batch-1 latency this engine measures; true: all at once),
+requests: [{"id", "prompt_ids"}] (generate greedily) and/or [{"id", "seqs", "n_cont"}] (log-likelihood of
+the last n_cont tokens of each sequence).
 Prompts are token ids, so they are exactly the prompts the main process built.
 """
 from __future__ import annotations
@@ -64,20 +65,21 @@ def run(req: dict) -> None:
     emit({"event": "ready", "startup_s": time.perf_counter() - t0, "vllm": getattr(vllm, "__version__", "?")})
 
     t_all = time.perf_counter()
-    mode = req.get("mode", "generate")
-    if mode == "generate":
+    reqs = req["requests"]
+    gen = [r for r in reqs if "seqs" not in r]  # {"id", "prompt_ids"}: generate
+    ll_reqs = [r for r in reqs if "seqs" in r]  # {"id", "seqs", "n_cont"}: log-likelihood of continuations
+    if gen:
         sp = SamplingParams(temperature=0.0, max_tokens=int(req["max_tokens"]), stop=list(req.get("stop") or []) or None)
-        reqs = req["requests"]
         if req.get("batch"):
             t = time.perf_counter()
-            outs = llm.generate([TokensPrompt(prompt_token_ids=r["prompt_ids"]) for r in reqs], sp, use_tqdm=False)
+            outs = llm.generate([TokensPrompt(prompt_token_ids=r["prompt_ids"]) for r in gen], sp, use_tqdm=False)
             dt = time.perf_counter() - t
-            for r, o in zip(reqs, outs):
+            for r, o in zip(gen, outs):
                 c = o.outputs[0]
                 emit({"event": "item", "id": r["id"], "token_ids": list(c.token_ids), "text": c.text,
-                      "gen_s": dt / len(reqs), "finish_reason": c.finish_reason, "batched": True})
+                      "gen_s": dt / len(gen), "finish_reason": c.finish_reason, "batched": True})
         else:
-            for r in reqs:
+            for r in gen:
                 before = spec_counters(llm)
                 t = time.perf_counter()
                 o = llm.generate([TokensPrompt(prompt_token_ids=r["prompt_ids"])], sp, use_tqdm=False)[0]
@@ -85,9 +87,9 @@ def run(req: dict) -> None:
                 c = o.outputs[0]
                 emit({"event": "item", "id": r["id"], "token_ids": list(c.token_ids), "text": c.text, "gen_s": dt,
                       "finish_reason": c.finish_reason, "spec": _delta(before, spec_counters(llm))})
-    elif mode == "loglik":
+    if ll_reqs:
         sp = SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0)
-        for r in req["requests"]:
+        for r in ll_reqs:
             t = time.perf_counter()
             outs = llm.generate([TokensPrompt(prompt_token_ids=s) for s in r["seqs"]], sp, use_tqdm=False)
             lls, greedy = [], []
@@ -101,8 +103,6 @@ def run(req: dict) -> None:
                 lls.append(ll)
                 greedy.append(g)
             emit({"event": "item", "id": r["id"], "loglik": lls, "greedy": greedy, "gen_s": time.perf_counter() - t})
-    else:
-        raise ValueError(f"unknown mode {mode!r}")
     emit({"event": "done", "total_s": time.perf_counter() - t_all})
 
 

@@ -2,12 +2,28 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
+import pathlib
 
 import numpy as np
 import torch
 from scipy import stats as sps
 
 from specdec.drafters.base import Draft, DraftContext, DraftTree, VerifyResult
+
+
+def _root_conftest():
+    """tests/conftest.py's helpers. `from conftest import ...` is ambiguous once several test folders have a
+    conftest.py (whichever was imported last answers), so load ours by path under a unique name."""
+    spec = importlib.util.spec_from_file_location("_specdec_tests_conftest", pathlib.Path(__file__).with_name("conftest.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_conftest = _root_conftest()
+make_model, make_tokenizer, random_prompts, VOCAB = (
+    _conftest.make_model, _conftest.make_tokenizer, _conftest.random_prompts, _conftest.VOCAB)
 
 torch.set_num_threads(1)  # tiny models: threads only add overhead (and the test machine is shared)
 

@@ -24,7 +24,8 @@ particular folding the CPU's per-token verification cost into c1 -- is ours; see
 The costs are measured online from the policy's own calls (time between consecutive `keep_drafting`
 calls = a draft step; time from the round's last call to `observe` = verification, fitted as a + b*K;
 time from `observe` to the next round's first call minus a draft step = delta), shared by every
-policy object using the same head in this process, and can be seeded with c1=/c2=/delta= or costs=FILE.
+policy object using the same head in this process. Costs given as c1=/c2=/delta= or costs=FILE (e.g. from
+`specdec head calibrate --json`) are used as they are instead.
 
 Guard ("never speculate where it does not pay"): once the costs are known, a round is worth
 accepted*(c2+delta) - drafted*c1 time units against plain decoding. When the running mean of that worth
@@ -66,19 +67,28 @@ class CostModel:
         self.decay = decay
         self.sw = self.sk = self.skk = self.st = self.skt = 0.0  # exponentially weighted regression sums
         self.rounds = 0
+        self.seeded = c_draft is not None and a is not None  # given costs: used as they are, never re-measured
+
+    @property
+    def ready(self) -> bool:
+        return self.costs() is not None and (self.seeded or self.rounds >= 5)
 
     # ---- samples
     def add_draft_step(self, dt: float) -> None:
+        if self.seeded:
+            return
         self.c_draft = dt if self.c_draft is None else 0.9 * self.c_draft + 0.1 * _clip(dt, self.c_draft)
 
     def add_verify(self, k: int, dt: float) -> None:
+        if self.seeded:
+            return
         d = self.decay
         self.sw, self.sk, self.skk = d * self.sw + 1, d * self.sk + k, d * self.skk + k * k
         self.st, self.skt = d * self.st + dt, d * self.skt + k * dt
         self.rounds += 1
 
     def add_gap(self, dt: float) -> None:
-        if self.c_draft is None:
+        if self.c_draft is None or self.seeded:
             return
         x = max(0.0, dt - self.c_draft)
         self.delta = x if self.delta is None else 0.9 * self.delta + 0.1 * _clip(x, max(self.delta, 1e-4))
@@ -237,10 +247,9 @@ class SpecDecPPPolicy:
     def current_threshold(self) -> float:
         if self._fixed_h is not None:
             return self._fixed_h
-        c = self._costs.costs()
-        if c is None or self._costs.rounds < 5:
+        if not self._costs.ready:
             return float(self._hf.meta.get("threshold_prior", DEFAULT_THRESHOLD))
-        return min(max(optimal_threshold(*c), 0.05), 0.98)
+        return min(max(optimal_threshold(*self._costs.costs()), 0.05), 0.98)
 
     def max_draft(self) -> int:
         self._t_max_draft = time.perf_counter()
@@ -308,10 +317,9 @@ class SpecDecPPPolicy:
             if self._off_rounds > 0:
                 self._off_rounds -= 1
             return
-        c = self._costs.costs()
-        if not self.guard or c is None or self._costs.rounds < 5:
+        if not self.guard or not self._costs.ready:
             return
-        c1, c2, delta = c
+        c1, c2, delta = self._costs.costs()
         worth = (accepted * (c2 + delta) - drafted * c1) / (c2 + delta)  # in plain-decoding steps saved
         self._worth = worth if self._worth is None else 0.7 * self._worth + 0.3 * worth
         if self._worth < 0 and len(self.history) >= 4:

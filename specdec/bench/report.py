@@ -90,7 +90,8 @@ def render_table(report: dict):
     from rich.table import Table
 
     cfg = report.get("config", {})
-    title = f"{cfg.get('target', '')} | {cfg.get('num_prompts', '?')} prompts | max_new_tokens {cfg.get('max_new_tokens', '?')}"
+    title = (f"{cfg.get('target', '')} | {cfg.get('num_prompts', '?')} prompts"
+             f" | max_new_tokens {cfg.get('max_new_tokens', '?')}")
     t = Table(title=title, caption="tok/s: median over prompts; α, τ (incl. bonus): pooled over prompts; "
                                     "same: output ids equal plain decoding's; warm-up, compile: seconds")
     t.add_column("setup", no_wrap=True)
@@ -99,8 +100,10 @@ def render_table(report: dict):
     for name, r in report["setups"].items():
         n = len(r.get("per_prompt", []))
         same = r.get("identical")
-        same_s = "-" if same is None else f"[{'green' if same else 'red'}]{r.get('identical_prompts', n if same else 0)}/{n}[/]"
-        t.add_row(name, _fmt(r.get("median_tokens_per_s")), _fmt(r.get("speedup"), ".2f") + ("x" if r.get("speedup") else ""),
+        n_same = r.get("identical_prompts", n if same else 0)
+        same_s = "-" if same is None else f"[{'green' if same else 'red'}]{n_same}/{n}[/]"
+        speedup = _fmt(r.get("speedup")) + ("x" if r.get("speedup") else "")
+        t.add_row(name, _fmt(r.get("median_tokens_per_s")), speedup,
                   _fmt(r.get("acceptance_rate")), _fmt(r.get("mean_accepted_length")), same_s,
                   _fmt(r.get("warmup_s"), ".1f"), _fmt(r.get("warmup_compile_s"), ".1f"))
     return t

@@ -129,6 +129,7 @@ def cost(
     max_n: int = typer.Option(64, help="time forwards over n = 1..max_n tokens"),
     ns: Optional[str] = typer.Option(None, help="comma-separated n values instead of 1..max_n"),
     context: int = typer.Option(256, help="committed tokens before the timed forward"),
+    stat: str = typer.Option("min", help="min (robust to other load) or median over the repeats"),
     repeats: int = typer.Option(5),
     compile: bool = typer.Option(False, help="time the compiled runner (inductor; ~1 min warm-up per bucket)"),
     threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's)"),
@@ -160,11 +161,11 @@ def cost(
             t = {int(n): ms / 1e3 for n, ms in prev["forward_ms"].items()}
             ids, refs = prev["replay_data"]["prompts"], prev["replay_data"]["references"]
             vocab = len(tok)
-            compile, context, repeats = prev["compile"], prev["context"], prev["repeats"]
+            compile, context, repeats, stat = prev["compile"], prev["context"], prev["repeats"], prev.get("stat", "median")
             dataset, prompts, max_new_tokens = prev["dataset"], prev["prompts"], prev["max_new_tokens"]
         else:
             t, ids, refs, vocab, tok = _measure(model, compile, context, max_n, ns, pairs, repeats, dataset, prompts,
-                                                max_new_tokens, data, console)
+                                                max_new_tokens, data, console, stat)
         if store:
             st = TrigramStore.load(store)
             check_tokenizer(st.meta, tok, store)
@@ -177,7 +178,7 @@ def cost(
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(1) from None
     report = {"model": model, "compile": compile, "threads": torch.get_num_threads(), "context": context,
-              "repeats": repeats, "forward_ms": {n: round(s * 1e3, 2) for n, s in t.items()},
+              "repeats": repeats, "stat": stat, "forward_ms": {n: round(s * 1e3, 2) for n, s in t.items()},
               "store": str(store) if store else None, "dataset": dataset, "prompts": prompts,
               "max_new_tokens": max_new_tokens, "best": ranked[0] if ranked else None, "ranked": ranked,
               "replay_data": {"prompts": ids, "references": refs}}
@@ -189,7 +190,8 @@ def cost(
     console.print(f"wrote {out}")
 
 
-def _measure(model, compile, context, max_n, ns, pairs, repeats, dataset, prompts, max_new_tokens, data, console):
+def _measure(model, compile, context, max_n, ns, pairs, repeats, dataset, prompts, max_new_tokens, data, console,
+             stat="min"):
     """Forward times per length and plain greedy references (the target's own outputs)."""
     from specdec.api import SpecDecoder
     from specdec.config import EngineConfig, StopConfig
@@ -200,7 +202,7 @@ def _measure(model, compile, context, max_n, ns, pairs, repeats, dataset, prompt
     dec = SpecDecoder(hf, tok, engine=EngineConfig(compile=compile, max_context=context + 2 * max_n + 512))
     grid = sorted({int(x) for x in ns.split(",")} if ns else set(range(1, max_n + 1)) | {1 + n for n, _ in pairs})
     console.print(f"timing target forwards, n in {grid[0]}..{grid[-1]} (compile={compile})")
-    t = verify_cost(dec.target, grid, context=context, repeats=repeats, progress=console.print)
+    t = verify_cost(dec.target, grid, context=context, repeats=repeats, progress=console.print, stat=stat)
     base = data_dir(str(data) if data else None)
     if dataset == "gsm8k":
         texts = [json.loads(x)["question"] for x in open(base / "gsm8k" / "test.jsonl")][:prompts]
@@ -214,3 +216,40 @@ def _measure(model, compile, context, max_n, ns, pairs, repeats, dataset, prompt
         refs.append(r)
         console.print(f"reference: {len(r)} tokens")
     return t, ids, refs, max(dec.target.vocab_size, len(tok)), tok
+
+
+@aded_app.command("distill")
+def distill(
+    model: str = typer.Option("qwen2.5-coder-0.5b-instruct", help="answering model (same tokenizer as the target)"),
+    prompts: str = typer.Option("gsm8k", help="gsm8k (train questions), a .jsonl or a text file of prompts"),
+    limit: int = typer.Option(256, help="number of prompts"),
+    max_new_tokens: int = typer.Option(256),
+    batch: int = typer.Option(16, help="prompts generated together (left-padded)"),
+    threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's)"),
+    out: Path = typer.Option(..., help="JSONL of {prompt, answer}; then: specdec aded build --from OUT"),
+    data: Optional[Path] = typer.Option(None, "--data-dir"),
+) -> None:
+    """Write a self-distilled corpus: greedy answers of a model to training prompts (never benchmark ones)."""
+    import torch
+    from rich.console import Console
+
+    from specdec.drafters.aded.distill import generate_answers, prompts_from
+    from specdec.zoo import load_causal_lm
+
+    console = Console(stderr=True)
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        rows = prompts_from(prompts, data_dir(str(data) if data else None) if prompts == "gsm8k" else Path("."), limit)
+        hf, tok = load_causal_lm(model)
+    except SpecDecError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(1) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open(out, "w", encoding="utf-8") as f:
+        for rec in generate_answers(hf, tok, rows, max_new_tokens, batch,
+                                    progress=lambda d, n: console.print(f"{d}/{n} answers, {time.perf_counter() - t0:.0f}s")):
+            f.write(json.dumps({"prompt": rec["prompt"], "answer": rec["answer"]}) + "\n")
+            f.flush()
+    console.print(f"wrote {len(rows)} answers to {out}; next: specdec aded build --from {out} --out STORE")

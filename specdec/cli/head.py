@@ -115,8 +115,12 @@ def build_data(
     start: Annotated[int, typer.Option("--start", help="First prompt index.")] = 0,
     count: Annotated[int, typer.Option("--count", "-n", help="Number of prompts.")] = 200,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Target response length cap.")] = 128,
+    responder: Annotated[str, typer.Option(
+        "--responder", help="hf-batch (batched HF greedy generate, fastest on CPU) | engine (this engine's "
+        "lossless speculation, one prompt at a time; allows --response-temperature)")] = "hf-batch",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts per hf-batch generate call.")] = 16,
     response_temperature: Annotated[float, typer.Option(
-        "--response-temperature", help="How the target answers (0 = greedy).")] = 0.0,
+        "--response-temperature", help="How the target answers (0 = greedy; engine responder only).")] = 0.0,
     temperature: Annotated[float, typer.Option("--temperature", help="Draft sampling temperature for the labels.")] = 1.0,
     keep_prob: Annotated[float, typer.Option("--keep-prob", help="Share of positions keeping the target token.")] = 0.15,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -135,7 +139,8 @@ def build_data(
     """Generate (or resume) sharded training data: target responses, labels min(1, p/q), draft features."""
     import torch
 
-    from policies.specdecpp.data import DataConfig, build_dataset, make_responder, read_prompts
+    from policies.specdecpp.data import (DataConfig, build_dataset, make_hf_batch_responder, make_responder,
+                                         read_prompts)
     from policies.specdecpp.head import draft_identity
     from specdec.api import SpecDecoder
     from specdec.config import EngineConfig, SpecConfig
@@ -146,6 +151,10 @@ def build_data(
                          "training data. Pass --allow-eval-prompts only to build a held-out evaluation set.")
     if not 0 <= keep_prob < 1 or temperature <= 0:
         raise InputError("need 0 <= --keep-prob < 1 and --temperature > 0")
+    if responder not in ("hf-batch", "engine"):
+        raise InputError(f"--responder must be hf-batch or engine, not {responder!r}")
+    if responder == "hf-batch" and response_temperature > 0:
+        raise InputError("--response-temperature needs --responder engine (hf-batch answers greedily)")
     err = _err()
     texts = read_prompts(prompts)
     t0 = time.perf_counter()
@@ -155,10 +164,16 @@ def build_data(
     ident = draft_identity(dmodel, draft)
     cfg = DataConfig(target=target, draft=draft, prompts=str(Path(prompts).resolve()), start=start, count=count,
                      max_new_tokens=max_new_tokens, response_temperature=response_temperature, temperature=temperature,
-                     keep_prob=keep_prob, seed=seed, shard_size=shard_size, chat=chat, draft_identity=ident)
-    dec = SpecDecoder(tmodel, tok, spec=SpecConfig(drafter="draft-model", policy="constant", k=4),
-                      engine=EngineConfig(dtype=dtype), draft=draft, model_loader=lambda name: (dmodel, dtok))
-    respond = make_responder(dec, max_new_tokens, response_temperature, seed)
+                     keep_prob=keep_prob, seed=seed, shard_size=shard_size, chat=chat, draft_identity=ident,
+                     responder=responder)
+    if responder == "engine":
+        dec = SpecDecoder(tmodel, tok, spec=SpecConfig(drafter="draft-model", policy="constant", k=4),
+                          engine=EngineConfig(dtype=dtype), draft=draft, model_loader=lambda name: (dmodel, dtok))
+        respond = make_responder(dec, max_new_tokens, response_temperature, seed)
+    else:
+        eos = _eos_ids(tok, tmodel)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else eos[0]
+        respond = make_hf_batch_responder(tmodel, pad, eos, max_new_tokens, batch_size)
 
     manifest = build_dataset(cfg, out, target=tmodel, draft=dmodel, tokenizer=tok, respond=respond, prompts=texts,
                              progress=progress, log=lambda m: err.print(f"[dim]{escape(m)}[/]"),

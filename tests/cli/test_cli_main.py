@@ -1,4 +1,4 @@
-"""`specdec generate` / `chat` / error handling, on tiny random models (see tests/cli/conftest.py)."""
+"""`specdec generate` / `chat` / error handling, on tiny random models (the `tiny_zoo` fixture below)."""
 from __future__ import annotations
 
 import io
@@ -9,12 +9,32 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import specdec
+import specdec.api
 from specdec.cli.main import app, chat_loop, parse_kv
-from specdec.errors import InputError
+from specdec.errors import InputError, ModelLoadError
 
 runner = CliRunner()
 PROMPT = "w5 w6 w7 w8 w5 w6"
 TINY = ["--target", "tiny-target", "--max-new-tokens", "24"]
+
+
+@pytest.fixture
+def tiny_zoo(monkeypatch, target_model, draft_model, tokenizer):
+    """Tiny random models behind `specdec.api._load_hf` (the one place models get loaded), by name:
+    tiny-target, tiny-draft (a noisy copy of the target), tiny-self (the target again).
+    Returns the list of names loaded so far. (Not in a conftest.py: a second `conftest` module would shadow
+    tests/conftest.py for the tests that `from conftest import ...`.)"""
+    models = {"tiny-target": target_model, "tiny-draft": draft_model, "tiny-self": target_model}
+    loaded: list[str] = []
+
+    def fake_load(name, engine):
+        if name not in models:
+            raise ModelLoadError(f"no tiny model {name!r}; known: {', '.join(models)}")
+        loaded.append(name)
+        return models[name], tokenizer
+
+    monkeypatch.setattr(specdec.api, "_load_hf", fake_load)
+    return loaded
 
 
 def gen_json(*args: str, input: str | None = None) -> dict:

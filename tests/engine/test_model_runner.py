@@ -7,8 +7,7 @@ import pytest
 import torch
 import transformers
 
-from conftest import make_model
-import spec_helpers  # noqa: F401  (sets torch threads to 1)
+from spec_helpers import make_model
 from specdec.engine.runner import BUCKETS, ModelRunner
 from specdec.errors import InputError, ModelLoadError
 

@@ -1,0 +1,62 @@
+"""A self-distilled corpus for the tri-gram store: greedy answers of a model (ideally the target, or a
+smaller model of the same family and tokenizer) to training prompts.
+
+Why: ADED approximates the *target's* next-token distribution. Human-written corpora (GSM8K solutions)
+differ in style from an instruction model's answers ("To determine ..., we need to follow these steps:"),
+so their tri-grams are accepted less often; the ADED paper's stores come from LLM-written chat data.
+Prompts must not come from the benchmark being measured (e.g. GSM8K *train*, never test).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import torch
+
+
+def prompts_from(source: str, data: Path, limit: int) -> list[str]:
+    """`gsm8k` (train questions), or a file: .jsonl (field question / prompt / instruction / first of turns)
+    or text (one prompt per non-empty line)."""
+    if source == "gsm8k":
+        rows = [json.loads(x)["question"] for x in open(data / "gsm8k" / "train.jsonl", encoding="utf-8")]
+    else:
+        path = Path(source).expanduser()
+        rows = []
+        for line in open(path, encoding="utf-8"):
+            if not line.strip():
+                continue
+            if path.suffix == ".jsonl":
+                rec = json.loads(line)
+                text = next((rec[k] for k in ("question", "prompt", "instruction") if isinstance(rec.get(k), str)), None)
+                text = text or (rec.get("turns") or [None])[0]
+                if text:
+                    rows.append(text)
+            else:
+                rows.append(line.strip())
+    return rows[:limit]
+
+
+@torch.no_grad()
+def generate_answers(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 256, batch: int = 16,
+                     progress: Callable[[int, int], None] | None = None) -> Iterator[dict]:
+    """Greedy chat answers, batched (left padding); yields {"prompt", "answer", "seconds"} per prompt."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    done = 0
+    for i in range(0, len(prompts), batch):
+        part = list(prompts[i: i + batch])
+        texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
+                                               tokenize=False) for p in part]
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)  # (b, T) each
+        t0 = time.perf_counter()
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id)  # (b, T + new)
+        dt = (time.perf_counter() - t0) / len(part)
+        for p, row in zip(part, out[:, enc["input_ids"].shape[1]:]):  # row: (new,)
+            yield {"prompt": p, "answer": tokenizer.decode(row, skip_special_tokens=True), "seconds": dt}
+        done += len(part)
+        if progress:
+            progress(done, len(prompts))

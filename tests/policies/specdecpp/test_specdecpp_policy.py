@@ -1,0 +1,161 @@
+"""The specdecpp policy: the stop rule on hand-made acceptance probabilities, bounds, EOS, per-round reset,
+Theorem 3.1's threshold, cost calibration and the guard."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from specdecpp_helpers import hidden_for, make_head_file
+
+from policies import POLICIES
+from policies.base import DraftStep
+from policies.specdecpp.head import HeadMismatchError
+from policies.specdecpp.policy import CostModel, SpecDecPPPolicy, optimal_threshold
+from specdec.errors import InputError
+
+
+def run_round(policy, probs, tokens=None, start_index=0):
+    """Feed one round of steps with the given P(accept); returns how many tokens were drafted."""
+    for i, p in enumerate(probs):
+        tok = tokens[i] if tokens else 5
+        step = DraftStep(index=start_index + i, token=tok, token_prob=0.5, top_prob=0.5, hidden=hidden_for(p))
+        if not policy.keep_drafting(step):
+            return start_index + i + 1
+    return start_index + len(probs)
+
+
+def test_registered_and_options_from_strings(probe_head):
+    pol = POLICIES.create("specdecpp", head=probe_head, threshold="0.4", k_min="3", k_max="9", eos_ids="1,7",
+                          guard="false")
+    assert isinstance(pol, SpecDecPPPolicy) and pol.name == "specdecpp"
+    assert pol.max_draft() == 9 and pol.k_min == 3 and pol._eos == {1, 7} and pol.guard is False
+    assert pol.current_threshold == 0.4
+
+
+def test_stops_when_rejection_probability_exceeds_threshold(probe_head):
+    pol = SpecDecPPPolicy(head=probe_head, threshold=0.3, guard=False)
+    # 1 - 0.9^3 = 0.271 <= 0.3, 1 - 0.9^4 = 0.344 > 0.3: the 4th token is the last
+    assert run_round(pol, [0.9] * 10) == 4
+    pol.observe(4, 4)
+    # the product restarts every round (index 0)
+    assert run_round(pol, [0.9] * 10) == 4
+    # a confident prefix then a doubtful token: 1 - 0.99*0.99*0.5 > 0.3 at the 3rd token
+    assert run_round(pol, [0.99, 0.99, 0.5, 0.99]) == 3
+    # exactly at the threshold does not stop (strictly greater)
+    pol2 = SpecDecPPPolicy(head=probe_head, threshold=0.5, k_min=1, guard=False)
+    assert run_round(pol2, [0.5, 0.999]) == 2
+
+
+def test_min_and_max_bounds(probe_head):
+    pol = SpecDecPPPolicy(head=probe_head, threshold=0.3, k_min=2, k_max=20, guard=False)
+    assert run_round(pol, [0.01] * 5) == 2  # never before k_min tokens
+    assert run_round(pol, [1.0] * 30) == 20  # never beyond k_max
+    pol1 = SpecDecPPPolicy(head=probe_head, threshold=0.3, k_min=1, guard=False)
+    assert run_round(pol1, [0.01] * 5) == 1
+    with pytest.raises(InputError):
+        SpecDecPPPolicy(head=probe_head, k_min=5, k_max=3)
+    with pytest.raises(InputError):
+        SpecDecPPPolicy(head=probe_head, threshold=1.5)
+
+
+def test_stops_at_eos(probe_head):
+    pol = SpecDecPPPolicy(head=probe_head, threshold=0.9, guard=False)  # eos_ids from the head file: [1]
+    assert run_round(pol, [1.0] * 6, tokens=[5, 5, 1, 5, 5, 5]) == 3
+    assert run_round(pol, [1.0] * 6, tokens=[1, 5, 5, 5, 5, 5]) == 1  # even before k_min
+    pol2 = SpecDecPPPolicy(head=probe_head, threshold=0.9, eos_ids=[9], guard=False)
+    assert run_round(pol2, [1.0] * 6, tokens=[5, 1, 9, 5, 5, 5]) == 3
+
+
+def test_state_resets_in_start_and_each_round(probe_head):
+    pol = SpecDecPPPolicy(head=probe_head, threshold=0.3, guard=False)
+    # an abandoned round (the drafter hit its own limit) must not leak into the next one
+    run_round(pol, [0.9, 0.9])
+    assert run_round(pol, [0.9] * 10) == 4
+    pol.observe(4, 2)
+    pol.start()
+    assert pol.history == [] and run_round(pol, [0.9] * 10) == 4
+
+
+def test_threshold_formula_on_hand_made_costs():
+    assert optimal_threshold(1.0, 3.0, 1.0) == pytest.approx(0.8)  # (3 + 1) / (1 + 3 + 1)
+    assert optimal_threshold(1.0, 1.0) == pytest.approx(0.5)
+    assert optimal_threshold(0.0, 2.0) == 1.0  # free drafting: never stop on risk
+    assert optimal_threshold(2.0, 0.0, 0.0) == 0.0  # free verification: stop at once
+    with pytest.raises(InputError):
+        optimal_threshold(-1.0, 1.0)
+
+
+def test_auto_threshold_from_given_costs(probe_head):
+    pol = SpecDecPPPolicy(head=probe_head, threshold="auto", c1=0.05, c2=0.15, delta=0.05, guard=False)
+    assert pol.current_threshold == pytest.approx(0.2 / 0.25)
+    # h = 0.8: 1 - 0.8^7 = 0.79, 1 - 0.8^8 = 0.83 -> 8 tokens
+    assert run_round(pol, [0.8] * 20) == 8
+
+
+def test_auto_threshold_from_a_costs_file(probe_head, tmp_path):
+    import json
+
+    f = tmp_path / "costs.json"
+    f.write_text(json.dumps({"c1": 0.1, "c2": 0.1, "delta": 0.0}))
+    pol = SpecDecPPPolicy(head=probe_head, threshold="auto", costs=str(f))
+    assert pol.current_threshold == pytest.approx(0.5)
+
+
+def test_cost_model_fits_verify_time():
+    cm = CostModel()
+    for k in [0, 2, 4, 6, 8, 3, 5] * 3:
+        cm.add_verify(k, 0.1 + 0.01 * k)
+        cm.add_draft_step(0.03)
+        cm.add_gap(0.035)
+    c1, c2, delta = cm.costs()
+    assert c2 == pytest.approx(0.1, rel=1e-6) and c1 == pytest.approx(0.04, rel=1e-6)
+    assert delta == pytest.approx(0.005, rel=1e-3)
+
+
+def test_online_calibration_measures_this_process(probe_head):
+    import time
+
+    pol = SpecDecPPPolicy(head=probe_head, threshold="auto", guard=False)
+    for r in range(8):
+        pol.max_draft()
+        for i in range(3):
+            time.sleep(0.002)
+            pol.keep_drafting(DraftStep(index=i, token=5, token_prob=0.5, top_prob=0.5, hidden=hidden_for(0.99)))
+        time.sleep(0.01)
+        pol.observe(3, 3)
+    est = pol.cost_estimates()
+    assert est["rounds_timed"] == 7 and est["c_draft"] >= 0.002 and est["c2"] is not None
+    assert 0.05 <= est["threshold_in_use"] <= 0.98
+
+
+def test_guard_falls_back_to_plain_decoding_when_speculation_does_not_pay(probe_head):
+    # drafting costs as much as verifying: rounds that accept nothing lose time
+    pol = SpecDecPPPolicy(head=probe_head, threshold=0.5, c1=0.1, c2=0.1, delta=0.0)
+    rounds = 0
+    while pol.max_draft() == 20 and rounds < 10:
+        n = run_round(pol, [0.99] * 3)
+        pol.observe(n, 0)
+        rounds += 1
+    assert rounds == 4  # a few rounds to judge, then plain decoding for a while
+    for _ in range(8):
+        assert pol.max_draft() == 0
+        pol.observe(0, 0)
+    assert pol.max_draft() == 20  # then speculation is tried again
+    # rounds that pay keep speculation on
+    pol2 = SpecDecPPPolicy(head=probe_head, threshold=0.5, c1=0.1, c2=0.1, delta=0.0)
+    for _ in range(10):
+        assert pol2.max_draft() == 20
+        n = run_round(pol2, [0.99] * 3)
+        pol2.observe(n, n)
+
+
+def test_refuses_a_head_for_another_draft(tmp_path, draft_model):
+    path = str(make_head_file(tmp_path / "h.safetensors", draft_model, name="tiny-draft"))
+    SpecDecPPPolicy(head=path, draft="tiny-draft")
+    with pytest.raises(HeadMismatchError):
+        SpecDecPPPolicy(head=path, draft="qwen2.5-coder-0.5b-instruct")
+    pol = SpecDecPPPolicy(head=path, threshold=0.5)
+    with pytest.raises(HeadMismatchError, match="hidden size"):  # a draft with another hidden size
+        pol.keep_drafting(DraftStep(index=0, token=5, token_prob=0.5, top_prob=0.5, hidden=torch.zeros(1, 48)))
+    with pytest.raises(InputError, match="no bundled acceptance head"):
+        SpecDecPPPolicy(draft="some-other-draft")
