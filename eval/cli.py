@@ -40,7 +40,11 @@ def _fail(e: BaseException) -> None:
 
 
 def _say(msg: str) -> None:
-    typer.echo(msg, err=True)
+    """Progress on stderr; a closed pipe (`... | head`) never stops a run."""
+    try:
+        typer.echo(msg, err=True)
+    except (BrokenPipeError, OSError):
+        pass
 
 
 def parse_kv(items: list[str] | None, flag: str) -> dict:
@@ -79,7 +83,7 @@ def select_gsm8k(task: TaskSpec, data_dir, dataset, limit):
     return (test[:limit] if limit else test), train
 
 
-def _progress(t0: float, task: TaskSpec):
+def _progress(t0: float, task: TaskSpec, say=_say):
     def show(i: int, n: int, rec: dict) -> None:
         if "correct" in rec and isinstance(rec["correct"], dict):
             ok = rec["correct"].get(task.primary)
@@ -91,7 +95,7 @@ def _progress(t0: float, task: TaskSpec):
         else:
             extra = f" {'ok' if rec.get('correct') else 'x'}"
         if i == n or i % 10 == 0 or "speed" in rec:
-            _say(f"[{i}/{n}] {rec['id']}{extra} ({time.perf_counter() - t0:.0f}s)")
+            say(f"[{i}/{n}] {rec['id']}{extra} ({time.perf_counter() - t0:.0f}s)")
 
     return show
 
@@ -113,7 +117,7 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
             data_dir: str | None = None, dataset: str | None = None, limit: int | None = None,
             subjects: str | None = None, per_subject: int | None = None, seed: int = 0,
             num_fewshot: int | None = None, max_new_tokens: int | None = None, fewshot_file: str | None = None,
-            dtype: str = "bfloat16", threads: int | None = None, compile: bool = False, max_context: int = 4096,
+            dtype: str = "bfloat16", threads: int | None = None, compile: bool = False, max_context: int | None = None,
             compare_plain: bool = False, overwrite: bool = False, plots: bool = True, vllm_venv: str | None = None,
             vllm_batch: bool = False, decoder=None, classifier=None, evaluate_hook=None, say=_say) -> dict:
     """The whole `eval run`, as a function (tests pass `decoder` / `classifier` to skip loading).
@@ -165,13 +169,17 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
               "backend": backend, "dtype": dtype, "split": task.split, "num_fewshot": task.num_fewshot,
               "fewshot_file": fewshot_file, "max_new_tokens": task.max_new_tokens if task.family == "gsm8k" else None,
               "data": dataset or str(resolve_data_dir(data_dir)), "subjects": subjects, "per_subject": per_subject,
-              "seed": seed, "limit": limit, "compare_plain": compare_plain, "max_context": max_context,
+              "seed": seed, "limit": limit, "compare_plain": compare_plain, "max_context": max_context or "auto",
               "threads": threads, "argv": sys.argv[1:]}
     run = R.Run(out, config, overwrite=overwrite)
     run.check()  # fails now, before a model is loaded, if --out holds another run
 
     # 2. model + evaluator
     t_load = time.perf_counter()
+    if max_context is None and task.scoring != "mlm" and not (backend == "hf" and decoder is not None):
+        max_context = auto_max_context(task, model, items, dev if task.family == "mmlu" else None,
+                                       train if task.family == "gsm8k" else None, fewshot_file)
+        say(f"max context (longest prompt + generation): {max_context} tokens")
     batch_evaluate = None
     evaluate = None
     startup: dict = {}
@@ -216,7 +224,7 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
     # 3. run (streams results.jsonl; resumes)
     say(f"{task.name}: {len(items)} items -> {out}")
     t0 = time.perf_counter()
-    records = run.execute(items, evaluate, progress=_progress(t0, task), batch_evaluate=batch_evaluate)
+    records = run.execute(items, evaluate, progress=_progress(t0, task, say), batch_evaluate=batch_evaluate)
     wall = time.perf_counter() - t0
 
     # 4. summary (atomic), markdown, plots
@@ -233,6 +241,8 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
         summary["startup_s"] = startup["startup_s"]
     if task.family == "mmlu" and backend == "hf" and task.scoring != "mlm":
         summary["truncated"] = scorer.truncated
+    if max_context:
+        summary["max_context"] = max_context
     if task.family == "gsm8k" and backend == "hf" and decoder is not None:
         summary["load_s"] = getattr(decoder, "load_seconds", load_s)
     md = R.markdown(summary)
@@ -245,6 +255,31 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
             summary["plots_error"] = f"{type(e).__name__}: {e}"
     run.finish(summary, md)
     return summary
+
+
+def auto_max_context(task: TaskSpec, model: str, items, dev, train, fewshot_file) -> int:
+    """The KV-cache length a run needs: its longest prompt (+ continuation or max_new_tokens + draft room),
+    rounded up to 256. A static cache as long as needed and no longer (attention reads all of it)."""
+    from transformers import AutoTokenizer
+
+    from specdec.zoo import resolve
+
+    tok = AutoTokenizer.from_pretrained(resolve(model))
+    if task.family == "mmlu":
+        from eval.mmlu import context, continuations, encode_pair, fewshot_for
+
+        need = 0
+        for x in items:
+            ctx = context(task, x, fewshot_for(task, x.subject, dev))
+            pairs = [encode_pair(tok, ctx, c) for c in continuations(task, x)]
+            need = max(need, len(pairs[0][0]) + sum(len(b) for _, b in pairs) + 1)
+    else:
+        from eval.gsm8k import GSM8KPrompter, check_chat_template
+
+        check_chat_template(tok, task, model)
+        prompter = GSM8KPrompter(task, train, fewshot_file)
+        need = max(len(encode_with_tokenizer(tok, prompter.prompt(x))) for x in items) + task.max_new_tokens + 64
+    return max(512, -(-need // 256) * 256)
 
 
 def _vllm_evaluator(task, model, draft, drafter, policy, k, drafter_options, dtype, max_context, venv, batch, out,
@@ -364,7 +399,7 @@ def run_cmd(
     dtype: Annotated[str, typer.Option("--dtype")] = "bfloat16",
     threads: Annotated[Optional[int], typer.Option("--threads")] = None,
     compile: Annotated[bool, typer.Option("--compile/--no-compile")] = False,
-    max_context: Annotated[int, typer.Option("--max-context")] = 4096,
+    max_context: Annotated[Optional[int], typer.Option("--max-context", help="KV cache length (default: what the longest prompt needs).")] = None,
     compare_plain: Annotated[bool, typer.Option("--compare-plain", help="Also decode each question without speculation: wall-clock saving, identical outputs.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start the output folder over.")] = False,
     plots: Annotated[bool, typer.Option("--plots/--no-plots")] = True,

@@ -339,7 +339,8 @@ def summarize(task: TaskSpec, records: list[dict]) -> dict:
                         "identical_outputs": sum(bool(r["plain"]["identical"]) for r in plain),
                         "accuracy_identical": all(pacc[k] == _acc_of(plain, k) for k in task.extractors),
                         "wall_saving": 1 - spec_s / ps["seconds"] if ps["seconds"] else 0.0,
-                        "speedup": ps["seconds"] / spec_s if spec_s else 0.0}
+                        "speedup": ps["seconds"] / spec_s if spec_s else 0.0,  # wall-clock ratio, same questions
+                        "tokens_per_s_ratio": out["speed"]["tokens_per_s"] / ps["tokens_per_s"] if ps["tokens_per_s"] else 0.0}
     return out
 
 

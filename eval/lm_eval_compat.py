@@ -121,13 +121,14 @@ def _latest(folder: Path, pattern: str) -> list[Path]:
     return found
 
 
-def read_lm_eval(out_dir: Path) -> tuple[dict, dict[str, dict]]:
-    """(results json, {specdec id: sample}) from an lm-eval --output_path with --log_samples."""
+def read_lm_eval(out_dir: Path) -> tuple[dict, dict[str, dict[str, dict]]]:
+    """(results json, {specdec id: {filter name: sample}}) from an lm-eval --output_path with --log_samples
+    (lm-eval logs one sample per document and filter: "none" for MMLU, strict-match / flexible-extract)."""
     res = _latest(out_dir, "results_*.json")
     if not res:
         raise InputError(f"no lm-eval results_*.json under {out_dir} (run lm_eval with --output_path {out_dir})")
     results = json.loads(res[-1].read_text(encoding="utf-8"))
-    samples: dict[str, dict] = {}
+    samples: dict[str, dict[str, dict]] = {}
     stamp = res[-1].stem.removeprefix("results_")
     files = [p for p in _latest(out_dir, "samples_*.jsonl") if p.stem.endswith(stamp)] or _latest(out_dir, "samples_*.jsonl")
     for p in files:
@@ -136,7 +137,7 @@ def read_lm_eval(out_dir: Path) -> tuple[dict, dict[str, dict]]:
                 s = json.loads(line)
                 sid = s.get("doc", {}).get("specdec_id")
                 if sid:
-                    samples[sid] = s
+                    samples.setdefault(sid, {})[s.get("filter", "none")] = s
     if not samples:
         raise InputError(f"no lm-eval samples with specdec ids under {out_dir} (run lm_eval with --log_samples on "
                          f"the exported tasks)")
@@ -146,26 +147,26 @@ def read_lm_eval(out_dir: Path) -> tuple[dict, dict[str, dict]]:
 def compare(lm_out: Path, ours_dir: Path) -> dict:
     from eval.tasks import LETTERS
 
-    results, samples = read_lm_eval(lm_out)
+    results, by_id = read_lm_eval(lm_out)
     ours = {r["id"]: r for r in R.read_results(ours_dir / R.RESULTS)}
     run = json.loads((ours_dir / R.RUN_FILE).read_text(encoding="utf-8"))
-    common = [i for i in ours if i in samples]
+    common = [i for i in ours if i in by_id]
     if not common:
         raise InputError(f"no common items between {lm_out} and {ours_dir}: were they made from the same export?")
+    first = {i: next(iter(by_id[i].values())) for i in common}
     rep: dict = {"task": run["task"], "n": len(common), "only_ours": len(ours) - len(common),
-                 "only_lm_eval": len(samples) - len(common),
-                 "same_prompt": sum(ours[i].get("prompt_sha256") == samples[i].get("prompt_hash") for i in common)}
+                 "only_lm_eval": len(by_id) - len(common),
+                 "same_prompt": sum(ours[i].get("prompt_sha256") == first[i].get("prompt_hash") for i in common)}
     if run["task"] == "mmlu":
-        lm_pred = {}
+        lm_pred, dll = {}, []
         for i in common:
-            lls = [float(r[0] if isinstance(r, (list, tuple)) else r) for r in samples[i]["filtered_resps"]]
-            lm_pred[i] = max(range(len(lls)), key=lambda j: float(lls[j]))
+            lls = [float(r[0] if isinstance(r, (list, tuple)) else r) for r in first[i]["filtered_resps"]]
+            lm_pred[i] = max(range(len(lls)), key=lambda j: lls[j])
+            dll += [abs(float(a) - b) for a, b in zip(ours[i]["loglik"], lls)]
         ours_acc = sum(bool(ours[i]["correct"]) for i in common) / len(common)
-        lm_acc = sum(float(samples[i]["acc"]) for i in common) / len(common)
-        same = sum(lm_pred[i] == ours[i]["pred"] for i in common)
-        dll = [abs(float(a) - float(b[0] if isinstance(b, (list, tuple)) else b))
-               for i in common for a, b in zip(ours[i]["loglik"], samples[i]["filtered_resps"])]
-        rep.update(ours=ours_acc, lm_eval=lm_acc, diff_points=100 * (ours_acc - lm_acc), same_prediction=same,
+        lm_acc = sum(float(first[i]["acc"]) for i in common) / len(common)
+        rep.update(ours=ours_acc, lm_eval=lm_acc, diff_points=100 * (ours_acc - lm_acc),
+                   same_prediction=sum(lm_pred[i] == ours[i]["pred"] for i in common),
                    max_abs_loglik_diff=max(dll) if dll else None,
                    disagreements=[{"id": i, "ours": LETTERS[ours[i]["pred"]], "lm_eval": LETTERS[lm_pred[i]]}
                                   for i in common if lm_pred[i] != ours[i]["pred"]][:50])
@@ -173,28 +174,23 @@ def compare(lm_out: Path, ours_dir: Path) -> dict:
         for i in common:
             by_subj.setdefault(i.split("/")[0], []).append(i)
         rep["subjects"] = {s: {"n": len(ids), "ours": sum(bool(ours[i]["correct"]) for i in ids) / len(ids),
-                               "lm_eval": sum(float(samples[i]["acc"]) for i in ids) / len(ids)}
+                               "lm_eval": sum(float(first[i]["acc"]) for i in ids) / len(ids)}
                            for s, ids in sorted(by_subj.items())}
     else:
         rep["filters"] = {}
         for ours_key, lm_key in (("strict", "strict-match"), ("flexible", "flexible-extract")):
+            have = [i for i in common if lm_key in by_id[i]]
             o = sum(bool(ours[i]["correct"].get(ours_key)) for i in common) / len(common)
-            lm = []
-            same_pred = 0
-            for i in common:
-                s = samples[i]
-                fr = s.get("filtered_resps")
-                metric = next((v for k, v in s.items() if k == "exact_match" or k.startswith("exact_match")), None)
-                if s.get("filter") and s["filter"] != lm_key:
-                    continue
-                lm.append(float(metric) if metric is not None else 0.0)
-                pred = fr[0] if isinstance(fr, list) else fr
-                same_pred += pred == ours[i]["preds"].get(ours_key)
-            rep["filters"][ours_key] = {"ours": o, "lm_eval": sum(lm) / len(lm) if lm else None,
-                                        "same_extracted": same_pred}
-        texts = sum((samples[i]["resps"][0][0] if isinstance(samples[i]["resps"][0], list) else samples[i]["resps"][0])
-                    == ours[i]["text"] for i in common)
-        rep["same_text"] = texts
+            lm = sum(float(by_id[i][lm_key]["exact_match"]) for i in have) / len(have) if have else None
+            same = sum(by_id[i][lm_key]["filtered_resps"][0] == ours[i]["preds"].get(ours_key) for i in have)
+            rep["filters"][ours_key] = {"ours": o, "lm_eval": lm, "same_extracted": same}
+
+        def lm_text(sample):
+            r = sample["resps"][0]
+            return r[0] if isinstance(r, list) else r
+
+        rep["same_text"] = sum(lm_text(first[i]) == ours[i]["text"] for i in common)
+        rep["different_text"] = [i for i in common if lm_text(first[i]) != ours[i]["text"]][:50]
         st = rep["filters"]["strict"]
         rep.update(ours=st["ours"], lm_eval=st["lm_eval"],
                    diff_points=100 * (st["ours"] - st["lm_eval"]) if st["lm_eval"] is not None else None)

@@ -17,8 +17,7 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    from eval.runner import atomic_write  # noqa: F401 - same folder rules; matplotlib writes bytes itself
-
+    """Write through a temporary file and a rename, like the summaries."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
@@ -32,6 +31,8 @@ def label_of(summary: dict) -> str:
     lab = f"{run.get('backend', 'hf')}:{drafter}"
     if drafter != "plain":
         lab += f"/{run.get('policy', 'constant')}/k{run.get('k', '?')}"
+    if run.get("dtype", "bfloat16") != "bfloat16":
+        lab += f" [{run['dtype']}]"
     return lab
 
 
@@ -46,15 +47,17 @@ def mmlu_subjects(summary: dict, path: Path) -> Path:
     ax.set_yticks(range(len(names)), [f"{s} ({subj[s]['n']})" for s in names], fontsize=7)
     ax.axvline(100 * summary["micro"], color="black", lw=1, ls="--", label=f"micro {100 * summary['micro']:.1f}")
     ax.axvline(25, color="gray", lw=0.8, ls=":", label="chance 25")
-    for cat, color in CAT_COLORS.items():
-        if cat in summary.get("categories", {}):
-            ax.barh([], [], color=color, label=f"{cat} {100 * summary['categories'][cat]['micro']:.1f}")
+    from matplotlib.patches import Patch
+
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [Patch(color=color, label=f"{cat} {100 * summary['categories'][cat]['micro']:.1f}")
+                for cat, color in CAT_COLORS.items() if cat in summary.get("categories", {})]
     ax.set_xlim(0, 100)
     ax.set_xlabel("accuracy (%)")
     run = summary.get("run", {})
     ax.set_title(f"{summary['task']} — {run.get('model', '')} ({run.get('num_fewshot', 0)}-shot, n={summary['n']})",
                  fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(handles=handles, fontsize=7, loc="lower right")
     out = _save(fig, path)
     plt.close(fig)
     return out
@@ -67,9 +70,12 @@ def speed_bars(summaries: Sequence[dict], path: Path) -> Path:
     for s in summaries:
         if "speed" not in s:
             continue
-        rows.append((s["task"], label_of(s), s["speed"]["tokens_per_s"], s.get("acc", 0.0)))
+        run = s.get("run", {})
+        head = f"{s['task']} {str(run.get('model', '')).removesuffix('-instruct')}"
+        rows.append((head, label_of(s), s["speed"]["tokens_per_s"], s.get("acc", 0.0)))
         if "plain" in s:
-            rows.append((s["task"], f"{s.get('run', {}).get('backend', 'hf')}:plain (paired)",
+            dt = f" [{run['dtype']}]" if run.get("dtype", "bfloat16") != "bfloat16" else ""
+            rows.append((head, f"{run.get('backend', 'hf')}:plain (paired){dt}",
                          s["plain"]["speed"]["tokens_per_s"], s["plain"]["accuracy"].get(s["primary"], 0.0)))
     fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(rows) + 2), 4))
     if rows:

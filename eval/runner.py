@@ -177,6 +177,8 @@ def markdown(summary: dict) -> str:
     bits = [f"backend {cfg.get('backend', 'hf')}", f"dtype {cfg.get('dtype', '?')}",
             f"drafter {cfg.get('drafter') or 'none'}", f"policy {cfg.get('policy', '-')}", f"k {cfg.get('k', '-')}",
             f"{summary['n']} items"]
+    if cfg.get("scoring") in ("letter", "cloze", "mlm"):  # no generation: drafter settings do not apply
+        bits = [bits[0], bits[1], f"{summary['n']} items"] if cfg.get("scoring") != "mlm" else [f"{summary['n']} items"]
     if cfg.get("num_fewshot") is not None:
         bits.insert(0, f"{cfg['num_fewshot']}-shot")
     lines += [", ".join(bits), ""]
@@ -209,8 +211,9 @@ def markdown(summary: dict) -> str:
             ps = p["speed"]
             lines.append(f"| plain (same questions) | {ps['new_tokens']} | {ps['seconds']:.1f} | {ps['tokens_per_s']:.2f} "
                          f"| - | 1.00 |")
-            lines += ["", f"Speculation vs plain on the same {p['n']} questions: speedup {p['speedup']:.2f}x "
-                          f"(wall-clock saving {_pct(p['wall_saving'])}%), identical outputs {p['identical_outputs']}/"
+            lines += ["", f"Speculation vs plain on the same {p['n']} questions: wall-clock speedup {p['speedup']:.2f}x "
+                          f"(saving {_pct(p['wall_saving'])}%; tokens/s ratio {p.get('tokens_per_s_ratio', 0):.2f}x), "
+                          f"identical outputs {p['identical_outputs']}/"
                           f"{p['n']}, accuracy " + ", ".join(f"{k} {_pct(v)}" for k, v in p["accuracy"].items())
                           + (" (identical)" if p["accuracy_identical"] else " (DIFFERENT)")]
         if summary.get("startup_s") is not None:

@@ -11,7 +11,7 @@ The evaluators (``eval.mmlu``, ``eval.gsm8k``) interpret the spec; the registry 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from specdec.registry import Registry
 
@@ -71,7 +71,6 @@ class TaskSpec:
     extractors: tuple[str, ...] = ()  # answer extraction filters, reported side by side
     primary: str = "acc"  # the headline metric
     notes: str = ""
-    options: dict = field(default_factory=dict, compare=False, hash=False)
 
     def with_options(self, **kw) -> "TaskSpec":
         """A copy with fields changed (e.g. num_fewshot=5, max_new_tokens=512)."""

@@ -135,7 +135,7 @@ def run_worker(req: WorkerRequest, venv: str | os.PathLike | None = None, log_pa
         f.write(req.to_json())
         req_path = f.name
     log = open(log_path, "a", encoding="utf-8") if log_path else None
-    tail: deque[str] = deque(maxlen=30)
+    tail: deque[str] = deque(maxlen=400)
     proc = subprocess.Popen([str(py), "-m", "eval.vllm_worker", req_path], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, bufsize=1,
                             env=worker_env(venv, threads_bind, kv_cache_gb))
@@ -151,15 +151,19 @@ def run_worker(req: WorkerRequest, venv: str | os.PathLike | None = None, log_pa
                     log.flush()
                 continue
             if ev.get("event") == "error":
+                cause = root_cause(tail)
                 raise VLLMBackendError(f"vLLM worker failed: {ev.get('message')}"
+                                       + (f"; cause: {cause}" if cause else "")
                                        + (f" (log: {log_path})" if log_path else ""))
             if ev.get("event") == "done":
                 finished = True
             yield ev
         rc = proc.wait()
         if rc != 0 or not finished:
+            cause = root_cause(tail)
             last = "\n  ".join(list(tail)[-8:])
             raise VLLMBackendError(f"vLLM worker exited with code {rc} before finishing"
+                                   + (f"; cause: {cause}" if cause else "")
                                    + (f" (log: {log_path})" if log_path else "") + f"; last lines:\n  {last}")
     finally:
         if proc.poll() is None:
@@ -173,12 +177,32 @@ def run_worker(req: WorkerRequest, venv: str | os.PathLike | None = None, log_pa
         os.unlink(req_path)
 
 
+_GENERIC = ("EngineDeadError", "Engine core initialization failed", "See root cause", "See stack trace")
+
+
+def root_cause(lines) -> str:
+    """The first specific `SomethingError: message` in vLLM's log lines (its own errors only say "see above"),
+    with a hint for the usual one on a small machine (not enough free memory for the KV cache)."""
+    import re
+
+    for line in lines:
+        m = re.search(r"\b([A-Za-z]*Error): (.+)$", line.strip())
+        if m and not any(g in line for g in _GENERIC):
+            msg = f"{m.group(1)}: {m.group(2).strip()}"
+            if "kv cache" in msg.lower() or "memory" in msg.lower():
+                msg += f" (free memory, or lower the KV cache: VLLM_CPU_KVCACHE_SPACE=2, in GiB; default 4)"
+            return msg
+    return ""
+
+
 def item_speed(ev: dict) -> dict:
     """A worker "item" event -> the speed fields the summaries read (same keys as the engine's)."""
     n = len(ev.get("token_ids", []))
     spec = ev.get("spec") or {}
     drafts = spec.get("drafts", 0)
+    accepted = spec.get("accepted_tokens", 0)
     return {"new_tokens": n, "decode_s": float(ev.get("gen_s", 0.0)), "drafted": spec.get("draft_tokens", 0),
-            "accepted": spec.get("accepted_tokens", 0), "vllm_drafts": drafts,
-            # tau as vLLM defines it: 1 + accepted / drafts (the bonus token counted); plain: one token per step
-            "rounds": drafts if drafts else n, "compile_s": 0.0, "stop_reason": ev.get("finish_reason", "")}
+            "accepted": accepted, "vllm_drafts": drafts,
+            # target steps: each commits one token of its own plus the drafts it accepted (steps where the
+            # ngram drafter found nothing count too), so tau = tokens / steps, as this engine counts it
+            "rounds": max(n - accepted, 1) if n else 0, "compile_s": 0.0, "stop_reason": ev.get("finish_reason", "")}

@@ -111,6 +111,18 @@ def maskpredict(data: Path = typer.Option(DATA / "sst2" / "test.tsv"), model: st
         fill[0, pick] = True
         batches.append((ids, fill))
     Ts = [int(t) for t in iterations.split(",")]
+    hits = {1: 0, 10: 0, 100: 0}
+    n_tok = 0
+    with torch.no_grad():  # how far from the argmax is the true token? (one all-mask pass)
+        for ids, fill in batches:
+            masked = ids.masked_fill(fill, mlm.mask_id)
+            logits = mlm.logits_at(masked, torch.ones_like(ids), fill)
+            logits[:, special] = float("-inf")
+            rank = (logits > logits.gather(1, ids[fill][:, None])).sum(1)
+            for kk in hits:
+                hits[kk] += int((rank < kk).sum())
+            n_tok += int(fill.sum())
+    infill_topk = {f"top{kk}": v / n_tok for kk, v in hits.items()}
     infill = []
     for T in Ts:
         correct = total = passes = 0
@@ -151,6 +163,7 @@ def maskpredict(data: Path = typer.Option(DATA / "sst2" / "test.tsv"), model: st
             typer.echo(json.dumps({k: v for k, v in gen[-1].items() if k != "samples"}), err=True)
     _write(out, {"experiment": "mask-predict quality and speed", "model": model, "n_sentences": len(sents),
                  "mask_ratio": mask_ratio, "infill": infill,
+                 "infill_one_pass_topk_accuracy": infill_topk,
                  "generation": {"prompts": len(prompts), "length_candidates": lens,
                                 "note": "tokens/s counts the chosen candidate's tokens; all length candidates "
                                         "are decoded in one batch", "results": gen},

@@ -87,7 +87,7 @@ class GenerationStats:
         return d
 
     def summary(self) -> str:
-        s = f"{self.new_tokens} tokens in {self.decode_s:.2f}s ({self.tokens_per_s:.2f} tok/s), {self.rounds} target calls"
+        s = f"{self.new_tokens} tokens in {self.decode_s:.2f}s ({self.tokens_per_s:.2f} tok/s), {self.target_calls} target calls (prefill incl.)"
         if self.drafted:
             s += (
                 f", drafted {self.drafted}, accepted {self.accepted} (alpha {self.acceptance_rate:.2f}),"

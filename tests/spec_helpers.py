@@ -140,9 +140,10 @@ class EmptyDrafter:
 
 
 # ---------------------------------------------------------------- statistics
-def chi2_pvalue(counts, probs, min_expected: float = 5.0) -> float:
+def chi2_pvalue(counts, probs, min_expected: float = 5.0, ddof: int = 0) -> float:
     """Pearson chi-square goodness of fit of `counts` (N,) to `probs` (N,). Cells with a small expected count
-    are pooled into one. A count in a cell of probability 0 fails outright (p-value 0)."""
+    are pooled into one. A count in a cell of probability 0 fails outright (p-value 0). `ddof`: degrees of
+    freedom to remove beyond the usual one (e.g. rows - 1 for a table of conditional distributions)."""
     counts = np.asarray(counts, dtype=float).ravel()
     probs = np.asarray(probs, dtype=float).ravel()
     probs = probs / probs.sum()
@@ -158,4 +159,4 @@ def chi2_pvalue(counts, probs, min_expected: float = 5.0) -> float:
         exp_c.append(exp[~big].sum())
     if len(obs_c) < 2:
         return 1.0
-    return float(sps.chisquare(obs_c, exp_c).pvalue)
+    return float(sps.chisquare(obs_c, exp_c, ddof=ddof).pvalue)

@@ -194,7 +194,8 @@ class ChainSetup:
         for t1, t2 in pairs:
             joint[t1, t2] += 1
         expected = joint.sum(1, keepdim=True) * self.P1  # (V, V)
-        p_second = chi2_pvalue(joint.flatten(), expected.flatten())
+        rows = int((joint.sum(1) > 0).sum())  # one constraint per conditioning row
+        p_second = chi2_pvalue(joint.flatten(), expected.flatten(), ddof=rows - 1)
         return p_first, p_second, len(pairs)
 
 
@@ -250,6 +251,21 @@ def test_negative_control_wrong_samplers_are_rejected(wrong):
     first, pairs = s.run(verify_fn=wrong, n=5000)
     p_first, _, _ = s.pvalues(first, pairs)
     assert p_first < FAIL, f"the chi-square test cannot tell {wrong.__name__} from a correct sampler"
+
+
+def test_negative_control_wrong_row_for_the_second_token_is_rejected():
+    """A sampler that gets the first token right but verifies the second against the root's row instead of
+    the row after d1: only the conditional test can see it, and it does."""
+
+    def wrong_row(target_logits, draft, sampling, generator):
+        L = target_logits[0]
+        return verify(torch.stack([L[0], L[0], L[2]])[None], draft, sampling, generator)
+
+    s = ChainSetup(seed=1)
+    first, pairs = s.run(verify_fn=wrong_row, n=5000)
+    p_first, p_second, _ = s.pvalues(first, pairs)
+    assert p_first > PASS
+    assert p_second < FAIL
 
 
 # ---- trees (SpecInfer multi-draft)

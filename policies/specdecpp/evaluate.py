@@ -69,8 +69,17 @@ def evaluate_predictions(pred: torch.Tensor, labels: torch.Tensor, bins: int = 1
     }
 
 
-def evaluate_head(head, dataset, bins: int = 10) -> dict[str, Any]:
+def evaluate_head(head, dataset, bins: int = 10, reject_weight: float | None = None) -> dict[str, Any]:
+    """Metrics of the head's P(accept), de-weighted (see head.deweight) when `reject_weight` is given:
+    that is the probability the policy uses. AUC is the same either way (a monotone map)."""
+    from policies.specdecpp.head import deweight
     from policies.specdecpp.train import predict
 
-    pred = predict(head, dataset.features)
-    return evaluate_predictions(pred, dataset.labels, bins)
+    raw = predict(head, dataset.features)
+    pred = deweight(raw, reject_weight).clamp(0, 1)
+    out = evaluate_predictions(pred, dataset.labels, bins)
+    out["deweighted"] = bool(reject_weight and reject_weight != 1)
+    out["reject_weight"] = reject_weight
+    if out["deweighted"]:
+        out["mean_pred_raw"] = float(raw.mean())
+    return out

@@ -7,7 +7,7 @@ draft's hidden state (`DraftStep.hidden`) to P(accept), prod *= P(accept), and d
 
 never before `k_min` tokens, never beyond `k_max`, and always right after an EOS token.
 
-The threshold h: a number; or "auto", Theorem 3.1 of the paper with costs measured on this machine,
+The threshold h: a fixed number; "theorem", Theorem 3.1 of the paper with costs measured on this machine,
 
     stop when P(at least one rejection) >= h* = (c2 + delta) / (c1 + c2 + delta)
 
@@ -16,10 +16,17 @@ The threshold h: a number; or "auto", Theorem 3.1 of the paper with costs measur
     c2    = the cost of a target forward with no draft (the intercept a of that fit)
     delta = the per-round overhead outside the two models' forwards (sampling, verification, bookkeeping)
 
-i.e. draft one more token while P(reject so far) * c1 < (1 - P(reject so far)) * (c2 + delta): a token
-drafted after a rejection wastes c1; stopping while everything was accepted costs one more round (c2 +
-delta) for the tokens the next round has to redo. (This reading of the paper's c1, c2, delta -- in
-particular folding the CPU's per-token verification cost into c1 -- is ours; see docs/specdecpp.md.)
+i.e. draft one more token while P(reject so far) * c1 < (1 - P(reject so far)) * (c2 + delta); or "auto"
+(the default), the throughput-optimal version of the same marginal argument:
+
+    stop when P(at least one rejection) > h = 1 - c1 * T,     T = the measured tokens/s of this policy
+
+(one more token costs c1 and adds P(all accepted) tokens, worth c1 * T tokens at the current rate; this is
+the per-round optimal stopping of a ratio objective, Dinkelbach style: T converges to the best rate).
+Theorem 3.1 values an accepted token at plain decoding's cost c2 + delta; once speculation runs at T >
+1 / (c2 + delta) that over-values long drafts, which on this CPU (draft ~1/3 of the target's cost) made
+drafts of ~15 tokens where ~5 pay. (Our reading of the paper's c1, c2, delta -- in particular folding the
+CPU's per-token verification cost into c1 -- and the "auto" rule are ours; see docs/specdecpp.md.)
 
 The costs are measured online from the policy's own calls (time between consecutive `keep_drafting`
 calls = a draft step; time from the round's last call to `observe` = verification, fitted as a + b*K;
@@ -43,7 +50,8 @@ from typing import Any
 import torch
 
 from policies.base import POLICIES, DraftStep
-from policies.specdecpp.head import BUNDLED, HeadFile, HeadMismatchError, bundled_head, check_identity, load_head
+from policies.specdecpp.head import (BUNDLED, HeadFile, HeadMismatchError, bundled_head, check_identity, deweight,
+                                     load_head)
 from specdec.errors import InputError
 
 DEFAULT_THRESHOLD = 0.7  # used with threshold="auto" until enough rounds were timed, when nothing else is known
@@ -54,6 +62,17 @@ def optimal_threshold(c1: float, c2: float, delta: float = 0.0) -> float:
     if c1 < 0 or c2 < 0 or delta < 0 or c1 + c2 + delta <= 0:
         raise InputError(f"costs must be >= 0 and not all 0 (c1={c1}, c2={c2}, delta={delta})")
     return (c2 + delta) / (c1 + c2 + delta)
+
+
+def auto_threshold(c1: float, throughput: float) -> float:
+    """The throughput-optimal stop rule: drafting one more token costs c1 seconds and adds, in expectation,
+    P(all drafted so far and the new one accepted) tokens; it pays while that exceeds c1 * T tokens, T the
+    throughput (tokens/s) the policy achieves. Stop once 1 - prod > 1 - c1 * T (prod standing in for the
+    unknown next factor). With T = 1 / (c2 + delta), plain decoding's rate, this is Theorem 3.1's rule up to
+    the c1 in its denominator; with the (higher) speculative rate it drafts less, as it should."""
+    if c1 < 0 or throughput <= 0:
+        raise InputError(f"need c1 >= 0 and throughput > 0 (c1={c1}, throughput={throughput})")
+    return 1.0 - c1 * throughput
 
 
 # --------------------------------------------------------------------------------------------- costs
@@ -69,9 +88,26 @@ class CostModel:
         self.rounds = 0
         self.seeded = c_draft is not None and a is not None  # given costs: used as they are, never re-measured
 
+        self.tok_ema: float | None = None  # tokens per speculative round
+        self.time_ema: float | None = None  # seconds per speculative round
+
     @property
     def ready(self) -> bool:
         return self.costs() is not None and (self.seeded or self.rounds >= 5)
+
+    def add_round(self, tokens: int, dt: float) -> None:
+        """A whole speculative round (observe to observe): its committed tokens and wall time."""
+        if self.tok_ema is None:
+            self.tok_ema, self.time_ema = float(tokens), dt
+        else:
+            self.tok_ema = 0.9 * self.tok_ema + 0.1 * tokens
+            self.time_ema = 0.9 * self.time_ema + 0.1 * _clip(dt, self.time_ema)
+
+    def throughput(self) -> float | None:
+        """Tokens per second of speculative rounds (ratio of running means), or None."""
+        if self.tok_ema is None or not self.time_ema:
+            return None
+        return self.tok_ema / self.time_ema
 
     # ---- samples
     def add_draft_step(self, dt: float) -> None:
@@ -122,7 +158,9 @@ class CostModel:
         fit = self.verify_fit()
         return {"c_draft": self.c_draft, "verify_a": fit[0] if fit else None, "verify_b": fit[1] if fit else None,
                 "delta": self.delta, "c1": c[0] if c else None, "c2": c[1] if c else None,
-                "threshold": optimal_threshold(*c) if c else None, "rounds_timed": self.rounds}
+                "threshold_theorem": optimal_threshold(*c) if c else None, "throughput": self.throughput(),
+                "threshold_auto": auto_threshold(c[0], self.throughput() or 1.0 / (c[1] + c[2])) if c else None,
+                "rounds_timed": self.rounds}
 
 
 def _clip(x: float, ref: float) -> float:
@@ -156,8 +194,9 @@ class SpecDecPPPolicy:
     """Options: head (path; default the bundled head of `draft`, or the only bundled head), threshold
     (float in (0,1), "auto", or None = the head's recommended value), k_min / k_max (2 / 20), eos_ids
     (default: the head file's), draft (the draft's name: refuse a head trained for another draft),
-    c1 / c2 / delta or costs=FILE (seed costs, seconds), guard (fall back to plain decoding while
-    speculation does not pay)."""
+    c1 / c2 / delta or costs=FILE (fixed costs in seconds for "auto"), guard (fall back to plain decoding
+    while speculation does not pay), calibrate (undo the training loss's reject weight, so that the
+    product is a probability; False = the raw head output, as in the paper's code)."""
 
     head: str | None = None
     threshold: float | str | None = None
@@ -170,6 +209,7 @@ class SpecDecPPPolicy:
     delta: float | None = None
     costs: str | None = None
     guard: bool = True
+    calibrate: bool = True
     name: str = "specdecpp"
 
     def __post_init__(self) -> None:
@@ -178,6 +218,8 @@ class SpecDecPPPolicy:
             raise InputError(f"need 1 <= k_min <= k_max, got k_min={self.k_min}, k_max={self.k_max}")
         if isinstance(self.guard, str):
             self.guard = self.guard.lower() not in ("0", "false", "no", "off")
+        if isinstance(self.calibrate, str):
+            self.calibrate = self.calibrate.lower() not in ("0", "false", "no", "off")
         # ---- the head
         if self.head is None:
             path = bundled_head(self.draft) if self.draft else None
@@ -195,6 +237,7 @@ class SpecDecPPPolicy:
         self._hf = hf
         self._net = hf.head
         self._align = hf.meta.get("align", "pre")
+        self._w = hf.meta.get("reject_weight") if self.calibrate else None
         # ---- eos
         eos = self.eos_ids if self.eos_ids is not None else hf.meta.get("eos_token_ids", [])
         if isinstance(eos, str):
@@ -208,11 +251,15 @@ class SpecDecPPPolicy:
             if getattr(self, k) is not None:
                 seed[k] = float(getattr(self, k))
         thr = self.threshold if self.threshold is not None else hf.meta.get("threshold", "auto")
-        if isinstance(thr, str) and thr.strip().lower() != "auto":
-            thr = float(thr)
+        if isinstance(thr, str) and thr.strip().lower() not in ("auto", "theorem"):
+            try:
+                thr = float(thr)
+            except ValueError:
+                raise InputError(f"threshold must be a number in (0, 1), 'auto' or 'theorem', got {thr!r}") from None
         self._auto = isinstance(thr, str)
+        self._mode = thr.strip().lower() if self._auto else "fixed"
         if not self._auto and not 0.0 < float(thr) < 1.0:
-            raise InputError(f"threshold must be in (0, 1) or 'auto', got {thr}")
+            raise InputError(f"threshold must be in (0, 1), 'auto' or 'theorem', got {thr}")
         self._fixed_h = None if self._auto else float(thr)
         key = str(Path(self.head).resolve())
         if key not in _SHARED_COSTS or seed:
@@ -249,7 +296,13 @@ class SpecDecPPPolicy:
             return self._fixed_h
         if not self._costs.ready:
             return float(self._hf.meta.get("threshold_prior", DEFAULT_THRESHOLD))
-        return min(max(optimal_threshold(*self._costs.costs()), 0.05), 0.98)
+        c1, c2, delta = self._costs.costs()
+        if self._mode == "theorem":
+            h = optimal_threshold(c1, c2, delta)
+        else:
+            t = self._costs.throughput() if self._costs.rounds >= 5 or self._costs.seeded else None
+            h = auto_threshold(c1, t if t is not None else 1.0 / max(c2 + delta, 1e-9))
+        return min(max(h, 0.05), 0.98)
 
     def max_draft(self) -> int:
         self._t_max_draft = time.perf_counter()
@@ -265,7 +318,8 @@ class SpecDecPPPolicy:
                 f"(hidden size {self._net.hidden_size}), but this draft's hidden size is {hidden.shape[-1]}; "
                 "pass head=PATH to a head trained for this draft"
             )
-        return float(self._net.accept_prob(hidden.reshape(-1, hidden.shape[-1])[:1])[0])
+        p = float(self._net.accept_prob(hidden.reshape(-1, hidden.shape[-1])[:1])[0])
+        return float(deweight(p, self._w))
 
     def keep_drafting(self, step: DraftStep) -> bool:
         now = time.perf_counter()
@@ -308,6 +362,8 @@ class SpecDecPPPolicy:
         elif drafted == 0 and self._t_max_draft is not None and not self._first_round:
             self._costs.add_verify(0, now - self._t_max_draft)
         self.history.append((drafted, accepted))
+        if drafted > 0 and self._t_observe is not None and not self._first_round:
+            self._costs.add_round(accepted + 1, now - self._t_observe)
         self._first_round = False
         self._t_observe = now
         self._t_last = None

@@ -40,7 +40,7 @@ def weighted_soft_bce(logits: torch.Tensor, y: torch.Tensor, reject_weight: floa
 class TrainConfig:
     epochs: int = 4
     batch_size: int = 256
-    lr: float = 1e-3
+    lr: float = 3e-4
     weight_decay: float = 0.01
     warmup_ratio: float = 0.03
     reject_weight: float = 6.0
@@ -49,6 +49,7 @@ class TrainConfig:
     checkpoint_every: int = 100  # steps
     label: str = "label"
     align: str = "pre"
+    standardize: bool = True  # inputs standardized with the training features' mean / std (head.py)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.reject_weight <= 0:
@@ -101,12 +102,14 @@ def train_head(train: Dataset, cfg: TrainConfig, work_dir: str | os.PathLike, va
     total = steps_per_epoch * cfg.epochs
     torch.manual_seed(cfg.seed)
     head = AcceptanceHead(H, cfg.num_blocks)
+    if cfg.standardize:
+        head.set_normalization(train.features)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = TrainState()
     if resume and ckpt.is_file():
         saved = torch.load(ckpt, weights_only=False)
         keys = ("epochs", "batch_size", "lr", "weight_decay", "warmup_ratio", "reject_weight", "num_blocks", "seed",
-                "label", "align")
+                "label", "align", "standardize")
         diff = [k for k in keys if saved["config"].get(k) != getattr(cfg, k)]
         if diff or saved["n_train"] != N or saved["hidden_size"] != H:
             raise InputError(f"{ckpt} belongs to a run with other settings or data ({', '.join(diff) or 'data size'}); "

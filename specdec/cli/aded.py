@@ -253,3 +253,39 @@ def distill(
             f.write(json.dumps({"prompt": rec["prompt"], "answer": rec["answer"]}) + "\n")
             f.flush()
     console.print(f"wrote {len(rows)} answers to {out}; next: specdec aded build --from {out} --out STORE")
+
+
+@aded_app.command("replay")
+def replay_cmd(
+    references: Path = typer.Option(..., help="a `specdec aded cost` report (its prompts and greedy references)"),
+    store: list[str] = typer.Option(["empty"], help="store files, or 'empty' (repeatable)"),
+    budget: list[str] = typer.Option(["5:4"], help="nodes:depth (repeatable)"),
+    variants: str = typer.Option("tree,chain,no-adapt,persist", help="comma-separated: tree chain no-adapt persist"),
+    out: Optional[Path] = typer.Option(None, help="JSON with every row"),
+) -> None:
+    """Ablations without the target: accepted tokens per round, replayed against greedy references."""
+    from rich.console import Console
+
+    from specdec.drafters.aded.config import AdedConfig
+    from specdec.drafters.aded.store import TrigramStore
+    from specdec.drafters.aded.tune import replay
+
+    console = Console(stderr=True)
+    rep = json.loads(Path(references).read_text())
+    ids, refs = rep["replay_data"]["prompts"], rep["replay_data"]["references"]
+    vocab = max(max(max(p) for p in ids), max(max(r) for r in refs if r)) + 1
+    opts = {"tree": {}, "chain": {"chain": True}, "no-adapt": {"adapt": False}, "persist": {"persist": True}}
+    rows = []
+    for s in store:
+        for v in variants.split(","):
+            for b in budget:
+                n, d = (int(x) for x in b.split(":"))
+                st = TrigramStore.empty(vocab) if s == "empty" else TrigramStore.load(s)  # fresh: no leftovers
+                r = replay(st, AdedConfig().with_options(**opts[v]), ids, refs, n, d)
+                rows.append(dict(r, store=s, variant=v))
+                console.print(f"{Path(s).name:28s} {v:9s} nodes {n:2d} depth {d}: {r['accepted_per_round']:.2f} "
+                              f"accepted/round, search {r['search_ms']:.1f} ms, depths {r['accepted_depth_hist']}")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"references": str(references), "dataset": rep.get("dataset"),
+                                   "prompts": len(ids), "tokens": sum(map(len, refs)), "rows": rows}, indent=1))

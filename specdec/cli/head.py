@@ -205,10 +205,12 @@ def train(
         "--work-dir", help="Checkpoints (default: OUT without suffix + '.work').")] = None,
     epochs: Annotated[int, typer.Option("--epochs")] = 4,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 256,
-    lr: Annotated[float, typer.Option("--lr")] = 1e-3,
+    lr: Annotated[float, typer.Option("--lr")] = 3e-4,
     weight_decay: Annotated[float, typer.Option("--weight-decay")] = 0.01,
     reject_weight: Annotated[float, typer.Option("--reject-weight", help="BCE weight w on the reject class.")] = 6.0,
     blocks: Annotated[int, typer.Option("--blocks", help="Residual blocks L.")] = 3,
+    standardize: Annotated[bool, typer.Option(
+        "--standardize/--no-standardize", help="Standardize inputs with the training features' mean/std.")] = True,
     label: Annotated[str, typer.Option("--label", help="label (min(1,p/q) of the sampled token) | label_expected | label_greedy")] = "label",
     align: Annotated[str, typer.Option("--align", help="pre (hidden that produced the token) | post (paper's code)")] = "pre",
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Prompts held out for validation.")] = 0.1,
@@ -237,14 +239,15 @@ def train(
     tr, va = ds.split(val_fraction)
     err.print(f"[dim]{len(tr)} training / {len(va)} validation positions (hidden size {ds.features.shape[1]})[/]")
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, reject_weight=reject_weight,
-                      num_blocks=blocks, seed=seed, checkpoint_every=checkpoint_every, label=label, align=align)
+                      num_blocks=blocks, seed=seed, checkpoint_every=checkpoint_every, label=label, align=align,
+                      standardize=standardize)
     work = work_dir or str(Path(out).with_suffix("")) + ".work"
     t0 = time.perf_counter()
     head, state = train_head(tr, cfg, work, val=va if len(va) else None, resume=resume, progress=progress,
                              log=lambda m: err.print(f"[dim]{escape(m)}[/]"))
-    val_metrics = evaluate_head(head, va) if len(va) else None
+    val_metrics = evaluate_head(head, va, reject_weight=reject_weight) if len(va) else None
     meta = {
-        "align": align, "label": label, "eos_token_ids": ds.manifest.get("eos_token_ids", []),
+        "align": align, "label": label, "reject_weight": reject_weight, "eos_token_ids": ds.manifest.get("eos_token_ids", []),
         "target": cfgd.get("target"), "draft": cfgd.get("draft"),
         "train": {"command": _command_line(), "config": cfg.__dict__, "positions": len(tr), "val_positions": len(va),
                   "data": [str(d) for d in data], "data_prompts": cfgd.get("prompts"),
@@ -289,14 +292,15 @@ def evaluate(
     hf = load_head(path, draft=ident)  # refuses a head trained for another draft
     kind = label or hf.meta.get("label", "label")
     ds = load_dataset(data, label=kind, align=hf.meta.get("align", "pre"))
-    m = evaluate_head(hf.head, ds, bins)
+    m = evaluate_head(hf.head, ds, bins, reject_weight=hf.meta.get("reject_weight"))
     m.update(head=str(path), data=[str(d) for d in data], label=kind, prompts=int(len(set(ds.prompt.tolist()))))
     if json_out:
         _emit_json(m, json_out)
         if json_out == "-":
             return
     out = _out()
-    out.print(f"{escape(str(path))} on {m['positions']} held-out positions ({m['prompts']} prompts, label {kind}):")
+    out.print(f"{escape(str(path))} on {m['positions']} held-out positions ({m['prompts']} prompts, label {kind}"
+              f"{', predictions de-weighted (w=%g)' % m['reject_weight'] if m['deweighted'] else ''}):")
     out.print(f"  AUC {m['auc']:.3f} (vs label >= 0.5: {m['auc_binary_0.5']:.3f}), BCE {m['bce']:.4f}, "
               f"Brier {m['brier']:.4f} (constant predictor {m['brier_constant']:.4f}), ECE {m['ece']:.3f}, "
               f"mean label {m['mean_label']:.3f}, mean prediction {m['mean_pred']:.3f}")

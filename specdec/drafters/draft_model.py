@@ -59,7 +59,9 @@ class DraftModelDrafter:
         return logits[0, -1], hidden[:, -1]
 
     def propose(self, ctx: DraftContext) -> Draft:
-        if self.runner.space_left() < ctx.max_draft + 2:
+        # after the sync the cache holds all T committed tokens, then max_draft - 1 drafted ones are fed
+        # (judged on T, not on the cache's stale length: the draft's context may be shorter than the target's)
+        if ctx.tokens.shape[1] + ctx.max_draft > self.runner.max_context:
             return Draft.empty()
         logits, hidden = self._sync(ctx.tokens[0])
         toks: list[int] = []

@@ -188,3 +188,40 @@ def test_heuristic_policy_is_restarted_by_decode(runner, cases):
         runs.append([c.max_draft for c in d.seen])
     assert runs[0] == runs[1]
     assert runs[0][:3] == [2, 4, 6]  # +2 per fully accepted round from k
+
+
+def test_tree_rounds_feed_the_target_the_right_layout(target_model, cases):
+    """Every row the loop's tree verification sees equals HF's logits after the committed text + that node's
+    path (mask AND positions right; the greedy outputs alone are weak at catching an off-by-one position)."""
+    r = ModelRunner(target_model, max_context=256)
+    seen = []
+    orig = r.forward
+
+    def spy(tokens, tree_mask=None, depths=None):
+        out = orig(tokens, tree_mask=tree_mask, depths=depths)
+        seen.append(out[0])
+        return out
+
+    r.forward = spy
+    p, ref = cases[3]
+    d = RandomTreeDrafter(vocab=64, seed=7, trees=True, hint=ref + [0] * 8, prompt_len=p.shape[1])
+    drafts = []
+    orig_propose = d.propose
+    d.propose = lambda ctx: (lambda out: (drafts.append((ctx.tokens.clone(), out)), out)[1])(orig_propose(ctx))
+    out, _, st = gen(r, p, d, ConstantPolicy(k=6), max_new=12)
+    assert out == ref[:12] and st.accepted > 0
+    rounds = seen[1:]  # seen[0] is the prefill
+    checked = 0
+    with torch.no_grad():
+        for (ctx_tokens, draft), logits in zip(drafts, rounds):
+            if draft.tree is None:
+                continue
+            for node in range(draft.length):
+                path, n = [], node
+                while n >= 0:
+                    path.append(int(draft.tokens[0, n]))
+                    n = draft.tree.parents[n]
+                seq = torch.cat([ctx_tokens, torch.tensor([path[::-1]])], dim=1)
+                torch.testing.assert_close(logits[0, node + 1], target_model(seq).logits[0, -1], atol=2e-5, rtol=1e-4)
+                checked += 1
+    assert checked > 10

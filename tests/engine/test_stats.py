@@ -69,7 +69,7 @@ def test_to_dict_and_summary(scripted):
     assert d["acceptance_rate"] == pytest.approx(0.6) and d["mean_accepted_length"] == pytest.approx(2.2)
     assert d["drafted"] == 10 and d["new_tokens"] == 11
     s = st.summary()
-    assert "11 tokens" in s and "alpha 0.60" in s and "tau 2.20" in s and "5 target calls" in s
+    assert "11 tokens" in s and "alpha 0.60" in s and "tau 2.20" in s
     assert st.total_s >= st.verify_s > 0 and st.compile_s == 0.0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 
 import pytest
-import torch
 
 from spec_helpers import ScriptedDrafter, hf_greedy, oracle_script, random_prompts  # isort: skip
 from policies.simple import ConstantPolicy  # after specdec (import cycle, see tests/policies)

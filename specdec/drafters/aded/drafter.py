@@ -63,6 +63,8 @@ class AdedDrafter:
         res = search(self.store, a, b, cfg, max_nodes=nodes, max_depth=depth)
         info = {"tree_size": len(res), "tree_depth": res.depth, "search_ms": res.ms}
         self.rounds.append(dict(info, expected=res.expected_accepted))
+        if len(self.rounds) == 1:  # once per generation (stats.extra gets one-element lists)
+            info.update(store_pairs=self.store.num_pairs, store_bytes=self.store.nbytes(), store_live_pairs=len(self.store.live))
         if not len(res):
             return Draft(tokens=torch.zeros(1, 0, dtype=torch.long), info=info)
         tokens = torch.tensor([res.tokens], dtype=torch.long)  # (1, N)

@@ -91,7 +91,7 @@ def test_shards_manifest_and_resume(tmp_path, target_model, draft_model, tokeniz
     assert shard_plan(DataConfig("t", "d", "p", start=3, count=5, shard_size=2)) == [(3, 5), (5, 7), (7, 8)]
     man, calls = _build(tmp_path, target_model, draft_model, tokenizer, 5, max_shards=2)
     assert sorted(man["shards"]) == ["shard-00000.safetensors", "shard-00002.safetensors"]
-    assert man["estimate"]["prompts"] == 5 and man["estimate"]["seconds_first_prompt"] >= 0
+    assert man["estimate"]["prompts"] == 5 and man["estimate"]["seconds_per_prompt"] >= 0
     n_first = len(calls)
     man, calls = _build(tmp_path, target_model, draft_model, tokenizer, 5)  # resume: only the last shard
     assert n_first == 4 and len(calls) == 1 and len(man["shards"]) == 3

@@ -40,6 +40,17 @@ def test_residual_form_with_own_weights():
     assert n_params == 3 * (16 * 16 + 16) + 16 * 2 + 2
 
 
+def test_input_standardization():
+    torch.manual_seed(0)
+    head = AcceptanceHead(8, 2)
+    feats = torch.randn(500, 8) * torch.arange(1, 9) + 10
+    ref = head(((feats - feats.mean(0)) / (feats.std(0) + 1e-3))[:5])
+    head.set_normalization(feats)
+    assert torch.allclose(head(feats[:5]), ref, atol=1e-5)
+    assert set(dict(head.named_buffers())) == {"in_mean", "in_scale"}
+    assert all(not n.startswith("in_") for n, _ in head.named_parameters())  # fixed, not trained
+
+
 def test_zero_blocks_is_a_linear_probe():
     head = AcceptanceHead(8, 0)
     x = torch.randn(3, 8)
@@ -49,13 +60,15 @@ def test_zero_blocks_is_a_linear_probe():
 def test_save_load_round_trip(tmp_path, draft_model):
     torch.manual_seed(1)
     head = AcceptanceHead(32, 3)
+    head.set_normalization(torch.randn(100, 32) * 5 + 3)
     ident = draft_identity(draft_model, "tiny-draft")
     path = save_head(tmp_path / "h.safetensors", head, ident, {"eos_token_ids": [1], "align": "pre", "x": 1.5})
     hf = load_head(path, draft=draft_model, draft_name="tiny-draft")
     assert hf.identity == ident and hf.meta["eos_token_ids"] == [1] and hf.meta["x"] == 1.5
     assert hf.head.num_blocks == 3 and hf.head.hidden_size == 32
     for (k, a), (_, b) in zip(head.state_dict().items(), hf.head.state_dict().items()):
-        assert torch.equal(a.to(torch.bfloat16).float(), b), k  # stored in bf16 by default
+        want = a if k.startswith("in_") else a.to(torch.bfloat16).float()  # weights in bf16, input stats fp32
+        assert torch.equal(want, b), k
     x = torch.randn(6, 32)
     assert torch.allclose(head.accept_prob(x), hf.head.accept_prob(x), atol=2e-2)
     # fp32 files are exact

@@ -85,11 +85,24 @@ def test_threshold_formula_on_hand_made_costs():
         optimal_threshold(-1.0, 1.0)
 
 
-def test_auto_threshold_from_given_costs(probe_head):
-    pol = SpecDecPPPolicy(head=probe_head, threshold="auto", c1=0.05, c2=0.15, delta=0.05, guard=False)
+def test_theorem_threshold_from_given_costs(probe_head):
+    pol = SpecDecPPPolicy(head=probe_head, threshold="theorem", c1=0.05, c2=0.15, delta=0.05, guard=False)
     assert pol.current_threshold == pytest.approx(0.2 / 0.25)
     # h = 0.8: 1 - 0.8^7 = 0.79, 1 - 0.8^8 = 0.83 -> 8 tokens
     assert run_round(pol, [0.8] * 20) == 8
+
+
+def test_auto_threshold_from_costs_and_throughput(probe_head):
+    from policies.specdecpp.policy import auto_threshold
+
+    assert auto_threshold(0.05, 4.0) == pytest.approx(0.8)
+    pol = SpecDecPPPolicy(head=probe_head, threshold="auto", c1=0.05, c2=0.15, delta=0.05, guard=False)
+    # no rounds timed yet: T = plain decoding's rate 1 / (c2 + delta) = 5 tok/s -> h = 1 - 0.05 * 5
+    assert pol.current_threshold == pytest.approx(0.75)
+    for _ in range(6):  # speculation runs at 4 tokens per 0.5 s = 8 tok/s -> h = 1 - 0.05 * 8 = 0.6
+        pol._costs.add_round(4, 0.5)
+    assert pol.current_threshold == pytest.approx(0.6)
+    assert run_round(pol, [0.9] * 20) == 9  # 1 - 0.9^8 = 0.57, 1 - 0.9^9 = 0.61
 
 
 def test_auto_threshold_from_a_costs_file(probe_head, tmp_path):
@@ -97,7 +110,7 @@ def test_auto_threshold_from_a_costs_file(probe_head, tmp_path):
 
     f = tmp_path / "costs.json"
     f.write_text(json.dumps({"c1": 0.1, "c2": 0.1, "delta": 0.0}))
-    pol = SpecDecPPPolicy(head=probe_head, threshold="auto", costs=str(f))
+    pol = SpecDecPPPolicy(head=probe_head, threshold="theorem", costs=str(f))
     assert pol.current_threshold == pytest.approx(0.5)
 
 
@@ -159,3 +172,24 @@ def test_refuses_a_head_for_another_draft(tmp_path, draft_model):
         pol.keep_drafting(DraftStep(index=0, token=5, token_prob=0.5, top_prob=0.5, hidden=torch.zeros(1, 48)))
     with pytest.raises(InputError, match="no bundled acceptance head"):
         SpecDecPPPolicy(draft="some-other-draft")
+
+
+def test_deweighting_undoes_the_reject_weight(tmp_path):
+    from policies.specdecpp.head import deweight
+    from specdecpp_helpers import probe_head_file
+
+    y = torch.tensor([0.05, 0.5, 0.9, 0.99])
+    p_w = y / (y + 6 * (1 - y))  # where the weighted loss puts its optimum
+    assert torch.allclose(deweight(p_w, 6.0), y, atol=1e-6)
+    assert deweight(0.3, None) == 0.3 and deweight(0.3, 1.0) == 0.3
+    # the policy multiplies de-weighted probabilities when the head records its reject weight
+    from policies.specdecpp.head import load_head, save_head
+
+    path = probe_head_file(tmp_path / "p.safetensors")
+    hf = load_head(path)
+    save_head(tmp_path / "w.safetensors", hf.head, hf.identity, {"reject_weight": 6.0}, dtype=torch.float32)
+    pol = SpecDecPPPolicy(head=str(tmp_path / "w.safetensors"), threshold=0.3, guard=False)
+    raw = 0.9 / (0.9 + 6 * 0.1)  # = 0.6 raw, 0.9 de-weighted: stops after 4 tokens like P = 0.9
+    assert run_round(pol, [raw] * 10) == 4
+    pol_raw = SpecDecPPPolicy(head=str(tmp_path / "w.safetensors"), threshold=0.3, calibrate=False, guard=False)
+    assert run_round(pol_raw, [raw] * 10) == 2  # 1 - 0.6 > 0.3 at once; k_min = 2

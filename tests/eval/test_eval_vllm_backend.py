@@ -45,11 +45,14 @@ def test_request_round_trip_and_event_parsing():
     assert json.loads(req.to_json())["max_model_len"] == 2048
     ev = {"event": "item", "id": "test/0", "token_ids": [5, 6], "gen_s": 0.5,
           "spec": {"drafts": 1, "draft_tokens": 4, "accepted_tokens": 1}, "finish_reason": "stop"}
-    assert V.parse_line(f"(Worker) INFO noise\n") is None
+    assert V.parse_line("(Worker) INFO noise\n") is None
     assert V.parse_line(MARK + json.dumps(ev) + "\n") == ev
     assert V.parse_line(MARK + "{torn") is None
     sp = V.item_speed(ev)
     assert sp["new_tokens"] == 2 and sp["drafted"] == 4 and sp["accepted"] == 1 and sp["rounds"] == 1
+    sp = V.item_speed({"token_ids": list(range(32)), "gen_s": 1.0, "spec": {"drafts": 12, "draft_tokens": 48,
+                                                                             "accepted_tokens": 4}})
+    assert sp["rounds"] == 28  # 12 drafting steps + 16 steps where the ngram found nothing
     assert V.item_speed({"token_ids": [1, 2, 3], "gen_s": 1.0})["rounds"] == 3  # plain: one token per step
 
 
@@ -168,3 +171,12 @@ def test_real_vllm_loglik_matches_the_engine(tiny_dir, real_run):
         real_run["ctx"], M.continuations(task, item))
     got = [e for e in real_run["events"] if e.get("id") == item.id][0]
     assert got["loglik"] == pytest.approx([o[0] for o in ours], abs=1e-3)
+
+
+def test_root_cause_is_pulled_out_of_the_log():
+    lines = ["(Worker) INFO starting", "(Worker) ERROR Traceback (most recent call last):",
+             "(Worker) ERROR ValueError: Available memory on node 0 (3.79/23.54 GiB) on kv cache allocation is less",
+             "(EngineCore) ERROR RuntimeError: Engine core initialization failed. See root cause above."]
+    cause = V.root_cause(lines)
+    assert cause.startswith("ValueError: Available memory") and "VLLM_CPU_KVCACHE_SPACE=2" in cause
+    assert V.root_cause(["nothing here"]) == ""

@@ -167,3 +167,51 @@ def test_gsm8k_chat_run_with_plots_and_report(tmp_path, data_dir, decoder):
     assert m["n"] == 9
     res = CliRunner().invoke(eval_app, ["run", "mmlu", "--out", str(tmp_path / "x"), "--subjects", "nope"])
     assert res.exit_code == 1 and "unknown MMLU subject 'nope'" in res.output and not (tmp_path / "x").exists()
+
+
+def test_eval_app_mounts_under_a_parent_cli():
+    import typer
+    from typer.testing import CliRunner
+
+    from eval.cli import eval_app
+
+    parent = typer.Typer()
+    parent.add_typer(eval_app, name="eval")
+
+    @parent.command()
+    def other():  # a second command so "eval" stays a sub-command
+        pass
+
+    res = CliRunner().invoke(parent, ["eval", "tasks"])
+    assert res.exit_code == 0 and "gsm8k_chat" in res.output and "mmlu_cloze" in res.output
+
+
+@pytest.fixture(scope="module")
+def tiny_folders(tmp_path_factory):
+    """The tiny model saved as a Hugging Face folder, with and without a chat template."""
+    from evalhelpers import tiny_model
+
+    out = {}
+    for name, chat in (("chat", True), ("nochat", False)):
+        d = tmp_path_factory.mktemp(f"tiny-{name}")
+        tok = byte_tokenizer(chat=chat)
+        tiny_model(len(tok)).save_pretrained(d)
+        tok.save_pretrained(d)
+        out[name] = d
+    return out
+
+
+def test_real_loading_path_with_a_model_folder(tmp_path, data_dir, tiny_folders):
+    s = execute("gsm8k_chat", model=str(tiny_folders["chat"]), out=tmp_path / "o", data_dir=str(data_dir), limit=2,
+                max_new_tokens=5, dtype="float32", threads=1, plots=False, say=lambda m: None)
+    assert s["n"] == 2 and s["max_context"] >= 512 and s["max_context"] % 256 == 0
+    m = execute("mmlu", model=str(tiny_folders["chat"]), out=tmp_path / "m", data_dir=str(data_dir), subjects=SUBJ,
+                dtype="float32", threads=1, plots=False, say=lambda m: None)
+    assert m["n"] == 9 and m["truncated"] == 0
+
+
+def test_model_without_chat_template_fails_before_writing(tmp_path, data_dir, tiny_folders):
+    with pytest.raises(InputError, match="has no chat template; use gsm8k"):
+        execute("gsm8k_chat", model=str(tiny_folders["nochat"]), out=tmp_path / "o", data_dir=str(data_dir),
+                limit=2, dtype="float32", say=lambda m: None)
+    assert not (tmp_path / "o").exists()

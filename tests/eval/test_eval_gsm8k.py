@@ -8,7 +8,7 @@ from eval.data import load_gsm8k
 from eval.tasks import get_task
 from specdec.errors import DataError, InputError
 
-from evalhelpers import GSM8K_TEST, GSM8K_TRAIN, byte_tokenizer
+from evalhelpers import GSM8K_TRAIN, byte_tokenizer
 
 
 def test_lm_eval_random_fewshot_sampler(data_dir):

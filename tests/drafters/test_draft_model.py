@@ -1,0 +1,223 @@
+"""draft-model: vocabulary checks, its KV cache rolled back (not recomputed), proposals equal to the draft's own
+greedy continuation, q for sampling, padded/truncated draft vocabularies."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from spec_helpers import close_draft, make_tokenizer  # isort: skip
+from policies.simple import ConstantPolicy  # after specdec (import cycle, see tests/policies)
+from specdec.api import SpecDecoder
+from specdec.config import SamplingConfig, SpecConfig, StopConfig
+from specdec.drafters.base import DraftContext
+from specdec.drafters.draft_model import DraftModelDrafter, check_same_vocabulary
+from specdec.engine.runner import ModelRunner
+from specdec.errors import InputError, TokenizerMismatchError
+from specdec.sampling import process_logits
+from specdec.stats import GenerationStats
+
+
+@pytest.fixture(scope="module")
+def close(target_model):
+    return close_draft(target_model, eps=0.15)
+
+
+# ------------------------------------------------------------------ vocabulary
+def test_vocabulary_size_mismatch_is_refused(target_model, tokenizer, close):
+    small_tok = make_tokenizer(32)
+    with pytest.raises(TokenizerMismatchError) as e:
+        SpecDecoder(target_model, tokenizer, spec=SpecConfig(drafter="draft-model"),
+                    model_loader=lambda name: (close, small_tok), draft="d")
+    msg = str(e.value)
+    assert "32 vs 64" in msg and "same vocabulary" in msg and "prompt-lookup" in msg
+
+
+def test_same_size_but_different_ids_is_refused(tokenizer):
+    other = make_tokenizer(64)
+    vocab = other.get_vocab()
+    swapped = dict(vocab, w0=vocab["w1"], w1=vocab["w0"])
+
+    class Tok:
+        def get_vocab(self):
+            return swapped
+
+    with pytest.raises(TokenizerMismatchError, match="2 target entries"):
+        check_same_vocabulary(tokenizer, Tok())
+    check_same_vocabulary(tokenizer, other)  # equal vocabularies pass
+    check_same_vocabulary(tokenizer, None)  # a loader without tokenizer: nothing to compare
+
+
+def test_draft_model_needs_a_draft_name(target_model, tokenizer):
+    with pytest.raises(InputError, match="draft model"):
+        SpecDecoder(target_model, tokenizer, spec=SpecConfig(drafter="draft-model"), model_loader=lambda n: None)
+
+
+def test_fit_pads_or_truncates_the_draft_vocabulary():
+    d = DraftModelDrafter.__new__(DraftModelDrafter)
+    d.target_vocab = 5
+    torch.testing.assert_close(d._fit(torch.arange(5.0)), torch.arange(5.0))
+    torch.testing.assert_close(d._fit(torch.arange(7.0)), torch.arange(5.0))
+    padded = d._fit(torch.arange(3.0))
+    assert padded[:3].tolist() == [0, 1, 2] and torch.isinf(padded[3:]).all() and (padded[3:] < 0).all()
+    assert process_logits(padded, SamplingConfig(temperature=1.0))[3:].sum() == 0  # never sampled
+
+
+# ------------------------------------------------------------------ the cache
+class Spy:
+    """Wraps a runner's forward to log how many tokens each call feeds."""
+
+    def __init__(self, runner):
+        self.fed: list[int] = []
+        orig = runner.forward
+
+        def forward(tokens, *a, **kw):
+            self.fed.append(tokens.shape[1])
+            return orig(tokens, *a, **kw)
+
+        runner.forward = forward
+
+
+@torch.no_grad()
+def draft_greedy(model, ids, n):
+    seq, out = ids, []
+    for _ in range(n):
+        t = int(model(seq).logits[0, -1].argmax())
+        out.append(t)
+        seq = torch.cat([seq, torch.tensor([[t]])], 1)
+    return out
+
+
+def test_cache_is_rolled_back_not_recomputed(target_model, tokenizer, close):
+    """Per round the draft feeds only what is new: the target's last token (after a rejection) or the last
+    draft token + the bonus (after a full acceptance), then one token per draft step. And its proposals are
+    exactly the draft model's own greedy continuation (so the rolled-back cache holds the right KV)."""
+    dec = SpecDecoder(target_model, tokenizer, spec=SpecConfig(drafter="draft-model", k=4),
+                      model_loader=lambda name: (close, tokenizer), draft="d")
+    drafter = dec.drafter_for(dec.spec)
+    spy = Spy(drafter.runner)
+    calls, results = [], []  # per round: (tokens fed by each draft forward, the context, the draft); VerifyResults
+    orig_propose, orig_observe = drafter.propose, drafter.observe
+
+    def propose(ctx):
+        n = len(spy.fed)
+        out = orig_propose(ctx)
+        calls.append((spy.fed[n:], ctx.tokens.clone(), out.tokens[0].tolist()))
+        return out
+
+    def observe(result):
+        results.append(result)
+        orig_observe(result)
+
+    drafter.propose, drafter.observe = propose, observe
+    prompt = torch.tensor([[12, 40, 7, 33, 21, 9, 14]])
+    st = GenerationStats()
+    list(dec.stream_ids(prompt, stop=StopConfig(max_new_tokens=40), stats=st))
+    full = [r.num_accepted == r.draft_length for r in results]
+    assert any(full) and not all(full)  # both kinds of rounds happened
+    assert calls[0][0][0] == 7  # the prompt, once
+    for i, (fed, ctx_tokens, toks) in enumerate(calls):
+        assert fed[1:] == [1] * (len(toks) - 1)  # one token per further draft step
+        if i:
+            assert fed[0] == (2 if full[i - 1] else 1)
+        assert toks == draft_greedy(close, ctx_tokens, len(toks))
+    # in all: the prompt once, then at most 2 + (K - 1) per round; recomputing would grow quadratically
+    assert sum(map(sum, (f for f, _, _ in calls))) == 7 + sum(f[0] for f, _, _ in calls[1:]) + st.drafted - len(calls)
+
+
+def test_long_prompt_is_prefilled_once(target_model, tokenizer, close):
+    d = DraftModelDrafter(ModelRunner(close, max_context=64), target_vocab=64)
+    spy = Spy(d.runner)
+    ids = torch.randint(3, 64, (1, 20), generator=torch.Generator().manual_seed(0))
+    d.start(ids)
+    out = d.propose(DraftContext(ids, 20, 3, ConstantPolicy(k=3), SamplingConfig()))
+    assert spy.fed == [19, 1, 1, 1]  # eager prefill of 19, the last prompt token, then 2 draft steps
+    assert out.tokens[0].tolist() == draft_greedy(close, ids, 3)
+    assert d.runner.length == 22  # prompt + the 2 drafted tokens that were fed
+
+
+def test_start_resets_the_cache(target_model, close):
+    d = DraftModelDrafter(ModelRunner(close, max_context=64), target_vocab=64)
+    a = torch.tensor([[5, 6, 7, 8]])
+    b = torch.tensor([[9, 10, 11]])
+    ctx = lambda ids: DraftContext(ids, ids.shape[1], 3, ConstantPolicy(k=3), SamplingConfig())  # noqa: E731
+    d.start(a)
+    first = d.propose(ctx(a)).tokens.tolist()
+    d.start(b)
+    assert d.runner.length == 0
+    assert d.propose(ctx(b)).tokens[0].tolist() == draft_greedy(close, b, 3)
+    d.start(a)
+    assert d.propose(ctx(a)).tokens.tolist() == first
+
+
+def test_sampling_proposals_carry_q(close):
+    cfg = SamplingConfig(temperature=0.8, top_k=10)
+    d = DraftModelDrafter(ModelRunner(close, max_context=64), target_vocab=64)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    d.start(ids)
+    g = torch.Generator().manual_seed(0)
+    out = d.propose(DraftContext(ids, 4, 3, ConstantPolicy(k=3), cfg, g))
+    assert out.q.shape == (1, 3, 64)
+    torch.testing.assert_close(out.q.sum(-1), torch.ones(1, 3))
+    toks = out.tokens[0].tolist()
+    for i, t in enumerate(toks):
+        assert out.q[0, i, t] > 0
+        assert (out.q[0, i] > 0).sum() == 10  # top-k applied to q as to p
+    with torch.no_grad():  # q_i is the processed draft distribution after the drafted prefix
+        seq = torch.cat([ids, torch.tensor([toks[:2]])], 1)
+        ref = process_logits(close(seq).logits[0, -3:], cfg)
+    torch.testing.assert_close(out.q[0], ref, atol=1e-5, rtol=1e-4)
+
+
+def test_greedy_proposals_have_no_q(close):
+    d = DraftModelDrafter(ModelRunner(close, max_context=64), target_vocab=64)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    d.start(ids)
+    assert d.propose(DraftContext(ids, 4, 2, ConstantPolicy(k=2), SamplingConfig())).q is None
+
+
+def test_no_room_in_the_cache_gives_an_empty_draft(close):
+    d = DraftModelDrafter(ModelRunner(close, max_context=8), target_vocab=64)
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    d.start(ids)
+    d.propose(DraftContext(ids, 6, 1, ConstantPolicy(k=1), SamplingConfig()))
+    out = d.propose(DraftContext(torch.cat([ids, torch.tensor([[3]])], 1), 6, 3, ConstantPolicy(k=3), SamplingConfig()))
+    assert out.length == 0
+
+
+def test_a_draft_with_a_shorter_context_than_the_target(target_model, tokenizer):
+    """The draft's max_position_embeddings (24) is below the target's (512): once the text outgrows it,
+    the drafter proposes nothing (instead of overflowing its cache); the output stays lossless."""
+    import transformers
+
+    torch.manual_seed(1)
+    cfg = transformers.Qwen2Config(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=24,
+                                   tie_word_embeddings=False)
+    short = transformers.Qwen2ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for ps, pt in zip(short.parameters(), target_model.parameters()):
+            ps.copy_(pt)  # the target's weights: drafts get accepted while they fit
+    dec = SpecDecoder(target_model, tokenizer, spec=SpecConfig(drafter="draft-model", k=4),
+                      model_loader=lambda name: (short, tokenizer), draft="d")
+    p = torch.tensor([[12, 40, 7, 33, 21, 9, 14, 50, 22, 31, 8, 17]])
+    stop = StopConfig(max_new_tokens=30, eos_token_ids=())
+    plain = [t for r in dec.stream_ids(p, spec=SpecConfig(), stop=stop) for t in r.tokens]
+    st = GenerationStats()
+    out = [t for r in dec.stream_ids(p, stop=stop, stats=st) for t in r.tokens]
+    assert out == plain
+    assert st.accepted > 0
+    assert dec.drafter_for(dec.spec).runner.length <= 24
+
+
+def test_sync_keeps_only_the_longest_shared_prefix(close):
+    """Without start(), a context that differs from the cached tokens in the middle (and agrees after it) must
+    roll the cache back to the first difference, not just count equal positions."""
+    d = DraftModelDrafter(ModelRunner(close, max_context=64), target_vocab=64)
+    a = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    b = torch.tensor([[5, 6, 44, 8, 9, 10, 11]])
+    cfg = SamplingConfig(temperature=1.0)
+    d.start(a)
+    d.propose(DraftContext(a, 6, 3, ConstantPolicy(k=3), cfg, torch.Generator().manual_seed(0)))
+    out = d.propose(DraftContext(b, 6, 1, ConstantPolicy(k=1), cfg, torch.Generator().manual_seed(0)))
+    with torch.no_grad():  # q (a continuous function of the cache) must be the draft's distribution after b
+        torch.testing.assert_close(out.q[0, 0], process_logits(close(b).logits[0, -1], cfg), atol=1e-5, rtol=1e-4)
