@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import re
 import time
+from typing import TYPE_CHECKING
 
 import torch
 
-from mlm_generate.models import MLM, load_mlm
-from mlm_generate.nar import iterative_fill
 from specdec.drafters.base import Draft, DraftContext, VerifyResult
 from specdec.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlm_generate.models import MLM
+
+# mlm_generate.models / .nar are imported inside the methods: specdec.drafters imports this module while
+# `specdec` itself may still be initialising (mlm_generate.models -> specdec.errors -> specdec -> drafters).
 
 try:  # the registry lives in specdec.drafters.registry (re-exported by specdec.drafters)
     from specdec.drafters.registry import DRAFTERS, DrafterEnv
@@ -39,6 +44,8 @@ class MLMDrafter:
             raise InputError("the mlm drafter needs the target's tokenizer")
         if iterations < 1 or context_tokens < 1 or extra_masks < 0:
             raise InputError("iterations >= 1, context_tokens >= 1 and extra_masks >= 0 are required")
+        from mlm_generate.models import MLM, load_mlm  # noqa: PLC0415
+
         self.mlm = mlm if isinstance(mlm, MLM) else load_mlm(mlm)
         self.tt = target_tokenizer
         self.iterations = iterations
@@ -57,6 +64,8 @@ class MLMDrafter:
     # ------------------------------------------------------------------ helpers
     def _fill(self, ctx_ids: list[int], n: int) -> list[int]:
         """MLM ids: n masks after the context (the context loses its beginning to fit)."""
+        from mlm_generate.nar import iterative_fill  # noqa: PLC0415
+
         frame = self.mlm.tokenizer("", add_special_tokens=True)["input_ids"]
         head, tail = frame[:1], frame[1:]  # [CLS] .. [SEP] (BERT, ModernBERT), <s> .. </s> (RoBERTa)
         room = self.mlm.max_length - len(frame) - n

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import platform
 import statistics
 import time
@@ -22,7 +23,7 @@ import torch
 import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+DATA = Path(os.environ.get("SPECDEC_DATA") or Path(__file__).resolve().parent.parent.parent / "shared" / "data")
 
 
 def _env(threads: int) -> dict:

@@ -3,7 +3,8 @@
     c_draft  = one draft step as the draft-model drafter does it: a 1-token draft forward + softmax/argmax
     verify   = target forward over 1 + K tokens, timed for several K and fitted as a + b*K
     delta    = the verification arithmetic of one round (specdec.verify on (1, 1+K, V) logits, K = 4)
-    c1 = c_draft + b,  c2 = a,  threshold = (c2 + delta) / (c1 + c2 + delta)
+    c1 = c_draft + b,  c2 = a,  threshold (Theorem 3.1) = (c2 + delta) / (c1 + c2 + delta);
+    threshold_auto_at_plain_rate = 1 - c1 / (c2 + delta) (the "auto" rule before any throughput is measured)
 
 The policy measures the same quantities online (see policy.py); this gives a costs=FILE to start from.
 """
@@ -14,7 +15,7 @@ import time
 
 import torch
 
-from policies.specdecpp.policy import optimal_threshold
+from policies.specdecpp.policy import auto_threshold, optimal_threshold
 from specdec.config import SamplingConfig
 
 
@@ -36,7 +37,8 @@ def measure_costs(target, draft, context: int = 256, k: int = 8, repeats: int = 
 
     g = torch.Generator().manual_seed(seed)
     V = min(target.vocab_size, draft.vocab_size)
-    ctx = torch.randint(100, V - 100, (1, context), generator=g)
+    lo = min(100, V // 4)
+    ctx = torch.randint(lo, V - lo, (1, context), generator=g)  # ordinary tokens, away from the special ones
     for r in (target, draft):
         r.reset()
         r.prefill(ctx)
@@ -59,4 +61,5 @@ def measure_costs(target, draft, context: int = 256, k: int = 8, repeats: int = 
     delta = _median_time(lambda: verify(logits, d, SamplingConfig(), None), repeats)
     c1, c2 = c_draft + b, a
     return {"c_draft": c_draft, "verify_a": a, "verify_b": b, "verify_times": {str(K): t for K, t in times.items()},
-            "delta": delta, "c1": c1, "c2": c2, "threshold": optimal_threshold(c1, c2, delta), "context": context}
+            "delta": delta, "c1": c1, "c2": c2, "threshold": optimal_threshold(c1, c2, delta),
+            "threshold_auto_at_plain_rate": auto_threshold(c1, 1.0 / (c2 + delta)), "context": context}

@@ -344,7 +344,8 @@ def calibrate(
     _out().print(
         f"draft step {res['c_draft'] * 1e3:.1f} ms, target verify {res['verify_a'] * 1e3:.1f} ms + "
         f"{res['verify_b'] * 1e3:.1f} ms/token, overhead delta {res['delta'] * 1e3:.1f} ms -> c1 {res['c1'] * 1e3:.1f} ms, "
-        f"c2 {res['c2'] * 1e3:.1f} ms, threshold h* = (c2+delta)/(c1+c2+delta) = {res['threshold']:.3f}")
+        f"c2 {res['c2'] * 1e3:.1f} ms; Theorem 3.1 threshold (c2+delta)/(c1+c2+delta) = {res['threshold']:.3f}, "
+        f"auto threshold at plain decoding's rate 1 - c1/(c2+delta) = {res['threshold_auto_at_plain_rate']:.3f}")
 
 
 if __name__ == "__main__":  # python -m specdec.cli.head ... (the same as `specdec head ...`)

@@ -24,6 +24,8 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from eval.cli import eval_app
+from specdec.cli.aded import aded_app
+from specdec.cli.head import head_app
 from mlm_generate.cli import mlm_app
 from specdec.cli.models import models_app
 from specdec.config import DEFAULT_TARGET, EngineConfig, SamplingConfig, SpecConfig, StopConfig
@@ -57,6 +59,8 @@ app = typer.Typer(cls=_Group, no_args_is_help=True, pretty_exceptions_enable=Fal
 app.add_typer(models_app, name="models")
 app.add_typer(mlm_app, name="mlm")
 app.add_typer(eval_app, name="eval")
+app.add_typer(aded_app, name="aded")
+app.add_typer(head_app, name="head")
 
 # ---- shared options (defaults from specdec.config)
 Target = Annotated[str, typer.Option("--target", "-t", help="Target model: zoo name, local folder or hub id.")]

@@ -6,3 +6,9 @@ from specdec.drafters import prompt_lookup as _prompt_lookup  # noqa: F401  (reg
 from specdec.drafters import aded as _aded  # noqa: F401  (registers "aded")
 
 __all__ = ["DRAFTERS", "Draft", "DraftContext", "Drafter", "DrafterEnv", "DraftTree", "VerifyResult"]
+
+try:  # the masked-LM drafter lives in mlm_generate (it imports this package, so register it last)
+    from mlm_generate import drafter as _mlm_drafter  # noqa: F401  (registers "mlm")
+except ImportError as exc:  # pragma: no cover - only when mlm_generate is not installed
+    if exc.name != "mlm_generate":
+        raise

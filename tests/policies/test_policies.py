@@ -157,8 +157,6 @@ def test_unknown_policy_through_the_api(target_model, tokenizer):
         dec.generate("w1 w2", chat=False, max_new_tokens=2, policy="nope")
 
 
-@pytest.mark.xfail(reason="import cycle: policies.base -> specdec.registry -> specdec/__init__ -> specdec.api -> "
-                          "`from policies import POLICIES` (partially initialised). Known, reported; not fixed here.")
 def test_import_policies_first():
     """`import policies` in a fresh interpreter, before anything from specdec, must work."""
     r = subprocess.run([sys.executable, "-c", "import policies; print(sorted(policies.POLICIES.names()))"],

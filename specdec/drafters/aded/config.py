@@ -7,6 +7,9 @@ from dataclasses import dataclass, fields, replace
 from specdec.errors import InputError
 
 
+COMPILED_NODES = 7  # node budget with a compiled target: 1 + 7 tokens fill the 8-token bucket
+
+
 @dataclass(frozen=True)
 class AdedConfig:
     # ---- tri-gram store
@@ -26,9 +29,12 @@ class AdedConfig:
     c2: float = 8.0
     top_paths: int = 24  # most-visited root-to-leaf paths kept ...
     extend: bool = True  # ... each extended by its best successor (one more level)
-    # ---- tree budget (published GPU default: 64 nodes; the CPU default comes from `specdec aded cost`)
-    max_nodes: int = 64
-    max_depth: int = 5  # search_depth + the extension
+    # ---- tree budget. Published (GPU): 64 nodes, depth 5 (= search_depth + the extension); see `published()`.
+    # CPU default from `specdec aded cost` (docs/aded.md): an eager target pass costs about the same for
+    # 1..8 tokens and jumps at 9, and 5 nodes at depth 4 ranked first. Compiled runners pad to buckets
+    # (1, 2, 4, 8, ...), so the `aded` factory uses COMPILED_NODES there (1 + 7 = bucket 8).
+    max_nodes: int = 5
+    max_depth: int = 4
     depth_from_policy: bool = True  # the policy's k (ctx.policy.max_draft()) caps the depth
     chain: bool = False  # ablation: draft only the best single path (a chain) instead of a tree
 
@@ -41,6 +47,11 @@ class AdedConfig:
             raise InputError(f"aded: need increment >= 0 and cap > 0, got {self.increment}, {self.cap}")
         if self.c1 <= 0 or self.c2 <= 0:
             raise InputError(f"aded: c1 and c2 must be > 0, got {self.c1}, {self.c2}")
+
+    @classmethod
+    def published(cls) -> "AdedConfig":
+        """The paper's GPU setting: trees of up to 64 nodes, depth 5."""
+        return cls(max_nodes=64, max_depth=5)
 
     def with_options(self, **opts) -> "AdedConfig":
         """A copy with `opts` replaced; unknown names raise an InputError listing the known ones."""

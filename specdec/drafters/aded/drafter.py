@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from specdec.drafters.aded.config import AdedConfig
+from specdec.drafters.aded.config import COMPILED_NODES, AdedConfig
 from specdec.drafters.aded.search import search
 from specdec.drafters.aded.store import TrigramStore, check_tokenizer
 from specdec.drafters.base import Draft, DraftContext, DraftTree, VerifyResult
@@ -111,6 +111,8 @@ def _build(env: DrafterEnv, store: str | None = None, nodes: int | None = None, 
            iterations: int | None = None, adapt: bool | None = None, chain: bool | None = None, **options) -> AdedDrafter:
     """Options: store (path of a `specdec aded build` file; None = start empty), nodes, depth, iterations,
     adapt, chain, and any other AdedConfig field (persist, backoff, increment, cap, window, c1, c2, ...)."""
+    if nodes is None and "max_nodes" not in options and env.compile:
+        nodes = COMPILED_NODES  # compiled target: the 8-token bucket costs the same for 1 + 5 and 1 + 7 tokens
     short = {"max_nodes": nodes, "max_depth": depth, "iterations": iterations, "adapt": adapt, "chain": chain}
     opts = {k: v for k, v in short.items() if v is not None} | options
     cfg = AdedConfig().with_options(**opts)
