@@ -8,6 +8,7 @@ from mlm_generate.models import MLM
 from mlm_generate.templates import SENTIMENT, Example, PromptTemplate, Verbalizer, VerbalizerError
 
 from mlm_fixtures import make_bert, make_mlm_tokenizer
+from mlm_fixtures import any_mlm, bert_mlm, bert_tok, modernbert_mlm, roberta_tok  # noqa: F401  (pytest fixtures)
 
 
 def _mask_logits(mlm: MLM, prompt: str) -> torch.Tensor:

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 from mlm_generate.cli import mlm_app
 
 from mlm_fixtures import make_bert, make_mlm_tokenizer
+from mlm_fixtures import any_mlm, bert_mlm, bert_tok, modernbert_mlm, roberta_tok  # noqa: F401  (pytest fixtures)
 
 
 @pytest.fixture(scope="module")

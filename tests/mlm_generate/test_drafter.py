@@ -10,6 +10,7 @@ from specdec.drafters import DRAFTERS, DrafterEnv
 from specdec.drafters.base import DraftContext
 
 from mlm_fixtures import make_bert, make_mlm_tokenizer
+from mlm_fixtures import any_mlm, bert_mlm, bert_tok, modernbert_mlm, roberta_tok  # noqa: F401  (pytest fixtures)
 
 
 def _ctx(ids: list[int], k: int) -> DraftContext:

@@ -11,6 +11,7 @@ from mlm_generate.templates import PromptTemplate
 from specdec.errors import DataError
 
 from mlm_fixtures import make_bert
+from mlm_fixtures import any_mlm, bert_mlm, bert_tok, modernbert_mlm, roberta_tok  # noqa: F401  (pytest fixtures)
 
 POS = ["a great film", "very good acting", "fun plot", "it is great", "a good movie", "great fun"]
 NEG = ["a dull film", "very bad acting", "terrible plot", "it is bad", "a bad movie", "not good"]

@@ -7,6 +7,8 @@ from mlm_generate.nar import (GenerationConfig, block_fill, fill_text, generate,
                               pseudo_log_likelihood, refine)
 from specdec.errors import InputError
 
+from mlm_fixtures import any_mlm, bert_mlm, bert_tok, modernbert_mlm, roberta_tok  # noqa: F401  (pytest fixtures)
+
 
 def _bias_towards_specials(mlm):
     """Make the mask / pad / sep tokens the argmax everywhere: a fill that does not forbid them leaves masks."""
