@@ -35,14 +35,16 @@ policy object using the same head in this process. Costs given as c1=/c2=/delta=
 `specdec head calibrate --json`) are used as they are instead.
 
 Guard ("never speculate where it does not pay"): once the costs are known, a round is worth
-accepted*(c2+delta) - drafted*c1 time units against plain decoding. When the running mean of that worth
-turns negative, the policy drafts nothing (plain decoding rounds) for a back-off period (8, 16, ... 64
-rounds), then tries speculation again.
+accepted*(c2+delta) - drafted*c1 time units against plain decoding. When the last 8 speculative rounds
+together are worth less than nothing, the policy drafts nothing (plain decoding rounds) for a back-off
+period (8, 16, ... 64 rounds), then tries speculation again.
 """
 from __future__ import annotations
 
 import json
+import statistics
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,7 @@ from policies.specdecpp.head import (BUNDLED, HeadFile, HeadMismatchError, bundl
                                      load_head)
 from specdec.errors import InputError
 
+GUARD_WINDOW = 8  # speculative rounds judged together by the guard
 DEFAULT_THRESHOLD = 0.7  # used with threshold="auto" until enough rounds were timed, when nothing else is known
 
 
@@ -77,73 +80,65 @@ def auto_threshold(c1: float, throughput: float) -> float:
 
 # --------------------------------------------------------------------------------------------- costs
 class CostModel:
-    """Online estimates (seconds) of c_draft (a draft step), verify time a + b*K, and delta."""
+    """Online estimates (seconds) of c_draft (a draft step), verify time a + b*K, and delta: rolling medians
+    and a least-squares fit over the last WINDOW samples, after dropping samples above 3x the median
+    (a torch.compile warm-up, another process stealing the CPU)."""
+
+    WINDOW = 64
 
     def __init__(self, c_draft: float | None = None, a: float | None = None, b: float | None = None,
-                 delta: float | None = None, decay: float = 0.97) -> None:
-        self.c_draft, self.delta = c_draft, delta
+                 delta: float | None = None) -> None:
+        self._c_draft, self._delta = c_draft, delta
         self.prior_a, self.prior_b = a, b
-        self.decay = decay
-        self.sw = self.sk = self.skk = self.st = self.skt = 0.0  # exponentially weighted regression sums
+        self.steps: deque[float] = deque(maxlen=self.WINDOW)
+        self.gaps: deque[float] = deque(maxlen=self.WINDOW)
+        self.verifies: deque[tuple[int, float]] = deque(maxlen=self.WINDOW)
         self.rounds = 0
         self.seeded = c_draft is not None and a is not None  # given costs: used as they are, never re-measured
-
-        self.tok_ema: float | None = None  # tokens per speculative round
-        self.time_ema: float | None = None  # seconds per speculative round
 
     @property
     def ready(self) -> bool:
         return self.costs() is not None and (self.seeded or self.rounds >= 5)
 
-    def add_round(self, tokens: int, dt: float) -> None:
-        """A whole speculative round (observe to observe): its committed tokens and wall time."""
-        if self.tok_ema is None:
-            self.tok_ema, self.time_ema = float(tokens), dt
-        else:
-            self.tok_ema = 0.9 * self.tok_ema + 0.1 * tokens
-            self.time_ema = 0.9 * self.time_ema + 0.1 * _clip(dt, self.time_ema)
+    @property
+    def c_draft(self) -> float | None:
+        return self._c_draft if self.seeded or not self.steps else statistics.median(self.steps)
 
-    def throughput(self) -> float | None:
-        """Tokens per second of speculative rounds (ratio of running means), or None."""
-        if self.tok_ema is None or not self.time_ema:
-            return None
-        return self.tok_ema / self.time_ema
+    @property
+    def delta(self) -> float | None:
+        if self.seeded or not self.gaps or self.c_draft is None:
+            return self._delta
+        return max(0.0, statistics.median(self.gaps) - self.c_draft)
 
     # ---- samples
     def add_draft_step(self, dt: float) -> None:
-        if self.seeded:
-            return
-        self.c_draft = dt if self.c_draft is None else 0.9 * self.c_draft + 0.1 * _clip(dt, self.c_draft)
+        if not self.seeded:
+            self.steps.append(dt)
 
     def add_verify(self, k: int, dt: float) -> None:
-        if self.seeded:
-            return
-        d = self.decay
-        self.sw, self.sk, self.skk = d * self.sw + 1, d * self.sk + k, d * self.skk + k * k
-        self.st, self.skt = d * self.st + dt, d * self.skt + k * dt
-        self.rounds += 1
+        if not self.seeded:
+            self.verifies.append((k, dt))
+            self.rounds += 1
 
     def add_gap(self, dt: float) -> None:
-        if self.c_draft is None or self.seeded:
-            return
-        x = max(0.0, dt - self.c_draft)
-        self.delta = x if self.delta is None else 0.9 * self.delta + 0.1 * _clip(x, max(self.delta, 1e-4))
+        if not self.seeded:
+            self.gaps.append(dt)
 
     # ---- estimates
     def verify_fit(self) -> tuple[float, float] | None:
         """(a, b) of verify time = a + b*K, or the priors, or None."""
-        if self.sw >= 3:
-            mk, mt = self.sk / self.sw, self.st / self.sw
-            var = self.skk / self.sw - mk * mk
-            if var > 0.25:
-                b = (self.skt / self.sw - mk * mt) / var
-                b = max(0.0, b)
-                return max(mt - b * mk, 1e-6), b
-            b = self.prior_b if self.prior_b is not None else 0.0
-            return max(mt - b * mk, 1e-6), b
-        if self.prior_a is not None:
-            return self.prior_a, self.prior_b or 0.0
-        return None
+        if self.seeded or len(self.verifies) < 3:
+            return (self.prior_a, self.prior_b or 0.0) if self.prior_a is not None else None
+        med = statistics.median(t for _, t in self.verifies)
+        pts = [(k, t) for k, t in self.verifies if t <= 3 * med]
+        n = len(pts)
+        mk, mt = sum(k for k, _ in pts) / n, sum(t for _, t in pts) / n
+        var = sum((k - mk) ** 2 for k, _ in pts) / n
+        if var > 0.25:
+            b = max(0.0, sum((k - mk) * (t - mt) for k, t in pts) / n / var)
+        else:
+            b = self.prior_b or 0.0
+        return max(mt - b * mk, 1e-6), b
 
     def costs(self) -> tuple[float, float, float] | None:
         """(c1, c2, delta) or None while unknown."""
@@ -158,16 +153,35 @@ class CostModel:
         fit = self.verify_fit()
         return {"c_draft": self.c_draft, "verify_a": fit[0] if fit else None, "verify_b": fit[1] if fit else None,
                 "delta": self.delta, "c1": c[0] if c else None, "c2": c[1] if c else None,
-                "threshold_theorem": optimal_threshold(*c) if c else None, "throughput": self.throughput(),
-                "threshold_auto": auto_threshold(c[0], self.throughput() or 1.0 / (c[1] + c[2])) if c else None,
-                "rounds_timed": self.rounds}
+                "threshold_theorem": optimal_threshold(*c) if c else None, "rounds_timed": self.rounds}
 
 
-def _clip(x: float, ref: float) -> float:
-    return min(max(x, 0.25 * ref), 4.0 * ref)
+class RateMeter:
+    """Tokens per second of speculative rounds (observe to observe) over the last WINDOW rounds, dropping
+    rounds slower than 3x the median (compile warm-ups, CPU theft)."""
+
+    WINDOW = 64
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[int, float]] = deque(maxlen=self.WINDOW)
+
+    @property
+    def rounds(self) -> int:
+        return len(self.samples)
+
+    def add_round(self, tokens: int, dt: float) -> None:
+        self.samples.append((tokens, dt))
+
+    def throughput(self) -> float | None:
+        if len(self.samples) < 5:
+            return None
+        med = statistics.median(dt for _, dt in self.samples)
+        kept = [(n, dt) for n, dt in self.samples if dt <= 3 * med]
+        return sum(n for n, _ in kept) / sum(dt for _, dt in kept)
 
 
-_SHARED_COSTS: dict[str, CostModel] = {}
+_SHARED_COSTS: dict[str, CostModel] = {}  # per head: the machine's costs
+_SHARED_RATES: dict[tuple, RateMeter] = {}  # per head and policy settings: the throughput they achieve
 _HEADS: dict[str, HeadFile] = {}
 
 
@@ -270,6 +284,7 @@ class SpecDecPPPolicy:
             b = seed.get("verify_b", 0.0 if "c1" in seed else None)
             _SHARED_COSTS[key] = CostModel(c_draft=c_draft, a=a, b=b, delta=seed.get("delta"))
         self._costs = _SHARED_COSTS[key]
+        self._rate = _SHARED_RATES.setdefault((key, self._mode, self._fixed_h, self.k_min, self.k_max), RateMeter())
         self.start()
 
     # ---- per generation / per round state
@@ -280,7 +295,7 @@ class SpecDecPPPolicy:
         self._t_observe: float | None = None
         self._t_max_draft: float | None = None
         self._first_round = True
-        self._worth: float | None = None
+        self._worth: list[float] = []  # per speculative round since speculation (re)started (guard)
         self._off_rounds = 0  # plain-decoding rounds left (guard)
         self._backoff = 8
         self.history: list[tuple[int, int]] = []  # (drafted, accepted) per round of this generation
@@ -300,7 +315,7 @@ class SpecDecPPPolicy:
         if self._mode == "theorem":
             h = optimal_threshold(c1, c2, delta)
         else:
-            t = self._costs.throughput() if self._costs.rounds >= 5 or self._costs.seeded else None
+            t = self._rate.throughput()
             h = auto_threshold(c1, t if t is not None else 1.0 / max(c2 + delta, 1e-9))
         return min(max(h, 0.05), 0.98)
 
@@ -363,7 +378,7 @@ class SpecDecPPPolicy:
             self._costs.add_verify(0, now - self._t_max_draft)
         self.history.append((drafted, accepted))
         if drafted > 0 and self._t_observe is not None and not self._first_round:
-            self._costs.add_round(accepted + 1, now - self._t_observe)
+            self._rate.add_round(accepted + 1, now - self._t_observe)
         self._first_round = False
         self._t_observe = now
         self._t_last = None
@@ -377,17 +392,22 @@ class SpecDecPPPolicy:
             return
         c1, c2, delta = self._costs.costs()
         worth = (accepted * (c2 + delta) - drafted * c1) / (c2 + delta)  # in plain-decoding steps saved
-        self._worth = worth if self._worth is None else 0.7 * self._worth + 0.3 * worth
-        if self._worth < 0 and len(self.history) >= 4:
+        self._worth.append(worth)
+        window = self._worth[-GUARD_WINDOW:]
+        if len(window) == GUARD_WINDOW and sum(window) < 0:
             self._off_rounds = self._backoff
             self._backoff = min(self._backoff * 2, 64)
-            self._worth = None  # judge afresh when speculation resumes
-        elif self._worth > 0.5:
+            self._worth = []  # judge afresh when speculation resumes
+        elif len(window) == GUARD_WINDOW and sum(window) > 0:
             self._backoff = 8
 
     # ---- diagnostics
     def cost_estimates(self) -> dict[str, Any]:
         d = self._costs.to_dict()
+        t = self._rate.throughput()
+        d["throughput"] = t
+        if d["c1"] is not None:
+            d["threshold_auto"] = auto_threshold(d["c1"], t or 1.0 / (d["c2"] + (d["delta"] or 0.0)))
         d["threshold_in_use"] = self.current_threshold
         return d
 
@@ -395,3 +415,4 @@ class SpecDecPPPolicy:
 def reset_shared_costs() -> None:
     """Forget the costs measured so far in this process (tests, or after changing thread counts)."""
     _SHARED_COSTS.clear()
+    _SHARED_RATES.clear()

@@ -133,7 +133,7 @@ def cost(
     repeats: int = typer.Option(5),
     compile: bool = typer.Option(False, help="time the compiled runner (inductor; ~1 min warm-up per bucket)"),
     threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's)"),
-    dataset: str = typer.Option("gsm8k", help="prompts for the acceptance replay: gsm8k | spec_bench"),
+    dataset: str = typer.Option("gsm8k", help="replay prompts: gsm8k (test, first N) | spec_bench (N spread over categories)"),
     prompts: int = typer.Option(3, help="prompts whose plain greedy outputs are the replay references"),
     max_new_tokens: int = typer.Option(64),
     budgets: str = typer.Option("1:1,2:2,3:3,4:4,3:2,7:3,7:4,11:4,11:5,15:4,15:5,23:5,31:5,47:5,63:5",
@@ -207,7 +207,8 @@ def _measure(model, compile, context, max_n, ns, pairs, repeats, dataset, prompt
     if dataset == "gsm8k":
         texts = [json.loads(x)["question"] for x in open(base / "gsm8k" / "test.jsonl")][:prompts]
     else:
-        texts = [json.loads(x)["turns"][0] for x in open(base / "spec_bench" / "question.jsonl")][:prompts]
+        rows = [json.loads(x)["turns"][0] for x in open(base / "spec_bench" / "question.jsonl")]
+        texts = [rows[i * len(rows) // prompts] for i in range(prompts)]  # spread over the categories
     ids, refs = [], []
     for text in texts:
         p = dec.encode(text)

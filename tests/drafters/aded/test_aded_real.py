@@ -1,4 +1,8 @@
-"""`aded` on the real target (from the zoo cache): greedy output identical to plain decoding."""
+"""`aded` on the real target (from the zoo cache): greedy output identical to plain decoding.
+
+float32: in bf16 a multi-token verify pass can round differently from a one-token pass and flip a
+near-tied argmax (seen for prompt-lookup chains as well as ADED trees, see docs/aded.md), which is a
+property of the runner's numerics, not of the drafter; float32 checks the drafter's logic exactly."""
 from __future__ import annotations
 
 import pytest
@@ -24,7 +28,7 @@ def test_real_target_greedy_identical(tmp_path):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        model, tok = load_causal_lm(DEFAULT_TARGET)
+        model, tok = load_causal_lm(DEFAULT_TARGET, dtype="float32")
         dec = SpecDecoder(model, tok)
         # a small corpus store (so trees branch and get accepted) next to the empty-store default
         texts = ["The answer is 72. Natalia sold 48/2 = 24 clips in May. Natalia sold 48+24 = 72 clips altogether.",

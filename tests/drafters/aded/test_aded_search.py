@@ -87,17 +87,3 @@ def test_unknown_context_and_empty_budget():
     assert search(store, 1, 2, cfg).tokens == [3]
     assert search(store, None, 2, cfg).tokens == []  # no tri-gram context and no bigrams stored
     assert search(TrigramStore.empty(10), 1, 2, cfg).tokens == []
-
-
-def test_search_is_fast():
-    store = random_store(vocab=2000, tokens=200_000, seed=1)
-    cfg = AdedConfig()
-    seq = [0, 1] + [int(x) for x in np.random.default_rng(2).integers(0, 2000, 50)]
-    for nodes, depth in [(64, 5), (12, 4)]:
-        t0 = time.perf_counter()
-        n = 0
-        for a, b in zip(seq, seq[1:]):
-            search(store, a, b, cfg, max_nodes=nodes, max_depth=depth)
-            n += 1
-        per_call_ms = (time.perf_counter() - t0) / n * 1e3
-        assert per_call_ms < 60, per_call_ms  # typically a few ms; a target forward is ~100 ms on CPU
