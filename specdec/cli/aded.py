@@ -113,7 +113,7 @@ def build(
                                    progress=True, total=len(texts), meta=meta)
         report = store.save(out)
     except SpecDecError as e:
-        console.print(f"[red]error:[/red] {e}")
+        typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     report["build_s"] = round(time.perf_counter() - t0, 2)
     console.print(f"[green]saved[/green] {out}: {report['pairs']:,} pairs + {report['bigram_contexts']:,} bigram "
@@ -175,7 +175,7 @@ def cost(
         ranked = choose_budget(t, acc)
         t = {n: t[n] for n in sorted(t)}
     except SpecDecError as e:
-        console.print(f"[red]error:[/red] {e}")
+        typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     report = {"model": model, "compile": compile, "threads": torch.get_num_threads(), "context": context,
               "repeats": repeats, "stat": stat, "forward_ms": {n: round(s * 1e3, 2) for n, s in t.items()},
@@ -244,7 +244,7 @@ def distill(
         rows = prompts_from(prompts, data_dir(str(data) if data else None) if prompts == "gsm8k" else Path("."), limit)
         hf, tok = load_causal_lm(model)
     except SpecDecError as e:
-        console.print(f"[red]error:[/red] {e}")
+        typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -63,7 +63,10 @@ def decode(
     while True:
         # ---- draft: at most what the policy allows, the budget needs, and the cache can hold
         remaining = stopper.max_new_tokens - len(generated)
-        limit = min(policy.max_draft(), remaining - 1, target.space_left() - 1, 127)
+        want = policy.max_draft()
+        if drafter is not None and hasattr(drafter, "draft_limit"):  # tree drafters map k to a node budget
+            want = drafter.draft_limit(want)
+        limit = min(want, remaining - 1, target.space_left() - 1, 127)
         t0 = time.perf_counter()
         if drafter is not None and limit > 0:
             ctx = DraftContext(tokens, T, limit, policy, sampling, generator)

@@ -43,6 +43,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--prompts", default="gsm8k:6")
     ap.add_argument("--skip", type=int, default=0, help="drop the first N prompts")
+    ap.add_argument("--pick", default="", help="comma-separated prompt indices to keep (after --skip)")
     ap.add_argument("--setup", action="append", required=True)
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--temperature", type=float, default=0.0)
@@ -52,6 +53,8 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     texts = load_prompts(a.prompts)[a.skip:]
+    if a.pick:
+        texts = [texts[int(i)] for i in a.pick.split(",")]
     dec = specdec.load("qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-0.5b-instruct", threads=a.threads)
     made = []
     plain_policy_for = dec.policy_for
@@ -83,7 +86,7 @@ def main() -> None:
             lengths = [d for d, _ in getattr(pol, "history", [])]
             hist[name].update(lengths)
             extra = pol.cost_estimates() if hasattr(pol, "cost_estimates") else None
-            rows[name].append({"prompt": i, "tokens": st.new_tokens, "seconds": wall, "tokens_per_s": st.new_tokens / wall,
+            rows[name].append({"prompt": i, "source": p.source, "category": p.category, "tokens": st.new_tokens, "seconds": wall, "tokens_per_s": st.new_tokens / wall,
                                "rounds": st.rounds, "drafted": st.drafted, "accepted": st.accepted,
                                "tau": st.mean_accepted_length, "identical": out == ref if ref is not None else None,
                                "costs": extra})

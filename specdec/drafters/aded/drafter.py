@@ -1,17 +1,17 @@
 """`aded`: the ADED drafter (Liu et al., AAAI 2025): tri-gram store + online adaptation + MCTS token tree.
 
-Budget per round (documented in docs/aded.md):
-    nodes <= min(ctx.max_draft, cfg.max_nodes)
-    depth <= min(cfg.max_depth, nodes, policy k)      (policy k = ctx.policy.max_draft(), if depth_from_policy)
-ctx.max_draft is what the loop allows (policy, remaining tokens, cache room). The loop asks a drafter
-that has `draft_limit(policy_max)` for its own node budget; without that hook the policy's k caps the
-node count too (pass k >= max_nodes then).
+Budget per round (docs/aded.md):
+    nodes <= min(ctx.max_draft, cfg.max_nodes)                      default max_nodes 5 (7 if compiled)
+    depth <= min(cfg.max_depth, nodes, policy k)                   default max_depth 4
+(policy k = ctx.policy.max_draft(), used as the depth cap when depth_from_policy). ctx.max_draft is what
+the loop allows: min(policy k, remaining tokens - 1, cache room - 1). If the loop asks a drafter with
+`draft_limit(policy_k)` for its own wish (proposed loop change), the node budget comes from this config and
+k only caps the depth; until then k caps the node count too (pass k >= nodes for larger trees).
 
 Deterministic: q = None (verify() treats each node as one-hot, which keeps sampling lossless).
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch

@@ -1,7 +1,6 @@
 """ADED's PUCT search: valid, deduplicated, topological trees within the budget; chain mode; speed."""
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
