@@ -43,6 +43,7 @@ from specdec.sampling import process_logits
 MANIFEST = "manifest.json"
 LABEL_KINDS = ("label", "label_expected", "label_greedy")
 ALIGNS = ("pre", "post")
+FOLDER_STRIDE = 1_000_000  # Dataset.prompt = folder index * FOLDER_STRIDE + prompt index in that folder
 
 
 # ------------------------------------------------------------------------------------------- labels
@@ -411,7 +412,7 @@ def _diff(a: dict, b: dict) -> str:
 class Dataset:
     features: torch.Tensor  # (N, H) bf16
     labels: torch.Tensor  # (N,) f32 (the chosen label kind)
-    prompt: torch.Tensor  # (N,) int32
+    prompt: torch.Tensor  # (N,) int32: folder index * FOLDER_STRIDE + prompt index
     position: torch.Tensor  # (N,) int32
     manifest: dict[str, Any]
 
@@ -419,13 +420,14 @@ class Dataset:
         return int(self.labels.shape[0])
 
     def split(self, val_fraction: float) -> tuple["Dataset", "Dataset"]:
-        """By prompt: the last `val_fraction` of the prompts (by index) are held out."""
-        ids = torch.unique(self.prompt)
-        n_val = int(round(len(ids) * val_fraction))
-        if n_val == 0:
-            return self, self._take(torch.zeros(len(self), dtype=torch.bool))
-        cut = ids[-n_val]
-        val = self.prompt >= cut
+        """By prompt: in each data folder, the last `val_fraction` of its prompts (by index) are held out."""
+        val = torch.zeros(len(self), dtype=torch.bool)
+        folder = self.prompt // FOLDER_STRIDE
+        for f in torch.unique(folder):
+            ids = torch.unique(self.prompt[folder == f])
+            n_val = int(round(len(ids) * val_fraction))
+            if n_val:
+                val |= (folder == f) & (self.prompt >= ids[-n_val])
         return self._take(~val), self._take(val)
 
     def _take(self, m: torch.Tensor) -> "Dataset":
@@ -445,7 +447,7 @@ def load_dataset(data_dir: str | os.PathLike | Iterable[str | os.PathLike], labe
     dirs = [data_dir] if isinstance(data_dir, (str, os.PathLike)) else list(data_dir)
     feats, labels, prompts, pos = [], [], [], []
     manifest: dict[str, Any] = {}
-    for d in dirs:
+    for fi, d in enumerate(dirs):
         d = Path(d)
         m = load_manifest(d)
         if m is None:
@@ -459,7 +461,7 @@ def load_dataset(data_dir: str | os.PathLike | Iterable[str | os.PathLike], labe
             keep = t["mask"].bool() if labelled_only else torch.ones_like(t["mask"], dtype=torch.bool)
             feats.append(t[fkey][keep])
             labels.append(t[label][keep])
-            prompts.append(t["prompt"][keep])
+            prompts.append(t["prompt"][keep] + fi * FOLDER_STRIDE)  # prompt ids stay distinct across folders
             pos.append(t["position"][keep])
     if not feats:
         raise DataError(f"no finished shards in {', '.join(map(str, dirs))}")

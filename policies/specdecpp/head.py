@@ -172,6 +172,7 @@ def save_head(path: str | os.PathLike, head: AcceptanceHead, identity: dict[str,
     }
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=md)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return path
 

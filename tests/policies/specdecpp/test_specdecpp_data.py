@@ -110,6 +110,9 @@ def test_shards_manifest_and_resume(tmp_path, target_model, draft_model, tokeniz
     assert len(post) == len(ds) and not torch.equal(post.features, ds.features)
     tr, va = full.split(0.4)
     assert set(tr.prompt.tolist()) == {0, 1, 2} and set(va.prompt.tolist()) == {3, 4}
+    both = load_dataset([tmp_path / "data", tmp_path / "again"], labelled_only=False)  # ids stay distinct
+    tr, va = both.split(0.4)
+    assert set(va.prompt.tolist()) == {3, 4, 1_000_003, 1_000_004} and len(tr) + len(va) == 2 * len(full)
 
 
 def test_resume_refuses_other_settings(tmp_path, target_model, draft_model, tokenizer):
