@@ -359,7 +359,7 @@ def build_dataset(cfg: DataConfig, out_dir: str | os.PathLike, *, target, draft,
     est = {
         "prompts": n_prompts, "max_new_tokens": cfg.max_new_tokens, "positions_upper_bound": n_pos,
         "labelled_estimate": int(n_prompts * n_tok * (1 - cfg.keep_prob)), "disk_mb_upper_bound": round(mb, 1),
-        "seconds_per_prompt": round(sec, 2), "measured_on_prompts": len(cache), "tokens_per_response": round(n_tok, 1),
+        "seconds_per_prompt": float(f"{sec:.3g}"), "measured_on_prompts": len(cache), "tokens_per_response": round(n_tok, 1),
         "eta_minutes": round(sec * n_prompts / 60, 1),
     }
     log(f"estimate: {n_prompts} prompts x <= {cfg.max_new_tokens} tokens = <= {n_pos} positions "
@@ -432,6 +432,27 @@ class Dataset:
 
     def _take(self, m: torch.Tensor) -> "Dataset":
         return Dataset(self.features[m], self.labels[m], self.prompt[m], self.position[m], self.manifest)
+
+
+EXTRA_FEATURES = ("top_logprob",)
+
+
+@torch.no_grad()
+def add_extra_features(ds: "Dataset", draft, names: list[str] | tuple[str, ...], batch: int = 512) -> "Dataset":
+    """Append per-position features computed from the "pre" hidden states through the frozen draft's
+    lm_head (they are the hidden states that produce q_t): "top_logprob" = log max_x q_t(x) at temperature 1,
+    what `DraftStep.top_prob` carries at drafting time. Features become float32 (N, H + len(names))."""
+    bad = [n for n in names if n not in EXTRA_FEATURES]
+    if bad:
+        raise InputError(f"unknown extra feature(s) {bad}; known: {', '.join(EXTRA_FEATURES)}")
+    if not names:
+        return ds
+    cols = []
+    for i in range(0, len(ds), batch):
+        logq = draft.lm_head(ds.features[i : i + batch].to(draft.lm_head.weight.dtype)).float().log_softmax(-1)
+        cols.append(logq.max(-1).values[:, None])
+    extra = torch.cat(cols) if cols else torch.zeros(0, 1)
+    return Dataset(torch.cat([ds.features.float(), extra], 1), ds.labels, ds.prompt, ds.position, ds.manifest)
 
 
 def load_dataset(data_dir: str | os.PathLike | Iterable[str | os.PathLike], label: str = "label",

@@ -31,6 +31,8 @@ FORMAT_VERSION = "1"
 BUNDLED_DIR = Path(__file__).parent / "heads"
 # draft zoo name -> the head shipped for it (trained with the bundled target noted in its metadata)
 BUNDLED = {"qwen2.5-coder-0.5b-instruct": BUNDLED_DIR / "qwen2.5-coder-0.5b-to-1.5b.safetensors"}
+# not in the paper: the head also sees the draft's own confidence (log max q), see docs/specdecpp.md
+BUNDLED_CONF = {"qwen2.5-coder-0.5b-instruct": BUNDLED_DIR / "qwen2.5-coder-0.5b-to-1.5b-conf.safetensors"}
 
 
 class HeadMismatchError(InputError):
@@ -210,9 +212,9 @@ def load_head(path: str | os.PathLike, draft: nn.Module | dict[str, Any] | None 
     return HeadFile(head=head, identity=identity, meta=json.loads(md.get("meta", "{}")), path=str(path))
 
 
-def bundled_head(draft_name: str | None = None) -> Path | None:
+def bundled_head(draft_name: str | None = None, conf: bool = False) -> Path | None:
     """The shipped head for a bundled draft (by zoo name or folder name), or None."""
     if draft_name is None:
         return None
-    p = BUNDLED.get(_short_name(draft_name))
+    p = (BUNDLED_CONF if conf else BUNDLED).get(_short_name(draft_name))
     return p if p is not None and p.is_file() else None

@@ -35,13 +35,15 @@ policy object using the same head in this process. Costs given as c1=/c2=/delta=
 `specdec head calibrate --json`) are used as they are instead.
 
 Guard ("never speculate where it does not pay"): once the costs are known, a round is worth
-accepted*(c2+delta) - drafted*c1 time units against plain decoding. When the last 8 speculative rounds
-together are worth less than nothing, the policy drafts nothing (plain decoding rounds) for a back-off
-period (8, 16, ... 64 rounds), then tries speculation again.
+(accepted*(c2+delta) - drafted*c1) / (c2+delta) plain-decoding steps saved. When the last 8 speculative
+rounds together lost more than 2 steps, the policy drafts nothing (plain decoding rounds) for a back-off
+period (8, 16, ... 64 rounds), then tries speculation again. (A margin, not 0: with marginal gains the
+estimate is noise, and a plain round wrongly chosen costs as much as a speculative one.)
 """
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from collections import deque
@@ -52,11 +54,12 @@ from typing import Any
 import torch
 
 from policies.base import POLICIES, DraftStep
-from policies.specdecpp.head import (BUNDLED, HeadFile, HeadMismatchError, bundled_head, check_identity, deweight,
+from policies.specdecpp.head import (BUNDLED, BUNDLED_CONF, HeadFile, HeadMismatchError, bundled_head, check_identity, deweight,
                                      load_head)
 from specdec.errors import InputError
 
 GUARD_WINDOW = 8  # speculative rounds judged together by the guard
+GUARD_MARGIN = 2.0  # ... which turns speculation off when they lost more than this many plain-decoding steps
 DEFAULT_THRESHOLD = 0.7  # used with threshold="auto" until enough rounds were timed, when nothing else is known
 
 
@@ -222,9 +225,11 @@ class SpecDecPPPolicy:
     c2: float | None = None
     delta: float | None = None
     costs: str | None = None
-    guard: bool = True
+    guard: bool = False
     calibrate: bool = True
     name: str = "specdecpp"
+
+    _conf_variant = False  # specdecpp-conf: the bundled head that also sees the draft's confidence
 
     def __post_init__(self) -> None:
         self.k_min, self.k_max = int(self.k_min), int(self.k_max)
@@ -236,12 +241,13 @@ class SpecDecPPPolicy:
             self.calibrate = self.calibrate.lower() not in ("0", "false", "no", "off")
         # ---- the head
         if self.head is None:
-            path = bundled_head(self.draft) if self.draft else None
-            if path is None and self.draft and Path(str(self.draft)).name not in BUNDLED:
+            table = BUNDLED_CONF if self._conf_variant else BUNDLED
+            path = bundled_head(self.draft, conf=self._conf_variant) if self.draft else None
+            if path is None and self.draft and Path(str(self.draft)).name not in table:
                 raise InputError(f"no bundled acceptance head for draft {self.draft!r}; train one "
                                  "(`specdec head build-data` + `specdec head train`) and pass head=PATH")
             if path is None:
-                path = next((p for p in BUNDLED.values() if p.is_file()), None)
+                path = next((p for p in table.values() if p.is_file()), None)
             if path is None:
                 raise InputError("the bundled acceptance head is missing; pass head=PATH")
             self.head = str(path)
@@ -251,6 +257,7 @@ class SpecDecPPPolicy:
         self._hf = hf
         self._net = hf.head
         self._align = hf.meta.get("align", "pre")
+        self._extras = list(hf.meta.get("extra_features", []))
         self._w = hf.meta.get("reject_weight") if self.calibrate else None
         # ---- eos
         eos = self.eos_ids if self.eos_ids is not None else hf.meta.get("eos_token_ids", [])
@@ -326,14 +333,18 @@ class SpecDecPPPolicy:
         return self.k_max
 
     @torch.no_grad()
-    def accept_prob(self, hidden: torch.Tensor) -> float:
-        if hidden.shape[-1] != self._net.hidden_size:
+    def accept_prob(self, hidden: torch.Tensor, top_prob: float | None = None) -> float:
+        x = hidden.reshape(-1, hidden.shape[-1])[:1].float()
+        if self._extras:  # "top_logprob": the draft's own confidence, appended to the hidden state
+            x = torch.cat([x, torch.tensor([[math.log(max(top_prob if top_prob is not None else 1.0, 1e-30))]])], 1)
+        if x.shape[-1] != self._net.hidden_size:
             raise HeadMismatchError(
                 f"the acceptance head {self.head!r} was trained for draft {self._hf.identity.get('name')!r} "
-                f"(hidden size {self._net.hidden_size}), but this draft's hidden size is {hidden.shape[-1]}; "
+                f"(hidden size {self._net.hidden_size - len(self._extras)}), but this draft's hidden size is "
+                f"{hidden.shape[-1]}; "
                 "pass head=PATH to a head trained for this draft"
             )
-        p = float(self._net.accept_prob(hidden.reshape(-1, hidden.shape[-1])[:1])[0])
+        p = float(self._net.accept_prob(x)[0])
         return float(deweight(p, self._w))
 
     def keep_drafting(self, step: DraftStep) -> bool:
@@ -353,9 +364,9 @@ class SpecDecPPPolicy:
             if step.hidden is None:
                 raise InputError("the specdecpp policy needs the draft model's hidden states (drafter draft-model)")
             if self._align == "post":  # the hidden state at token i has consumed token i-1: it scores i-1
-                p = 1.0 if step.index == 0 else self.accept_prob(step.hidden)
+                p = 1.0 if step.index == 0 else self.accept_prob(step.hidden, step.top_prob)
             else:
-                p = self.accept_prob(step.hidden)
+                p = self.accept_prob(step.hidden, step.top_prob)
             self._prod *= p
             if n >= self.k_max:
                 stop = True
@@ -394,7 +405,7 @@ class SpecDecPPPolicy:
         worth = (accepted * (c2 + delta) - drafted * c1) / (c2 + delta)  # in plain-decoding steps saved
         self._worth.append(worth)
         window = self._worth[-GUARD_WINDOW:]
-        if len(window) == GUARD_WINDOW and sum(window) < 0:
+        if len(window) == GUARD_WINDOW and sum(window) < -GUARD_MARGIN:
             self._off_rounds = self._backoff
             self._backoff = min(self._backoff * 2, 64)
             self._worth = []  # judge afresh when speculation resumes
@@ -410,6 +421,17 @@ class SpecDecPPPolicy:
             d["threshold_auto"] = auto_threshold(d["c1"], t or 1.0 / (d["c2"] + (d["delta"] or 0.0)))
         d["threshold_in_use"] = self.current_threshold
         return d
+
+
+@POLICIES.register("specdecpp-conf")
+@dataclass
+class SpecDecPPConfPolicy(SpecDecPPPolicy):
+    """`specdecpp` whose default head is the bundled one that also sees the draft's own confidence
+    (log max q, from `DraftStep.top_prob`) next to the hidden state -- not in the paper; see
+    docs/specdecpp.md for why (on our small training set the paper's head ranks worse than that confidence)."""
+
+    name: str = "specdecpp-conf"
+    _conf_variant = True
 
 
 def reset_shared_costs() -> None:

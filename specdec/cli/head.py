@@ -213,6 +213,9 @@ def train(
         "--standardize/--no-standardize", help="Standardize inputs with the training features' mean/std.")] = True,
     label: Annotated[str, typer.Option("--label", help="label (min(1,p/q) of the sampled token) | label_expected | label_greedy")] = "label",
     align: Annotated[str, typer.Option("--align", help="pre (hidden that produced the token) | post (paper's code)")] = "pre",
+    extra_features: Annotated[Optional[str], typer.Option(
+        "--extra-features", help="Not in the paper: append the draft's own confidence to the hidden state "
+        "(top_logprob = log max q; computed through the draft's lm_head, so the draft is loaded).")] = None,
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Prompts held out for validation.")] = 0.1,
     threshold: Annotated[Optional[float], typer.Option(
         "--threshold", help="Recommended threshold recorded in the head (default: none, the policy calibrates).")] = None,
@@ -236,6 +239,13 @@ def train(
     cfgd = ds.manifest["config"]
     if _is_eval_file(cfgd.get("prompts", "")) and not allow_eval_data:
         raise InputError(f"{data[0]} was built from evaluation prompts ({cfgd.get('prompts')}); never train on them")
+    extras = [x.strip() for x in (extra_features or "").split(",") if x.strip()]
+    if extras:
+        if align != "pre":
+            raise InputError("--extra-features needs --align pre (the confidence of the token being judged)")
+        from policies.specdecpp.data import add_extra_features
+
+        ds = add_extra_features(ds, _load(cfgd["draft"], "bfloat16", None)[0], extras)
     tr, va = ds.split(val_fraction)
     err.print(f"[dim]{len(tr)} training / {len(va)} validation positions (hidden size {ds.features.shape[1]})[/]")
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, reject_weight=reject_weight,
@@ -247,7 +257,7 @@ def train(
                              log=lambda m: err.print(f"[dim]{escape(m)}[/]"))
     val_metrics = evaluate_head(head, va, reject_weight=reject_weight) if len(va) else None
     meta = {
-        "align": align, "label": label, "reject_weight": reject_weight, "eos_token_ids": ds.manifest.get("eos_token_ids", []),
+        "align": align, "label": label, "reject_weight": reject_weight, "extra_features": extras, "eos_token_ids": ds.manifest.get("eos_token_ids", []),
         "target": cfgd.get("target"), "draft": cfgd.get("draft"),
         "train": {"command": _command_line(), "config": cfg.__dict__, "positions": len(tr), "val_positions": len(va),
                   "data": [str(d) for d in data], "data_prompts": cfgd.get("prompts"),
@@ -292,6 +302,10 @@ def evaluate(
     hf = load_head(path, draft=ident)  # refuses a head trained for another draft
     kind = label or hf.meta.get("label", "label")
     ds = load_dataset(data, label=kind, align=hf.meta.get("align", "pre"))
+    if hf.meta.get("extra_features"):
+        from policies.specdecpp.data import add_extra_features
+
+        ds = add_extra_features(ds, _load(man["config"]["draft"], "bfloat16", None)[0], hf.meta["extra_features"])
     m = evaluate_head(hf.head, ds, bins, reject_weight=hf.meta.get("reject_weight"))
     m.update(head=str(path), data=[str(d) for d in data], label=kind, prompts=int(len(set(ds.prompt.tolist()))))
     if json_out:

@@ -11,7 +11,7 @@ from specdecpp_helpers import random_prompts
 from policies.specdecpp.data import (DataConfig, acceptance_labels, build_dataset, expected_acceptance, keep_mask,
                                      label_response, load_dataset, mix_tokens, read_prompts, shard_plan)
 from policies.specdecpp.head import draft_identity
-from specdec.errors import DataError
+from specdec.errors import DataError, InputError
 
 
 def test_labels_on_hand_made_distributions():
@@ -153,3 +153,19 @@ def test_responder_records_the_targets_logits(target_model, draft_model, tokeniz
             hf = target_model(torch.cat([prompt[0], toks])[None]).logits[0, prompt.shape[1] - 1 : -1]
         assert logits.shape == hf.shape
         assert torch.allclose(logits, hf, atol=1e-4)
+
+
+def test_extra_feature_is_the_drafts_top_log_probability(draft_model):
+    from policies.specdecpp.data import Dataset, add_extra_features
+
+    torch.manual_seed(0)
+    H = draft_model.config.hidden_size
+    feats = torch.randn(7, H)  # (N, H): "pre" hidden states
+    ds = Dataset(feats, torch.rand(7), torch.zeros(7, dtype=torch.int32), torch.arange(7, dtype=torch.int32), {})
+    out = add_extra_features(ds, draft_model, ["top_logprob"], batch=3)  # batches of 3: the join must be in order
+    assert out.features.shape == (7, H + 1) and torch.equal(out.features[:, :H], feats)
+    want = draft_model.lm_head(feats).log_softmax(-1).max(-1).values  # (N,)
+    assert torch.allclose(out.features[:, H], want, atol=1e-5)
+    assert (out.features[:, H] <= 0).all()
+    with pytest.raises(InputError, match="top_logprob"):
+        add_extra_features(ds, draft_model, ["entropy"])

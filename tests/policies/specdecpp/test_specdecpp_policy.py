@@ -143,7 +143,8 @@ def test_online_calibration_measures_this_process(probe_head):
 
 def test_guard_falls_back_to_plain_decoding_when_speculation_does_not_pay(probe_head):
     # drafting costs as much as verifying: rounds that accept nothing lose time
-    pol = SpecDecPPPolicy(head=probe_head, threshold=0.5, c1=0.1, c2=0.1, delta=0.0)
+    assert SpecDecPPPolicy(head=probe_head).guard is False  # off by default (docs/specdecpp.md)
+    pol = SpecDecPPPolicy(head=probe_head, threshold=0.5, c1=0.1, c2=0.1, delta=0.0, guard=True)
     rounds = 0
     while pol.max_draft() == 20 and rounds < 10:
         n = run_round(pol, [0.99] * 3)
@@ -155,7 +156,7 @@ def test_guard_falls_back_to_plain_decoding_when_speculation_does_not_pay(probe_
         pol.observe(0, 0)
     assert pol.max_draft() == 20  # then speculation is tried again
     # rounds that pay keep speculation on
-    pol2 = SpecDecPPPolicy(head=probe_head, threshold=0.5, c1=0.1, c2=0.1, delta=0.0)
+    pol2 = SpecDecPPPolicy(head=probe_head, threshold=0.5, c1=0.1, c2=0.1, delta=0.0, guard=True)
     for _ in range(10):
         assert pol2.max_draft() == 20
         n = run_round(pol2, [0.99] * 3)
@@ -193,3 +194,24 @@ def test_deweighting_undoes_the_reject_weight(tmp_path):
     assert run_round(pol, [raw] * 10) == 4
     pol_raw = SpecDecPPPolicy(head=str(tmp_path / "w.safetensors"), threshold=0.3, calibrate=False, guard=False)
     assert run_round(pol_raw, [raw] * 10) == 2  # 1 - 0.6 > 0.3 at once; k_min = 2
+
+
+def test_conf_variant_feeds_the_drafts_confidence_to_the_head(tmp_path):
+    # a 2-input probe head (hidden size 1 + the extra feature) whose logit is the extra feature, log max q
+    from policies.specdecpp.head import AcceptanceHead, save_head
+    from policies.specdecpp.policy import SpecDecPPConfPolicy
+
+    head = AcceptanceHead(2, 0)
+    with torch.no_grad():
+        head.out.weight.zero_()
+        head.out.bias.zero_()
+        head.out.weight[1, 1] = 1.0
+    ident = {"name": "probe", "model_type": "qwen2", "hidden_size": 1, "num_hidden_layers": 2, "vocab_size": 64,
+             "fingerprint": "0" * 16}
+    path = save_head(tmp_path / "conf.safetensors", head, ident, {"eos_token_ids": [1], "extra_features": ["top_logprob"]},
+                     dtype=torch.float32)
+    pol = SpecDecPPConfPolicy(head=str(path), threshold=0.5, guard=False)
+    assert POLICIES.create("specdecpp-conf", head=str(path)).name == "specdecpp-conf"
+    p_sure = pol.accept_prob(torch.zeros(1, 1), top_prob=0.999)  # sigmoid(log 0.999) ~ 0.4998
+    p_doubt = pol.accept_prob(torch.zeros(1, 1), top_prob=0.01)  # sigmoid(log 0.01) ~ 0.0099
+    assert p_sure == pytest.approx(0.999 / 1.999, rel=1e-4) and p_doubt == pytest.approx(0.01 / 1.01, rel=1e-4)
