@@ -59,7 +59,8 @@ class SpecDecoder:
         self.tokenizer = tokenizer
         self.engine = engine
         self.spec = spec
-        self.target = ModelRunner(model, max_context=engine.max_context, compile=engine.compile)
+        self.target = ModelRunner(model, max_context=engine.max_context, compile=engine.compile,
+                                  query_len=engine.exact_query_len)
         self._loader = model_loader or (lambda name: _load_hf(name, engine))
         self.env = DrafterEnv(tokenizer, self.target, self._loader, draft=draft, compile=engine.compile, cache_dir=engine.cache_dir)
         self._drafters: dict[tuple, Any] = {}

@@ -92,7 +92,7 @@ def _gsm8k(path: Path) -> list[BenchPrompt]:
     for i, row in enumerate(_read_jsonl(path)):
         if not isinstance(row.get("question"), str):
             raise DataError(f"{path}: row {i + 1} has no 'question'")
-        out.append(BenchPrompt(row["question"], "gsm8k", "", str(i)))
+        out.append(BenchPrompt(row["question"], "gsm8k", "gsm8k", str(i)))
     return out
 
 
@@ -109,7 +109,14 @@ def _user_file(path: Path) -> list[BenchPrompt]:
 
 
 def load_prompts(spec: str, data_dir: str | os.PathLike | None = None, per_category: bool = False) -> list[BenchPrompt]:
-    """`spec` is `spec_bench[:N]`, `gsm8k[:N]` or a path to a .txt / .jsonl file (optionally `FILE:N`)."""
+    """`spec` is `spec_bench[:N]`, `gsm8k[:N]` or a path to a .txt / .jsonl file (optionally `FILE:N`);
+    several joined by "+" are concatenated (`spec_bench:2+gsm8k:8`; `per_category` applies to spec_bench)."""
+    if "+" in spec and not Path(spec).is_file():
+        parts = [p for p in spec.split("+") if p.strip()]
+        if not any(p.partition(":")[0] == "spec_bench" for p in parts) and per_category:
+            raise InputError("--per-category only applies to spec_bench prompts")
+        return [r for p in parts
+                for r in load_prompts(p.strip(), data_dir, per_category and p.partition(":")[0] == "spec_bench")]
     name, _, count = spec.partition(":")
     n: int | None = None
     if count:

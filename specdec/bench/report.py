@@ -92,11 +92,19 @@ def render_table(report: dict):
     cfg = report.get("config", {})
     title = (f"{cfg.get('target', '')} | {cfg.get('num_prompts', '?')} prompts"
              f" | max_new_tokens {cfg.get('max_new_tokens', '?')}")
-    t = Table(title=title, caption="tok/s: median over prompts; α, τ (incl. bonus): pooled over prompts; "
-                                    "same: output ids equal plain decoding's; warm-up, compile: seconds")
+    caption = ("tok/s: median over prompts; α, τ (incl. bonus): pooled over prompts; "
+               "same: output ids equal plain decoding's; warm-up, compile: seconds")
+    if any(r.get("backend") == "vllm" for r in report["setups"].values()):
+        caption += ("; vllm_*: one vLLM worker per setup runs every prompt during its warm-up (start-up "
+                    "included), timed per request inside vLLM")
+    t = Table(title=title, caption=caption)
     t.add_column("setup", no_wrap=True)
     for col in ("tok/s", "speedup", "α", "τ", "same", "warm-up", "compile"):
         t.add_column(col, justify="right")
+    # secondary baselines (vLLM's speculative setups over vllm_plain): one more column each, when present
+    vs = list(dict.fromkeys(k for r in report["setups"].values() for k in r if k.startswith("speedup_vs_")))
+    for key in vs:
+        t.add_column(f"vs {key[len('speedup_vs_'):]}", justify="right")
     for name, r in report["setups"].items():
         n = len(r.get("per_prompt", []))
         same = r.get("identical")
@@ -105,7 +113,8 @@ def render_table(report: dict):
         speedup = _fmt(r.get("speedup")) + ("x" if r.get("speedup") else "")
         t.add_row(name, _fmt(r.get("median_tokens_per_s")), speedup,
                   _fmt(r.get("acceptance_rate")), _fmt(r.get("mean_accepted_length")), same_s,
-                  _fmt(r.get("warmup_s"), ".1f"), _fmt(r.get("warmup_compile_s"), ".1f"))
+                  _fmt(r.get("warmup_s"), ".1f"), _fmt(r.get("warmup_compile_s"), ".1f"),
+                  *[_fmt(r.get(key)) + ("x" if r.get(key) else "") for key in vs])
     return t
 
 
@@ -119,7 +128,7 @@ def plot(report: dict, out: str | os.PathLike) -> Path:
     names = list(report["setups"])
     med = [report["setups"][n]["median_tokens_per_s"] for n in names]
     fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(names) + 1), 4.0))
-    colors = ["#888888" if n in ("plain", "hf_generate") else "#4c72b0" for n in names]
+    colors = ["#888888" if n in ("plain", "hf_generate", "vllm_plain") else "#4c72b0" for n in names]
     ax.bar(range(len(names)), med, color=colors)
     for i, n in enumerate(names):
         pts = [p["tokens_per_s"] for p in report["setups"][n].get("per_prompt", [])]
@@ -146,3 +155,28 @@ def plot(report: dict, out: str | os.PathLike) -> Path:
     finally:
         plt.close(fig)
     return out
+
+
+def render_category_table(report: dict):
+    """A rich Table: speedup over plain decoding per prompt category (rows) and setup (columns), τ below."""
+    from rich.table import Table
+
+    cats = report.get("per_category", {})
+    ref = report.get("config", {}).get("speed_reference", "plain")
+    setups = [n for n in report["setups"] if n != ref]
+    t = Table(title=f"speedup over {ref} per category (τ incl. bonus)",
+              caption="ratio of median tokens/s on the category's prompts")
+    t.add_column("category", no_wrap=True)
+    t.add_column("n", justify="right")
+    t.add_column(f"{ref} tok/s", justify="right")
+    for n in setups:
+        t.add_column(n, justify="right")
+    for cat, rows in cats.items():
+        cells = []
+        for n in setups:
+            r = rows.get(n, {})
+            cells.append(f"{_fmt(r.get('speedup'))}x τ{_fmt(r.get('mean_accepted_length'), '.2f')}" if r else "-")
+        t.add_row(cat, str(rows.get(ref, {}).get("prompts", "")),
+                  _fmt(rows.get(ref, {}).get("median_tokens_per_s")), *cells)
+    return t
+

@@ -22,7 +22,7 @@ from specdec.errors import InputError
 from specdec.stats import GenerationStats
 
 Backend = Callable[[list[int]], tuple[list[int], dict]]
-RESERVED = ("plain", "hf_generate", "hf_assisted")
+RESERVED = ("plain", "plain_fast", "hf_generate", "hf_assisted")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,32 @@ class SetupSpec:
 
 
 def parse_setup(text: str, default_k: int = SpecConfig().k, default_policy: str = SpecConfig().policy) -> SetupSpec:
+    """`NAME=DRAFTER[:POLICY[:K]][,KEY=VALUE...]`: KEY=VALUE pairs are drafter options, `policy.KEY=VALUE`
+    policy options (values parsed as JSON where they can be), e.g.
+    `aded-chain=aded:constant:7,store=self.safetensors,chain=true` or `pp=draft-model:specdecpp,policy.threshold=0.3`."""
+    import json
+
+    text, _, opts_text = text.partition(",")
+    d_opts: dict = {}
+    p_opts: dict = {}
+    for item in [o for o in opts_text.split(",") if o.strip()] if opts_text else []:
+        key, eq, raw = item.partition("=")
+        if not eq or not key.strip():
+            raise InputError(f"--setup option {item!r}: expected KEY=VALUE")
+        try:
+            val = json.loads(raw)
+        except json.JSONDecodeError:
+            val = raw
+        key = key.strip().replace("-", "_")
+        if key.startswith("policy."):
+            p_opts[key[len("policy."):]] = val
+        else:
+            d_opts[key] = val
+    spec = _parse_setup_head(text, default_k, default_policy)
+    return SetupSpec(spec.name, spec.drafter, spec.policy, spec.k, d_opts, p_opts)
+
+
+def _parse_setup_head(text: str, default_k: int, default_policy: str) -> SetupSpec:
     name, eq, rest = text.partition("=")
     parts = rest.split(":") if eq else []
     if not eq or not name or not parts[0] or len(parts) > 3:
@@ -79,6 +105,20 @@ def engine_backend(dec, spec: SpecConfig, sampling: SamplingConfig, stop: StopCo
             "drafted": stats.drafted, "accepted": stats.accepted, "rounds": stats.rounds,
             "compile_s": stats.compile_s, "stop_reason": stats.stop_reason,
         }
+
+    return run
+
+
+def fast_plain_backend(dec, sampling: SamplingConfig, stop: StopConfig) -> Backend:
+    """Plain decoding with exact mode switched off for the call (1-row passes, the fastest plain shape)."""
+    run_exact = engine_backend(dec, SpecConfig(drafter=None), sampling, stop)
+
+    def run(prompt_ids: list[int]) -> tuple[list[int], dict]:
+        q, dec.target.query_len = dec.target.query_len, None
+        try:
+            return run_exact(prompt_ids)
+        finally:
+            dec.target.query_len = q
 
     return run
 
@@ -149,6 +189,11 @@ def build_setups(dec, specs: list[SetupSpec], sampling: SamplingConfig, stop: St
     Returns (name -> backend, name -> description for the report)."""
     backends: dict[str, Backend] = {"plain": engine_backend(dec, SpecConfig(drafter=None), sampling, stop)}
     info: dict[str, dict] = {"plain": {"backend": "specdec", "drafter": None}}
+    if dec.target.query_len is not None:  # exact mode: also time plain decoding in its fastest (1-row) shape
+        backends["plain_fast"] = fast_plain_backend(dec, sampling, stop)
+        info["plain_fast"] = {"backend": "specdec", "drafter": None, "exact": False,
+                              "note": "1-row passes; the speed reference of an exact-mode bench"}
+        info["plain"]["exact_query_len"] = dec.target.query_len
     for s in specs:
         if s.name in backends:
             raise InputError(f"two setups are named {s.name!r}")
@@ -203,10 +248,11 @@ def summarize(per_prompt: list[dict]) -> dict:
 
 
 def run_bench(setups: dict[str, Backend], prompts: list[list[int]], *, greedy: bool = True,
-              reference: str = "plain", warmup: bool = True,
+              reference: str = "plain", speed_reference: str | None = None, warmup: bool = True,
               progress: Callable[[str, int, int], None] | None = None) -> dict[str, dict]:
     """Run every setup over every prompt (one untimed warm-up generation per setup first).
-    Output ids are compared with `reference`'s (run first) when `greedy`; otherwise `identical` is None."""
+    Output ids are compared with `reference`'s (run first) when `greedy`; otherwise `identical` is None.
+    Speedups are ratios of median tokens/s to `speed_reference`'s (default: `reference`)."""
     if not prompts:
         raise InputError("no prompts to benchmark")
     order = sorted(setups, key=lambda n: n != reference)  # the reference first, others in their given order
@@ -232,7 +278,7 @@ def run_bench(setups: dict[str, Backend], prompts: list[list[int]], *, greedy: b
             rows.append({"prompt_index": i, "prompt_tokens": len(ids), **st, "identical": same})
         results[name] = {**summarize(rows), "warmup_s": warm_s, "warmup_compile_s": warm_compile,
                          "compile_s": sum(r.get("compile_s") or 0.0 for r in rows), "per_prompt": rows}
-    base = results.get(reference, {}).get("median_tokens_per_s")
+    base = results.get(speed_reference or reference, {}).get("median_tokens_per_s")
     for r in results.values():
         r["speedup"] = _ratio(r["median_tokens_per_s"], base) if base else None
     return {name: results[name] for name in order}
@@ -244,13 +290,14 @@ def benchmark(dec, prompts, specs: list[SetupSpec], sampling: SamplingConfig, st
     """Encode `prompts` (BenchPrompt; through the chat template when the tokenizer has one, unless chat=False),
     skip those that cannot fit the context, build the setups (plus `extra` backends) and run them.
     Returns {"results", "info", "prompt_tokens", "skipped"}."""
-    ids, skipped = [], []
+    ids, skipped, categories = [], [], []
     for i, p in enumerate(prompts):
         enc = dec.encode(p.text, chat)[0].tolist()
         if len(enc) + stop.max_new_tokens > dec.target.max_context:
             skipped.append({"index": i, "id": p.id, "prompt_tokens": len(enc)})
         else:
             ids.append(enc)
+            categories.append(getattr(p, "category", ""))
     if not ids:
         raise InputError(f"every prompt is longer than max_context ({dec.target.max_context}) minus max_new_tokens "
                          f"({stop.max_new_tokens}); raise --max-context or lower --max-new-tokens")
@@ -259,6 +306,38 @@ def benchmark(dec, prompts, specs: list[SetupSpec], sampling: SamplingConfig, st
         if name in backends:
             raise InputError(f"two setups are named {name!r}")
         backends[name] = backend
-        info[name] = {"backend": "extra"}
-    results = run_bench(backends, ids, greedy=sampling.greedy, progress=progress)
-    return {"results": results, "info": info, "prompt_tokens": [len(x) for x in ids], "skipped": skipped}
+        if hasattr(backend, "prepare"):  # e.g. vLLM: runs every prompt in one worker at its first call
+            backend.prepare(ids)
+    speed_ref = "plain_fast" if "plain_fast" in backends else None
+    results = run_bench(backends, ids, greedy=sampling.greedy, speed_reference=speed_ref, progress=progress)
+    for name, backend in (extra or {}).items():
+        info[name] = dict(getattr(backend, "info", None) or {"backend": "extra"})  # filled in while running
+    add_baseline_speedups(results, info)
+    return {"results": results, "info": info, "prompt_tokens": [len(x) for x in ids], "skipped": skipped,
+            "categories": categories, "speed_reference": speed_ref or "plain"}
+
+
+def add_baseline_speedups(results: dict[str, dict], info: dict[str, dict]) -> None:
+    """For setups whose info names a `speedup_baseline` that was run (vLLM's speculative setups: vllm_plain),
+    results[name]["speedup_vs_<baseline>"] = its median tokens/s over the baseline's ("speedup" itself stays
+    relative to this engine's plain decoding)."""
+    for name, r in results.items():
+        base = (info.get(name) or {}).get("speedup_baseline")
+        if base and base in results and base != name:
+            r[f"speedup_vs_{base}"] = _ratio(r["median_tokens_per_s"], results[base]["median_tokens_per_s"])
+
+
+def by_category(results: dict[str, dict], categories: list[str], reference: str = "plain") -> dict[str, dict]:
+    # reference: the speed reference (plain, or plain_fast in an exact-mode bench)
+    """Per prompt category (Spec-Bench's, "gsm8k"), each setup's summary over that category's prompts, with
+    its speedup = ratio of median tokens/s to the reference's median on the same prompts.
+    {category: {setup: summary-without-per_prompt}}; prompts are matched by `prompt_index`."""
+    out: dict[str, dict] = {}
+    for cat in dict.fromkeys(categories):
+        idx = {i for i, c in enumerate(categories) if c == cat}
+        rows = {name: [p for p in r["per_prompt"] if p["prompt_index"] in idx] for name, r in results.items()}
+        out[cat or "(none)"] = {name: {"prompts": len(rs), **summarize(rs)} for name, rs in rows.items() if rs}
+        base = out[cat or "(none)"].get(reference, {}).get("median_tokens_per_s")
+        for summ in out[cat or "(none)"].values():
+            summ["speedup"] = _ratio(summ["median_tokens_per_s"], base) if base else None
+    return out

@@ -86,6 +86,9 @@ MaxContext = Annotated[int, typer.Option("--max-context", help="KV cache length.
 Threads = Annotated[Optional[int], typer.Option("--threads", help="torch threads (default: torch's).")]
 CacheDir = Annotated[Optional[str], typer.Option("--cache-dir", help="Model zoo cache folder.")]
 Dtype = Annotated[str, typer.Option("--dtype", help="bfloat16 | float32 | float16.")]
+ExactLen = Annotated[Optional[int], typer.Option(
+    "--exact-len", metavar="N", help="Bit-exact mode: pad every target pass to N rows, so greedy speculation is "
+    "bit-identical to plain decoding (in bf16 too); drafts are capped to N-1 tokens.")]
 
 
 def parse_kv(items: list[str] | None, flag: str) -> dict:
@@ -152,7 +155,7 @@ class Opts:
 
 
 def make_opts(target, draft, drafter, policy, k, policy_opt, drafter_opt, temperature, top_k, top_p, seed,
-              max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype) -> Opts:
+              max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype, exact_len=_E.exact_query_len) -> Opts:
     if drafter in ("none", "plain"):
         drafter = None
     elif drafter is None and draft:
@@ -164,7 +167,8 @@ def make_opts(target, draft, drafter, policy, k, policy_opt, drafter_opt, temper
         raise InputError("the draft-model drafter needs a draft model: pass --draft NAME")
     return Opts(
         target, draft,
-        EngineConfig(dtype=dtype, compile=compile, max_context=max_context, threads=threads, cache_dir=cache_dir),
+        EngineConfig(dtype=dtype, compile=compile, max_context=max_context, threads=threads, cache_dir=cache_dir,
+                     exact_query_len=exact_len),
         spec, SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed),
         StopConfig(max_new_tokens=max_new_tokens, stop_strings=tuple(stop or ())),
     )
@@ -188,7 +192,7 @@ def generate(
     temperature: Temperature = _S.temperature, top_k: TopK = _S.top_k, top_p: TopP = _S.top_p, seed: Seed = _S.seed,
     max_new_tokens: MaxNew = _T.max_new_tokens, stop: Stops = None, chat: Chat = None, compile: Compile = _E.compile,
     max_context: MaxContext = _E.max_context, threads: Threads = _E.threads, cache_dir: CacheDir = _E.cache_dir,
-    dtype: Dtype = _E.dtype,
+    dtype: Dtype = _E.dtype, exact_len: ExactLen = _E.exact_query_len,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (result, stats, config) only.")] = False,
 ) -> None:
     """Generate a continuation of PROMPT (accepted draft tokens are coloured on a terminal), then a stats line."""
@@ -197,7 +201,7 @@ def generate(
     if not prompt.strip():
         raise InputError("empty prompt: give some text (or - to read stdin)")
     o = make_opts(target, draft, drafter, policy, k, policy_opt, drafter_opt, temperature, top_k, top_p, seed,
-                  max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype)
+                  max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype, exact_len)
     if as_json:
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON object and nothing else
             dec = o.load()
@@ -267,11 +271,11 @@ def chat(
     temperature: Temperature = _S.temperature, top_k: TopK = _S.top_k, top_p: TopP = _S.top_p, seed: Seed = _S.seed,
     max_new_tokens: MaxNew = _T.max_new_tokens, stop: Stops = None, compile: Compile = _E.compile,
     max_context: MaxContext = _E.max_context, threads: Threads = _E.threads, cache_dir: CacheDir = _E.cache_dir,
-    dtype: Dtype = _E.dtype,
+    dtype: Dtype = _E.dtype, exact_len: ExactLen = _E.exact_query_len,
 ) -> None:
     """Chat with the target (chat template, history kept). /reset clears the history, /quit or EOF exits."""
     o = make_opts(target, draft, drafter, policy, k, policy_opt, drafter_opt, temperature, top_k, top_p, seed,
-                  max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype)
+                  max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype, exact_len)
     dec = o.load()
     out.print(f"[dim]{escape(target)}{' + ' + escape(o.spec.drafter) if o.spec.drafter else ''}: "
               f"/reset clears the history, /quit exits; [{DRAFT_STYLE}]coloured[/] = accepted draft tokens[/]")
@@ -283,8 +287,9 @@ def bench(
     prompts: Annotated[str, typer.Option("--prompts", help="spec_bench:N, gsm8k:N or a .txt/.jsonl file.")],
     target: Target = DEFAULT_TARGET, draft: Draft = None,
     setup: Annotated[Optional[list[str]], typer.Option(
-        "--setup", metavar="NAME=DRAFTER[:POLICY[:K]]",
-        help="A speculative setup (repeatable). Default: draft-model (with --draft) and prompt-lookup, K=-k.")] = None,
+        "--setup", metavar="NAME=DRAFTER[:POLICY[:K]][,KEY=VALUE...]",
+        help="A speculative setup (repeatable); KEY=VALUE are drafter options, policy.KEY=VALUE policy options. "
+             "Default: draft-model (with --draft) and prompt-lookup, K=-k.")] = None,
     k: K = _P.k, per_category: Annotated[bool, typer.Option("--per-category", help="spec_bench: N per category.")] = False,
     max_new_tokens: MaxNew = _T.max_new_tokens, temperature: Temperature = _S.temperature,
     top_k: TopK = _S.top_k, top_p: TopP = _S.top_p, seed: Seed = _S.seed, chat: Chat = None,
@@ -295,29 +300,45 @@ def bench(
     json_out: Annotated[Optional[str], typer.Option("--json", help="Write the report here (atomically).")] = None,
     plot_out: Annotated[Optional[str], typer.Option("--plot", help="Also draw tokens/s per setup to this PNG.")] = None,
     max_context: MaxContext = _E.max_context, threads: Threads = _E.threads, cache_dir: CacheDir = _E.cache_dir,
-    dtype: Dtype = _E.dtype,
+    dtype: Dtype = _E.dtype, exact_len: ExactLen = _E.exact_query_len,
+    vllm: Annotated[Optional[list[str]], typer.Option(
+        "--vllm", metavar="SETUP",
+        help="Also time vLLM (.venv-vllm, $SPECDEC_VLLM_VENV) on the same prompt ids (repeatable): plain, "
+             "ngram (prompt lookup, K=-k) or draft (--draft, K=-k); reported as vllm_<SETUP>. Greedy only.")] = None,
 ) -> None:
-    """Time plain decoding, speculative setups and HF baselines on the same prompts."""
+    """Time plain decoding, speculative setups and HF baselines (and vLLM with --vllm) on the same prompts."""
     import time
 
     from specdec import bench as B
+    from specdec.bench import vllm as bench_vllm
 
     specs = [B.parse_setup(s, default_k=k) for s in setup] if setup else B.default_setups(bool(draft), k)
     for s in specs:
         check_spec(s.spec())
     if any(s.drafter == "draft-model" for s in specs) and not draft:
         raise InputError("a draft-model setup needs --draft NAME")
+    vllm_setups = bench_vllm.parse_setups(vllm or [])
     texts = B.load_prompts(prompts, data_dir, per_category)
     o = make_opts(target, draft, None, _P.policy, k, None, None, temperature, top_k, top_p, seed, max_new_tokens,
-                  None, compile, max_context, threads, cache_dir, dtype)
+                  None, compile, max_context, threads, cache_dir, dtype, exact_len)
     o = replace(o, spec=SpecConfig(drafter=None))
+    extra = {}
+    if vllm_setups:  # refused (non-greedy, no --draft, no .venv-vllm) before any model is loaded
+        from pathlib import Path
+
+        extra = bench_vllm.vllm_backends(
+            vllm_setups, target=target, draft=draft, k=k, sampling=o.sampling, stop=o.stop,
+            max_context=o.engine.max_context, dtype=o.engine.dtype, cache_dir=cache_dir, threads=threads,
+            log_stem=Path(json_out).parent / f".{Path(json_out).name}" if json_out else None,
+            say=lambda msg: err.print(f"[dim]{escape(msg)}[/]"))
     t0 = time.perf_counter()
     dec = o.load()
     load_s = time.perf_counter() - t0
     with err.status("benchmarking") as status:
         def progress(name, i, n):
             status.update(f"{name}: " + ("warm-up" if i == 0 else f"prompt {i}/{n}"))
-        res = B.benchmark(dec, texts, specs, o.sampling, o.stop, hf=hf, draft=draft, chat=chat, progress=progress)
+        res = B.benchmark(dec, texts, specs, o.sampling, o.stop, hf=hf, draft=draft, chat=chat, extra=extra,
+                          progress=progress)
     for s in res["skipped"]:
         err.print(f"[yellow]skipped prompt {s['index']} ({s['prompt_tokens']} tokens): too long for max_context[/]")
     data_path = str(B.prompts.resolve_data_dir(data_dir).resolve())
@@ -325,10 +346,16 @@ def bench(
                       num_prompts=len(res["prompt_tokens"]), prompt_tokens=res["prompt_tokens"],
                       skipped_prompts=res["skipped"], max_new_tokens=max_new_tokens, temperature=temperature,
                       chat=bool(getattr(dec.tokenizer, "chat_template", None)) if chat is None else chat, hf=hf,
-                      load_s=load_s, time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                      load_s=load_s, vllm=vllm_setups, time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     machine = B.machine_info(str(dec.target.dtype).replace("torch.", ""), compile)
+    config["prompt_categories"] = res["categories"]
+    config["speed_reference"] = res["speed_reference"]
     report = B.build_report(res["results"], res["info"], machine, config)
+    if len(set(res["categories"])) > 1:
+        report["per_category"] = B.by_category(res["results"], res["categories"], res["speed_reference"])
     out.print(B.render_table(report))
+    if "per_category" in report:
+        out.print(B.render_category_table(report))
     if json_out:
         B.write_json_atomic(json_out, report)
         err.print(f"[dim]wrote {escape(json_out)}[/]")

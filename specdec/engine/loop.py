@@ -66,7 +66,8 @@ def decode(
         want = policy.max_draft()
         if drafter is not None and hasattr(drafter, "draft_limit"):  # tree drafters map k to a node budget
             want = drafter.draft_limit(want)
-        limit = min(want, remaining - 1, target.space_left() - 1, 127)
+        max_pass = target.query_len or 128  # rows in one target pass (pending token + draft)
+        limit = min(want, remaining - 1, target.space_left() - 1, max_pass - 1)
         t0 = time.perf_counter()
         if drafter is not None and limit > 0:
             ctx = DraftContext(tokens, T, limit, policy, sampling, generator)

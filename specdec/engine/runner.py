@@ -76,7 +76,9 @@ class _Core(nn.Module):
 class ModelRunner:
     """One model, one static KV cache. Batch size 1 today; every tensor keeps its batch dimension."""
 
-    def __init__(self, hf_model: nn.Module, max_context: int = 2048, compile: bool = False) -> None:
+    def __init__(
+        self, hf_model: nn.Module, max_context: int = 2048, compile: bool = False, query_len: int | None = None
+    ) -> None:
         cfg = hf_model.config
         if cfg.model_type not in SUPPORTED:
             raise ModelLoadError(
@@ -97,11 +99,17 @@ class ModelRunner:
         self.k_cache = torch.zeros(shape, dtype=self.dtype, device=self.device)
         self.v_cache = torch.zeros(shape, dtype=self.dtype, device=self.device)
         self.length = 0  # committed slots
+        self._prefilling = False
         self.compiled = compile
         self._step = self.core
         self._compiled_step = None
         self.compile_seconds = 0.0
         self._seen_shapes: set[int] = set()
+        # exact mode: every decode/verify pass has this one query length and attends over the whole cache, so
+        # a token's logits do not depend on how many tokens shared its pass (see `forward`)
+        if query_len is not None and not 1 <= query_len <= max(BUCKETS):
+            raise InputError(f"query_len must be in [1, {max(BUCKETS)}], got {query_len}")
+        self.query_len = query_len
         if compile:
             import torch._inductor.config as inductor_config
 
@@ -136,11 +144,15 @@ class ModelRunner:
                 f"context overflow: {self.length} tokens in the cache + {T} new > max context {self.max_context}"
             )
         use_compiled = self._compiled_step is not None and T <= max(BUCKETS)
-        P = self._bucket(T) if use_compiled else T  # padded query length
+        exact = self.query_len is not None and not self._prefilling
+        if exact and T > self.query_len:
+            raise InputError(f"{T} tokens in one pass exceed the exact mode's query length {self.query_len}")
+        P = self.query_len if exact else self._bucket(T) if use_compiled else T  # padded query length
         start = self.length
-        # compiled: one fixed cache length per shape; eager: attend over the used slots only
-        S = self.k_cache.shape[3] if use_compiled else start + P
-        kc, vc = (self.k_cache, self.v_cache) if use_compiled else (self.k_cache[:, :, :, :S], self.v_cache[:, :, :, :S])
+        # compiled or exact: one fixed cache length per shape; eager: attend over the used slots only
+        full = use_compiled or exact
+        S = self.k_cache.shape[3] if full else start + P
+        kc, vc = (self.k_cache, self.v_cache) if full else (self.k_cache[:, :, :, :S], self.v_cache[:, :, :, :S])
         rel = depths if depths is not None else torch.arange(T)  # (T,)
         pos = torch.full((P,), 0, dtype=torch.long)
         pos[:T] = start + rel
@@ -181,10 +193,12 @@ class ModelRunner:
     def forward_eager(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Like `forward` for a chain, never compiled (prompt prefill: many shapes, compute-bound anyway)."""
         compiled, self._compiled_step = self._compiled_step, None
+        self._prefilling = True
         try:
             return self.forward(tokens)
         finally:
             self._compiled_step = compiled
+            self._prefilling = False
 
     def commit(self, n: int, keep: list[int] | None = None) -> None:
         """Keep n of the tokens just run. `keep` (tree): their offsets among the new tokens, in order;

@@ -91,9 +91,34 @@ class AdedDrafter:
                 "mean_expected_accepted": mean("expected"), "store": self.store.size_report()}
 
 
+BUNDLED_STORES = Path(__file__).parent / "stores"  # small self-distilled stores shipped with the package
+
+
+def bundled_store(tokenizer) -> Path | None:
+    """The shipped store built for this tokenizer (same vocabulary fingerprint), or None."""
+    from specdec.errors import TokenizerMismatchError
+
+    for path in sorted(BUNDLED_STORES.glob("*.safetensors")):
+        try:
+            check_tokenizer(TrigramStore.read_meta(path), tokenizer, path)
+        except TokenizerMismatchError:
+            continue
+        return path
+    return None
+
+
 def _resolve_store(store: str | None, env: DrafterEnv, cfg: AdedConfig) -> TrigramStore:
+    """store: "auto" (default: the bundled store when one matches the target's tokenizer, else empty),
+    "bundled" (that store, or an error), None / "empty" (start empty), or a path."""
     tok = env.target_tokenizer
     vocab = max(getattr(env.target_runner, "vocab_size", 0) or 0, len(tok) if tok is not None else 0)
+    if store in ("auto", "bundled"):
+        found = bundled_store(tok) if tok is not None else None
+        if found is None and store == "bundled":
+            names = ", ".join(p.name for p in sorted(BUNDLED_STORES.glob("*.safetensors"))) or "(none)"
+            raise InputError(f"aded: no bundled store matches this target's tokenizer (shipped: {names}); "
+                             "build one with `specdec aded build` or use store=empty")
+        store = str(found) if found is not None else None
     if store in (None, "", "none", "empty"):
         return TrigramStore.empty(vocab, tokenizer=getattr(tok, "name_or_path", ""))
     path = Path(store).expanduser()
@@ -107,9 +132,10 @@ def _resolve_store(store: str | None, env: DrafterEnv, cfg: AdedConfig) -> Trigr
 
 
 @DRAFTERS.register("aded")
-def _build(env: DrafterEnv, store: str | None = None, nodes: int | None = None, depth: int | None = None,
+def _build(env: DrafterEnv, store: str | None = "auto", nodes: int | None = None, depth: int | None = None,
            iterations: int | None = None, adapt: bool | None = None, chain: bool | None = None, **options) -> AdedDrafter:
-    """Options: store (path of a `specdec aded build` file; None = start empty), nodes, depth, iterations,
+    """Options: store ("auto" = the bundled store for the target's tokenizer if any, else empty; "bundled";
+    "empty"; or the path of a `specdec aded build` file), nodes, depth, iterations,
     adapt, chain, and any other AdedConfig field (persist, backoff, increment, cap, window, c1, c2, ...)."""
     if nodes is None and "max_nodes" not in options and env.compile:
         nodes = COMPILED_NODES  # compiled target: the 8-token bucket costs the same for 1 + 5 and 1 + 7 tokens

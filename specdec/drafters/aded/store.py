@@ -234,6 +234,17 @@ class TrigramStore:
         os.replace(tmp, path)
         return dict(self.size_report(), file_bytes=path.stat().st_size, path=str(path))
 
+    @staticmethod
+    def read_meta(path: str | os.PathLike) -> dict:
+        """A saved store's header (tokenizer, vocabulary, sources ...) without reading its arrays."""
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="np") as f:
+                return json.loads((f.metadata() or {}).get("aded", "{}"))
+        except Exception as e:  # noqa: BLE001 - one actionable line
+            raise DataError(f"{path} is not a readable ADED store ({type(e).__name__}: {e})") from None
+
     @classmethod
     def load(cls, path: str | os.PathLike, tokenizer: Any = None) -> "TrigramStore":
         """Load a saved store. With `tokenizer`, refuse a store built for a different vocabulary."""

@@ -171,3 +171,39 @@ def test_drafter_window_reset_and_persist():
     off.start(torch.tensor([[1, 2, 3]]))
     off.observe(_result([4, 5]))
     assert off.store.successors(1, 2) == ([], [])
+
+
+def test_store_auto_picks_the_bundled_store_only_for_its_tokenizer(tmp_path, monkeypatch):
+    from specdec.drafters import DRAFTERS
+    from specdec.drafters.aded import drafter as drafter_mod
+    from specdec.drafters.registry import DrafterEnv
+
+    tok = make_tokenizer()
+    bundled = tmp_path / "stores"
+    bundled.mkdir()
+    monkeypatch.setattr(drafter_mod, "BUNDLED_STORES", bundled)
+    env = DrafterEnv(tok, None, lambda name: None)
+    assert DRAFTERS.create("aded", env=env).store.num_pairs == 0  # nothing shipped: empty
+    with pytest.raises(InputError, match="no bundled store"):
+        DRAFTERS.create("aded", env=env, store="bundled")
+    other = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"a": 0, "b": 1}, unk_token="a")))
+    TrigramStore.build([[1, 0, 1, 0]], len(tok), meta={"tokenizer_fingerprint": tokenizer_fingerprint(other)}).save(
+        bundled / "a-other.safetensors")
+    TrigramStore.build([[5, 6, 7, 5, 6, 7]], len(tok), meta={"tokenizer_fingerprint": tokenizer_fingerprint(tok)}).save(
+        bundled / "b-mine.safetensors")
+    d = DRAFTERS.create("aded", env=env)  # auto: skips the other tokenizer's store, takes ours
+    assert d.store.num_pairs == TrigramStore.load(bundled / "b-mine.safetensors").num_pairs
+    assert drafter_mod.bundled_store(tok).name == "b-mine.safetensors"
+    assert DRAFTERS.create("aded", env=env, store="empty").store.num_pairs == 0
+
+
+def test_the_shipped_store_is_readable_and_records_its_corpus():
+    from specdec.drafters.aded.drafter import BUNDLED_STORES
+
+    paths = sorted(BUNDLED_STORES.glob("*.safetensors"))
+    assert paths, "the package ships at least one ADED store"
+    for p in paths:
+        meta = TrigramStore.read_meta(p)
+        assert meta["format"] == "specdec-aded-trigram" and meta["tokenizer_fingerprint"] and meta["corpus_tokens"] > 0
+        assert all(not s.startswith("/") for s in meta["sources"])  # provenance is a repository path
+        assert TrigramStore.load(p).num_pairs > 0
