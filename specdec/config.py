@@ -56,7 +56,8 @@ class EngineConfig:
     max_context: int = 2048  # KV cache length (prompt + generated + draft)
     # bit-exact mode: every target decode/verify pass is padded to this many query rows (and attends over the
     # whole cache), so a token's logits never depend on how many tokens shared its pass; greedy speculative
-    # output is then bit-identical to plain decoding in the same mode, in bf16 too. Drafts are capped to
+    # chain output is then bit-identical to plain decoding in the same mode, in bf16 too (tree drafts: up to
+    # near-ties, their ancestors sit at other cache slots). Drafts are capped to
     # exact_query_len - 1 tokens. None = fast mode (shapes fit each pass; near-ties may flip in bf16).
     exact_query_len: int | None = None
     threads: int | None = None  # torch threads; None = torch default

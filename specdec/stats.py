@@ -15,6 +15,7 @@ class GenerationStats:
       mean_accepted_drafts      = accepted / rounds: the same WITHOUT the bonus token (tau - 1 before stops).
       per_position[i]           = [rounds that reached draft depth i, rounds that accepted it]: the
                                   conditional acceptance at each depth.
+      draft_lengths[n]          = rounds that drafted n tokens (tree: nodes): where the policy stopped.
     """
 
     prompt_tokens: int = 0
@@ -25,6 +26,7 @@ class GenerationStats:
     drafted: int = 0
     accepted: int = 0
     per_position: list[list[int]] = field(default_factory=list)
+    draft_lengths: dict[int, int] = field(default_factory=dict)  # drafted tokens per round -> rounds (stop lengths)
     prefill_s: float = 0.0
     draft_s: float = 0.0
     verify_s: float = 0.0  # target forward + verify() after prefill
@@ -41,6 +43,7 @@ class GenerationStats:
         self.target_calls += 1
         self.drafted += drafted
         self.accepted += accepted
+        self.draft_lengths[drafted] = self.draft_lengths.get(drafted, 0) + 1
         while len(self.per_position) < depth:
             self.per_position.append([0, 0])
         for i in range(min(depth, accepted + 1)):  # depth i is reached when all before it were accepted

@@ -104,6 +104,8 @@ def engine_backend(dec, spec: SpecConfig, sampling: SamplingConfig, stop: StopCo
             "mean_accepted_length": stats.mean_accepted_length, "target_calls": stats.target_calls,
             "drafted": stats.drafted, "accepted": stats.accepted, "rounds": stats.rounds,
             "compile_s": stats.compile_s, "stop_reason": stats.stop_reason,
+            "draft_s": stats.draft_s, "verify_s": stats.verify_s,
+            "draft_lengths": {str(n): c for n, c in sorted(stats.draft_lengths.items())},
         }
 
     return run

@@ -25,6 +25,10 @@ from specdec.errors import InputError, ModelLoadError
 SUPPORTED = {"llama", "qwen2", "qwen3", "mistral", "smollm3"}
 BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 24, 32, 48, 64, 96, 128)  # compiled query lengths; inputs padded up
 REUSE_SLACK = 4  # pad up to an already-compiled length when it wastes at most this many rows (a compile costs ~1 min)
+# Inductor freezing folds a prepacked copy of the weights into every compiled shape (~2x the bf16 weights each
+# for the 1.5B), so the number of compiled shapes per runner is capped: past the cap a pass is padded to the
+# smallest compiled length that fits, or runs eagerly. (A K = 1..8 sweep in one process ran out of 24 GB.)
+MAX_COMPILED_SHAPES = 4
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -148,6 +152,8 @@ class ModelRunner:
         if exact and T > self.query_len:
             raise InputError(f"{T} tokens in one pass exceed the exact mode's query length {self.query_len}")
         P = self.query_len if exact else self._bucket(T) if use_compiled else T  # padded query length
+        if P is None:  # the compiled-shape cap is reached and no compiled length fits: run this pass eagerly
+            use_compiled, P = False, T
         start = self.length
         # compiled or exact: one fixed cache length per shape; eager: attend over the used slots only
         full = use_compiled or exact
@@ -176,9 +182,16 @@ class ModelRunner:
         logits, hidden = step(tok, pos[None].expand(B, P), slots, mask[None, None].expand(B, 1, P, S), kc, vc)
         return logits[:, :T].float(), hidden[:, :T]
 
-    def _bucket(self, T: int) -> int:
-        ready = [b for b in sorted(self._seen_shapes) if T <= b <= T + REUSE_SLACK]
-        return ready[0] if ready else next(b for b in BUCKETS if b >= T)
+    def _bucket(self, T: int) -> int | None:
+        """The compiled query length for T tokens: a compiled one with little waste, else a new bucket while
+        under MAX_COMPILED_SHAPES, else the smallest compiled one that fits, else None (run eagerly)."""
+        seen = sorted(self._seen_shapes)
+        ready = [b for b in seen if T <= b <= T + REUSE_SLACK]
+        if ready:
+            return ready[0]
+        if len(seen) < MAX_COMPILED_SHAPES:
+            return next(b for b in BUCKETS if b >= T)
+        return next((b for b in seen if b >= T), None)
 
     def prefill(self, tokens: torch.Tensor, chunk: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
         """Run and commit a prompt (B, T) in chunks; returns the last chunk's logits/hidden."""

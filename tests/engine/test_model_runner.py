@@ -251,3 +251,20 @@ def test_compiled_step_matches_eager_including_padded_buckets():
     out, _ = comp.forward(toks[:, :T], tree_mask=mask, depths=depth)
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
     assert comp.compile_seconds == spent
+
+
+def test_compiled_shapes_are_capped():
+    """Each compiled shape holds its own prepacked weights: past MAX_COMPILED_SHAPES a pass is padded to the
+    smallest compiled length that fits, or runs eagerly (None) -- never a fifth compile."""
+    from specdec.engine import runner as runner_mod
+
+    r = ModelRunner(tiny("qwen2"), max_context=64)
+    assert r._bucket(3) == 3 and r._bucket(7) == 8  # nothing compiled yet: the bucket
+    r._seen_shapes = {1, 5}
+    assert r._bucket(4) == 5  # reuse within REUSE_SLACK
+    assert r._bucket(11) == 12  # under the cap: a new bucket
+    r._seen_shapes = set(list(BUCKETS)[: runner_mod.MAX_COMPILED_SHAPES])  # {1, 2, 3, 4}: the cap is reached
+    assert r._bucket(2) == 2
+    assert r._bucket(9) is None  # nothing compiled fits: eager
+    r._seen_shapes = {1, 2, 3, 16}
+    assert r._bucket(9) == 16  # padded to the smallest compiled length that fits, even past REUSE_SLACK

@@ -60,6 +60,7 @@ def test_per_position(scripted):
     # accepted in 1, 5; depth 2 reached and accepted in round 1 only
     assert st.per_position == [[4, 3], [3, 2], [1, 1]]
     assert st.to_dict()["per_position_acceptance"] == pytest.approx([3 / 4, 2 / 3, 1.0])
+    assert st.draft_lengths == {3: 2, 2: 2, 0: 1}  # where each round stopped drafting
 
 
 def test_to_dict_and_summary(scripted):
@@ -92,6 +93,7 @@ def test_record_round_by_hand():
     st.record_round(7, 2, depth=3)  # tree of 7 nodes and depth 3, 2 levels accepted, then rejected
     st.record_round(0, 0)  # empty draft
     assert st.per_position == [[3, 3], [3, 2], [2, 1], [1, 1]]
+    assert st.draft_lengths == {4: 2, 7: 1, 0: 1}
     assert (st.rounds, st.target_calls, st.drafted, st.accepted) == (4, 4, 15, 7)
     st.new_tokens = 10  # set by the loop after stop conditions: tau uses the tokens kept
     assert st.mean_accepted_length == pytest.approx(10 / 4)
