@@ -2,6 +2,7 @@
 the CLI and the Python API read them from here."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from specdec.errors import InputError
@@ -78,3 +79,18 @@ class SpecConfig:
 
     def __hash__(self) -> int:  # dict fields; identity hashing is enough for a config object
         return id(self)
+
+
+def parse_kv(items: list[str] | None, flag: str) -> dict:
+    """["threshold=0.3", "name=x"] -> {"threshold": 0.3, "name": "x"}; values parsed as JSON when they can be."""
+    opts = {}
+    for item in items or []:
+        key, eq, raw = item.partition("=")
+        if not eq or not key.strip():
+            raise InputError(f"{flag} {item!r}: expected KEY=VALUE")
+        try:
+            val = json.loads(raw)
+        except json.JSONDecodeError:
+            val = {"True": True, "False": False, "None": None}.get(raw, raw)
+        opts[key.strip().replace("-", "_")] = val
+    return opts

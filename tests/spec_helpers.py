@@ -160,3 +160,22 @@ def chi2_pvalue(counts, probs, min_expected: float = 5.0, ddof: int = 0) -> floa
     if len(obs_c) < 2:
         return 1.0
     return float(sps.chisquare(obs_c, exp_c, ddof=ddof).pvalue)
+
+
+def install_tiny_zoo(monkeypatch, models: dict, tokenizer) -> list[str]:
+    """Serve tiny random models by name through `specdec.api._load_hf` (the one place models get loaded);
+    unknown names raise ModelLoadError listing the known ones. Returns the list of names loaded so far."""
+    import specdec.api
+    from specdec.errors import ModelLoadError
+
+    loaded: list[str] = []
+
+    def fake_load(name, engine):
+        if name not in models:
+            raise ModelLoadError(f"no tiny model {name!r}; known: {', '.join(models)}")
+        loaded.append(name)
+        return models[name], tokenizer
+
+    monkeypatch.setattr(specdec.api, "_load_hf", fake_load)
+    return loaded
+

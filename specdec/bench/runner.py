@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from specdec.config import SamplingConfig, SpecConfig, StopConfig
+from specdec.config import SamplingConfig, SpecConfig, StopConfig, parse_kv
 from specdec.errors import InputError
 from specdec.stats import GenerationStats
 
@@ -45,24 +45,10 @@ def parse_setup(text: str, default_k: int = SpecConfig().k, default_policy: str 
     """`NAME=DRAFTER[:POLICY[:K]][,KEY=VALUE...]`: KEY=VALUE pairs are drafter options, `policy.KEY=VALUE`
     policy options (values parsed as JSON where they can be), e.g.
     `aded-chain=aded:constant:7,store=self.safetensors,chain=true` or `pp=draft-model:specdecpp,policy.threshold=0.3`."""
-    import json
-
     text, _, opts_text = text.partition(",")
-    d_opts: dict = {}
-    p_opts: dict = {}
-    for item in [o for o in opts_text.split(",") if o.strip()] if opts_text else []:
-        key, eq, raw = item.partition("=")
-        if not eq or not key.strip():
-            raise InputError(f"--setup option {item!r}: expected KEY=VALUE")
-        try:
-            val = json.loads(raw)
-        except json.JSONDecodeError:
-            val = raw
-        key = key.strip().replace("-", "_")
-        if key.startswith("policy."):
-            p_opts[key[len("policy."):]] = val
-        else:
-            d_opts[key] = val
+    opts = parse_kv([o for o in opts_text.split(",") if o.strip()], "--setup option")
+    d_opts = {k: v for k, v in opts.items() if not k.startswith("policy.")}
+    p_opts = {k[len("policy."):]: v for k, v in opts.items() if k.startswith("policy.")}
     spec = _parse_setup_head(text, default_k, default_policy)
     return SetupSpec(spec.name, spec.drafter, spec.policy, spec.k, d_opts, p_opts)
 

@@ -28,6 +28,7 @@ from specdec.cli.aded import aded_app
 from specdec.cli.head import head_app
 from mlm_generate.cli import mlm_app
 from specdec.cli.models import models_app
+from specdec.config import parse_kv
 from specdec.config import DEFAULT_TARGET, EngineConfig, SamplingConfig, SpecConfig, StopConfig
 from specdec.errors import InputError, SpecDecError
 
@@ -89,21 +90,6 @@ Dtype = Annotated[str, typer.Option("--dtype", help="bfloat16 | float32 | float1
 ExactLen = Annotated[Optional[int], typer.Option(
     "--exact-len", metavar="N", help="Bit-exact mode: pad every target pass to N rows, so greedy speculation is "
     "bit-identical to plain decoding (in bf16 too); drafts are capped to N-1 tokens.")]
-
-
-def parse_kv(items: list[str] | None, flag: str) -> dict:
-    """["threshold=0.3", "name=x"] -> {"threshold": 0.3, "name": "x"}; values parsed as JSON when they can be."""
-    opts = {}
-    for item in items or []:
-        key, eq, raw = item.partition("=")
-        if not eq or not key.strip():
-            raise InputError(f"{flag} {item!r}: expected KEY=VALUE")
-        try:
-            val = json.loads(raw)
-        except json.JSONDecodeError:
-            val = {"True": True, "False": False, "None": None}.get(raw, raw)
-        opts[key.strip().replace("-", "_")] = val
-    return opts
 
 
 def _accepted(factory, skip: tuple[str, ...]) -> list[str] | None:

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import specdec.api
+from spec_helpers import install_tiny_zoo
 import specdec.bench.runner as bench_runner
 from specdec.bench import load_prompts, parse_setup, read_report, run_bench, write_json_atomic
 from specdec.bench.report import REQUIRED_SETUP_KEYS
 from specdec.cli.main import app
-from specdec.errors import DataError, InputError, ModelLoadError
+from specdec.errors import DataError, InputError
 
 runner = CliRunner()
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -28,16 +28,7 @@ def tiny_zoo(monkeypatch, target_model, draft_model, tokenizer):
     Returns the list of names loaded so far. (Not in a conftest.py: a second `conftest` module would shadow
     tests/conftest.py for the tests that `from conftest import ...`.)"""
     models = {"tiny-target": target_model, "tiny-draft": draft_model, "tiny-self": target_model}
-    loaded: list[str] = []
-
-    def fake_load(name, engine):
-        if name not in models:
-            raise ModelLoadError(f"no tiny model {name!r}; known: {', '.join(models)}")
-        loaded.append(name)
-        return models[name], tokenizer
-
-    monkeypatch.setattr(specdec.api, "_load_hf", fake_load)
-    return loaded
+    return install_tiny_zoo(monkeypatch, models, tokenizer)
 
 
 @pytest.fixture

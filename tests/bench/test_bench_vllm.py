@@ -6,7 +6,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-import specdec.api
+from spec_helpers import install_tiny_zoo
 import specdec.bench.vllm as BV
 import specdec.zoo
 from eval import vllm_backend as V
@@ -15,7 +15,7 @@ from specdec.bench.report import render_table
 from specdec.bench.runner import add_baseline_speedups
 from specdec.cli.main import app
 from specdec.config import SamplingConfig, StopConfig
-from specdec.errors import InputError, ModelLoadError
+from specdec.errors import InputError
 
 runner = CliRunner()
 PROMPTS = ["w5 w6 w7 w8 w5 w6", "w10 w11 w12", "w3 w9 w3 w9 w3"]
@@ -25,16 +25,7 @@ PROMPTS = ["w5 w6 w7 w8 w5 w6", "w10 w11 w12", "w3 w9 w3 w9 w3"]
 def tiny_zoo(monkeypatch, target_model, draft_model, tokenizer):
     """Tiny random models behind `specdec.api._load_hf` (as in tests/bench/test_bench.py)."""
     models = {"tiny-target": target_model, "tiny-draft": draft_model}
-    loaded: list[str] = []
-
-    def fake_load(name, engine):
-        if name not in models:
-            raise ModelLoadError(f"no tiny model {name!r}; known: {', '.join(models)}")
-        loaded.append(name)
-        return models[name], tokenizer
-
-    monkeypatch.setattr(specdec.api, "_load_hf", fake_load)
-    return loaded
+    return install_tiny_zoo(monkeypatch, models, tokenizer)
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from spec_helpers import install_tiny_zoo
 import specdec
-import specdec.api
 from specdec.cli.main import app, chat_loop, parse_kv
-from specdec.errors import InputError, ModelLoadError
+from specdec.errors import InputError
 
 runner = CliRunner()
 PROMPT = "w5 w6 w7 w8 w5 w6"
@@ -25,16 +25,7 @@ def tiny_zoo(monkeypatch, target_model, draft_model, tokenizer):
     Returns the list of names loaded so far. (Not in a conftest.py: a second `conftest` module would shadow
     tests/conftest.py for the tests that `from conftest import ...`.)"""
     models = {"tiny-target": target_model, "tiny-draft": draft_model, "tiny-self": target_model}
-    loaded: list[str] = []
-
-    def fake_load(name, engine):
-        if name not in models:
-            raise ModelLoadError(f"no tiny model {name!r}; known: {', '.join(models)}")
-        loaded.append(name)
-        return models[name], tokenizer
-
-    monkeypatch.setattr(specdec.api, "_load_hf", fake_load)
-    return loaded
+    return install_tiny_zoo(monkeypatch, models, tokenizer)
 
 
 def gen_json(*args: str, input: str | None = None) -> dict:
