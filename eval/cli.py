@@ -118,7 +118,7 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
             subjects: str | None = None, per_subject: int | None = None, seed: int = 0,
             num_fewshot: int | None = None, max_new_tokens: int | None = None, fewshot_file: str | None = None,
             dtype: str = "bfloat16", threads: int | None = None, compile: bool = False, max_context: int | None = None,
-            compare_plain: bool = False, overwrite: bool = False, plots: bool = True, vllm_venv: str | None = None,
+            exact_len: int | None = None, compare_plain: bool = False, overwrite: bool = False, plots: bool = True, vllm_venv: str | None = None,
             vllm_batch: bool = False, decoder=None, classifier=None, evaluate_hook=None, say=_say) -> dict:
     """The whole `eval run`, as a function (tests pass `decoder` / `classifier` to skip loading).
     `evaluate_hook(fn) -> fn` wraps the per-item evaluator (tests inject failures with it)."""
@@ -141,6 +141,8 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
     if backend == "vllm" and compare_plain:
         raise InputError("--compare-plain is for --backend hf; with vLLM run once with and once without "
                          "--drafter and compare them with `specdec eval report A B`")
+    if exact_len is not None and (backend != "hf" or task.family != "gsm8k"):
+        raise InputError("--exact-len is for generation tasks (gsm8k*) through this engine (--backend hf)")
     if compare_plain and task.family != "gsm8k":
         raise InputError("--compare-plain applies to generation tasks (gsm8k*)")
     model = model or (DEFAULT_MLM if task.scoring == "mlm" else None)
@@ -170,7 +172,7 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
               "fewshot_file": fewshot_file, "max_new_tokens": task.max_new_tokens if task.family == "gsm8k" else None,
               "data": dataset or str(resolve_data_dir(data_dir)), "subjects": subjects, "per_subject": per_subject,
               "seed": seed, "limit": limit, "compare_plain": compare_plain, "max_context": max_context or "auto",
-              "threads": threads, "argv": sys.argv[1:]}
+              "exact_len": exact_len, "threads": threads, "argv": sys.argv[1:]}
     run = R.Run(out, config, overwrite=overwrite)
     run.check()  # fails now, before a model is loaded, if --out holds another run
 
@@ -197,7 +199,7 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
 
             decoder = specdec.load(model, draft=draft, drafter=drafter, policy=policy, k=k, dtype=dtype,
                                    compile=compile, max_context=max_context, threads=threads,
-                                   drafter_options=drafter_options, policy_options=policy_options)
+                                   exact_query_len=exact_len, drafter_options=drafter_options, policy_options=policy_options)
         if task.family == "mmlu":
             from eval.mmlu import LoglikScorer, make_loglik_evaluator
 
@@ -400,6 +402,7 @@ def run_cmd(
     threads: Annotated[Optional[int], typer.Option("--threads")] = None,
     compile: Annotated[bool, typer.Option("--compile/--no-compile")] = False,
     max_context: Annotated[Optional[int], typer.Option("--max-context", help="KV cache length (default: what the longest prompt needs).")] = None,
+    exact_len: Annotated[Optional[int], typer.Option("--exact-len", metavar="N", help="Bit-exact mode: pad every target pass to N rows, so greedy speculation gives the same tokens as plain decoding in bf16 too (drafts capped at N-1).")] = None,
     compare_plain: Annotated[bool, typer.Option("--compare-plain", help="Also decode each question without speculation: wall-clock saving, identical outputs.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start the output folder over.")] = False,
     plots: Annotated[bool, typer.Option("--plots/--no-plots")] = True,
@@ -414,7 +417,7 @@ def run_cmd(
                           data_dir=data_dir, dataset=dataset, limit=limit, subjects=subjects, per_subject=per_subject,
                           seed=seed, num_fewshot=num_fewshot, max_new_tokens=max_new_tokens, fewshot_file=fewshot_file,
                           dtype=dtype, threads=threads, compile=compile, max_context=max_context,
-                          compare_plain=compare_plain, overwrite=overwrite, plots=plots, vllm_venv=vllm_venv,
+                          exact_len=exact_len, compare_plain=compare_plain, overwrite=overwrite, plots=plots, vllm_venv=vllm_venv,
                           vllm_batch=vllm_batch)
     except SpecDecError as e:
         _fail(e)

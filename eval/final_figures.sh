@@ -29,6 +29,15 @@ lmeval() {
       --batch_size 1 --log_samples "$@"
 }
 
+lmeval_vllm() {  # lm-eval's own vLLM backend, in .venv-vllm, with the worker's environment (preloads, binding)
+  [ -x .venv-vllm/bin/python ] || bash eval/setup_vllm.sh
+  [ -x .venv-vllm/bin/lm_eval ] || .venv-vllm/bin/pip install -q lm-eval==0.4.13  # adds packages, changes none
+  specdec models path $M05 >/dev/null 2>&1 || specdec models pull $M05
+  ( eval "$(python -m eval.vllm_backend)"
+    .venv-vllm/bin/lm_eval --model vllm --model_args "pretrained=$(specdec models path $M05),dtype=float32,max_model_len=4096" \
+        --batch_size auto --log_samples "$@" )
+}
+
 stage() {
   case "$1" in
     agree-mmlu)  # ~25-40 min: lm-eval and ours, 561 questions, float32
@@ -47,6 +56,15 @@ stage() {
       mkdir -p "$RES/agreement"
       python -m eval.lm_eval_compat compare "$OUT/agree-gsm8k/lm-out" "$OUT/agree-gsm8k/ours" \
           --json "$RES/agreement/gsm8k.json" | tee "$RES/agreement/gsm8k.md" ;;
+    agree-gsm8k-vllm)  # ~20-30 min: the same check through vLLM on both sides (lm-eval --model vllm, ours --backend vllm)
+      python -m eval.lm_eval_compat export gsm8k --limit 100 --out "$OUT/agree-gsm8k-vllm/lm-tasks"
+      ls "$OUT"/agree-gsm8k-vllm/lm-out/*/results_*.json >/dev/null 2>&1 || \
+        lmeval_vllm --include_path "$OUT/agree-gsm8k-vllm/lm-tasks/tasks" --tasks gsm8k_local --output_path "$OUT/agree-gsm8k-vllm/lm-out"
+      $EVAL run gsm8k --model $M05 --limit 100 --dtype float32 --backend vllm --vllm-batch --max-context 4096 \
+          --out "$OUT/agree-gsm8k-vllm/ours"
+      mkdir -p "$RES/agreement"
+      python -m eval.lm_eval_compat compare "$OUT/agree-gsm8k-vllm/lm-out" "$OUT/agree-gsm8k-vllm/ours" \
+          --json "$RES/agreement/gsm8k-vllm.json" | tee "$RES/agreement/gsm8k-vllm.md" ;;
     mmlu-05b)  # ~10 min: 0-shot letter, 10 questions per subject (570), seed 0
       $EVAL run mmlu --model $M05 --per-subject 10 --seed 0 --out "$OUT/mmlu-05b"
       keep "$OUT/mmlu-05b" mmlu-0shot-qwen2.5-coder-0.5b ;;
@@ -61,6 +79,16 @@ stage() {
       $EVAL run gsm8k_chat --model $M15 --draft $M05 -k 4 --compare-plain --limit 100 \
           --out "$OUT/gsm8k-chat-15b"
       keep "$OUT/gsm8k-chat-15b" gsm8k-chat-qwen2.5-coder-1.5b ;;
+    gsm8k-05b-exact)  # ~20 min: chat format, first 40, bf16 exact mode (token-for-token identity), compiled
+      $EVAL run gsm8k_chat --model $M05 --drafter prompt-lookup -k 4 --exact-len 5 --compile --compare-plain \
+          --limit 40 --out "$OUT/gsm8k-chat-05b-exact"
+      keep "$OUT/gsm8k-chat-05b-exact" gsm8k-chat-qwen2.5-coder-0.5b-exact-identity ;;
+    gsm8k-vllm)  # ~25-35 min incl. 2 start-ups: both models, chat format, first 100, all prompts at once
+      [ -x .venv-vllm/bin/python ] || bash eval/setup_vllm.sh
+      $EVAL run gsm8k_chat --model $M05 --backend vllm --vllm-batch --limit 100 --out "$OUT/vllm-gsm8k-chat-05b-100"
+      keep "$OUT/vllm-gsm8k-chat-05b-100" gsm8k-chat-qwen2.5-coder-0.5b-vllm
+      $EVAL run gsm8k_chat --model $M15 --backend vllm --vllm-batch --limit 100 --out "$OUT/vllm-gsm8k-chat-15b-100"
+      keep "$OUT/vllm-gsm8k-chat-15b-100" gsm8k-chat-qwen2.5-coder-1.5b-vllm ;;
     identity-fp32)  # ~45-60 min: token-for-token identity with and without speculation, float32, first 30
       $EVAL run gsm8k_chat --model $M05 --drafter prompt-lookup -k 4 --compare-plain --limit 30 --dtype float32 \
           --out "$OUT/gsm8k-chat-05b-fp32"
@@ -74,14 +102,14 @@ stage() {
       keep "$OUT/vllm-gsm8k-chat-15b-draft" vllm-gsm8k-chat-qwen2.5-coder-1.5b-draft ;;
     report)  # seconds: the side-by-side table and speed plot of every finished generation run
       runs=()
-      for d in gsm8k-chat-05b gsm8k-chat-15b gsm8k-chat-05b-fp32 vllm-gsm8k-chat-15b-plain vllm-gsm8k-chat-15b-draft; do
+      for d in gsm8k-chat-05b gsm8k-chat-05b-exact vllm-gsm8k-chat-05b-100 vllm-gsm8k-chat-15b-100 gsm8k-chat-15b gsm8k-chat-05b-fp32 vllm-gsm8k-chat-15b-plain vllm-gsm8k-chat-15b-draft; do
         [ -f "$OUT/$d/summary.json" ] && runs+=("$OUT/$d")
       done
       if [ ${#runs[@]} -eq 0 ]; then echo "no finished generation runs under $OUT yet" >&2; exit 1; fi
       $EVAL report "${runs[@]}" --out "$RES/speed" ;;
     all)
       for s in agree-mmlu mmlu-05b mmlu-15b gsm8k-05b gsm8k-15b identity-fp32 agree-gsm8k vllm report; do stage "$s"; done ;;
-    *) echo "unknown stage $1 (agree-mmlu agree-gsm8k mmlu-05b mmlu-15b gsm8k-05b gsm8k-15b identity-fp32 vllm report all)" >&2
+    *) echo "unknown stage $1 (agree-mmlu agree-gsm8k agree-gsm8k-vllm mmlu-05b mmlu-15b gsm8k-05b gsm8k-05b-exact gsm8k-vllm gsm8k-15b identity-fp32 vllm report all)" >&2
        exit 2 ;;
   esac
 }

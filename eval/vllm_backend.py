@@ -206,3 +206,16 @@ def item_speed(ev: dict) -> dict:
             # target steps: each commits one token of its own plus the drafts it accepted (steps where the
             # ngram drafter found nothing count too), so tau = tokens / steps, as this engine counts it
             "rounds": max(n - accepted, 1) if n else 0, "compile_s": 0.0, "stop_reason": ev.get("finish_reason", "")}
+
+
+def shell_exports(venv: str | os.PathLike | None = None) -> str:
+    """`export K=V` lines for the worker environment (what changes from the current one), so another program
+    of the vLLM venv (e.g. lm-eval's `--model vllm`) runs as the worker does: `eval "$(python -m eval.vllm_backend)"`."""
+    import shlex
+
+    env = worker_env(venv)
+    return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items()) if os.environ.get(k) != v)
+
+
+if __name__ == "__main__":
+    print(shell_exports())

@@ -215,3 +215,22 @@ def test_model_without_chat_template_fails_before_writing(tmp_path, data_dir, ti
         execute("gsm8k_chat", model=str(tiny_folders["nochat"]), out=tmp_path / "o", data_dir=str(data_dir),
                 limit=2, dtype="float32", say=lambda m: None)
     assert not (tmp_path / "o").exists()
+
+
+def test_exact_len_reaches_the_engine_and_is_refused_where_it_cannot_apply(tmp_path, data_dir, decoder, monkeypatch):
+    import specdec
+
+    seen = {}
+
+    def fake_load(model, **kw):
+        seen.update(kw)
+        return decoder
+
+    monkeypatch.setattr(specdec, "load", fake_load)
+    s = execute("gsm8k_chat", out=tmp_path / "c", data_dir=str(data_dir), model="tiny", limit=1, max_new_tokens=4,
+                max_context=256, exact_len=5, drafter="prompt-lookup", say=lambda m: None)
+    assert seen["exact_query_len"] == 5 and s["n"] == 1
+    assert json.loads((tmp_path / "c" / "run.json").read_text())["exact_len"] == 5
+    with pytest.raises(InputError, match="--exact-len is for generation tasks"):
+        execute("mmlu", out=tmp_path / "m", data_dir=str(data_dir), decoder=decoder, exact_len=5, say=lambda m: None)
+    assert not (tmp_path / "m").exists()
