@@ -79,9 +79,9 @@ stage() {
       $EVAL run gsm8k_chat --model $M15 --draft $M05 -k 4 --compare-plain --limit 100 \
           --out "$OUT/gsm8k-chat-15b"
       keep "$OUT/gsm8k-chat-15b" gsm8k-chat-qwen2.5-coder-1.5b ;;
-    gsm8k-05b-exact)  # ~20 min: chat format, first 40, bf16 exact mode (token-for-token identity), compiled
+    gsm8k-05b-exact)  # ~15 min: chat format, first 30, bf16 exact mode (token-for-token identity), compiled
       $EVAL run gsm8k_chat --model $M05 --drafter prompt-lookup -k 4 --exact-len 5 --compile --compare-plain \
-          --limit 40 --out "$OUT/gsm8k-chat-05b-exact"
+          --limit 30 --out "$OUT/gsm8k-chat-05b-exact"
       keep "$OUT/gsm8k-chat-05b-exact" gsm8k-chat-qwen2.5-coder-0.5b-exact-identity ;;
     gsm8k-vllm)  # ~25-35 min incl. 2 start-ups: both models, chat format, first 100, all prompts at once
       [ -x .venv-vllm/bin/python ] || bash eval/setup_vllm.sh

@@ -40,6 +40,38 @@ class Piece:
     origin: str
 
 
+def encode_prompt(tokenizer, prompt: Prompt, chat: bool | None = None) -> list[int]:
+    """The prompt's token ids: raw text with the tokenizer's special tokens, or (chat: default when the
+    tokenizer has a template) the turns through the chat template with the generation prompt."""
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise InputError("empty prompt: give some text to continue")
+        use_chat = has_template if chat is None else chat
+        if not use_chat:
+            return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+        prompt = [{"role": "user", "content": prompt}]
+    if not prompt:
+        raise InputError("empty message list")
+    if not has_template:
+        raise InputError("this model's tokenizer has no chat template; pass plain text with chat=False (--no-chat)")
+    ids = tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True, tokenize=True)
+    if isinstance(ids, dict) or hasattr(ids, "keys"):
+        ids = ids["input_ids"]
+    return list(ids)
+
+
+def load_tokenizer(name: str, engine: EngineConfig = EngineConfig()):
+    """The tokenizer of a zoo name, local folder or hub id, without its model (e.g. to size a KV cache)."""
+    return _load_tokenizer(name, engine)
+
+
+def _load_tokenizer(name: str, engine: EngineConfig):
+    from specdec.zoo.store import load_tokenizer as zoo_tokenizer
+
+    return zoo_tokenizer(name, cache_dir=engine.cache_dir, trust_remote_code=engine.trust_remote_code)
+
+
 def _load_hf(name: str, engine: EngineConfig):
     from specdec.zoo import load_causal_lm
 
@@ -84,22 +116,7 @@ class SpecDecoder:
 
     def encode(self, prompt: Prompt, chat: bool | None = None) -> torch.Tensor:
         """str (raw text, or a user turn if chat) or a list of {"role", "content"} messages -> ids (1, T)."""
-        has_template = bool(getattr(self.tokenizer, "chat_template", None))
-        if isinstance(prompt, str):
-            if not prompt.strip():
-                raise InputError("empty prompt: give some text to continue")
-            use_chat = has_template if chat is None else chat
-            if not use_chat:
-                return torch.tensor([self.tokenizer(prompt, add_special_tokens=True)["input_ids"]])
-            prompt = [{"role": "user", "content": prompt}]
-        if not prompt:
-            raise InputError("empty message list")
-        if not has_template:
-            raise InputError("this model's tokenizer has no chat template; pass plain text with chat=False (--no-chat)")
-        ids = self.tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True, tokenize=True)
-        if isinstance(ids, dict) or hasattr(ids, "keys"):
-            ids = ids["input_ids"]
-        return torch.tensor([list(ids)])
+        return torch.tensor([encode_prompt(self.tokenizer, prompt, chat)])
 
     def eos_ids(self) -> set[int]:
         ids: set[int] = set()

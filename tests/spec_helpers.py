@@ -163,7 +163,8 @@ def chi2_pvalue(counts, probs, min_expected: float = 5.0, ddof: int = 0) -> floa
 
 
 def install_tiny_zoo(monkeypatch, models: dict, tokenizer) -> list[str]:
-    """Serve tiny random models by name through `specdec.api._load_hf` (the one place models get loaded);
+    """Serve tiny random models by name through `specdec.api._load_hf` (the one place models get loaded) and
+    their tokenizer through `specdec.api._load_tokenizer`;
     unknown names raise ModelLoadError listing the known ones. Returns the list of names loaded so far."""
     import specdec.api
     from specdec.errors import ModelLoadError
@@ -176,6 +177,12 @@ def install_tiny_zoo(monkeypatch, models: dict, tokenizer) -> list[str]:
         loaded.append(name)
         return models[name], tokenizer
 
+    def fake_tokenizer(name, engine):
+        if name not in models:
+            raise ModelLoadError(f"no tiny model {name!r}; known: {', '.join(models)}")
+        return tokenizer
+
     monkeypatch.setattr(specdec.api, "_load_hf", fake_load)
+    monkeypatch.setattr(specdec.api, "_load_tokenizer", fake_tokenizer)
     return loaded
 

@@ -285,7 +285,9 @@ def bench(
         "--data-dir", help="Datasets folder (default: $SPECDEC_DATA, else ../shared/data).")] = None,
     json_out: Annotated[Optional[str], typer.Option("--json", help="Write the report here (atomically).")] = None,
     plot_out: Annotated[Optional[str], typer.Option("--plot", help="Also draw tokens/s per setup to this PNG.")] = None,
-    max_context: MaxContext = _E.max_context, threads: Threads = _E.threads, cache_dir: CacheDir = _E.cache_dir,
+    max_context: Annotated[Optional[int], typer.Option(
+        "--max-context", help="KV cache length (default: the longest prompt + max new tokens + 64, rounded up to 256).")] = None,
+    threads: Threads = _E.threads, cache_dir: CacheDir = _E.cache_dir,
     dtype: Dtype = _E.dtype, exact_len: ExactLen = _E.exact_query_len,
     vllm: Annotated[Optional[list[str]], typer.Option(
         "--vllm", metavar="SETUP",
@@ -305,6 +307,11 @@ def bench(
         raise InputError("a draft-model setup needs --draft NAME")
     vllm_setups = bench_vllm.parse_setups(vllm or [])
     texts = B.load_prompts(prompts, data_dir, per_category)
+    if max_context is None:  # a cache as long as the prompts need (compiled attention reads all of it)
+        from specdec.api import load_tokenizer
+
+        max_context = B.auto_max_context(load_tokenizer(target, EngineConfig(cache_dir=cache_dir)), texts,
+                                         max_new_tokens, chat)
     o = make_opts(target, draft, None, _P.policy, k, None, None, temperature, top_k, top_p, seed, max_new_tokens,
                   None, compile, max_context, threads, cache_dir, dtype, exact_len)
     o = replace(o, spec=SpecConfig(drafter=None))

@@ -258,6 +258,32 @@ def _dtype(dtype: str):
     return getattr(torch, dtype)
 
 
+def _load_error(s: str, where: str, kind: str, hub: bool, online: bool, e: BaseException) -> str:
+    if s in ZOO:
+        return f"the cached copy of {s} at {where} is unreadable ({_short(e)}); run `specdec models pull {s} --force`"
+    if not hub:
+        return f"could not load {kind} model from folder {where} ({_short(e)})"
+    close = difflib.get_close_matches(s.lower(), list(ZOO), n=1, cutoff=0.5)
+    close += [n for n, sp in ZOO.items() if sp.hf_id.lower() == s.lower()]
+    hint = f"; did you mean the zoo's {close[-1]!r}?" if close else ""
+    why = _short(e) if online else "the Hugging Face hub is unreachable (offline) and it is not in the local HF cache"
+    return f"{s!r} is neither a zoo model ({', '.join(ZOO)}) nor a local folder, and {why}{hint}"
+
+
+def load_tokenizer(name_or_path: PathLike, cache_dir: PathLike | None = None, trust_remote_code: bool = False):
+    """The tokenizer alone (zoo name, local folder or hub id), with the same errors as the model loaders."""
+    from transformers import AutoTokenizer
+
+    s = os.fspath(name_or_path)
+    where = resolve(s, cache_dir)
+    hub = s not in ZOO and not Path(where).is_dir()
+    online = hub_reachable() if hub else True
+    try:
+        return AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code, local_files_only=not online)
+    except Exception as e:  # noqa: BLE001 - one actionable line
+        raise ModelLoadError(_load_error(s, where, "causal-lm", hub, online, e)) from None
+
+
 def _load(kind: str, name_or_path: PathLike, dtype: str, cache_dir, trust_remote_code: bool, device: str):
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
@@ -275,19 +301,7 @@ def _load(kind: str, name_or_path: PathLike, dtype: str, cache_dir, trust_remote
         model = cls.from_pretrained(where, dtype=torch_dtype, use_safetensors=True, **kw)
         tok = AutoTokenizer.from_pretrained(where, **kw)
     except Exception as e:  # noqa: BLE001 - turned into one actionable line below
-        if s in ZOO:
-            msg = (f"the cached copy of {s} at {where} is unreadable ({_short(e)}); "
-                   f"run `specdec models pull {s} --force`")
-        elif not hub:
-            msg = f"could not load {kind} model from folder {where} ({_short(e)})"
-        else:
-            close = difflib.get_close_matches(s.lower(), list(ZOO), n=1, cutoff=0.5)
-            close += [n for n, sp in ZOO.items() if sp.hf_id.lower() == s.lower()]
-            hint = f"; did you mean the zoo's {close[-1]!r}?" if close else ""
-            why = (_short(e) if online else
-                   "the Hugging Face hub is unreachable (offline) and it is not in the local HF cache")
-            msg = f"{s!r} is neither a zoo model ({', '.join(ZOO)}) nor a local folder, and {why}{hint}"
-        raise ModelLoadError(msg) from None
+        raise ModelLoadError(_load_error(s, where, kind, hub, online, e)) from None
     return model.to(device).eval(), tok
 
 

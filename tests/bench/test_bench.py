@@ -200,3 +200,22 @@ def test_bench_plot_command(tmp_path):
     (tmp_path / "bad.json").write_text("{nope")
     res = runner.invoke(app, ["bench-plot", str(tmp_path / "bad.json"), str(tmp_path / "x.png")])
     assert res.exit_code == 1 and "not valid JSON" in res.stderr and not (tmp_path / "x.png").exists()
+
+
+def test_auto_max_context_fits_the_longest_prompt(tokenizer):
+    from specdec.bench import BenchPrompt, auto_max_context
+
+    short, long = BenchPrompt("hi there", "x"), BenchPrompt("word " * 300, "x")
+    n_long = len(tokenizer("word " * 300, add_special_tokens=True)["input_ids"])
+    assert auto_max_context(tokenizer, [short], 16, chat=False) == 512  # floor
+    got = auto_max_context(tokenizer, [short, long], 200, chat=False)
+    assert got % 256 == 0 and n_long + 200 + 64 <= got < n_long + 200 + 64 + 256
+
+
+def test_bench_sizes_the_cache_to_the_prompts_unless_told(tiny_zoo, tmp_path, prompt_file):
+    res, out = bench(tmp_path, prompt_file, "--no-hf", "--setup", "pl=prompt-lookup")
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["config"]["engine"]["max_context"] == 512
+    res, out = bench(tmp_path, prompt_file, "--no-hf", "--setup", "pl=prompt-lookup", "--max-context", "300")
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["config"]["engine"]["max_context"] == 300

@@ -175,8 +175,10 @@ def test_cli_vllm_setups_in_report(tiny_zoo, venv, models, monkeypatch, tmp_path
     res, out = bench(tmp_path, "--vllm", "plain", "--vllm", "ngram", "-k", "5")
     assert res.exit_code == 0, res.output
     assert len(fake.requests) == 2 and all(len(r.requests) == 1 + len(PROMPTS) for r in fake.requests)
-    assert fake.requests[0].max_model_len == 2048 and fake.requests[0].model == "/zoo/tiny-target"
     rep = json.loads(out.read_text())
+    # the KV cache is sized to the prompts (at least 512), and vLLM gets the same length
+    assert fake.requests[0].max_model_len == rep["config"]["engine"]["max_context"] == 512
+    assert fake.requests[0].model == "/zoo/tiny-target"
     setups = rep["setups"]
     assert list(setups) == ["plain", "prompt-lookup", "vllm_plain", "vllm_ngram"]
     vp, vn = setups["vllm_plain"], setups["vllm_ngram"]
