@@ -34,7 +34,7 @@ lmeval_vllm() {  # lm-eval's own vLLM backend, in .venv-vllm, with the worker's 
   [ -x .venv-vllm/bin/lm_eval ] || .venv-vllm/bin/pip install -q lm-eval==0.4.13  # adds packages, changes none
   specdec models path $M05 >/dev/null 2>&1 || specdec models pull $M05
   ( eval "$(python -m eval.vllm_backend)"
-    .venv-vllm/bin/lm_eval --model vllm --model_args "pretrained=$(specdec models path $M05),dtype=float32,max_model_len=4096" \
+    .venv-vllm/bin/python -m eval.lm_eval_vllm --model vllm --model_args "pretrained=$(specdec models path $M05),dtype=float32,max_model_len=4096" \
         --batch_size auto --log_samples "$@" )
 }
 
@@ -80,7 +80,7 @@ stage() {
           --out "$OUT/gsm8k-chat-15b"
       keep "$OUT/gsm8k-chat-15b" gsm8k-chat-qwen2.5-coder-1.5b ;;
     gsm8k-05b-exact)  # ~15 min: chat format, first 30, bf16 exact mode (token-for-token identity), compiled
-      $EVAL run gsm8k_chat --model $M05 --drafter prompt-lookup -k 4 --exact-len 5 --compile --compare-plain \
+      $EVAL run gsm8k_chat --model $M05 --drafter prompt-lookup -k 4 --exact-len 8 --compile --compare-plain \
           --limit 30 --out "$OUT/gsm8k-chat-05b-exact"
       keep "$OUT/gsm8k-chat-05b-exact" gsm8k-chat-qwen2.5-coder-0.5b-exact-identity ;;
     gsm8k-vllm)  # ~25-35 min incl. 2 start-ups: both models, chat format, first 100, all prompts at once

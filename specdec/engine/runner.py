@@ -123,6 +123,33 @@ class ModelRunner:
             inductor_config.freezing = True  # constant-folded, prepacked weights: the CPU win (see docs)
             torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
             self._compiled_step = torch.compile(self.core, dynamic=False)
+        if query_len is not None and query_len > 1:
+            bad = self.exact_mismatches()
+            if bad:
+                raise InputError(
+                    f"exact mode with {query_len} rows is not bit-exact for this model on this CPU: rows {bad} of a "
+                    f"{query_len}-row pass round differently from the same tokens run one per pass (a kernel splits "
+                    f"the rows into blocks, e.g. attention's {self.core.n_heads // self.core.n_kv}x{query_len} query "
+                    f"rows); choose another --exact-len (8 is a safe choice for Qwen2.5 0.5B/1.5B)")
+
+    def exact_mismatches(self, prompt_len: int = 8) -> list[int]:
+        """Exact mode's self-check with the kernels this runner really uses (compiled or eager): run
+        `query_len` tokens in one pass and one per pass after the same prompt; returns the rows whose logits
+        differ (none when the mode is exact). Cost: query_len + 2 passes; the cache is left empty."""
+        N = self.query_len
+        ids = (torch.arange(N + prompt_len) * 7919 + 11) % self.vocab_size  # (N+p,) arbitrary tokens
+        self.reset()
+        self.prefill(ids[None, :prompt_len])
+        together, _ = self.forward(ids[None, prompt_len:])  # (1, N, V)
+        self.rollback(prompt_len)
+        bad = []
+        for t in range(N):
+            alone, _ = self.forward(ids[None, prompt_len + t : prompt_len + t + 1])  # (1, 1, V)
+            if not torch.equal(alone[0, 0], together[0, t]):
+                bad.append(t)
+            self.commit(1)
+        self.reset()
+        return bad
 
     @property
     def vocab_size(self) -> int:

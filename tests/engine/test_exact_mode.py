@@ -76,3 +76,14 @@ def test_bf16_greedy_speculation_is_bit_identical_to_plain(bf16_target, tokenize
         assert [t for rnd in rounds for t in rnd.tokens] == plain
         accepted += sum(rnd.num_accepted for rnd in rounds)
     assert accepted > 0  # speculation really happened
+
+
+def test_exact_mode_checks_itself_when_built(bf16_target, monkeypatch):
+    r = ModelRunner(bf16_target, max_context=64, query_len=8)
+    assert r.exact_mismatches() == [] and r.length == 0  # exact here, and the check leaves the cache empty
+    # a kernel that rounds some rows of an N-row pass differently (seen: attention splitting 7x5 query rows
+    # of Qwen2.5-0.5B into 32 + 3) is refused with the rows named, not silently "exact"
+    monkeypatch.setattr(ModelRunner, "exact_mismatches", lambda self: [2, 4])
+    with pytest.raises(InputError, match=r"rows \[2, 4\] of a 5-row pass"):
+        ModelRunner(bf16_target, max_context=64, query_len=5)
+    ModelRunner(bf16_target, max_context=64)  # fast mode: no check
