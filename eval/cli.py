@@ -101,14 +101,11 @@ def _progress(t0: float, task: TaskSpec, say=_say):
 
 
 def encode_with_tokenizer(tokenizer, prompt) -> list[int]:
-    """The same ids SpecDecoder.encode gives (raw text with the tokenizer's special tokens; chat turns
-    through the chat template with the generation prompt)."""
-    if isinstance(prompt, str):
-        return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
-    ids = tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True, tokenize=True)
-    if isinstance(ids, dict) or hasattr(ids, "keys"):
-        ids = ids["input_ids"]
-    return list(ids)
+    """The same ids SpecDecoder.encode gives: raw text with the tokenizer's special tokens (never wrapped in a
+    chat turn here: chat tasks pass their turns); chat turns through the chat template with the generation prompt."""
+    from specdec.api import encode_prompt
+
+    return encode_prompt(tokenizer, prompt, chat=False)
 
 
 def execute(task_name: str, *, model: str | None = None, draft: str | None = None, drafter: str | None = None,

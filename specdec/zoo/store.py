@@ -258,6 +258,13 @@ def _dtype(dtype: str):
     return getattr(torch, dtype)
 
 
+def _locate(s: str, cache_dir) -> tuple[str, bool, bool]:
+    """(where to load from, is it a hub id, can the hub be reached) for a zoo name, local folder or hub id."""
+    where = resolve(s, cache_dir)
+    hub = s not in ZOO and not Path(where).is_dir()
+    return where, hub, hub_reachable() if hub else True
+
+
 def _load_error(s: str, where: str, kind: str, hub: bool, online: bool, e: BaseException) -> str:
     if s in ZOO:
         return f"the cached copy of {s} at {where} is unreadable ({_short(e)}); run `specdec models pull {s} --force`"
@@ -275,9 +282,7 @@ def load_tokenizer(name_or_path: PathLike, cache_dir: PathLike | None = None, tr
     from transformers import AutoTokenizer
 
     s = os.fspath(name_or_path)
-    where = resolve(s, cache_dir)
-    hub = s not in ZOO and not Path(where).is_dir()
-    online = hub_reachable() if hub else True
+    where, hub, online = _locate(s, cache_dir)
     try:
         return AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code, local_files_only=not online)
     except Exception as e:  # noqa: BLE001 - one actionable line
@@ -292,9 +297,7 @@ def _load(kind: str, name_or_path: PathLike, dtype: str, cache_dir, trust_remote
         other = "load_masked_lm" if ZOO[s].kind == MASKED_LM else "load_causal_lm"
         raise ModelLoadError(f"{s} is a {ZOO[s].kind} model; load it with {other}")
     torch_dtype = _dtype(dtype)
-    where = resolve(s, cache_dir)
-    hub = s not in ZOO and not Path(where).is_dir()
-    online = hub_reachable() if hub else True
+    where, hub, online = _locate(s, cache_dir)
     cls = AutoModelForCausalLM if kind == CAUSAL_LM else AutoModelForMaskedLM
     kw = dict(trust_remote_code=trust_remote_code, local_files_only=not online)
     try:
