@@ -64,7 +64,7 @@ def encode_pair(tokenizer, ctx: str, cont: str) -> tuple[list[int], list[int]]:
 
 # ------------------------------------------------------------------------------------------ scoring
 class LoglikScorer:
-    """log p(continuation | context) for several continuations at once, on an engine `ModelRunner`."""
+    """log p(continuation | context) for several continuations at once, on an engine `TorchRunner`."""
 
     def __init__(self, runner, tokenizer) -> None:
         self.runner = runner

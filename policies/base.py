@@ -37,6 +37,7 @@ class DraftStep:
 @runtime_checkable
 class CandidatePolicy(Protocol):
     name: str
+    needs_hidden: bool  # the drafter must fill DraftStep.hidden (the draft model's final hidden state)
 
     def start(self) -> None: ...
 

@@ -19,6 +19,7 @@ class ConstantPolicy:
 
     k: int = 4
     name: str = "constant"
+    needs_hidden = False
 
     def __post_init__(self) -> None:
         _check_k(self.k)
@@ -45,6 +46,7 @@ class HeuristicPolicy:
     k: int = 4
     k_max: int = 16
     name: str = "heuristic"
+    needs_hidden = False
 
     def __post_init__(self) -> None:
         _check_k(self.k)
@@ -77,6 +79,7 @@ class ConfidencePolicy:
     k: int = 8
     threshold: float = 0.4
     name: str = "confidence"
+    needs_hidden = False
 
     def __post_init__(self) -> None:
         _check_k(self.k)

@@ -11,7 +11,8 @@ from policies import POLICIES
 from specdec.config import DEFAULT_TARGET, EngineConfig, SamplingConfig, SpecConfig, StopConfig
 from specdec.drafters import DRAFTERS, DrafterEnv
 from specdec.engine.loop import decode
-from specdec.engine.runner import ModelRunner
+from specdec.runners import is_runner, load_runner
+from specdec.runners.torch_runner import TorchRunner
 from specdec.engine.stopping import StopChecker
 from specdec.errors import InputError
 from specdec.sampling import make_generator
@@ -76,13 +77,22 @@ def _load_hf(name: str, engine: EngineConfig):
     from specdec.zoo import load_causal_lm
 
     return load_causal_lm(
-        name, dtype=engine.dtype, cache_dir=engine.cache_dir, trust_remote_code=engine.trust_remote_code, device=engine.device
+        name, dtype=engine.dtype, cache_dir=engine.cache_dir, trust_remote_code=engine.trust_remote_code,
+        device=engine.device, weights=engine.weights,
     )
+
+
+def load_runner_for(name: str, engine: EngineConfig, max_context: int | None = None):
+    """(runner, tokenizer) of `name` as `engine` says (backend, weights): the one model loader of the API."""
+    return load_runner(name, engine, max_context=max_context, load_hf=_load_hf, load_tokenizer=_load_tokenizer)
 
 
 class SpecDecoder:
     """A loaded target (plus whatever drafters were asked for). Drafters and policies are built per call
-    from `spec`; drafter objects (e.g. a loaded draft model) are reused, their state reset every call."""
+    from `spec`; drafter objects (e.g. a loaded draft model) are reused, their state reset every call.
+
+    `model`: a runner (specdec.runners) or an HF causal LM (wrapped in the torch runner).
+    `model_loader(name) -> (runner or HF model, tokenizer)` loads draft models (default: as `engine` says)."""
 
     def __init__(self, model, tokenizer, spec: SpecConfig = SpecConfig(), engine: EngineConfig = EngineConfig(),
                  draft: str | None = None, model_loader=None) -> None:
@@ -91,14 +101,22 @@ class SpecDecoder:
         self.tokenizer = tokenizer
         self.engine = engine
         self.spec = spec
-        self.target = ModelRunner(model, max_context=engine.max_context, compile=engine.compile,
-                                  query_len=engine.exact_query_len)
-        self._loader = model_loader or (lambda name: _load_hf(name, engine))
-        self.env = DrafterEnv(tokenizer, self.target, self._loader, draft=draft, compile=engine.compile, cache_dir=engine.cache_dir)
+        self.target = model if is_runner(model) else TorchRunner(
+            model, max_context=engine.max_context, compile=engine.compile, query_len=engine.exact_query_len)
+        self._loader = model_loader or (lambda name: load_runner_for(name, engine, self.target.max_context))
+        self.env = DrafterEnv(tokenizer, self.target, self._load_draft, draft=draft, compile=engine.compile,
+                              cache_dir=engine.cache_dir)
         self._drafters: dict[tuple, Any] = {}
         self.drafter_for(spec)  # fail early on unknown names / missing draft models
 
     # ---- building blocks
+    def _load_draft(self, name: str):
+        """(runner, tokenizer) of a draft model, its cache as long as the target's."""
+        model, tok = self._loader(name)
+        if not is_runner(model):
+            model = TorchRunner(model, max_context=self.target.max_context, compile=self.engine.compile)
+        return model, tok
+
     def drafter_for(self, spec: SpecConfig):
         if spec.drafter in (None, "none", "plain"):
             return None
@@ -119,13 +137,10 @@ class SpecDecoder:
         return torch.tensor([encode_prompt(self.tokenizer, prompt, chat)])
 
     def eos_ids(self) -> set[int]:
-        ids: set[int] = set()
+        """The tokenizer's EOS and the model's own (generation config / GGUF) end-of-generation tokens."""
+        ids = set(self.target.eos_token_ids)
         if self.tokenizer.eos_token_id is not None:
             ids.add(int(self.tokenizer.eos_token_id))
-        gen = getattr(self.target.hf_model, "generation_config", None)
-        e = getattr(gen, "eos_token_id", None)
-        if e is not None:
-            ids.update([e] if isinstance(e, int) else e)
         return ids
 
     # ---- public API
@@ -198,7 +213,7 @@ def load(target: str = DEFAULT_TARGET, draft: str | None = None, *, drafter: str
     spec = SpecConfig(drafter=drafter, policy=policy, k=k, drafter_options=drafter_options or {},
                       policy_options=policy_options or {})
     t0 = time.perf_counter()
-    model, tokenizer = _load_hf(target, engine)
-    dec = SpecDecoder(model, tokenizer, spec=spec, engine=engine, draft=draft)
+    runner, tokenizer = load_runner_for(target, engine)
+    dec = SpecDecoder(runner, tokenizer, spec=spec, engine=engine, draft=draft)
     dec.load_seconds = time.perf_counter() - t0
     return dec

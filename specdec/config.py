@@ -48,10 +48,20 @@ class StopConfig:
             raise InputError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
 
 
+BACKENDS = ("auto", "torch", "llamacpp")
+WEIGHTS = ("auto", "bf16", "int8", "int4")
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """How models are run."""
 
+    # runner (specdec.runners): auto = llamacpp when llama-cpp-python is installed and the model has a GGUF
+    # (CPU, bf16, fast mode), else torch
+    backend: str = "auto"
+    # torch runner weights: auto = int4 for a zoo GGUF model in bf16 on the CPU (built from the GGUF's codes),
+    # else the dtype's; bf16 | int8 | int4
+    weights: str = "auto"
     dtype: str = "bfloat16"  # bfloat16 | float32 | float16
     compile: bool = False  # torch.compile decode/verify steps (inductor freezing); warm-up ~1 min per shape
     max_context: int = 2048  # KV cache length (prompt + generated + draft)
@@ -65,6 +75,20 @@ class EngineConfig:
     device: str = "cpu"
     trust_remote_code: bool = False
     cache_dir: str | None = None  # model zoo cache; None = $SPECDEC_CACHE or the user cache dir
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.weights not in WEIGHTS:
+            raise InputError(f"weights must be one of {', '.join(WEIGHTS)}, got {self.weights!r}")
+        if self.dtype not in ("bfloat16", "float32", "float16"):
+            raise InputError(f"dtype must be bfloat16, float32 or float16, got {self.dtype!r}")
+        if self.max_context < 8:
+            raise InputError(f"max_context must be >= 8, got {self.max_context}")
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"threads must be >= 1, got {self.threads}")
+        if self.weights in ("int8", "int4") and self.dtype == "float16":
+            raise InputError("int8/int4 weights compute in bfloat16 or float32, not float16")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Measuring the costs of Theorem 3.1 offline with the engine's ModelRunner (`specdec head calibrate`).
+"""Measuring the costs of Theorem 3.1 offline with the engine's TorchRunner (`specdec head calibrate`).
 
     c_draft  = one draft step as the draft-model drafter does it: a 1-token draft forward + softmax/argmax
     verify   = target forward over 1 + K tokens, timed for several K and fitted as a + b*K
@@ -31,7 +31,7 @@ def _median_time(fn, repeats: int) -> float:
 
 @torch.no_grad()
 def measure_costs(target, draft, context: int = 256, k: int = 8, repeats: int = 5, seed: int = 0) -> dict:
-    """target, draft: ModelRunner. Returns the costs (seconds) and the threshold."""
+    """target, draft: TorchRunner. Returns the costs (seconds) and the threshold."""
     from specdec.drafters.base import Draft
     from specdec.verify import verify
 

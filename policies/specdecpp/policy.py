@@ -228,6 +228,7 @@ class SpecDecPPPolicy:
     guard: bool = False
     calibrate: bool = True
     name: str = "specdecpp"
+    needs_hidden = True  # the acceptance head reads the draft's hidden state
 
     _conf_variant = False  # specdecpp-conf: the bundled head that also sees the draft's confidence
 

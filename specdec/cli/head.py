@@ -343,12 +343,12 @@ def calibrate(
 ) -> None:
     """Time the draft step and the target's verification on this machine; print c1, c2, delta and h*."""
     from policies.specdecpp.costs import measure_costs
-    from specdec.engine.runner import ModelRunner
+    from specdec.runners.torch_runner import TorchRunner
 
     _set_threads(threads)
     tmodel, _ = _load(target, dtype, cache_dir)
     dmodel, _ = _load(draft, dtype, cache_dir)
-    res = measure_costs(ModelRunner(tmodel, max_context=context + 64), ModelRunner(dmodel, max_context=context + 64),
+    res = measure_costs(TorchRunner(tmodel, max_context=context + 64), TorchRunner(dmodel, max_context=context + 64),
                         context=context, k=k, repeats=repeats)
     res.update(target=target, draft=draft, threads=threads, command=_command_line())
     if json_out:

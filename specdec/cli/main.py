@@ -87,6 +87,12 @@ MaxContext = Annotated[int, typer.Option("--max-context", help="KV cache length.
 Threads = Annotated[Optional[int], typer.Option("--threads", help="torch threads (default: torch's).")]
 CacheDir = Annotated[Optional[str], typer.Option("--cache-dir", help="Model zoo cache folder.")]
 Dtype = Annotated[str, typer.Option("--dtype", help="bfloat16 | float32 | float16.")]
+Backend = Annotated[str, typer.Option(
+    "--backend", help="Runner: auto (llamacpp when llama-cpp-python is installed and the model has a GGUF, else "
+    "torch), torch, llamacpp.")]
+Weights = Annotated[str, typer.Option(
+    "--weights", help="torch runner weights: auto (int4 for a zoo GGUF model), bf16, int8, int4 (built from the "
+    "GGUF's own codes, cached).")]
 ExactLen = Annotated[Optional[int], typer.Option(
     "--exact-len", metavar="N", help="Bit-exact mode: pad every target pass to N rows, so greedy speculation is "
     "bit-identical to plain decoding (in bf16 too); drafts are capped to N-1 tokens.")]
@@ -141,7 +147,8 @@ class Opts:
 
 
 def make_opts(target, draft, drafter, policy, k, policy_opt, drafter_opt, temperature, top_k, top_p, seed,
-              max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype, exact_len=_E.exact_query_len) -> Opts:
+              max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype, exact_len=_E.exact_query_len,
+              backend=_E.backend, weights=_E.weights) -> Opts:
     if drafter in ("none", "plain"):
         drafter = None
     elif drafter is None and draft:
@@ -154,7 +161,7 @@ def make_opts(target, draft, drafter, policy, k, policy_opt, drafter_opt, temper
     return Opts(
         target, draft,
         EngineConfig(dtype=dtype, compile=compile, max_context=max_context, threads=threads, cache_dir=cache_dir,
-                     exact_query_len=exact_len),
+                     exact_query_len=exact_len, backend=backend, weights=weights),
         spec, SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed),
         StopConfig(max_new_tokens=max_new_tokens, stop_strings=tuple(stop or ())),
     )
@@ -178,7 +185,8 @@ def generate(
     temperature: Temperature = _S.temperature, top_k: TopK = _S.top_k, top_p: TopP = _S.top_p, seed: Seed = _S.seed,
     max_new_tokens: MaxNew = _T.max_new_tokens, stop: Stops = None, chat: Chat = None, compile: Compile = _E.compile,
     max_context: MaxContext = _E.max_context, threads: Threads = _E.threads, cache_dir: CacheDir = _E.cache_dir,
-    dtype: Dtype = _E.dtype, exact_len: ExactLen = _E.exact_query_len,
+    dtype: Dtype = _E.dtype, exact_len: ExactLen = _E.exact_query_len, backend: Backend = _E.backend,
+    weights: Weights = _E.weights,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (result, stats, config) only.")] = False,
 ) -> None:
     """Generate a continuation of PROMPT (accepted draft tokens are coloured on a terminal), then a stats line."""
@@ -187,7 +195,7 @@ def generate(
     if not prompt.strip():
         raise InputError("empty prompt: give some text (or - to read stdin)")
     o = make_opts(target, draft, drafter, policy, k, policy_opt, drafter_opt, temperature, top_k, top_p, seed,
-                  max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype, exact_len)
+                  max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype, exact_len, backend, weights)
     if as_json:
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON object and nothing else
             dec = o.load()
@@ -257,11 +265,12 @@ def chat(
     temperature: Temperature = _S.temperature, top_k: TopK = _S.top_k, top_p: TopP = _S.top_p, seed: Seed = _S.seed,
     max_new_tokens: MaxNew = _T.max_new_tokens, stop: Stops = None, compile: Compile = _E.compile,
     max_context: MaxContext = _E.max_context, threads: Threads = _E.threads, cache_dir: CacheDir = _E.cache_dir,
-    dtype: Dtype = _E.dtype, exact_len: ExactLen = _E.exact_query_len,
+    dtype: Dtype = _E.dtype, exact_len: ExactLen = _E.exact_query_len, backend: Backend = _E.backend,
+    weights: Weights = _E.weights,
 ) -> None:
     """Chat with the target (chat template, history kept). /reset clears the history, /quit or EOF exits."""
     o = make_opts(target, draft, drafter, policy, k, policy_opt, drafter_opt, temperature, top_k, top_p, seed,
-                  max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype, exact_len)
+                  max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype, exact_len, backend, weights)
     dec = o.load()
     out.print(f"[dim]{escape(target)}{' + ' + escape(o.spec.drafter) if o.spec.drafter else ''}: "
               f"/reset clears the history, /quit exits; [{DRAFT_STYLE}]coloured[/] = accepted draft tokens[/]")

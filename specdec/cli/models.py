@@ -71,7 +71,6 @@ def pull_cmd(
     cache_dir: Optional[Path] = CacheDir,
     force: bool = typer.Option(False, "--force", help="Rebuild even if already pulled."),
     all_: bool = typer.Option(False, "--all", help="Pull every zoo model, one after another."),
-    keep_gguf: bool = typer.Option(False, "--keep-gguf", help="Keep the assembled GGUF file in the cache."),
 ) -> None:
     """Assemble, check and convert a bundled model into the cache (once; later loads take seconds)."""
     from specdec.zoo import ZOO, get_spec, pull
@@ -79,7 +78,7 @@ def pull_cmd(
     if all_ == bool(name):
         raise SpecDecError("give one model NAME or --all")
     for n in ZOO if all_ else [get_spec(name).name]:
-        path = pull(n, cache_dir=cache_dir, force=force, keep_gguf=keep_gguf)
+        path = pull(n, cache_dir=cache_dir, force=force)
         out().print(str(path), highlight=False, soft_wrap=True)
 
 

@@ -6,7 +6,7 @@ import torch
 from policies.base import DraftStep
 from specdec.drafters.base import Draft, DraftContext, VerifyResult
 from specdec.drafters.registry import DRAFTERS, DrafterEnv
-from specdec.engine.runner import ModelRunner
+from specdec.runners.base import Runner
 from specdec.errors import InputError, TokenizerMismatchError
 from specdec.sampling import process_logits, sample
 
@@ -28,7 +28,7 @@ def check_same_vocabulary(target_tok, draft_tok) -> None:
 class DraftModelDrafter:
     name = "draft-model"
 
-    def __init__(self, runner: ModelRunner, target_vocab: int) -> None:
+    def __init__(self, runner: Runner, target_vocab: int) -> None:
         self.runner = runner
         self.target_vocab = target_vocab
         self.cached = torch.zeros(0, dtype=torch.long)  # (n,) token ids whose KV the draft cache holds
@@ -42,9 +42,9 @@ class DraftModelDrafter:
         self.runner.reset()
         self.cached = torch.zeros(0, dtype=torch.long)
 
-    def _sync(self, seq: torch.Tensor) -> torch.Tensor:
+    def _sync(self, seq: torch.Tensor, need_hidden: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Roll the draft cache back to its longest prefix shared with `seq` (T,), feed the rest;
-        returns the draft's logits (V,) for the token after `seq`."""
+        returns the draft's logits (V,) for the token after `seq` (and its hidden state (1, H) if asked)."""
         n = min(len(self.cached), len(seq) - 1)  # always re-run at least the last token to get its logits
         same = (self.cached[:n] == seq[:n]).long()
         n = int(same.cumprod(0).sum()) if n else 0
@@ -53,17 +53,18 @@ class DraftModelDrafter:
         if feed.shape[1] > 8:  # a prompt: eager prefill, then the last token through the compiled step
             self.runner.prefill(feed[:, :-1])
             feed = feed[:, -1:]
-        logits, hidden = self.runner.forward(feed)  # (1, F, V), (1, F, H)
+        logits, hidden = self.runner.forward(feed, need_hidden=need_hidden)  # (1, F, V), (1, F, H) or None
         self.runner.commit(feed.shape[1])
         self.cached = seq.clone()
-        return logits[0, -1], hidden[:, -1]
+        return logits[0, -1], (hidden[:, -1] if need_hidden and hidden is not None else None)
 
     def propose(self, ctx: DraftContext) -> Draft:
         # after the sync the cache holds all T committed tokens, then max_draft - 1 drafted ones are fed
         # (judged on T, not on the cache's stale length: the draft's context may be shorter than the target's)
         if ctx.tokens.shape[1] + ctx.max_draft > self.runner.max_context:
             return Draft.empty()
-        logits, hidden = self._sync(ctx.tokens[0])
+        need_hidden = bool(getattr(ctx.policy, "needs_hidden", False))
+        logits, hidden = self._sync(ctx.tokens[0], need_hidden)
         toks: list[int] = []
         qs: list[torch.Tensor] = []
         for i in range(ctx.max_draft):
@@ -81,10 +82,10 @@ class DraftModelDrafter:
             step = DraftStep(index=i, token=tok, token_prob=tok_p, top_prob=top, hidden=hidden)
             if i == ctx.max_draft - 1 or not ctx.policy.keep_drafting(step):
                 break
-            out, hid = self.runner.forward(torch.tensor([[tok]]))  # (1, 1, V)
+            out, hid = self.runner.forward(torch.tensor([[tok]]), need_hidden=need_hidden)  # (1, 1, V)
             self.runner.commit(1)
             self.cached = torch.cat([self.cached, torch.tensor([tok])])
-            logits, hidden = out[0, -1], hid[:, -1]
+            logits, hidden = out[0, -1], (hid[:, -1] if need_hidden and hid is not None else None)
         q_all = torch.stack(qs)[None] if qs else None  # (1, K, V)
         return Draft(tokens=torch.tensor([toks]), q=q_all)
 
@@ -106,7 +107,6 @@ def _build(env: DrafterEnv, draft: str | None = None) -> DraftModelDrafter:
     name = draft or env.draft
     if not name:
         raise InputError("the draft-model drafter needs a draft model: pass draft=... (CLI: --draft NAME)")
-    model, tokenizer = env.load_model(name)
+    runner, tokenizer = env.load_model(name)
     check_same_vocabulary(env.target_tokenizer, tokenizer)
-    runner = ModelRunner(model, max_context=env.target_runner.max_context, compile=env.compile)
     return DraftModelDrafter(runner, env.target_runner.vocab_size)

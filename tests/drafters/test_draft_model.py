@@ -11,7 +11,7 @@ from specdec.api import SpecDecoder
 from specdec.config import SamplingConfig, SpecConfig, StopConfig
 from specdec.drafters.base import DraftContext
 from specdec.drafters.draft_model import DraftModelDrafter, check_same_vocabulary
-from specdec.engine.runner import ModelRunner
+from specdec.runners.torch_runner import TorchRunner
 from specdec.errors import InputError, TokenizerMismatchError
 from specdec.sampling import process_logits
 from specdec.stats import GenerationStats
@@ -125,7 +125,7 @@ def test_cache_is_rolled_back_not_recomputed(target_model, tokenizer, close):
 
 
 def test_long_prompt_is_prefilled_once(target_model, tokenizer, close):
-    d = DraftModelDrafter(ModelRunner(close, max_context=64), target_vocab=64)
+    d = DraftModelDrafter(TorchRunner(close, max_context=64), target_vocab=64)
     spy = Spy(d.runner)
     ids = torch.randint(3, 64, (1, 20), generator=torch.Generator().manual_seed(0))
     d.start(ids)
@@ -136,7 +136,7 @@ def test_long_prompt_is_prefilled_once(target_model, tokenizer, close):
 
 
 def test_start_resets_the_cache(target_model, close):
-    d = DraftModelDrafter(ModelRunner(close, max_context=64), target_vocab=64)
+    d = DraftModelDrafter(TorchRunner(close, max_context=64), target_vocab=64)
     a = torch.tensor([[5, 6, 7, 8]])
     b = torch.tensor([[9, 10, 11]])
     ctx = lambda ids: DraftContext(ids, ids.shape[1], 3, ConstantPolicy(k=3), SamplingConfig())  # noqa: E731
@@ -151,7 +151,7 @@ def test_start_resets_the_cache(target_model, close):
 
 def test_sampling_proposals_carry_q(close):
     cfg = SamplingConfig(temperature=0.8, top_k=10)
-    d = DraftModelDrafter(ModelRunner(close, max_context=64), target_vocab=64)
+    d = DraftModelDrafter(TorchRunner(close, max_context=64), target_vocab=64)
     ids = torch.tensor([[5, 6, 7, 8]])
     d.start(ids)
     g = torch.Generator().manual_seed(0)
@@ -169,14 +169,14 @@ def test_sampling_proposals_carry_q(close):
 
 
 def test_greedy_proposals_have_no_q(close):
-    d = DraftModelDrafter(ModelRunner(close, max_context=64), target_vocab=64)
+    d = DraftModelDrafter(TorchRunner(close, max_context=64), target_vocab=64)
     ids = torch.tensor([[5, 6, 7, 8]])
     d.start(ids)
     assert d.propose(DraftContext(ids, 4, 2, ConstantPolicy(k=2), SamplingConfig())).q is None
 
 
 def test_no_room_in_the_cache_gives_an_empty_draft(close):
-    d = DraftModelDrafter(ModelRunner(close, max_context=8), target_vocab=64)
+    d = DraftModelDrafter(TorchRunner(close, max_context=8), target_vocab=64)
     ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
     d.start(ids)
     d.propose(DraftContext(ids, 6, 1, ConstantPolicy(k=1), SamplingConfig()))
@@ -212,7 +212,7 @@ def test_a_draft_with_a_shorter_context_than_the_target(target_model, tokenizer)
 def test_sync_keeps_only_the_longest_shared_prefix(close):
     """Without start(), a context that differs from the cached tokens in the middle (and agrees after it) must
     roll the cache back to the first difference, not just count equal positions."""
-    d = DraftModelDrafter(ModelRunner(close, max_context=64), target_vocab=64)
+    d = DraftModelDrafter(TorchRunner(close, max_context=64), target_vocab=64)
     a = torch.tensor([[5, 6, 7, 8, 9, 10]])
     b = torch.tensor([[5, 6, 44, 8, 9, 10, 11]])
     cfg = SamplingConfig(temperature=1.0)

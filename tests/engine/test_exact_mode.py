@@ -11,7 +11,7 @@ import transformers
 from spec_helpers import close_draft, random_prompts
 from specdec.api import SpecDecoder
 from specdec.config import EngineConfig, SpecConfig, StopConfig
-from specdec.engine.runner import ModelRunner
+from specdec.runners.torch_runner import TorchRunner
 from specdec.errors import InputError
 
 
@@ -27,7 +27,7 @@ def bf16_target():
 
 
 def test_logits_and_cache_do_not_depend_on_the_pass_size(bf16_target):
-    r = ModelRunner(bf16_target, max_context=64, query_len=8)
+    r = TorchRunner(bf16_target, max_context=64, query_len=8)
     prompt = torch.tensor([[5, 9, 13, 4, 22, 7]])  # (1, 6)
     new = torch.tensor([[11, 3, 40, 17, 8, 29]])  # (1, 6): scored together, then one per pass
     r.prefill(prompt)
@@ -46,17 +46,17 @@ def test_logits_and_cache_do_not_depend_on_the_pass_size(bf16_target):
 
 
 def test_pass_longer_than_the_exact_length_is_refused(bf16_target):
-    r = ModelRunner(bf16_target, max_context=64, query_len=4)
+    r = TorchRunner(bf16_target, max_context=64, query_len=4)
     r.prefill(torch.tensor([[5, 9, 13]]))
     with pytest.raises(InputError, match="exact"):
         r.forward(torch.tensor([[1, 2, 3, 4, 5]]))
     with pytest.raises(InputError, match="query_len"):
-        ModelRunner(bf16_target, query_len=0)
+        TorchRunner(bf16_target, query_len=0)
 
 
 def test_prefill_is_not_padded(bf16_target):
     # the prompt may be longer than the exact length: prefill runs in its own (chunked) shapes
-    r = ModelRunner(bf16_target, max_context=64, query_len=2)
+    r = TorchRunner(bf16_target, max_context=64, query_len=2)
     r.prefill(torch.arange(3, 20)[None])  # (1, 17)
     assert r.length == 17
 
@@ -79,11 +79,11 @@ def test_bf16_greedy_speculation_is_bit_identical_to_plain(bf16_target, tokenize
 
 
 def test_exact_mode_checks_itself_when_built(bf16_target, monkeypatch):
-    r = ModelRunner(bf16_target, max_context=64, query_len=8)
+    r = TorchRunner(bf16_target, max_context=64, query_len=8)
     assert r.exact_mismatches() == [] and r.length == 0  # exact here, and the check leaves the cache empty
     # a kernel that rounds some rows of an N-row pass differently (seen: attention splitting 7x5 query rows
     # of Qwen2.5-0.5B into 32 + 3) is refused with the rows named, not silently "exact"
-    monkeypatch.setattr(ModelRunner, "exact_mismatches", lambda self: [2, 4])
+    monkeypatch.setattr(TorchRunner, "exact_mismatches", lambda self: [2, 4])
     with pytest.raises(InputError, match=r"rows \[2, 4\] of a 5-row pass"):
-        ModelRunner(bf16_target, max_context=64, query_len=5)
-    ModelRunner(bf16_target, max_context=64)  # fast mode: no check
+        TorchRunner(bf16_target, max_context=64, query_len=5)
+    TorchRunner(bf16_target, max_context=64)  # fast mode: no check

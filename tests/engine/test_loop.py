@@ -11,7 +11,7 @@ from policies.simple import ConstantPolicy, HeuristicPolicy  # after specdec (se
 from specdec.config import SamplingConfig
 from specdec.drafters.base import Draft, DraftTree
 from specdec.engine.loop import decode
-from specdec.engine.runner import ModelRunner
+from specdec.runners.torch_runner import TorchRunner
 from specdec.engine.stopping import StopChecker
 from specdec.errors import InputError
 from specdec.stats import GenerationStats
@@ -22,7 +22,7 @@ GREEDY = SamplingConfig()
 
 @pytest.fixture(scope="module")
 def runner(target_model):
-    return ModelRunner(target_model, max_context=256)
+    return TorchRunner(target_model, max_context=256)
 
 
 def gen(runner, prompt, drafter=None, policy=None, max_new=MAX_NEW, eos=frozenset(), stats=None, sampling=GREEDY,
@@ -129,7 +129,7 @@ def test_draft_never_exceeds_budget_or_cache(target_model):
     """The loop bounds max_draft by the policy and the remaining budget (minus the token verification adds);
     an oracle drafting exactly max_draft tokens reaches max_new_tokens exactly, with a context that has no
     slot to spare."""
-    r = ModelRunner(target_model, max_context=30)
+    r = TorchRunner(target_model, max_context=30)
     p = random_prompts(1, seed=9, lo=10, hi=11)[0]
     truth = hf_greedy(target_model, p, 20)
     d = ScriptedDrafter(oracle_script(truth, p.shape[1]))
@@ -148,7 +148,7 @@ def test_drafter_over_the_limit_is_an_error(runner):
 
 
 def test_prompt_plus_budget_over_context_is_refused(target_model):
-    r = ModelRunner(target_model, max_context=16)
+    r = TorchRunner(target_model, max_context=16)
     with pytest.raises(InputError, match="context overflow"):
         gen(r, torch.tensor([[5] * 10]), max_new=7)
     out, _, _ = gen(r, torch.tensor([[5] * 10]), max_new=6)  # exactly fits
@@ -193,7 +193,7 @@ def test_heuristic_policy_is_restarted_by_decode(runner, cases):
 def test_tree_rounds_feed_the_target_the_right_layout(target_model, cases):
     """Every row the loop's tree verification sees equals HF's logits after the committed text + that node's
     path (mask AND positions right; the greedy outputs alone are weak at catching an off-by-one position)."""
-    r = ModelRunner(target_model, max_context=256)
+    r = TorchRunner(target_model, max_context=256)
     seen = []
     orig = r.forward
 

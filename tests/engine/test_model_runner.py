@@ -1,4 +1,4 @@
-"""specdec.engine.runner.ModelRunner: our static KV cache + masks give HF's logits (chains, trees, rollback, compaction)."""
+"""specdec.runners.torch_runner.TorchRunner: our static KV cache + masks give HF's logits (chains, trees, rollback, compaction)."""
 from __future__ import annotations
 
 import types
@@ -8,7 +8,7 @@ import torch
 import transformers
 
 from spec_helpers import make_model
-from specdec.engine.runner import BUCKETS, ModelRunner
+from specdec.runners.torch_runner import BUCKETS, TorchRunner
 from specdec.errors import InputError, ModelLoadError
 
 ATOL = 2e-5
@@ -50,7 +50,7 @@ def ids_of(n: int, seed: int = 0) -> torch.Tensor:
 # ------------------------------------------------------------------ chains
 def test_full_forward_matches_hf(model):
     ids = ids_of(11)
-    r = ModelRunner(model, max_context=64)
+    r = TorchRunner(model, max_context=64)
     logits, hidden = r.forward(ids)
     assert logits.shape == (1, 11, 64) and logits.dtype == torch.float32
     torch.testing.assert_close(logits, hf_logits(model, ids), atol=ATOL, rtol=1e-4)
@@ -61,7 +61,7 @@ def test_full_forward_matches_hf(model):
 def test_incremental_decoding_matches_hf(model):
     ids = ids_of(14, seed=1)
     ref = hf_logits(model, ids)
-    r = ModelRunner(model, max_context=64)
+    r = TorchRunner(model, max_context=64)
     r.prefill(ids[:, :5])
     assert r.length == 5
     for s, e in [(5, 6), (6, 9), (9, 10), (10, 14)]:  # 1, 3, 1, 4 tokens at a time
@@ -74,10 +74,11 @@ def test_incremental_decoding_matches_hf(model):
 def test_chunked_prefill_matches_hf(model):
     ids = ids_of(13, seed=2)
     ref = hf_logits(model, ids)
-    r = ModelRunner(model, max_context=64)
-    out, _ = r.prefill(ids[:, :12], chunk=5)  # chunks of 5, 5, 2: returns the last chunk's logits
+    r = TorchRunner(model, max_context=64)
+    r.prefill(ids[:, :12], chunk=5)  # chunks of 5, 5, 2
     assert r.length == 12
-    torch.testing.assert_close(out, ref[:, 10:12], atol=ATOL, rtol=1e-4)
+    out, _ = r.forward(ids[:, 12:13])  # the cache the chunks wrote gives the next token's logits
+    torch.testing.assert_close(out, ref[:, 12:13], atol=ATOL, rtol=1e-4)
     nxt, _ = r.forward(ids[:, 12:13])
     torch.testing.assert_close(nxt, ref[:, 12:13], atol=ATOL, rtol=1e-4)
 
@@ -85,7 +86,7 @@ def test_chunked_prefill_matches_hf(model):
 def test_rollback_then_reforward_gives_identical_logits(model):
     ids = ids_of(12, seed=3)
     other = ids_of(4, seed=4)
-    r = ModelRunner(model, max_context=64)
+    r = TorchRunner(model, max_context=64)
     r.prefill(ids[:, :8])
     first, _ = r.forward(ids[:, 8:12])
     r.commit(4)
@@ -104,7 +105,7 @@ def test_rollback_then_reforward_gives_identical_logits(model):
 
 
 def test_rollback_out_of_range_raises():
-    r = ModelRunner(tiny("qwen2"), max_context=32)
+    r = TorchRunner(tiny("qwen2"), max_context=32)
     r.prefill(ids_of(4))
     with pytest.raises(ValueError):
         r.rollback(5)
@@ -146,7 +147,7 @@ def test_tree_forward_equals_each_branch_run_alone(model):
     prefix = ids_of(7, seed=5)
     toks = ids_of(1 + len(PARENTS), seed=6)  # root + nodes
     mask, depth = tree_inputs(PARENTS)
-    r = ModelRunner(model, max_context=64)
+    r = TorchRunner(model, max_context=64)
     r.prefill(prefix)
     out, _ = r.forward(toks, tree_mask=mask, depths=depth)
     assert r.length == 7
@@ -160,7 +161,7 @@ def test_commit_keep_compacts_the_accepted_path(model):
     prefix = ids_of(6, seed=7)
     toks = ids_of(1 + len(PARENTS), seed=8)
     mask, depth = tree_inputs(PARENTS)
-    r = ModelRunner(model, max_context=64)
+    r = TorchRunner(model, max_context=64)
     r.prefill(prefix)
     r.forward(toks, tree_mask=mask, depths=depth)
     keep = path_to(4, PARENTS)  # root, n1, n2, n4 -> rows [0, 2, 3, 5]
@@ -176,7 +177,7 @@ def test_commit_keep_compacts_the_accepted_path(model):
 def test_commit_keep_of_a_prefix_is_a_plain_commit():
     m = tiny("llama")
     prefix, toks = ids_of(5, seed=10), ids_of(4, seed=11)
-    r = ModelRunner(m, max_context=32)
+    r = TorchRunner(m, max_context=32)
     r.prefill(prefix)
     r.forward(toks)
     r.commit(2, keep=[0, 1])
@@ -186,7 +187,7 @@ def test_commit_keep_of_a_prefix_is_a_plain_commit():
 
 # ------------------------------------------------------------------ limits and errors
 def test_context_overflow_raises_input_error():
-    r = ModelRunner(tiny("qwen2"), max_context=16)
+    r = TorchRunner(tiny("qwen2"), max_context=16)
     with pytest.raises(InputError, match="context overflow"):
         r.forward(ids_of(17))
     r.prefill(ids_of(10))
@@ -198,7 +199,7 @@ def test_context_overflow_raises_input_error():
 
 
 def test_max_context_is_capped_by_the_model():
-    r = ModelRunner(tiny("qwen2"), max_context=100_000)
+    r = TorchRunner(tiny("qwen2"), max_context=100_000)
     assert r.max_context == 512  # max_position_embeddings of the tiny config
     assert r.vocab_size == 64
 
@@ -206,7 +207,7 @@ def test_max_context_is_capped_by_the_model():
 def test_unsupported_model_type_raises():
     fake = types.SimpleNamespace(config=types.SimpleNamespace(model_type="gpt2"))
     with pytest.raises(ModelLoadError, match="gpt2.*supported: .*llama"):
-        ModelRunner(fake)
+        TorchRunner(fake)
 
 
 def test_sliding_window_is_refused():
@@ -215,7 +216,7 @@ def test_sliding_window_is_refused():
                                    num_attention_heads=4, num_key_value_heads=2, use_sliding_window=True,
                                    sliding_window=8, max_position_embeddings=512)
     with pytest.raises(ModelLoadError, match="sliding"):
-        ModelRunner(transformers.Qwen2ForCausalLM(cfg).eval(), max_context=64)
+        TorchRunner(transformers.Qwen2ForCausalLM(cfg).eval(), max_context=64)
 
 
 # ------------------------------------------------------------------ torch.compile
@@ -226,8 +227,8 @@ def test_compiled_step_matches_eager_including_padded_buckets():
     T = next(t for t in range(1, max(BUCKETS)) if t not in BUCKETS)  # padded up to the next bucket
     P = next(b for b in BUCKETS if b > T)
     prefix, toks = ids_of(9, seed=12), ids_of(P, seed=13)
-    eager = ModelRunner(m, max_context=64)
-    comp = ModelRunner(m, max_context=64, compile=True)
+    eager = TorchRunner(m, max_context=64)
+    comp = TorchRunner(m, max_context=64, compile=True)
     for r in (eager, comp):
         r.prefill(prefix)
     # chain of T tokens (padded to P)
@@ -258,7 +259,7 @@ def test_compiled_step_matches_eager_including_padded_buckets():
 def test_each_layer_has_its_own_cache_tensor():
     """One tensor per layer, not views of one (L, ...) tensor: inductor copies a whole graph input when a slice
     of it is written, which cost ~30 ms per step of the 1.5B (a third of the step)."""
-    r = ModelRunner(tiny("qwen2"), max_context=32)
+    r = TorchRunner(tiny("qwen2"), max_context=32)
     ptrs = {t.untyped_storage().data_ptr() for t in r.k_layers + r.v_layers}
     assert len(r.k_layers) == r.config.num_hidden_layers and len(ptrs) == 2 * len(r.k_layers)
     assert r.k_cache.shape == (len(r.k_layers), *r.k_layers[0].shape)
@@ -267,9 +268,9 @@ def test_each_layer_has_its_own_cache_tensor():
 def test_compiled_shapes_are_capped():
     """Each compiled shape holds its own prepacked weights: past MAX_COMPILED_SHAPES a pass is padded to the
     smallest compiled length that fits, or runs eagerly (None) -- never a fifth compile."""
-    from specdec.engine import runner as runner_mod
+    from specdec.runners import torch_runner as runner_mod
 
-    r = ModelRunner(tiny("qwen2"), max_context=64)
+    r = TorchRunner(tiny("qwen2"), max_context=64)
     assert r._bucket(3) == 3 and r._bucket(7) == 8  # nothing compiled yet: the bucket
     r._seen_shapes = {1, 5}
     assert r._bucket(4) == 5  # reuse within REUSE_SLACK

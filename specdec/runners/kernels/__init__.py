@@ -1,0 +1,96 @@
+"""specdec's CPU kernel for quantized linear layers (qmatmul.cpp), compiled once per machine and torch.
+
+    qmatmul(x (M, K) float32, codes, sc, mn, d, dm, bits) -> (M, N) float32
+
+Built with torch.utils.cpp_extension (gcc and ninja; about 30 s) into `<cache>/kernels/<torch>-<source>/` the
+first time it is needed (or at `specdec models pull`), then loaded in well under a second. Needs a CPU with
+AVX512-VNNI (Intel Ice Lake / Sapphire Rapids and later, AMD Zen 4 and later); elsewhere `available()` is
+False and the int4 weights run on PyTorch's own int4 kernel instead (specdec.runners.quant).
+`SPECDEC_QKERNEL=aten` forces that fallback; `SPECDEC_QKERNEL=reference` the slow pure-torch emulation of
+this kernel's arithmetic (tests).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+
+import torch
+
+from specdec.errors import ModelLoadError
+
+SOURCE = Path(__file__).with_name("qmatmul.cpp")
+FLAGS = ("avx512f", "avx512bw", "avx512_vnni", "f16c")
+CFLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-mf16c", "-mfma",
+          "-fopenmp"]
+_LOCK = threading.Lock()
+_EXT = None
+
+
+def cpu_supported() -> bool:
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    return all(f in flags for f in FLAGS)
+
+
+def mode() -> str:
+    """"vnni" (this kernel), "aten" (PyTorch's int4/int8 kernels) or "reference" (pure torch, slow)."""
+    forced = os.environ.get("SPECDEC_QKERNEL", "").strip().lower()
+    if forced in ("vnni", "aten", "reference"):
+        return forced
+    return "vnni" if cpu_supported() else "aten"
+
+
+def build_dir(cache_dir=None) -> Path:
+    from specdec.zoo.catalog import cache_root
+
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(CFLAGS).encode()).hexdigest()[:12]
+    return cache_root(cache_dir) / "kernels" / f"torch-{torch.__version__}-{digest}"
+
+
+def load(cache_dir=None, say=None):
+    """The compiled extension (built now if this machine has no build of this source yet)."""
+    global _EXT
+    with _LOCK:
+        if _EXT is not None:
+            return _EXT
+        if not cpu_supported():
+            raise ModelLoadError("specdec's qmatmul kernel needs AVX512-VNNI, which this CPU lacks")
+        from torch.utils.cpp_extension import load as cpp_load
+
+        out = build_dir(cache_dir)
+        fresh = not any(out.glob("*.so"))
+        if fresh and say:
+            say("compiling specdec's int4/int8 CPU kernel (once per machine and torch version, about 30 s)")
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            _EXT = cpp_load("specdec_qmatmul", [str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=["-fopenmp"],
+                            build_directory=str(out), verbose=False)
+        except Exception as e:  # noqa: BLE001 - a compiler problem becomes one line
+            raise ModelLoadError(f"could not compile specdec's CPU kernel in {out} ({type(e).__name__}: "
+                                 f"{str(e).strip().splitlines()[-1][:200] if str(e).strip() else ''}); it needs "
+                                 "gcc and ninja; set SPECDEC_QKERNEL=aten to use PyTorch's int4 kernel") from None
+        return _EXT
+
+
+def _register_op():
+    """`torch.ops.specdec.qmatmul`: the kernel as a torch op, so `torch.compile` keeps it whole (no graph
+    break) and fuses what lies between the linear layers."""
+
+    @torch.library.custom_op("specdec::qmatmul", mutates_args=())
+    def qmatmul(x: torch.Tensor, codes: torch.Tensor, sc: torch.Tensor, mn: torch.Tensor, d: torch.Tensor,
+                dm: torch.Tensor, bits: int) -> torch.Tensor:
+        return load().qmatmul(x.contiguous(), codes, sc, mn, d, dm, bits)
+
+    @qmatmul.register_fake
+    def _(x, codes, sc, mn, d, dm, bits):
+        return x.new_empty((x.shape[0], codes.shape[0] * 16), dtype=torch.float32)
+
+    return qmatmul
+
+
+OP = _register_op()

@@ -1,0 +1,174 @@
+"""Quantized weights of a pulled zoo model, built once from its GGUF and cached next to the bf16 copy.
+
+    <cache>/<name>/model.gguf                  the GGUF as shipped (the llama.cpp runner reads it too)
+    <cache>/<name>/weights-int4.safetensors    4-bit codes where the GGUF is 4-bit, 8-bit elsewhere (runners/quant.py)
+    <cache>/<name>/weights-int8.safetensors    8-bit codes everywhere
+
+Built on first use under the model's pull lock (about 10-30 s for the 1.5B), checked against the bf16
+weights, and recorded in the manifest (size, sha256) so `specdec models verify` covers it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from specdec.errors import ModelLoadError
+from specdec.runners import quant
+from specdec.zoo.catalog import cache_root
+from specdec.zoo.sources import sha256_file
+from specdec.zoo.store import GGUF_FILE, MANIFEST, _pull_lock
+
+
+
+def packed_name(weights: str) -> str:
+    return f"weights-{weights}.safetensors"
+
+
+def _gguf_arch_map(reader):
+    import gguf
+
+    arch = reader.fields["general.architecture"].contents()
+    n_blocks = int(reader.fields[f"{arch}.block_count"].contents())
+    enum = next((a for a, n in gguf.MODEL_ARCH_NAMES.items() if n == arch), None)
+    if enum is None:
+        raise ModelLoadError(f"GGUF architecture {arch!r} is unknown to the gguf library")
+    return arch, gguf.get_tensor_name_map(enum, n_blocks)
+
+
+def _unpermute_rows(n_head: int):
+    """llama GGUFs store q/k rows permuted for llama.cpp's rope (convert_hf_to_gguf's `permute`): the
+    index that takes GGUF rows back to HF order."""
+    def inverse(rows: int) -> torch.Tensor:
+        idx = torch.arange(rows)
+        perm = idx.reshape(n_head, 2, rows // n_head // 2).swapaxes(1, 2).reshape(rows)  # gguf row i = hf row perm[i]
+        inv = torch.empty_like(perm)
+        inv[perm] = idx
+        return inv
+    return inverse
+
+
+def build_packed(gguf_path: Path, bf16_dir: Path, weights: str, say=lambda msg: None) -> tuple[dict, dict]:
+    """`QWeight` tensors for `quant.quantize_model` and a report {tensor: "SOURCE -> bits"}: the GGUF's own
+    codes where they fit (4-bit types in int4 mode, Q8_0 / Q5_0 always), else 8-bit round-to-nearest from the
+    bf16 copy. Every tensor is checked against the bf16 copy before it is kept."""
+    import gguf
+    from safetensors import safe_open
+
+    reader = gguf.GGUFReader(str(gguf_path))
+    arch, tmap = _gguf_arch_map(reader)
+    by_name = {t.name: t for t in reader.tensors}
+    config = json.loads((bf16_dir / "config.json").read_text())
+    out: dict[str, torch.Tensor] = {}
+    report: dict[str, str] = {}
+    with safe_open(str(bf16_dir / "model.safetensors"), framework="pt") as st:
+        keys = set(st.keys())
+        names = [k[: -len(".weight")] for k in sorted(keys)
+                 if k.endswith(".weight") and k[: -len(".weight")].split(".")[-1] in quant.LINEAR_SUFFIXES]
+        if "lm_head.weight" not in keys and config.get("tie_word_embeddings"):
+            names.append("lm_head")
+        for i, name in enumerate(names):
+            src = f"{name}.weight" if f"{name}.weight" in keys else "model.embed_tokens.weight"
+            w = st.get_tensor(src)  # (N, K) bf16
+            base = tmap.get_name(name) if name != "lm_head" else "output"
+            t = by_name.get(f"{base}.weight") or (by_name.get("token_embd.weight") if name == "lm_head" else None)
+            qtype = t.tensor_type.name if t is not None else "none"
+            N, K = w.shape
+            exact = (qtype in quant.INT4_TYPES and weights == "int4") or qtype in quant.INT8_TYPES
+            if exact:
+                c = quant.gguf_codes(t.data, qtype, N, K)
+                if arch == "llama" and name.split(".")[-1] in ("q_proj", "k_proj"):
+                    heads = config["num_attention_heads"] if name.endswith("q_proj") else config.get(
+                        "num_key_value_heads", config["num_attention_heads"])
+                    c = c.rows(_unpermute_rows(heads)(N))
+            else:
+                c = quant.rtn_codes(w, 8)
+            _check(name, w, c, exact)
+            out.update(quant.pack(c).tensors(name))
+            report[name] = f"{qtype} -> {'' if exact else 'rtn '}{c.bits}-bit"
+            if (i + 1) % 32 == 0 or i + 1 == len(names):
+                say(f"packing {weights}: {i + 1}/{len(names)} tensors")
+    return out, report
+
+
+def _check(name: str, w: torch.Tensor, c: quant.Codes, exact: bool) -> None:
+    """Every 7th row of the packed weight against the bf16 copy: exact codes must round to it (one bf16 ulp:
+    2^-7 of the value), round-to-nearest ones lie within 1% of the row's largest weight."""
+    idx = torch.arange(0, w.shape[0], 7)
+    got, ref = c.rows(idx).dequantize(), w[idx].float()
+    if exact:
+        bad = (got - ref).abs() > ref.abs() * 2.0 ** -7 + 1e-7
+        err = f"{int(bad.sum())} of {bad.numel()} values differ by more than one bf16 ulp" if bad.any() else ""
+    else:
+        rel = float(((got - ref).abs().amax(1) / ref.abs().amax(1).clamp_min(1e-12)).max())
+        err = f"an error of {rel:.1%} of a row's largest weight" if rel > 0.01 else ""
+    if err:
+        raise ModelLoadError(f"packing {name}: the packed weights differ from the bf16 copy ({err}): wrong "
+                             f"tensor mapping or a corrupt GGUF")
+
+
+def packed_path(folder: Path, weights: str) -> Path:
+    return folder / packed_name(weights)
+
+
+def ensure_packed(name: str, folder: Path, weights: str, cache_dir=None, say=lambda msg: None) -> Path:
+    """The packed file of zoo model `name` (pulled at `folder`), built now if missing or made by another
+    torch's packing; recorded in the manifest."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = packed_path(folder, weights)
+
+    def current() -> bool:
+        if not path.is_file():
+            return False
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+        except Exception:  # noqa: BLE001 - an unreadable file is rebuilt
+            return False
+        return meta.get("format_version") == str(quant.FORMAT_VERSION)
+
+    if current():
+        return path
+    with _pull_lock(cache_root(cache_dir), folder.name, say):
+        if current():
+            return path
+        gguf = folder / GGUF_FILE
+        if not gguf.is_file():
+            raise ModelLoadError(f"{name}: no {GGUF_FILE} in {folder} to build {weights} weights from (pulled by an "
+                                 f"older version); run `specdec models pull {name} --force`")
+        t0 = time.perf_counter()
+        say(f"{name}: building {weights} weights from {gguf.name} (once; cached in {folder})")
+        tensors, report = build_packed(gguf, folder, weights, say)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        meta = {"format_version": str(quant.FORMAT_VERSION), "weights": weights,
+                "torch": torch.__version__, "sources": json.dumps(report)}
+        try:
+            save_file(tensors, str(tmp), metadata=meta)
+            tmp.chmod(0o644)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        manifest_path = folder / MANIFEST
+        manifest = json.loads(manifest_path.read_text())
+        manifest.setdefault("files", {})[path.name] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
+        manifest.setdefault("packed", {})[weights] = {
+            "seconds": round(time.perf_counter() - t0, 1), "torch": torch.__version__,
+            "4-bit tensors": sum(v.endswith("4-bit") for v in report.values()),
+            "8-bit tensors": sum(v.endswith("8-bit") for v in report.values())}
+        tmp_m = manifest_path.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
+        tmp_m.write_text(json.dumps(manifest, indent=2) + "\n")
+        os.replace(tmp_m, manifest_path)
+        say(f"{name}: {weights} weights ready in {time.perf_counter() - t0:.1f} s "
+            f"({path.stat().st_size / 1e9:.2f} GB)")
+    return path
+
+
+def load_packed(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
