@@ -80,6 +80,7 @@ class WorkerRequest:
     speculative_config: dict | None = None
     max_tokens: int = 256
     stop: list[str] = field(default_factory=list)
+    ignore_eos: bool = False  # generate exactly max_tokens (the bench's rule for every engine)
     batch: bool = False
     enforce_eager: bool = False
     seed: int = 0

@@ -9,7 +9,7 @@ with ``@@specdec@@ `` (vLLM's own log lines pass through unprefixed):
   {"event": "item", "id": ..., "loglik": [...], "greedy": [...], "gen_s": ...}              (loglik)
   {"event": "done", "total_s": ...}          or          {"event": "error", "message": ...}
 
-Request fields: model, dtype, max_model_len, speculative_config (null = plain), enforce_eager, max_tokens,
+Request fields: model, dtype, max_model_len, speculative_config (null = plain), enforce_eager, max_tokens, ignore_eos,
 stop, batch (false: one request at a time, the batch-1 latency this engine measures; true: all at once),
 requests: [{"id", "prompt_ids"}] (generate greedily) and/or [{"id", "seqs", "n_cont"}] (log-likelihood of
 the last n_cont tokens of each sequence).
@@ -69,7 +69,8 @@ def run(req: dict) -> None:
     gen = [r for r in reqs if "seqs" not in r]  # {"id", "prompt_ids"}: generate
     ll_reqs = [r for r in reqs if "seqs" in r]  # {"id", "seqs", "n_cont"}: log-likelihood of continuations
     if gen:
-        sp = SamplingParams(temperature=0.0, max_tokens=int(req["max_tokens"]), stop=list(req.get("stop") or []) or None)
+        sp = SamplingParams(temperature=0.0, max_tokens=int(req["max_tokens"]), stop=list(req.get("stop") or []) or None,
+                            ignore_eos=bool(req.get("ignore_eos", False)))
         if req.get("batch"):
             t = time.perf_counter()
             outs = llm.generate([TokensPrompt(prompt_token_ids=r["prompt_ids"]) for r in gen], sp, use_tqdm=False)

@@ -23,6 +23,7 @@ from specdec.stats import GenerationStats
 
 Backend = Callable[[list[int]], tuple[list[int], dict]]
 RESERVED = ("plain", "plain_fast", "hf_generate", "hf_assisted")
+ENGINE_KEYS = ("backend", "weights")  # --setup keys that choose the setup's runner, not drafter options
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class SetupSpec:
     k: int = 4
     drafter_options: dict = field(default_factory=dict, hash=False)
     policy_options: dict = field(default_factory=dict, hash=False)
+    engine_options: dict = field(default_factory=dict, hash=False)  # backend= / weights= (its own runner)
 
     def spec(self) -> SpecConfig:
         return SpecConfig(drafter=self.drafter, policy=self.policy, k=self.k,
@@ -43,14 +45,16 @@ class SetupSpec:
 
 def parse_setup(text: str, default_k: int = SpecConfig().k, default_policy: str = SpecConfig().policy) -> SetupSpec:
     """`NAME=DRAFTER[:POLICY[:K]][,KEY=VALUE...]`: KEY=VALUE pairs are drafter options, `policy.KEY=VALUE`
-    policy options (values parsed as JSON where they can be), e.g.
-    `aded-chain=aded:constant:7,store=self.safetensors,chain=true` or `pp=draft-model:specdecpp,policy.threshold=0.3`."""
+    policy options, `backend=` / `weights=` the setup's runner (values parsed as JSON where they can be), e.g.
+    `aded-chain=aded:constant:7,store=self.safetensors,chain=true`, `pp=draft-model:specdecpp,policy.threshold=0.3`
+    or `ll=prompt-lookup,backend=llamacpp`."""
     text, _, opts_text = text.partition(",")
     opts = parse_kv([o for o in opts_text.split(",") if o.strip()], "--setup option")
+    e_opts = {k: opts.pop(k) for k in ENGINE_KEYS if k in opts}
     d_opts = {k: v for k, v in opts.items() if not k.startswith("policy.")}
     p_opts = {k[len("policy."):]: v for k, v in opts.items() if k.startswith("policy.")}
     spec = _parse_setup_head(text, default_k, default_policy)
-    return SetupSpec(spec.name, spec.drafter, spec.policy, spec.k, d_opts, p_opts)
+    return SetupSpec(spec.name, spec.drafter, spec.policy, spec.k, d_opts, p_opts, e_opts)
 
 
 def _parse_setup_head(text: str, default_k: int, default_policy: str) -> SetupSpec:
@@ -58,7 +62,7 @@ def _parse_setup_head(text: str, default_k: int, default_policy: str) -> SetupSp
     parts = rest.split(":") if eq else []
     if not eq or not name or not parts[0] or len(parts) > 3:
         raise InputError(f"--setup {text!r}: expected NAME=DRAFTER[:POLICY[:K]], e.g. pl8=prompt-lookup:constant:8")
-    if name in RESERVED:
+    if name in RESERVED or name.startswith("plain@"):
         raise InputError(f"--setup {text!r}: {name!r} is reserved for a built-in setup; pick another name")
     policy = parts[1] if len(parts) > 1 and parts[1] else default_policy
     k = default_k
@@ -129,8 +133,8 @@ def hf_backend(model, tokenizer, eos_ids: set[int], sampling: SamplingConfig, st
         kw.update(do_sample=True, temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p)
     if stop.stop_strings:
         kw.update(stop_strings=list(stop.stop_strings))
-    if stop.ignore_eos:
-        raise InputError("the HF baselines do not support ignore_eos; run with --no-hf")
+    if stop.ignore_eos:  # HF's equivalent of ignore_eos: EOS is masked until max_new_tokens
+        kw.update(min_new_tokens=stop.max_new_tokens)
     gen_config = GenerationConfig(**kw)  # a fresh config: the checkpoint's sampling defaults are not applied
 
     def run(prompt_ids: list[int]) -> tuple[list[int], dict]:
@@ -171,17 +175,19 @@ def _assistant_settings(assistant) -> dict:
     return {k: getattr(gc, k, None) if getattr(gc, k, None) is not None else defaults.get(k) for k in keys}
 
 
-def build_setups(dec, specs: list[SetupSpec], sampling: SamplingConfig, stop: StopConfig, hf: bool = True,
-                 draft: str | None = None) -> tuple[dict[str, Backend], dict[str, dict]]:
-    """The standard setups, in run order: plain, each of `specs`, hf_generate, hf_assisted (with a draft).
-    Returns (name -> backend, name -> description for the report)."""
-    backends: dict[str, Backend] = {"plain": engine_backend(dec, SpecConfig(drafter=None), sampling, stop)}
-    info: dict[str, dict] = {"plain": {"backend": "specdec", "drafter": None}}
+def build_setups(dec, specs: list[SetupSpec], sampling: SamplingConfig, stop: StopConfig,
+                 plain: str = "plain") -> tuple[dict[str, Backend], dict[str, dict]]:
+    """This engine's setups on one loaded target, in run order: plain decoding (named `plain`), plain_fast in
+    exact mode, then each of `specs`. Returns (name -> backend, name -> description for the report)."""
+    runner_info = {"backend": "specdec", "runner": dec.target.name,
+                   "weights": getattr(dec.target, "weights", "gguf")}
+    backends: dict[str, Backend] = {plain: engine_backend(dec, SpecConfig(drafter=None), sampling, stop)}
+    info: dict[str, dict] = {plain: {**runner_info, "drafter": None}}
     if dec.target.query_len is not None:  # exact mode: also time plain decoding in its fastest (1-row) shape
         backends["plain_fast"] = fast_plain_backend(dec, sampling, stop)
-        info["plain_fast"] = {"backend": "specdec", "drafter": None, "exact": False,
+        info["plain_fast"] = {**runner_info, "drafter": None, "exact": False,
                               "note": "1-row passes; the speed reference of an exact-mode bench"}
-        info["plain"]["exact_query_len"] = dec.target.query_len
+        info[plain]["exact_query_len"] = dec.target.query_len
     for s in specs:
         if s.name in backends:
             raise InputError(f"two setups are named {s.name!r}")
@@ -189,18 +195,21 @@ def build_setups(dec, specs: list[SetupSpec], sampling: SamplingConfig, stop: St
         dec.drafter_for(spec)  # load the draft model / fail on bad options now, not halfway through
         dec.policy_for(spec)
         backends[s.name] = engine_backend(dec, spec, sampling, stop)
-        info[s.name] = {"backend": "specdec", "drafter": s.drafter, "policy": s.policy, "k": s.k,
-                        "drafter_options": dict(s.drafter_options), "policy_options": dict(s.policy_options)}
-    if hf:
-        model = dec.target.hf_model
-        backends["hf_generate"] = hf_backend(model, dec.tokenizer, dec.eos_ids(), sampling, stop)
-        info["hf_generate"] = {"backend": "transformers", "drafter": None}
-        if draft:
-            drafter = dec.drafter_for(SpecConfig(drafter="draft-model"))
-            assistant = drafter.runner.hf_model
-            backends["hf_assisted"] = hf_backend(model, dec.tokenizer, dec.eos_ids(), sampling, stop, assistant)
-            info["hf_assisted"] = {"backend": "transformers", "drafter": "assistant_model", "draft": draft,
-                                   **_assistant_settings(assistant)}
+        info[s.name] = {**runner_info, "drafter": s.drafter, "policy": s.policy, "k": s.k,
+                        "drafter_options": dict(s.drafter_options), "policy_options": dict(s.policy_options),
+                        "engine_options": dict(s.engine_options), "plain_reference": plain}
+    return backends, info
+
+
+def hf_setups(model, tokenizer, eos_ids: set[int], sampling: SamplingConfig, stop: StopConfig,
+              assistant=None, draft: str | None = None) -> tuple[dict[str, Backend], dict[str, dict]]:
+    """HF `generate` (and assisted generation with `assistant`) on an HF model of the target."""
+    backends = {"hf_generate": hf_backend(model, tokenizer, eos_ids, sampling, stop)}
+    info = {"hf_generate": {"backend": "transformers", "drafter": None}}
+    if assistant is not None:
+        backends["hf_assisted"] = hf_backend(model, tokenizer, eos_ids, sampling, stop, assistant)
+        info["hf_assisted"] = {"backend": "transformers", "drafter": "assistant_model", "draft": draft,
+                               **_assistant_settings(assistant)}
     return backends, info
 
 
@@ -237,72 +246,61 @@ def summarize(per_prompt: list[dict]) -> dict:
 
 def run_bench(setups: dict[str, Backend], prompts: list[list[int]], *, greedy: bool = True,
               reference: str = "plain", speed_reference: str | None = None, warmup: bool = True,
-              progress: Callable[[str, int, int], None] | None = None) -> dict[str, dict]:
+              progress: Callable[[str, int, int], None] | None = None,
+              ref_outputs: list[list[int]] | None = None, on_setup: Callable[[str, dict], None] | None = None,
+              keep_going: bool = False) -> dict[str, dict]:
     """Run every setup over every prompt (one untimed warm-up generation per setup first).
-    Output ids are compared with `reference`'s (run first) when `greedy`; otherwise `identical` is None.
-    Speedups are ratios of median tokens/s to `speed_reference`'s (default: `reference`)."""
+    Output ids are compared with `reference`'s (run first), or with `ref_outputs` when given, when `greedy`;
+    otherwise `identical` is None. Speedups are ratios of median tokens/s to `speed_reference`'s (default:
+    `reference`). `on_setup(name, result)` is called as each setup finishes (the bench writes its report
+    then); with `keep_going` a setup that raises is recorded as {"failed": True, "error": ...} and the others
+    still run. Each result has the peak resident memory of the process while it ran (`peak_rss_mb`)."""
+    from specdec.bench.memory import RssMeter
+
     if not prompts:
         raise InputError("no prompts to benchmark")
     order = sorted(setups, key=lambda n: n != reference)  # the reference first, others in their given order
-    ref_out: list[list[int]] = []
+    ref_out: list[list[int]] = list(ref_outputs) if ref_outputs is not None else []
     results: dict[str, dict] = {}
     for name in order:
         backend = setups[name]
         warm_s, warm_compile = 0.0, 0.0
-        if warmup:
-            if progress:
-                progress(name, 0, len(prompts))
-            t0 = time.perf_counter()
-            _, st = backend(prompts[0])
-            warm_s, warm_compile = time.perf_counter() - t0, st.get("compile_s") or 0.0
-        rows = []
-        for i, ids in enumerate(prompts):
-            if progress:
-                progress(name, i + 1, len(prompts))
-            out, st = backend(ids)
-            if name == reference:
-                ref_out.append(out)
-            same = (out == ref_out[i]) if greedy and ref_out else None
-            rows.append({"prompt_index": i, "prompt_tokens": len(ids), **st, "identical": same})
+        try:
+            with RssMeter() as mem:
+                if warmup:
+                    if progress:
+                        progress(name, 0, len(prompts))
+                    t0 = time.perf_counter()
+                    _, st = backend(prompts[0])
+                    warm_s, warm_compile = time.perf_counter() - t0, st.get("compile_s") or 0.0
+                rows = []
+                for i, ids in enumerate(prompts):
+                    if progress:
+                        progress(name, i + 1, len(prompts))
+                    out, st = backend(ids)
+                    if name == reference and ref_outputs is None:
+                        ref_out.append(out)
+                    same = (out == ref_out[i]) if greedy and i < len(ref_out) else None
+                    rows.append({"prompt_index": i, "prompt_tokens": len(ids), **st, "identical": same,
+                                 "output_ids": list(out)})
+        except Exception as e:  # noqa: BLE001 - one failing setup must not lose the others' results
+            if not keep_going or (name == reference and ref_outputs is None):
+                raise
+            results[name] = {"failed": True, "error": " ".join(f"{type(e).__name__}: {e}".split())[:500],
+                             "per_prompt": []}
+            if on_setup:
+                on_setup(name, results[name])
+            continue
         results[name] = {**summarize(rows), "warmup_s": warm_s, "warmup_compile_s": warm_compile,
-                         "compile_s": sum(r.get("compile_s") or 0.0 for r in rows), "per_prompt": rows}
+                         "compile_s": sum(r.get("compile_s") or 0.0 for r in rows), "peak_rss_mb": mem.peak_mb,
+                         "per_prompt": rows}
+        if on_setup:
+            on_setup(name, results[name])
     base = results.get(speed_reference or reference, {}).get("median_tokens_per_s")
     for r in results.values():
-        r["speedup"] = _ratio(r["median_tokens_per_s"], base) if base else None
+        if not r.get("failed"):
+            r["speedup"] = _ratio(r["median_tokens_per_s"], base) if base else None
     return {name: results[name] for name in order}
-
-
-def benchmark(dec, prompts, specs: list[SetupSpec], sampling: SamplingConfig, stop: StopConfig, *, hf: bool = True,
-              draft: str | None = None, chat: bool | None = None, extra: dict[str, Backend] | None = None,
-              progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """Encode `prompts` (BenchPrompt; through the chat template when the tokenizer has one, unless chat=False),
-    skip those that cannot fit the context, build the setups (plus `extra` backends) and run them.
-    Returns {"results", "info", "prompt_tokens", "skipped"}."""
-    ids, skipped, categories = [], [], []
-    for i, p in enumerate(prompts):
-        enc = dec.encode(p.text, chat)[0].tolist()
-        if len(enc) + stop.max_new_tokens > dec.target.max_context:
-            skipped.append({"index": i, "id": p.id, "prompt_tokens": len(enc)})
-        else:
-            ids.append(enc)
-            categories.append(getattr(p, "category", ""))
-    if not ids:
-        raise InputError(f"every prompt is longer than max_context ({dec.target.max_context}) minus max_new_tokens "
-                         f"({stop.max_new_tokens}); raise --max-context or lower --max-new-tokens")
-    backends, info = build_setups(dec, specs, sampling, stop, hf=hf, draft=draft)
-    for name, backend in (extra or {}).items():
-        if name in backends:
-            raise InputError(f"two setups are named {name!r}")
-        backends[name] = backend
-        if hasattr(backend, "prepare"):  # e.g. vLLM: runs every prompt in one worker at its first call
-            backend.prepare(ids)
-    speed_ref = "plain_fast" if "plain_fast" in backends else None
-    results = run_bench(backends, ids, greedy=sampling.greedy, speed_reference=speed_ref, progress=progress)
-    for name, backend in (extra or {}).items():
-        info[name] = dict(getattr(backend, "info", None) or {"backend": "extra"})  # filled in while running
-    add_baseline_speedups(results, info)
-    return {"results": results, "info": info, "prompt_tokens": [len(x) for x in ids], "skipped": skipped,
-            "categories": categories, "speed_reference": speed_ref or "plain"}
 
 
 def add_baseline_speedups(results: dict[str, dict], info: dict[str, dict]) -> None:

@@ -73,9 +73,9 @@ def check(setups: list[str], *, sampling: SamplingConfig, stop: StopConfig, draf
     if not sampling.greedy:
         raise InputError(f"--vllm runs vLLM greedily only (its worker samples at temperature 0); got temperature "
                          f"{sampling.temperature}: drop --temperature or the --vllm setups")
-    if stop.ignore_eos or stop.eos_token_ids is not None:
-        raise InputError("--vllm stops at the model's own EOS tokens: ignore_eos / custom eos_token_ids are not "
-                         "supported")
+    if stop.eos_token_ids is not None:
+        raise InputError("--vllm stops at the model's own EOS tokens (or none with ignore_eos): custom "
+                         "eos_token_ids are not supported")
     if not V.available(venv):
         raise V.VLLMBackendError(f"--vllm needs the vLLM venv at {V.venv_path(venv)}; build it with "
                                  f"`bash eval/setup_vllm.sh` (a few minutes) or point ${V.VENV_ENV} at one")
@@ -183,7 +183,7 @@ def vllm_backends(setups: Iterable[str], *, target: str, draft: str | None, k: i
         spec_cfg = V.speculative_config(drafter, k, draft_dir, ngram if s == "ngram" else None)
         req = V.WorkerRequest(model=model_dir, dtype=dtype, max_model_len=int(max_context),
                               speculative_config=spec_cfg, max_tokens=stop.max_new_tokens,
-                              stop=list(stop.stop_strings), batch=False)
+                              stop=list(stop.stop_strings), ignore_eos=stop.ignore_eos, batch=False)
         name = setup_name(s)
         info = {"backend": "vllm", "vllm_setup": s, "drafter": "ngram" if s == "ngram" else drafter,
                 "k": k if drafter else None, "model": model_dir, "dtype": dtype, "max_model_len": int(max_context),

@@ -31,6 +31,7 @@ from specdec.cli.models import models_app
 from specdec.config import parse_kv
 from specdec.config import DEFAULT_TARGET, EngineConfig, SamplingConfig, SpecConfig, StopConfig
 from specdec.errors import InputError, SpecDecError
+from specdec.validate import check_spec
 
 _E, _S, _T, _P = EngineConfig(), SamplingConfig(), StopConfig(), SpecConfig()
 out = Console(highlight=False, soft_wrap=True)  # stdout: generated text (colours only on a terminal)
@@ -96,32 +97,6 @@ Weights = Annotated[str, typer.Option(
 ExactLen = Annotated[Optional[int], typer.Option(
     "--exact-len", metavar="N", help="Bit-exact mode: pad every target pass to N rows, so greedy speculation is "
     "bit-identical to plain decoding (in bf16 too); drafts are capped to N-1 tokens.")]
-
-
-def _accepted(factory, skip: tuple[str, ...]) -> list[str] | None:
-    fields = getattr(factory, "__dataclass_fields__", None)
-    if fields is not None:
-        return [f for f in fields if f not in skip]
-    params = inspect.signature(factory).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None  # takes anything
-    return [p.name for p in params if p.name not in skip]
-
-
-def check_spec(spec: SpecConfig) -> None:
-    """Fail before loading anything: unknown drafter/policy names list the known ones; unknown options too."""
-    from policies import POLICIES
-    from specdec.drafters import DRAFTERS
-
-    checks = [(POLICIES.get(spec.policy), spec.policy_options, ("name",), f"policy {spec.policy!r}", "--policy-opt")]
-    if spec.drafter not in (None, "none", "plain"):
-        checks.append((DRAFTERS.get(spec.drafter), spec.drafter_options, ("env",), f"drafter {spec.drafter!r}",
-                       "--drafter-opt"))
-    for factory, opts, skip, what, flag in checks:
-        known = _accepted(factory, skip)
-        bad = sorted(set(opts) - set(known)) if known is not None else []
-        if bad:
-            raise InputError(f"{flag}: {what} has no option {', '.join(bad)}; its options: {', '.join(known) or '(none)'}")
 
 
 @dataclass
@@ -283,83 +258,74 @@ def bench(
     target: Target = DEFAULT_TARGET, draft: Draft = None,
     setup: Annotated[Optional[list[str]], typer.Option(
         "--setup", metavar="NAME=DRAFTER[:POLICY[:K]][,KEY=VALUE...]",
-        help="A speculative setup (repeatable); KEY=VALUE are drafter options, policy.KEY=VALUE policy options. "
+        help="A speculative setup (repeatable); KEY=VALUE are drafter options, policy.KEY=VALUE policy options, "
+             "backend=/weights= the setup's own runner (it then gets its own plain row, plain@RUNNER). "
              "Default: draft-model (with --draft) and prompt-lookup, K=-k.")] = None,
     k: K = _P.k, per_category: Annotated[bool, typer.Option("--per-category", help="spec_bench: N per category.")] = False,
     max_new_tokens: MaxNew = _T.max_new_tokens, temperature: Temperature = _S.temperature,
     top_k: TopK = _S.top_k, top_p: TopP = _S.top_p, seed: Seed = _S.seed, chat: Chat = None,
     compile: Compile = _E.compile,
-    hf: Annotated[bool, typer.Option("--hf/--no-hf", help="Also time HF generate (and assisted with --draft).")] = True,
+    hf: Annotated[bool, typer.Option("--hf/--no-hf", help="Also time HF generate (and assisted with --draft) on "
+                                     "the bf16 models.")] = False,
+    stop_at_eos: Annotated[bool, typer.Option(
+        "--stop-at-eos/--ignore-eos", help="Default --ignore-eos: every row generates exactly --max-new-tokens "
+        "(the same work timed everywhere).")] = False,
     data_dir: Annotated[Optional[str], typer.Option(
         "--data-dir", help="Datasets folder (default: $SPECDEC_DATA, else ../shared/data).")] = None,
-    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the report here (atomically).")] = None,
+    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the report here, after every setup.")] = None,
     plot_out: Annotated[Optional[str], typer.Option("--plot", help="Also draw tokens/s per setup to this PNG.")] = None,
     max_context: Annotated[Optional[int], typer.Option(
         "--max-context", help="KV cache length (default: the longest prompt + max new tokens + 64, rounded up to 256).")] = None,
     threads: Threads = _E.threads, cache_dir: CacheDir = _E.cache_dir,
-    dtype: Dtype = _E.dtype, exact_len: ExactLen = _E.exact_query_len,
+    dtype: Dtype = _E.dtype, exact_len: ExactLen = _E.exact_query_len, backend: Backend = _E.backend,
+    weights: Weights = _E.weights,
     vllm: Annotated[Optional[list[str]], typer.Option(
         "--vllm", metavar="SETUP",
         help="Also time vLLM (.venv-vllm, $SPECDEC_VLLM_VENV) on the same prompt ids (repeatable): plain, "
              "ngram (prompt lookup, K=-k) or draft (--draft, K=-k); reported as vllm_<SETUP>. Greedy only.")] = None,
+    llamacpp: Annotated[Optional[list[str]], typer.Option(
+        "--llamacpp", metavar="SETUP",
+        help="Also time llama.cpp's own decoding through llama-server on the same prompt ids and GGUF "
+             "(repeatable): plain, draft (--draft, K=-k), ngram, ngram-mod; reported as llamacpp_<SETUP>.")] = None,
+    llama_server: Annotated[Optional[str], typer.Option(
+        "--llama-server", help="llama-server binary (default: $SPECDEC_LLAMA_SERVER, else on PATH).")] = None,
 ) -> None:
-    """Time plain decoding, speculative setups and HF baselines (and vLLM with --vllm) on the same prompts."""
-    import time
-
+    """Time plain decoding and speculative setups side by side on the same prompts, with llama.cpp, vLLM and HF
+    rows when asked; the JSON report is rewritten after every setup."""
     from specdec import bench as B
-    from specdec.bench import vllm as bench_vllm
+    from specdec.bench import pipeline
+    from specdec.progress import Progress
 
     specs = [B.parse_setup(s, default_k=k) for s in setup] if setup else B.default_setups(bool(draft), k)
-    for s in specs:
-        check_spec(s.spec())
-    if any(s.drafter == "draft-model" for s in specs) and not draft:
-        raise InputError("a draft-model setup needs --draft NAME")
-    vllm_setups = bench_vllm.parse_setups(vllm or [])
-    texts = B.load_prompts(prompts, data_dir, per_category)
-    if max_context is None:  # a cache as long as the prompts need (compiled attention reads all of it)
-        from specdec.api import load_tokenizer
-
-        max_context = B.auto_max_context(load_tokenizer(target, EngineConfig(cache_dir=cache_dir)), texts,
-                                         max_new_tokens, chat)
     o = make_opts(target, draft, None, _P.policy, k, None, None, temperature, top_k, top_p, seed, max_new_tokens,
-                  None, compile, max_context, threads, cache_dir, dtype, exact_len)
-    o = replace(o, spec=SpecConfig(drafter=None))
-    extra = {}
-    if vllm_setups:  # refused (non-greedy, no --draft, no .venv-vllm) before any model is loaded
-        from pathlib import Path
+                  None, compile, max_context or _E.max_context, threads, cache_dir, dtype, exact_len, backend, weights)
+    from specdec.bench import vllm as bench_vllm
 
-        extra = bench_vllm.vllm_backends(
-            vllm_setups, target=target, draft=draft, k=k, sampling=o.sampling, stop=o.stop,
-            max_context=o.engine.max_context, dtype=o.engine.dtype, cache_dir=cache_dir, threads=threads,
-            log_stem=Path(json_out).parent / f".{Path(json_out).name}" if json_out else None,
-            say=lambda msg: err.print(f"[dim]{escape(msg)}[/]"))
-    t0 = time.perf_counter()
-    dec = o.load()
-    load_s = time.perf_counter() - t0
-    with err.status("benchmarking") as status:
+    plan = pipeline.BenchPlan(
+        target=target, draft=draft, prompts=[], engine=o.engine, setups=specs, sampling=o.sampling,
+        stop=replace(o.stop, ignore_eos=not stop_at_eos), k=k, chat=chat, hf=hf,
+        vllm=bench_vllm.parse_setups(vllm or []), llamacpp=[s.strip().lower() for s in (llamacpp or [])],
+        llama_server=llama_server, json_out=json_out, plot_out=plot_out,
+        config_extra={"prompts": prompts, "per_category": per_category, "max_context_given": max_context is not None,
+                      "data_dir": str(B.prompts.resolve_data_dir(data_dir).resolve())})
+    pipeline.check_plan(plan)  # output paths, setups, engines: refused before any prompt or model is read
+    plan.prompts = B.load_prompts(prompts, data_dir, per_category)
+    say = lambda msg: err.print(f"[dim]{escape(msg)}[/]")  # noqa: E731
+    with Progress(err, every_s=30) as bar:
+        tasks: dict[str, int] = {}
+
         def progress(name, i, n):
-            status.update(f"{name}: " + ("warm-up" if i == 0 else f"prompt {i}/{n}"))
-        res = B.benchmark(dec, texts, specs, o.sampling, o.stop, hf=hf, draft=draft, chat=chat, extra=extra,
-                          progress=progress)
-    for s in res["skipped"]:
-        err.print(f"[yellow]skipped prompt {s['index']} ({s['prompt_tokens']} tokens): too long for max_context[/]")
-    data_path = str(B.prompts.resolve_data_dir(data_dir).resolve())
-    config = o.config(prompts=prompts, per_category=per_category, data_dir=data_path,
-                      num_prompts=len(res["prompt_tokens"]), prompt_tokens=res["prompt_tokens"],
-                      skipped_prompts=res["skipped"], max_new_tokens=max_new_tokens, temperature=temperature,
-                      chat=bool(getattr(dec.tokenizer, "chat_template", None)) if chat is None else chat, hf=hf,
-                      load_s=load_s, vllm=vllm_setups, time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    machine = B.machine_info(str(dec.target.dtype).replace("torch.", ""), compile)
-    config["prompt_categories"] = res["categories"]
-    config["speed_reference"] = res["speed_reference"]
-    report = B.build_report(res["results"], res["info"], machine, config)
-    if len(set(res["categories"])) > 1:
-        report["per_category"] = B.by_category(res["results"], res["categories"], res["speed_reference"])
+            if name not in tasks:
+                tasks[name] = bar.add(f"{name}: warm-up + {n} prompts", total=n + 1)
+            bar.advance(tasks[name], 1)
+            if i == n:
+                bar.done(tasks[name])
+
+        report = pipeline.run(plan, say=bar.say if not bar.live else say, progress=progress)
     out.print(B.render_table(report))
     if "per_category" in report:
         out.print(B.render_category_table(report))
     if json_out:
-        B.write_json_atomic(json_out, report)
         err.print(f"[dim]wrote {escape(json_out)}[/]")
     if plot_out:
         B.plot(report, plot_out)

@@ -169,13 +169,11 @@ class TorchRunner:
     @property
     def weights(self) -> str:
         """bf16 / float32 / float16, or int4 / int8 when the linear layers are quantized modules."""
-        from specdec.runners.quant import Int4Linear, Int8Linear
+        from specdec.runners.quant import QLinear
 
-        kinds = {type(m) for m in self.hf_model.modules()}
-        if Int4Linear in kinds:
-            return "int4"
-        if Int8Linear in kinds:
-            return "int8"
+        bits = {m.bits for m in self.hf_model.modules() if isinstance(m, QLinear)}
+        if bits:
+            return "int4" if 4 in bits else "int8"
         return str(self.dtype).removeprefix("torch.").replace("bfloat16", "bf16")
 
     def fingerprint(self) -> str:

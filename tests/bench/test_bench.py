@@ -46,10 +46,13 @@ def bench(tmp_path, prompt_file, *extra):
 
 
 def test_bench_json_shape_and_identical(tiny_zoo, tmp_path, prompt_file):
-    res, out = bench(tmp_path, prompt_file, "--draft", "tiny-draft", "--plot", str(tmp_path / "b.png"))
+    res, out = bench(tmp_path, prompt_file, "--draft", "tiny-draft", "--hf", "--plot", str(tmp_path / "b.png"))
     assert res.exit_code == 0, res.output
     rep = json.loads(out.read_text())
-    assert set(rep) == {"setups", "machine", "config"}
+    assert set(rep) == {"setups", "machine", "config", "complete", "anchors"} and rep["complete"] is True
+    assert rep["config"]["ignore_eos"] is True  # every row generates exactly max_new_tokens
+    assert all(p["tokens"] == 16 for s in rep["setups"].values() for p in s["per_prompt"])
+    assert all(s["peak_rss_mb"] > 0 for s in rep["setups"].values())
     setups = rep["setups"]
     assert list(setups) == ["plain", "draft-model", "prompt-lookup", "hf_generate", "hf_assisted"]
     for name, s in setups.items():
@@ -86,7 +89,7 @@ def test_bench_without_draft_custom_setups(tiny_zoo, tmp_path, prompt_file):
     assert list(json.loads(out.read_text())["setups"]) == ["plain", "prompt-lookup"]
 
 
-def test_bench_failure_leaves_no_file(tiny_zoo, tmp_path, prompt_file, monkeypatch):
+def test_a_failing_setup_is_recorded_and_the_others_survive(tiny_zoo, tmp_path, prompt_file, monkeypatch):
     real = bench_runner.hf_backend
 
     def failing(*a, **kw):
@@ -101,10 +104,40 @@ def test_bench_failure_leaves_no_file(tiny_zoo, tmp_path, prompt_file, monkeypat
         return run
 
     monkeypatch.setattr(bench_runner, "hf_backend", failing)
-    res, out = bench(tmp_path, prompt_file)
-    assert res.exit_code != 0 and isinstance(res.exception, RuntimeError)
-    assert not out.exists()
-    assert not out.parent.exists() or list(out.parent.iterdir()) == []
+    res, out = bench(tmp_path, prompt_file, "--hf")
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    assert rep["setups"]["hf_generate"]["failed"] is True and "boom midway" in rep["setups"]["hf_generate"]["error"]
+    assert rep["setups"]["plain"]["median_tokens_per_s"] > 0 and rep["setups"]["prompt-lookup"]["identical"]
+    assert [p.name for p in out.parent.iterdir()] == ["bench.json"]  # no temporary left over
+
+
+def test_the_report_is_written_after_every_setup(tiny_zoo, tmp_path, prompt_file, monkeypatch):
+    """A bench killed late keeps what it measured: after each setup the file holds the setups so far."""
+    import specdec.bench.pipeline as pipeline
+
+    seen = []
+    real = pipeline.write_json_atomic
+
+    def spy(path, obj):
+        seen.append((list(obj["setups"]), obj["complete"]))
+        return real(path, obj)
+
+    monkeypatch.setattr(pipeline, "write_json_atomic", spy)
+    res, out = bench(tmp_path, prompt_file, "--setup", "pl2=prompt-lookup:constant:2")
+    assert res.exit_code == 0, res.output
+    assert seen[0] == (["plain"], False) and seen[1] == (["plain", "pl2"], False)
+    assert seen[-1] == (["plain", "pl2"], True)
+
+
+def test_output_paths_are_checked_before_any_work(tiny_zoo, tmp_path, prompt_file):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    for flag, path, needle in [("--json", str(tmp_path), "is a folder"), ("--json", str(blocker / "r.json"), "is a file"),
+                               ("--plot", str(blocker / "p.png"), "is a file"), ("--plot", str(tmp_path / "p.jpg"), ".png")]:
+        res = runner.invoke(app, ["bench", "--target", "tiny-target", "--prompts", str(prompt_file), flag, path])
+        assert res.exit_code == 1 and needle in res.stderr and "Traceback" not in res.output, (flag, path, res.output)
+    assert tiny_zoo == [], "paths are checked before any model is loaded"
 
 
 def test_bench_errors_are_one_line(tiny_zoo, tmp_path, prompt_file):
