@@ -1,9 +1,10 @@
 """Candidate-length policies: how many tokens to draft in each round.
 
-A policy is a small object with per-generation state. The engine calls `start()` at the beginning of
-every `generate()`, so nothing persists across calls. Per round:
+A policy is a small object with per-generation state. The engine calls `start(costs)` at the beginning of
+every `generate()`, so nothing persists across calls (`costs`: the machine's measured `RoundCosts`, or None
+where none were measured). Per round:
 
-    n = policy.max_draft()                 # upper bound for this round
+    n = policy.max_draft()                 # upper bound for this round (no side effects)
     ... drafter drafts token i ...
     if not policy.keep_drafting(step): stop   # token-by-token drafters only
     policy.observe(drafted, accepted)       # after verification
@@ -11,7 +12,7 @@ every `generate()`, so nothing persists across calls. Per round:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 import torch
 
@@ -34,12 +35,33 @@ class DraftStep:
     hidden: torch.Tensor | None = None
 
 
+@dataclass(frozen=True)
+class RoundCosts:
+    """What a round costs on this machine, measured once per machine and model (specdec.runners.costs).
+
+    verify(n):    seconds of one target pass over n rows (the pending token + n - 1 draft tokens); verify(1)
+                  is a plain-decoding step
+    draft_token:  seconds to draft one token (a draft model's one-row pass; ~0 for model-free drafters)
+    """
+
+    verify: Callable[[int], float]
+    draft_token: float = 0.0
+
+    def round(self, drafted: int) -> float:
+        return self.draft_token * drafted + self.verify(1 + drafted)
+
+    def gain(self, drafted: int, committed: int) -> float:
+        """Seconds a round that drafted `drafted` tokens and committed `committed` saved over plain decoding
+        of the same tokens (negative: it cost more)."""
+        return committed * self.verify(1) - self.round(drafted)
+
+
 @runtime_checkable
 class CandidatePolicy(Protocol):
     name: str
     needs_hidden: bool  # the drafter must fill DraftStep.hidden (the draft model's final hidden state)
 
-    def start(self) -> None: ...
+    def start(self, costs: RoundCosts | None = None) -> None: ...
 
     def max_draft(self) -> int: ...
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from policies.base import POLICIES, DraftStep
+from policies.base import POLICIES, DraftStep, RoundCosts
 from specdec.errors import InputError
 
 
@@ -24,7 +24,7 @@ class ConstantPolicy:
     def __post_init__(self) -> None:
         _check_k(self.k)
 
-    def start(self) -> None:
+    def start(self, costs: RoundCosts | None = None) -> None:
         pass
 
     def max_draft(self) -> int:
@@ -52,7 +52,7 @@ class HeuristicPolicy:
         _check_k(self.k)
         self._current = self.k
 
-    def start(self) -> None:
+    def start(self, costs: RoundCosts | None = None) -> None:
         self._current = self.k
 
     def max_draft(self) -> int:
@@ -86,7 +86,7 @@ class ConfidencePolicy:
         if not 0.0 <= self.threshold <= 1.0:
             raise InputError(f"threshold must be in [0, 1], got {self.threshold}")
 
-    def start(self) -> None:
+    def start(self, costs: RoundCosts | None = None) -> None:
         pass
 
     def max_draft(self) -> int:

@@ -106,6 +106,8 @@ class SpecDecoder:
         self._loader = model_loader or (lambda name: load_runner_for(name, engine, self.target.max_context))
         self.env = DrafterEnv(tokenizer, self.target, self._load_draft, draft=draft, compile=engine.compile,
                               cache_dir=engine.cache_dir)
+        self.say = None  # callable(str) for one-off notices (e.g. measuring this machine's costs), or None
+        self._pass_costs: dict[int, Any] = {}
         self._drafters: dict[tuple, Any] = {}
         self.drafter_for(spec)  # fail early on unknown names / missing draft models
 
@@ -132,6 +134,20 @@ class SpecDecoder:
             opts["k"] = spec.k
         return POLICIES.create(spec.policy, **opts)
 
+    def round_costs(self, drafter) -> "RoundCosts":
+        """The measured costs of a round with `drafter`: the target's pass costs by row count and, for a
+        draft-model drafter, its one-row pass (specdec.runners.costs; measured once per machine, cached)."""
+        from policies.base import RoundCosts
+        from specdec.runners.costs import pass_costs
+
+        def costs_of(runner):
+            if id(runner) not in self._pass_costs:
+                self._pass_costs[id(runner)] = pass_costs(runner, self.engine.cache_dir, say=self.say)
+            return self._pass_costs[id(runner)]
+
+        runner = getattr(drafter, "runner", None)
+        return RoundCosts(costs_of(self.target), costs_of(runner)(1) if runner is not None else 0.0)
+
     def encode(self, prompt: Prompt, chat: bool | None = None) -> torch.Tensor:
         """str (raw text, or a user turn if chat) or a list of {"role", "content"} messages -> ids (1, T)."""
         return torch.tensor([encode_prompt(self.tokenizer, prompt, chat)])
@@ -152,7 +168,10 @@ class SpecDecoder:
                               lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True))
         stats = stats if stats is not None else GenerationStats()
         gen = make_generator(sampling)
-        return decode(self.target, prompt_ids, stopper, sampling, self.drafter_for(spec), self.policy_for(spec), stats, gen)
+        drafter = self.drafter_for(spec)
+        costs = self.round_costs(drafter) if drafter is not None else None
+        return decode(self.target, prompt_ids, stopper, sampling, drafter, self.policy_for(spec), stats, gen,
+                      costs=costs, guard=spec.guard)
 
     def generate(self, prompt: Prompt, *, chat: bool | None = None, sampling: SamplingConfig | None = None,
                  stop: StopConfig | None = None, spec: SpecConfig | None = None, **overrides) -> Result:
@@ -204,13 +223,13 @@ class SpecDecoder:
 
 def load(target: str = DEFAULT_TARGET, draft: str | None = None, *, drafter: str | None = None, policy: str = "constant",
          k: int = 4, engine: EngineConfig | None = None, drafter_options: dict | None = None,
-         policy_options: dict | None = None, **engine_overrides) -> SpecDecoder:
+         policy_options: dict | None = None, guard: bool = True, **engine_overrides) -> SpecDecoder:
     """Load a target (zoo name, local folder or hub id) and, optionally, a draft model.
     With `draft` and no `drafter`, the drafter is "draft-model". `engine_overrides` are EngineConfig fields."""
     engine = replace(engine or EngineConfig(), **engine_overrides)
     if drafter is None and draft is not None:
         drafter = "draft-model"
-    spec = SpecConfig(drafter=drafter, policy=policy, k=k, drafter_options=drafter_options or {},
+    spec = SpecConfig(drafter=drafter, policy=policy, k=k, guard=guard, drafter_options=drafter_options or {},
                       policy_options=policy_options or {})
     t0 = time.perf_counter()
     runner, tokenizer = load_runner_for(target, engine)

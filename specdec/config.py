@@ -49,7 +49,7 @@ class StopConfig:
 
 
 BACKENDS = ("auto", "torch", "llamacpp")
-WEIGHTS = ("auto", "bf16", "int8", "int4")
+WEIGHTS = ("auto", "bf16", "int8", "int4", "int4-all")
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class EngineConfig:
             raise InputError(f"max_context must be >= 8, got {self.max_context}")
         if self.threads is not None and self.threads < 1:
             raise InputError(f"threads must be >= 1, got {self.threads}")
-        if self.weights in ("int8", "int4") and self.dtype == "float16":
+        if self.weights in ("int8", "int4", "int4-all") and self.dtype == "float16":
             raise InputError("int8/int4 weights compute in bfloat16 or float32, not float16")
 
 
@@ -98,6 +98,8 @@ class SpecConfig:
     drafter: str | None = None  # None = plain decoding (no speculation)
     policy: str = "constant"
     k: int = 4  # (initial) number of draft tokens per round
+    # switch speculation off while it loses time against plain decoding (specdec.engine.guard)
+    guard: bool = True
     drafter_options: dict = field(default_factory=dict)
     policy_options: dict = field(default_factory=dict)
 

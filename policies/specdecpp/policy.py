@@ -53,7 +53,7 @@ from typing import Any
 
 import torch
 
-from policies.base import POLICIES, DraftStep
+from policies.base import POLICIES, DraftStep, RoundCosts
 from policies.specdecpp.head import (BUNDLED, BUNDLED_CONF, HeadFile, HeadMismatchError, bundled_head, check_identity, deweight,
                                      load_head)
 from specdec.errors import InputError
@@ -292,11 +292,28 @@ class SpecDecPPPolicy:
             b = seed.get("verify_b", 0.0 if "c1" in seed else None)
             _SHARED_COSTS[key] = CostModel(c_draft=c_draft, a=a, b=b, delta=seed.get("delta"))
         self._costs = _SHARED_COSTS[key]
+        self._shared_costs = self._costs
+        self._given_costs = bool(seed)
+        self._given_threshold = self.threshold is not None
+        self._head_mode, self._head_h = self._mode, self._fixed_h
         self._rate = _SHARED_RATES.setdefault((key, self._mode, self._fixed_h, self.k_min, self.k_max), RateMeter())
         self.start()
 
     # ---- per generation / per round state
-    def start(self) -> None:
+    def start(self, costs: RoundCosts | None = None) -> None:
+        """`costs`: the runner's measured costs. Unless costs were given as options, they replace the online
+        estimates (c1 = a draft token + the verify pass's slope over 4 drafts, c2 = a plain step, delta = 0),
+        and unless a threshold was given, the stop rule is Theorem 3.1's threshold from them (the head
+        file's recorded threshold was tuned on another machine's costs)."""
+        if costs is not None and not self._given_costs:
+            slope = max(0.0, (costs.verify(5) - costs.verify(1)) / 4)
+            self._costs = CostModel(c_draft=costs.draft_token, a=costs.verify(1), b=slope, delta=0.0)
+            if not self._given_threshold:
+                self._mode, self._auto, self._fixed_h = "theorem", True, None
+        elif costs is None:
+            self._costs = self._shared_costs
+            self._mode, self._fixed_h = self._head_mode, self._head_h
+            self._auto = self._fixed_h is None
         self._prod = 1.0
         self._calls = 0
         self._t_last: float | None = None  # time of the last keep_drafting call in this round

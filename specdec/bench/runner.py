@@ -37,9 +37,10 @@ class SetupSpec:
     drafter_options: dict = field(default_factory=dict, hash=False)
     policy_options: dict = field(default_factory=dict, hash=False)
     engine_options: dict = field(default_factory=dict, hash=False)  # backend= / weights= (its own runner)
+    guard: bool = True  # guard=false: speculate every round, even where it loses time
 
     def spec(self) -> SpecConfig:
-        return SpecConfig(drafter=self.drafter, policy=self.policy, k=self.k,
+        return SpecConfig(drafter=self.drafter, policy=self.policy, k=self.k, guard=self.guard,
                           drafter_options=dict(self.drafter_options), policy_options=dict(self.policy_options))
 
 
@@ -51,10 +52,13 @@ def parse_setup(text: str, default_k: int = SpecConfig().k, default_policy: str 
     text, _, opts_text = text.partition(",")
     opts = parse_kv([o for o in opts_text.split(",") if o.strip()], "--setup option")
     e_opts = {k: opts.pop(k) for k in ENGINE_KEYS if k in opts}
+    guard = opts.pop("guard", True)
+    if not isinstance(guard, bool):
+        raise InputError(f"--setup {text!r}: guard must be true or false, got {guard!r}")
     d_opts = {k: v for k, v in opts.items() if not k.startswith("policy.")}
     p_opts = {k[len("policy."):]: v for k, v in opts.items() if k.startswith("policy.")}
     spec = _parse_setup_head(text, default_k, default_policy)
-    return SetupSpec(spec.name, spec.drafter, spec.policy, spec.k, d_opts, p_opts, e_opts)
+    return SetupSpec(spec.name, spec.drafter, spec.policy, spec.k, d_opts, p_opts, e_opts, guard)
 
 
 def _parse_setup_head(text: str, default_k: int, default_policy: str) -> SetupSpec:
@@ -197,7 +201,7 @@ def build_setups(dec, specs: list[SetupSpec], sampling: SamplingConfig, stop: St
         backends[s.name] = engine_backend(dec, spec, sampling, stop)
         info[s.name] = {**runner_info, "drafter": s.drafter, "policy": s.policy, "k": s.k,
                         "drafter_options": dict(s.drafter_options), "policy_options": dict(s.policy_options),
-                        "engine_options": dict(s.engine_options), "plain_reference": plain}
+                        "engine_options": dict(s.engine_options), "guard": s.guard, "plain_reference": plain}
     return backends, info
 
 

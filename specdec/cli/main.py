@@ -88,6 +88,9 @@ MaxContext = Annotated[int, typer.Option("--max-context", help="KV cache length.
 Threads = Annotated[Optional[int], typer.Option("--threads", help="torch threads (default: torch's).")]
 CacheDir = Annotated[Optional[str], typer.Option("--cache-dir", help="Model zoo cache folder.")]
 Dtype = Annotated[str, typer.Option("--dtype", help="bfloat16 | float32 | float16.")]
+GuardOpt = Annotated[bool, typer.Option(
+    "--guard/--no-guard", help="Switch speculation off while it loses time against plain decoding (measured "
+    "costs; output unchanged).")]
 Backend = Annotated[str, typer.Option(
     "--backend", help="Runner: auto (llamacpp when llama-cpp-python is installed and the model has a GGUF, else "
     "torch), torch, llamacpp.")]
@@ -115,20 +118,22 @@ class Opts:
     def load(self):
         import specdec
 
-        return specdec.load(self.target, self.draft, drafter=self.spec.drafter or "none", policy=self.spec.policy,
-                            k=self.spec.k,
-                            engine=self.engine, drafter_options=self.spec.drafter_options,
-                            policy_options=self.spec.policy_options)
+        dec = specdec.load(self.target, self.draft, drafter=self.spec.drafter or "none", policy=self.spec.policy,
+                           k=self.spec.k, engine=self.engine, drafter_options=self.spec.drafter_options,
+                           policy_options=self.spec.policy_options, guard=self.spec.guard)
+        dec.say = lambda msg: err.print(f"[dim]{escape(msg)}[/]")
+        return dec
 
 
 def make_opts(target, draft, drafter, policy, k, policy_opt, drafter_opt, temperature, top_k, top_p, seed,
               max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype, exact_len=_E.exact_query_len,
-              backend=_E.backend, weights=_E.weights) -> Opts:
+              backend=_E.backend, weights=_E.weights, guard=_P.guard) -> Opts:
     if drafter in ("none", "plain"):
         drafter = None
     elif drafter is None and draft:
         drafter = "draft-model"
-    spec = SpecConfig(drafter=drafter, policy=policy, k=k, drafter_options=parse_kv(drafter_opt, "--drafter-opt"),
+    spec = SpecConfig(drafter=drafter, policy=policy, k=k, guard=guard,
+                      drafter_options=parse_kv(drafter_opt, "--drafter-opt"),
                       policy_options=parse_kv(policy_opt, "--policy-opt"))
     check_spec(spec)
     if drafter == "draft-model" and not draft and "draft" not in spec.drafter_options:
@@ -161,7 +166,7 @@ def generate(
     max_new_tokens: MaxNew = _T.max_new_tokens, stop: Stops = None, chat: Chat = None, compile: Compile = _E.compile,
     max_context: MaxContext = _E.max_context, threads: Threads = _E.threads, cache_dir: CacheDir = _E.cache_dir,
     dtype: Dtype = _E.dtype, exact_len: ExactLen = _E.exact_query_len, backend: Backend = _E.backend,
-    weights: Weights = _E.weights,
+    weights: Weights = _E.weights, guard: GuardOpt = _P.guard,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (result, stats, config) only.")] = False,
 ) -> None:
     """Generate a continuation of PROMPT (accepted draft tokens are coloured on a terminal), then a stats line."""
@@ -170,7 +175,8 @@ def generate(
     if not prompt.strip():
         raise InputError("empty prompt: give some text (or - to read stdin)")
     o = make_opts(target, draft, drafter, policy, k, policy_opt, drafter_opt, temperature, top_k, top_p, seed,
-                  max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype, exact_len, backend, weights)
+                  max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype, exact_len, backend, weights,
+                  guard)
     if as_json:
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON object and nothing else
             dec = o.load()
@@ -241,11 +247,12 @@ def chat(
     max_new_tokens: MaxNew = _T.max_new_tokens, stop: Stops = None, compile: Compile = _E.compile,
     max_context: MaxContext = _E.max_context, threads: Threads = _E.threads, cache_dir: CacheDir = _E.cache_dir,
     dtype: Dtype = _E.dtype, exact_len: ExactLen = _E.exact_query_len, backend: Backend = _E.backend,
-    weights: Weights = _E.weights,
+    weights: Weights = _E.weights, guard: GuardOpt = _P.guard,
 ) -> None:
     """Chat with the target (chat template, history kept). /reset clears the history, /quit or EOF exits."""
     o = make_opts(target, draft, drafter, policy, k, policy_opt, drafter_opt, temperature, top_k, top_p, seed,
-                  max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype, exact_len, backend, weights)
+                  max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype, exact_len, backend, weights,
+                  guard)
     dec = o.load()
     out.print(f"[dim]{escape(target)}{' + ' + escape(o.spec.drafter) if o.spec.drafter else ''}: "
               f"/reset clears the history, /quit exits; [{DRAFT_STYLE}]coloured[/] = accepted draft tokens[/]")

@@ -96,6 +96,8 @@ class DraftContext:
     max_draft: upper bound on draft length for this round (from the policy and the remaining budget).
     policy:    the candidate-length policy; drafters that draft token by token ask
                `policy.keep_drafting(step)` after each token.
+    policy_k:  what the policy's `max_draft()` said this round, before the loop's caps (tree drafters use it
+               as a depth cap; drafters never call `max_draft()` themselves).
     """
 
     tokens: torch.Tensor
@@ -104,6 +106,7 @@ class DraftContext:
     policy: "CandidatePolicy"
     sampling: SamplingConfig
     generator: torch.Generator | None = None
+    policy_k: int | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -7,11 +7,12 @@ from typing import Iterator
 
 import torch
 
-from policies.base import CandidatePolicy
+from policies.base import CandidatePolicy, RoundCosts
 from specdec.config import SamplingConfig
 from specdec.drafters.base import Draft, DraftContext, Drafter
-from specdec.runners.torch_runner import TorchRunner
+from specdec.engine.guard import Guard
 from specdec.engine.stopping import StopChecker
+from specdec.runners.base import Runner
 from specdec.errors import InputError
 from specdec.stats import GenerationStats
 from specdec.verify import verify
@@ -26,7 +27,7 @@ class Round:
 
 
 def decode(
-    target: TorchRunner,
+    target: Runner,
     prompt_ids: torch.Tensor,
     stopper: StopChecker,
     sampling: SamplingConfig,
@@ -34,8 +35,12 @@ def decode(
     policy: CandidatePolicy,
     stats: GenerationStats,
     generator: torch.Generator | None = None,
+    costs: RoundCosts | None = None,
+    guard: bool = False,
 ) -> Iterator[Round]:
-    """Generate after `prompt_ids` (1, T), yielding each round's committed tokens. Fills `stats`."""
+    """Generate after `prompt_ids` (1, T), yielding each round's committed tokens. Fills `stats`.
+    `costs`: the machine's measured round costs (given to the policy); `guard`: switch speculation off while
+    it loses time against plain decoding (specdec.engine.guard; needs `costs`)."""
     B, T = prompt_ids.shape
     if T == 0:
         raise InputError("empty prompt: nothing to continue")
@@ -49,7 +54,8 @@ def decode(
     compile0 = target.compile_seconds
     draft_compile0 = getattr(drafter, "compile_seconds", 0.0)
     target.reset()
-    policy.start()
+    policy.start(costs)
+    gate = Guard(costs.verify(1)) if guard and costs is not None and drafter is not None else None
     if drafter is not None:
         drafter.start(prompt_ids)
     stats.prompt_tokens = T
@@ -63,14 +69,15 @@ def decode(
     while True:
         # ---- draft: at most what the policy allows, the budget needs, and the cache can hold
         remaining = stopper.max_new_tokens - len(generated)
-        want = policy.max_draft()
+        policy_k = want = policy.max_draft()
         if drafter is not None and hasattr(drafter, "draft_limit"):  # tree drafters map k to a node budget
             want = drafter.draft_limit(want)
-        max_pass = target.query_len or 128  # rows in one target pass (pending token + draft)
-        limit = min(want, remaining - 1, target.space_left() - 1, max_pass - 1)
+        if gate is not None and not gate.allow():
+            want = 0  # the guard's back-off: a plain round
+        limit = min(want, remaining - 1, target.space_left() - 1, target.max_pass - 1)
         t0 = time.perf_counter()
         if drafter is not None and limit > 0:
-            ctx = DraftContext(tokens, T, limit, policy, sampling, generator)
+            ctx = DraftContext(tokens, T, limit, policy, sampling, generator, policy_k=policy_k)
             draft = drafter.propose(ctx)
             stats.draft_calls += 1
             if draft.length > limit:
@@ -108,11 +115,15 @@ def decode(
         if drafter is not None:
             drafter.observe(result)
         policy.observe(draft.length, result.num_accepted)
+        if gate is not None:
+            gate.observe(draft.length, result.num_accepted + 1, t2 - t0)
         yield Round(new, min(result.num_accepted, keep))
         if reason:
             stats.stop_reason = reason
             break
     stats.new_tokens = len(generated)
+    if gate is not None:
+        stats.extra["guard_switched_off"] = gate.switched_off
     target_compile = target.compile_seconds - compile0
     draft_compile = getattr(drafter, "compile_seconds", 0.0) - draft_compile0
     stats.verify_s -= target_compile  # warm-up compiles are reported apart from steady-state times

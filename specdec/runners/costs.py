@@ -90,8 +90,8 @@ def cache_file(runner, cache_dir=None) -> Path:
 def measure(runner, rows: tuple[int, ...] = ROWS, context: int = CONTEXT, repeats: int = REPEATS) -> PassCosts:
     """Time passes of each row count after `context` committed tokens (ordinary token ids); the runner's
     cache is left empty."""
-    rows = tuple(n for n in rows if n <= runner.max_pass) or (1,)
-    context = max(1, min(context, runner.max_context - max(rows) - 1))
+    rows = tuple(n for n in rows if n <= runner.max_pass and n <= runner.max_context // 2) or (1,)
+    context = max(1, min(context, runner.max_context - max(rows)))
     V = runner.vocab_size
     g = torch.Generator().manual_seed(0)
     lo = min(100, V // 4)
@@ -113,7 +113,10 @@ def measure(runner, rows: tuple[int, ...] = ROWS, context: int = CONTEXT, repeat
 
 
 def pass_costs(runner, cache_dir=None, remeasure: bool = False, say=None) -> PassCosts:
-    """The runner's costs from the cache, else measured now and cached (atomically)."""
+    """The runner's costs from the cache, else measured now and cached (atomically). A model without a name
+    (built in memory) is measured every time: nothing identifies it on disk."""
+    if "<unnamed>" in runner.fingerprint():
+        return measure(runner)
     path = cache_file(runner, cache_dir)
     if not remeasure and path.is_file():
         try:

@@ -31,6 +31,7 @@ REUSE_SLACK = 4  # pad up to an already-compiled length when it wastes at most t
 # for the 1.5B), so the number of compiled shapes per runner is capped: past the cap a pass is padded to the
 # smallest compiled length that fits, or runs eagerly. (A K = 1..8 sweep in one process ran out of 24 GB.)
 MAX_COMPILED_SHAPES = 4
+UNNAMED = "<unnamed>"  # a model built in memory (tests): its measured costs are not cached on disk
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -61,9 +62,14 @@ class _Core(nn.Module):
         for i, layer in enumerate(self.model.layers):
             attn = layer.self_attn
             h = layer.input_layernorm(x)
-            q = attn.q_proj(h).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, Hq, T, D)
-            k = attn.k_proj(h).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
-            v = attn.v_proj(h).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
+            fused = getattr(attn, "qkv_proj", None)  # quantized models: one kernel call (runners/quant.py)
+            if fused is not None:
+                q, k, v = fused(h).split(fused.split_sizes, dim=-1)
+            else:
+                q, k, v = attn.q_proj(h), attn.k_proj(h), attn.v_proj(h)
+            q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, Hq, T, D)
+            k = k.view(B, T, self.n_kv, self.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
+            v = v.view(B, T, self.n_kv, self.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
             if hasattr(attn, "q_norm"):  # qwen3
                 q, k = attn.q_norm(q), attn.k_norm(k)
             q = q * cos + _rotate_half(q) * sin
@@ -75,7 +81,13 @@ class _Core(nn.Module):
             o = F.scaled_dot_product_attention(qg, k_cache[i], v_cache[i], attn_mask=mask, scale=attn.scaling)
             o = o.view(B, self.n_heads, T, self.head_dim)  # (B, Hq, T, D)
             x = x + attn.o_proj(o.transpose(1, 2).reshape(B, T, -1))
-            x = x + layer.mlp(layer.post_attention_layernorm(x))
+            h = layer.post_attention_layernorm(x)
+            gate_up = getattr(layer.mlp, "gate_up_proj", None)
+            if gate_up is not None:
+                g, u = gate_up(h).split(gate_up.split_sizes, dim=-1)
+                x = x + layer.mlp.down_proj(layer.mlp.act_fn(g) * u)
+            else:
+                x = x + layer.mlp(h)
         x = self.model.norm(x)  # (B, T, H)
         return self.lm_head(x), x
 
@@ -178,7 +190,7 @@ class TorchRunner:
 
     def fingerprint(self) -> str:
         cfg = self.config
-        return (f"torch|{getattr(cfg, '_name_or_path', '')}|{cfg.model_type}|{cfg.num_hidden_layers}x"
+        return (f"torch|{getattr(cfg, '_name_or_path', '') or UNNAMED}|{cfg.model_type}|{cfg.num_hidden_layers}x"
                 f"{cfg.hidden_size}|{self.weights}|compile={self.compiled}|exact={self.query_len}|"
                 f"threads={torch.get_num_threads()}|torch={torch.__version__}")
 

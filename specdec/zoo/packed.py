@@ -77,7 +77,8 @@ def build_packed(gguf_path: Path, bf16_dir: Path, weights: str, say=lambda msg: 
             t = by_name.get(f"{base}.weight") or (by_name.get("token_embd.weight") if name == "lm_head" else None)
             qtype = t.tensor_type.name if t is not None else "none"
             N, K = w.shape
-            exact = (qtype in quant.INT4_TYPES and weights == "int4") or qtype in quant.INT8_TYPES
+            four = weights.startswith("int4")
+            exact = (qtype in quant.INT4_TYPES and four) or (qtype in quant.INT8_TYPES and weights != "int4-all")
             if exact:
                 c = quant.gguf_codes(t.data, qtype, N, K)
                 if arch == "llama" and name.split(".")[-1] in ("q_proj", "k_proj"):
@@ -85,7 +86,7 @@ def build_packed(gguf_path: Path, bf16_dir: Path, weights: str, say=lambda msg: 
                         "num_key_value_heads", config["num_attention_heads"])
                     c = c.rows(_unpermute_rows(heads)(N))
             else:
-                c = quant.rtn_codes(w, 8)
+                c = quant.rtn_codes(w, 4 if weights == "int4-all" else 8)
             _check(name, w, c, exact)
             out.update(quant.pack(c).tensors(name))
             report[name] = f"{qtype} -> {'' if exact else 'rtn '}{c.bits}-bit"
@@ -102,9 +103,10 @@ def _check(name: str, w: torch.Tensor, c: quant.Codes, exact: bool) -> None:
     if exact:
         bad = (got - ref).abs() > ref.abs() * 2.0 ** -7 + 1e-7
         err = f"{int(bad.sum())} of {bad.numel()} values differ by more than one bf16 ulp" if bad.any() else ""
-    else:
+    else:  # 8-bit: half a step of max/127; 4-bit: half a step of (max - min)/15 of a group
         rel = float(((got - ref).abs().amax(1) / ref.abs().amax(1).clamp_min(1e-12)).max())
-        err = f"an error of {rel:.1%} of a row's largest weight" if rel > 0.01 else ""
+        limit = 0.01 if c.bits == 8 else 0.08
+        err = f"an error of {rel:.1%} of a row's largest weight" if rel > limit else ""
     if err:
         raise ModelLoadError(f"packing {name}: the packed weights differ from the bf16 copy ({err}): wrong "
                              f"tensor mapping or a corrupt GGUF")

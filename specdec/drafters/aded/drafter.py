@@ -3,7 +3,7 @@
 Budget per round (docs/aded.md):
     nodes <= min(ctx.max_draft, cfg.max_nodes)                      default max_nodes 5 (7 if compiled)
     depth <= min(cfg.max_depth, nodes, policy k)                   default max_depth 4
-(policy k = ctx.policy.max_draft(), used as the depth cap when depth_from_policy). ctx.max_draft is what
+(policy k = ctx.policy_k, the policy's max_draft() this round, used as the depth cap when depth_from_policy). ctx.max_draft is what
 the loop allows: min(policy k, remaining tokens - 1, cache room - 1). If the loop asks a drafter with
 `draft_limit(policy_k)` for its own wish (proposed loop change), the node budget comes from this config and
 k only caps the depth; until then k caps the node count too (pass k >= nodes for larger trees).
@@ -54,8 +54,8 @@ class AdedDrafter:
         seq = ctx.tokens[0]  # (T,)
         nodes = min(ctx.max_draft, cfg.max_nodes)
         depth = min(cfg.max_depth, nodes)
-        if cfg.depth_from_policy and ctx.policy is not None:
-            depth = min(depth, max(int(ctx.policy.max_draft()), 1))
+        if cfg.depth_from_policy and ctx.policy_k is not None:
+            depth = min(depth, max(int(ctx.policy_k), 1))
         if nodes < 1 or len(seq) == 0:
             return Draft.empty()
         b = int(seq[-1])
