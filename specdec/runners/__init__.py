@@ -4,10 +4,11 @@
               built from the GGUF's codes: `quant.py`)
     llamacpp  the GGUF file through llama.cpp (llama-cpp-python)
 
-`--backend auto` takes llamacpp when llama-cpp-python is installed and the model has a GGUF (the zoo's
-models do), on the CPU, outside exact mode; else torch (int4 weights for a zoo model). Measured on this
-project's machines, llama.cpp's own kernels are the fastest plain decoding of a Q4_K_M file there is
-(docs/runners.md has the figures).
+`--backend auto` is the fastest runner installed for the model and the device, as measured
+(docs/runners.md): torch with int4 weights on specdec's AVX512-VNNI kernel for a zoo GGUF model where the CPU
+has VNNI (the bundled 1.5B: 68 ms a token and 104 ms for an 8-row verification, against llama.cpp's 71 and
+168 ms through its own llama-bench); else llamacpp when llama-cpp-python is installed and the model has a
+GGUF; else torch.
 """
 from __future__ import annotations
 
@@ -43,15 +44,20 @@ def _gguf_of(name: str, cache_dir) -> Path | None:
 
 def resolve_backend(engine, name: str) -> str:
     """The runner `engine.backend` means for model `name` ("auto": see the module docstring)."""
-    from specdec.runners import llamacpp_runner
+    from specdec.runners import kernels, llamacpp_runner
     from specdec.zoo import ZOO
 
     b = engine.backend
     if b != "auto":
         return b
-    has_gguf = name.endswith(".gguf") or (name in ZOO and ZOO[name].fmt == "gguf")
-    if (llamacpp_runner.available() and has_gguf and engine.device == "cpu" and engine.exact_query_len is None
-            and engine.dtype == "bfloat16" and engine.weights in ("auto", "int4")):
+    zoo_gguf = name in ZOO and ZOO[name].fmt == "gguf"
+    if name.endswith(".gguf"):
+        return "llamacpp"
+    cpu_bf16 = engine.device == "cpu" and engine.dtype == "bfloat16"
+    if zoo_gguf and cpu_bf16 and kernels.mode() == "vnni":
+        return "torch"  # int4 on our kernel (resolve_weights)
+    if (llamacpp_runner.available() and zoo_gguf and cpu_bf16 and engine.exact_query_len is None
+            and engine.weights in ("auto", "int4")):
         return "llamacpp"
     return "torch"
 

@@ -313,10 +313,10 @@ def quantize_model(model: nn.Module, tensors: dict[str, torch.Tensor], kernel: s
 def _fuse(mods: list[QLinear]) -> tuple[QLinear, list[QLinear]] | None:
     """One QLinear over the concatenated outputs of `mods` (same input, bits, super-group size and kernel),
     and the parts again as views of its tensors (no second copy of the weights)."""
+    if len({m.kernel for m in mods}) != 1 or mods[0].kernel == "aten":
+        return None  # PyTorch's kernels keep their own layouts
     ws = [m.qweight_() for m in mods]
     if len({(w.bits, w.sc.shape[1] // w.d.shape[1], w.codes.shape[1]) for w in ws}) != 1:
-        return None
-    if len({m.kernel for m in mods}) != 1 or mods[0].kernel == "aten":
         return None
     cat = QWeight(*(torch.cat([getattr(w, k) for w in ws]) for k in ("codes", "sc", "mn", "d", "dm")))
     biases = [m.bias for m in mods]
@@ -364,13 +364,15 @@ def compute_in_float32(model: nn.Module) -> nn.Module:
     layer, measured ~3 ms a token of conversions on the 1.5B) and the KV cache is float32."""
     emb = model.get_input_embeddings()
     for mod in model.modules():
-        if mod is emb:
+        if mod is emb or isinstance(mod, QLinear):  # codes and kernel scales keep their own dtypes
+            if isinstance(mod, QLinear) and mod.bias is not None:
+                mod.bias = nn.Parameter(mod.bias.data.float(), requires_grad=False)
             continue
         for name, p in list(mod.named_parameters(recurse=False)):
             if p.is_floating_point():
                 setattr(mod, name, nn.Parameter(p.data.float(), requires_grad=False))
         for name, b in list(mod.named_buffers(recurse=False)):
-            if b is not None and b.is_floating_point() and b.dtype != torch.float16:  # fp16 = codes' scales
+            if b is not None and b.is_floating_point():
                 mod.register_buffer(name, b.float(), persistent=name in mod._buffers and name not in
                                     mod._non_persistent_buffers_set)
     return model

@@ -126,6 +126,7 @@ class TorchRunner:
         self.length = 0  # committed slots
         self._prefilling = False
         self.compiled = compile
+        self.vocab_ids: torch.Tensor | None = None  # set by restrict_vocab: the token id of each logits row
         self.max_pass = query_len or max(BUCKETS)
         gen = getattr(hf_model, "generation_config", None)
         eos = getattr(gen, "eos_token_id", None)
@@ -177,6 +178,25 @@ class TorchRunner:
     @property
     def vocab_size(self) -> int:
         return self.core.lm_head.out_features
+
+    def restrict_vocab(self, ids: list[int]) -> None:
+        """Compute logits only for token `ids` (a draft model's output layer; see the draft-model drafter's
+        vocab= option): row i of the logits is token `vocab_ids[i]`. Padded to a multiple of 16 rows (the
+        int kernels' block) with the following ids."""
+        from specdec.runners import quant
+
+        head = self.core.lm_head
+        n_all = head.out_features
+        want = sorted(set(int(i) for i in ids if 0 <= int(i) < n_all))
+        extra = [i for i in range(n_all) if i not in set(want)][: (-len(want)) % 16]
+        idx = torch.tensor(sorted(want + extra))
+        if isinstance(head, quant.QLinear) and head.kernel != "aten":
+            new = quant.QLinear(quant.pack(head.qweight_().unpack().rows(idx)), None, head.kernel)
+        else:
+            new = nn.Linear(head.in_features, len(idx), bias=False, dtype=self.dtype)
+            new.weight.data = head.weight.data[idx].clone()
+        self.core.lm_head = new
+        self.vocab_ids = idx
 
     @property
     def weights(self) -> str:

@@ -312,8 +312,9 @@ def _load(kind: str, name_or_path: PathLike, dtype: str, cache_dir, trust_remote
     cls = AutoModelForCausalLM if kind == CAUSAL_LM else AutoModelForMaskedLM
     kw = dict(trust_remote_code=trust_remote_code, local_files_only=not online)
     try:
-        model = cls.from_pretrained(where, dtype=torch_dtype, use_safetensors=True, **kw)
-        tok = AutoTokenizer.from_pretrained(where, **kw)
+        with convert.quiet_transformers():  # no tqdm bar of transformers' own for a load of a few seconds
+            model = cls.from_pretrained(where, dtype=torch_dtype, use_safetensors=True, **kw)
+            tok = AutoTokenizer.from_pretrained(where, **kw)
     except Exception as e:  # noqa: BLE001 - turned into one actionable line below
         raise ModelLoadError(_load_error(s, where, kind, hub, online, e)) from None
     return model.to(device).eval(), tok

@@ -221,3 +221,31 @@ def test_sync_keeps_only_the_longest_shared_prefix(close):
     out = d.propose(DraftContext(b, 6, 1, ConstantPolicy(k=1), cfg, torch.Generator().manual_seed(0)))
     with torch.no_grad():  # q (a continuous function of the cache) must be the draft's distribution after b
         torch.testing.assert_close(out.q[0, 0], process_logits(close(b).logits[0, -1], cfg), atol=1e-5, rtol=1e-4)
+
+
+def test_a_restricted_draft_vocabulary_is_lossless_and_drafts_only_those_ids(target_model, tokenizer, close):
+    """vocab=N: the draft's output layer computes the first N ids (+ specials); drafts never leave them and
+    the output still equals plain decoding (the target verifies every token)."""
+    from spec_helpers import random_prompts
+
+    dec = SpecDecoder(target_model, tokenizer, spec=SpecConfig(drafter="draft-model", k=4, guard=False,
+                                                               drafter_options={"vocab": 40}),
+                      model_loader=lambda name: (close, tokenizer), draft="d")
+    drafter = dec.drafter_for(dec.spec)
+    assert drafter.runner.vocab_size == 48 and drafter.runner.vocab_ids.tolist()[:40] == list(range(40))
+    plain = SpecDecoder(target_model, tokenizer)
+    seen: set[int] = set()
+    orig = drafter.propose
+
+    def propose(ctx):
+        d = orig(ctx)
+        seen.update(d.tokens[0].tolist())
+        return d
+
+    drafter.propose = propose
+    st = GenerationStats()
+    for p in random_prompts(8, seed=5):
+        want = [t for r in plain.stream_ids(p, stop=StopConfig(max_new_tokens=20)) for t in r.tokens]
+        got = [t for r in dec.stream_ids(p, stop=StopConfig(max_new_tokens=20), stats=st) for t in r.tokens]
+        assert got == want
+    assert seen and seen <= set(drafter.runner.vocab_ids.tolist()) and st.accepted > 0

@@ -1,0 +1,77 @@
+"""The never-slower-than-plain guard: it switches speculation off when measured rounds lose time, backs off
+exponentially, comes back, and never changes the output."""
+from __future__ import annotations
+
+import torch
+
+from policies.base import RoundCosts
+from spec_helpers import EmptyDrafter, RandomTreeDrafter, make_model, make_tokenizer, random_prompts
+from specdec.engine.guard import GUARD_WINDOW, Guard
+
+
+def test_rounds_that_lose_time_switch_speculation_off_with_back_off():
+    g = Guard(plain_step=0.1)
+    for _ in range(GUARD_WINDOW):
+        assert g.allow()
+        g.observe(drafted=4, committed=1, seconds=0.2)  # each round lost one plain step
+    assert not g.allow() and g.off_rounds == 8 and g.switched_off == 1
+    for _ in range(8):
+        g.observe(drafted=0, committed=1, seconds=0.1)  # the plain rounds it forced
+    assert g.allow()
+    for _ in range(GUARD_WINDOW):
+        g.observe(drafted=4, committed=1, seconds=0.2)
+    assert g.off_rounds == 16  # twice as long the second time
+
+
+def test_rounds_that_pay_keep_speculation_on():
+    g = Guard(plain_step=0.1)
+    for _ in range(5 * GUARD_WINDOW):
+        g.observe(drafted=4, committed=3, seconds=0.15)  # 3 tokens for 1.5 plain steps
+        assert g.allow()
+    # a few bad rounds among good ones are tolerated (the window sums gains and losses)
+    for i in range(3 * GUARD_WINDOW):
+        g.observe(drafted=4, committed=1 if i % 4 == 0 else 3, seconds=0.15)
+        assert g.allow()
+
+
+def test_round_costs_gain_arithmetic():
+    c = RoundCosts(verify=lambda n: 0.05 + 0.01 * (n - 1), draft_token=0.02)
+    assert abs(c.round(4) - (0.08 + 0.09)) < 1e-12
+    assert abs(c.gain(4, 5) - (5 * 0.05 - 0.17)) < 1e-12
+
+
+class _SlowGarbage(RandomTreeDrafter):
+    """Random chains (almost never accepted) that take 20 ms each: speculation only loses time."""
+
+    def propose(self, ctx):
+        import time
+
+        time.sleep(0.02)
+        return super().propose(ctx)
+
+
+def test_the_loop_falls_back_to_plain_rounds_and_keeps_the_output():
+    from specdec.api import SpecDecoder
+    from specdec.config import SpecConfig, StopConfig
+    from specdec.engine.loop import decode
+    from specdec.engine.stopping import StopChecker
+    from specdec.config import SamplingConfig
+    from policies.simple import ConstantPolicy
+    from specdec.stats import GenerationStats
+
+    dec = SpecDecoder(make_model("qwen2", seed=0, sharp=8.0), make_tokenizer())
+    costs = RoundCosts(verify=lambda n: 0.001)  # a plain step "costs" 1 ms: 20 ms drafts never pay
+    prompt = random_prompts(1, seed=3)[0]
+    plain = [t for r in dec.stream_ids(prompt, stop=StopConfig(max_new_tokens=120), spec=SpecConfig()) for t in r.tokens]
+    out, calls = {}, {}
+    for guard in (False, True):
+        drafter = _SlowGarbage(64, seed=1, trees=False)
+        st = GenerationStats()
+        stopper = StopChecker(120, set(), (), lambda ids: "")
+        toks = [t for r in decode(dec.target, prompt, stopper, SamplingConfig(), drafter, ConstantPolicy(k=4), st,
+                                  costs=costs, guard=guard) for t in r.tokens]
+        out[guard], calls[guard] = toks, st
+    assert out[True] == out[False] == plain
+    assert calls[True].extra["guard_switched_off"] >= 1
+    assert calls[True].draft_calls < calls[False].draft_calls / 2  # most rounds became plain rounds
+    assert "guard_switched_off" not in calls[False].extra

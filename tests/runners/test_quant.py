@@ -1,0 +1,120 @@
+"""specdec.runners.quant and the qmatmul kernel: GGUF codes kept exactly, the kernel layout round-trips, the
+kernel computes what its reference says, row by row independently of the other rows."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from spec_helpers import make_model
+from specdec.runners import kernels, quant
+
+QK_K = 256
+
+
+def _random_blocks(qtype: str, n: int, seed: int = 0) -> np.ndarray:
+    """Random but valid blocks: finite fp16 scales, any code bytes."""
+    rng = np.random.default_rng(seed)
+    size = {"Q4_K": 144, "Q4_0": 18, "Q4_1": 20, "Q8_0": 34, "Q5_0": 22}[qtype]
+    b = rng.integers(0, 256, size=(n, size), dtype=np.uint8)
+    f16 = lambda k: rng.uniform(0.001, 0.05, size=(n, k)).astype(np.float16).view(np.uint8)  # noqa: E731
+    if qtype == "Q4_K":
+        b[:, 0:4] = f16(2)  # d, dmin
+    elif qtype == "Q4_1":
+        b[:, 0:4] = f16(2)  # d, m
+    else:
+        b[:, 0:2] = f16(1)
+    return b
+
+
+@pytest.mark.parametrize("qtype", ["Q4_K", "Q4_0", "Q4_1", "Q8_0", "Q5_0"])
+def test_gguf_codes_reproduce_ggmls_dequantization(qtype):
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize
+
+    rows, cols = 32, 512
+    per_block = QK_K if qtype == "Q4_K" else 32
+    raw = _random_blocks(qtype, rows * cols // per_block).reshape(rows, -1)
+    want = dequantize(raw, GGMLQuantizationType[qtype]).reshape(rows, cols)  # float32, ggml's own formula
+    c = quant.gguf_codes(raw, qtype, rows, cols)
+    assert c.bits == (4 if qtype.startswith("Q4") else 8) and c.S == (8 if qtype == "Q4_K" else 1)
+    got = c.dequantize().numpy()
+    if qtype in ("Q4_K", "Q4_0", "Q4_1"):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * np.abs(want).max())
+    else:  # 8-bit: d*(q-128+128)-d*128 rounds once more in fp32 than ggml's d*q
+        np.testing.assert_allclose(got, want, rtol=2e-7, atol=1e-7 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_pack_unpack_round_trip_and_rtn_error(bits):
+    w = torch.randn(48, 96, generator=torch.Generator().manual_seed(1))
+    c = quant.rtn_codes(w, bits)
+    u = quant.pack(c).unpack()
+    for k in ("q", "sc", "mn", "d", "dm"):
+        assert torch.equal(getattr(u, k), getattr(c, k)), k
+    step = (w.reshape(48, 3, 32).amax(-1) - w.reshape(48, 3, 32).amin(-1)) / 15 if bits == 4 else \
+        w.reshape(48, 3, 32).abs().amax(-1) / 127
+    err = (c.dequantize() - w).abs().reshape(48, 3, 32).amax(-1)
+    assert (err <= 0.51 * step + 1e-3 * step.max()).all()  # round to nearest, fp16 scales
+
+
+def test_pack_refuses_shapes_the_kernel_cannot_take():
+    from specdec.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="out_features % 16"):
+        quant.pack(quant.rtn_codes(torch.randn(24, 64), 4))
+
+
+def _vnni():
+    if not kernels.cpu_supported():
+        pytest.skip("this CPU has no AVX512-VNNI: the qmatmul kernel cannot run here (the aten fallback is tested)")
+    return kernels.load()
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_kernel_matches_its_reference_and_is_row_invariant(bits):
+    ext = _vnni()
+    g = torch.Generator().manual_seed(2)
+    w = quant.pack(quant.rtn_codes(torch.randn(64, 256, generator=g), bits))
+    x = torch.randn(11, 256, generator=g)
+    y = ext.qmatmul(x, w.codes, w.sc, w.mn, w.d, w.dm, bits)
+    ref = quant.reference_qmatmul(x, w)
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-4)
+    for lo, hi in [(3, 4), (0, 8), (8, 11), (2, 9)]:  # a row's output does not depend on the rows beside it
+        assert torch.equal(ext.qmatmul(x[lo:hi].contiguous(), w.codes, w.sc, w.mn, w.d, w.dm, bits), y[lo:hi])
+    # W4A8: close to the float product, activations quantized per group of 32
+    full = x @ quant.QWeight(w.codes, w.sc, w.mn, w.d, w.dm).unpack().dequantize().T
+    assert (y - full).abs().max() < 0.02 * full.abs().max()
+
+
+@pytest.mark.parametrize("kernel", ["vnni", "aten", "reference"])
+@pytest.mark.parametrize("weights", ["int4", "int8"])
+def test_quantized_model_tracks_the_float_model(kernel, weights):
+    if kernel == "vnni":
+        _vnni()
+    model = make_model("qwen2", seed=0, sharp=4.0)
+    ids = torch.randint(3, 64, (1, 12), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ref = model(ids).logits
+        tensors = quant.quantize_from_weights(model, weights)
+        q = quant.quantize_model(make_model("qwen2", seed=0, sharp=4.0), tensors, kernel=kernel)
+        assert quant.fuse_projections(q) == (4 if kernel != "aten" else 0)  # 2 layers x (qkv, gate/up)
+        got = q(ids).logits
+    assert {type(m).__name__ for m in q.modules()} >= {"QLinear"}
+    rel = float((got - ref).abs().max() / ref.abs().max())
+    assert rel < (0.15 if weights == "int4" else 0.03), rel
+    agree = float((got.argmax(-1) == ref.argmax(-1)).float().mean())
+    assert agree >= (0.75 if weights == "int4" else 0.9), agree
+
+
+def test_fused_projections_give_the_separate_ones_outputs():
+    model = make_model("qwen2", seed=4, sharp=4.0)
+    q = quant.quantize_model(model, quant.quantize_from_weights(model, "int4"), kernel="reference")
+    x = torch.randn(3, 32)
+    attn = q.model.layers[0].self_attn
+    sep = [attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)]
+    quant.fuse_projections(q)
+    fused = attn.qkv_proj(x).split(attn.qkv_proj.split_sizes, -1)
+    for a, b in zip(sep, fused):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    assert attn.q_proj.codes.data_ptr() == attn.qkv_proj.codes.data_ptr()  # views, not a second copy
