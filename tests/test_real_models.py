@@ -56,3 +56,33 @@ def test_bf16_exact_mode_is_bit_identical_on_real_pair():
             assert spec.token_ids == plain.token_ids, (drafter, prompt)
             if drafter == "draft-model":  # speculation really ran (prompt lookup may find no match in 48 tokens)
                 assert spec.stats.accepted > 0
+
+
+@pytest.mark.parametrize("backend,weights", [("torch", "int4"), ("llamacpp", "auto")])
+def test_greedy_speculation_on_the_fast_runners(backend, weights):
+    """The speed setting of each runner on the real pair: int4 weights on specdec's kernel (each row's
+    arithmetic does not depend on the rows beside it, and exact mode pads every pass to 8 rows so attention
+    rounds alike too) and the GGUF through llama.cpp. Greedy speculation must equal the same runner's plain
+    decoding token for token."""
+    import importlib.util
+
+    import specdec
+    from specdec.runners import kernels
+
+    if backend == "llamacpp" and importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed (pip install 'specdec[llamacpp]')")
+    torch.set_num_threads(2)
+    exact = 8 if backend == "torch" else None
+    dec = specdec.load("qwen2.5-coder-1.5b-instruct", draft="qwen2.5-coder-0.5b-instruct", backend=backend,
+                       weights=weights, exact_query_len=exact)
+    assert dec.target.name == backend
+    if backend == "torch":
+        assert dec.target.weights == "int4"
+        assert any(m.kernel == ("vnni" if kernels.cpu_supported() else "aten")
+                   for m in dec.target.hf_model.modules() if hasattr(m, "kernel"))
+    for prompt in PROMPTS[:2]:
+        plain = dec.generate(prompt, max_new_tokens=40, drafter=None)
+        for drafter, k, opts in [("draft-model", 4, {}), ("prompt-lookup", 4, {}), ("aded", 4, {"chain": True})]:
+            spec = dec.generate(prompt, max_new_tokens=40, drafter=drafter, k=k, guard=False, drafter_options=opts)
+            assert spec.token_ids == plain.token_ids, (backend, drafter, prompt)
+    assert "def" in dec.generate(PROMPTS[0], max_new_tokens=40).text  # it still writes code

@@ -1,28 +1,26 @@
 """llama.cpp's own decoding modes as extra `specdec bench` rows (`--llamacpp plain|draft|ngram|ngram-mod`).
 
-llama.cpp is what a CPU user runs today, so its numbers are the anchor this engine is compared with. They are
-taken from a `llama-server` binary (not llama-cpp-python) because the server is where llama.cpp's speculative
-modes live, with their own scheduling and counters; the bench only feeds it the same prompt token ids and the
-same GGUF file. One server per setup, started at the setup's first call (never in `prepare`: the bench calls
-that outside its per-setup error handling), one request at a time (`-np 1`, batch-1 latency, as this engine
-is timed). Each request goes to `/completion` with the prompt as a list of token ids, so no chat template or
-tokenizer of llama.cpp's is involved. A setup's numbers are the server's own `timings`:
+llama.cpp is what a CPU user runs today: its numbers are the anchor this engine is compared with. They come
+from a `llama-server` binary because the server is where llama.cpp's speculative modes live, with their own
+scheduling and counters; the bench feeds it the same prompt token ids (a JSON list to `/completion`: no chat
+template, no tokenizer of llama.cpp's) and the same GGUF. One server per setup, started at its first call (not
+in `prepare`, which the bench calls outside its per-setup error handling), one request at a time (`-np 1`,
+batch-1 latency, as this engine is timed). A distinct prompt is decoded once per server and a repeat (the
+bench's warm-up call is prompt 0 again) gets the first answer: ngram-mod keeps its n-gram pool across
+requests, so a repeated request would draft its own earlier output. The numbers are the server's `timings`:
 
   seconds              prompt_ms + predicted_ms (prefill included, as this engine's tokens_per_s)
   decode_tokens_per_s  predicted_per_second (generation only, what llama.cpp itself reports)
-  drafted / accepted   timings.draft_n / draft_n_accepted (absent when nothing was drafted: 0)
+  drafted / accepted   draft_n / draft_n_accepted (the server omits them when nothing was drafted: 0)
   rounds, tau          target steps = tokens - accepted, tau = tokens / steps, as specdec.bench.vllm counts
 
-Setups (report names `llamacpp_<setup>`):
-  plain      no speculation
-  draft      the bench's --draft GGUF, `--spec-type draft-simple`, K = `--spec-draft-n-max`
-  ngram      `--spec-type ngram-simple` with llama.cpp's defaults (lookup 12 tokens, drafts up to 48): this
-             build ignores --spec-draft-n-max for it, and a size-m below size-n would never draft
-  ngram-mod  `--spec-default` (ngram-mod, drafts of 48..64 tokens)
+Setups: plain; draft (--draft GGUF, `--spec-type draft-simple`, K = `--spec-draft-n-max`); ngram
+(`--spec-type ngram-simple` with llama.cpp's defaults, lookup 12 tokens, drafts up to 48: this build ignores
+--spec-draft-n-max for it, and a size-m below size-n never drafts); ngram-mod (`--spec-default`).
 
-Weight repacking (llama.cpp's CPU-optimised layouts) is on by default; on some CPUs it crashes the server on
-any batch of more than one token (AMX builds, ggml-org/llama.cpp#20824), so with `repack=None` a server that
-dies while starting or warming up is restarted once with `--no-repack`, and the report says so.
+Weight repacking (CPU-optimised layouts) is on by default; on some CPUs it crashes the server on any batch of
+more than one token (AMX builds, ggml-org/llama.cpp#20824), so with `repack=None` a server that dies while
+starting or warming up is restarted once with `--no-repack`, and the report says so.
 """
 from __future__ import annotations
 
@@ -119,12 +117,9 @@ def _die_with_parent() -> None:
 
 
 def _exit_text(rc: int) -> str:
-    if rc < 0:
-        try:
-            return f"was killed by {signal.Signals(-rc).name}"
-        except ValueError:
-            return f"was killed by signal {-rc}"
-    return f"exited with code {rc}"
+    if rc >= 0:
+        return f"exited with code {rc}"
+    return f"was killed by {signal.Signals(-rc).name if -rc in signal.valid_signals() else f'signal {-rc}'}"
 
 
 class LlamaServerBackend:
@@ -151,6 +146,7 @@ class LlamaServerBackend:
             os.close(fd)
         self.log_path = Path(log_path)
         self.prompts: list[list[int]] = []
+        self.answers: dict[tuple[int, ...], tuple[list[int], dict]] = {}
         self.proc: subprocess.Popen | None = None
         self.port, self._log_start, self._log = 0, 0, None
         self.info: dict = {
@@ -158,11 +154,12 @@ class LlamaServerBackend:
             "server": str(self.server), "version": None, "startup_s": None, "repack": repack,
             "peak_rss_mb": None, "drafter": DRAFTER[setup], "k": k if setup == "draft" else None,
             "model": str(gguf), "warmup": "prompt 0 reversed, untimed, once per server start",
+            "repeats": "one request per distinct prompt; a repeat gets the first answer",
             "log": str(self.log_path), "server_starts": 0}
         if setup == "draft":
             self.info["draft"] = str(draft_gguf)
-        if DRAFTER[setup]:
-            self.info["speedup_baseline"] = setup_name("plain")  # -> speedup_vs_llamacpp_plain
+        if DRAFTER[setup]:  # -> speedup_vs_llamacpp_plain in the report
+            self.info["speedup_baseline"] = setup_name("plain")
 
     def prepare(self, prompts: Iterable[list[int]]) -> None:
         """Only remembers the prompts (the warm-up is prompt 0 reversed): the server starts at the first call."""
@@ -186,10 +183,9 @@ class LlamaServerBackend:
             self.port = s.getsockname()[1]
         cmd = [str(self.server), *self.flags, "--repack" if repack else "--no-repack",
                "--host", "127.0.0.1", "--port", str(self.port)]
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab", buffering=0)
         self._log.write(f"--- specdec: {' '.join(cmd)}\n".encode())
-        self._log.flush()
-        self._log_start = self._log.tell()
+        self._log_start = self._log.tell()  # the tail of an error message is this process's output only
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
                                      preexec_fn=_die_with_parent if os.name == "posix" else None)
@@ -226,9 +222,9 @@ class LlamaServerBackend:
             try:
                 self._spawn(repack)
                 self._complete(list(reversed(warm_prompt)), phase="warming up")
-            except LlamaServerError as e:
+            except BaseException as e:  # noqa: BLE001 - no half-started server is left behind
                 self._stop()
-                if not e.died or i + 1 == len(tries):
+                if not isinstance(e, LlamaServerError) or not e.died or i + 1 == len(tries):
                     raise
                 self.info["repack_reason"] = f"with weight repacking on: {e}"
                 if self.say:
@@ -245,12 +241,10 @@ class LlamaServerBackend:
     def _peak_rss_mb(pid: int) -> float | None:
         """VmHWM of the live server (both models, KV cache), which the bench's own RSS meter cannot see."""
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-        except (OSError, ValueError, IndexError):
-            pass
-        return None
+            lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+            return next(int(ln.split()[1]) / 1024.0 for ln in lines if ln.startswith("VmHWM:"))
+        except (OSError, ValueError, IndexError, StopIteration):
+            return None
 
     def _stop(self) -> None:
         proc, self.proc = self.proc, None
@@ -299,14 +293,16 @@ class LlamaServerBackend:
                                    f"({type(e).__name__}: {e}); {self._log_tail()}") from None
 
     def __call__(self, prompt_ids: list[int]) -> tuple[list[int], dict]:
+        if tuple(prompt_ids) in self.answers:
+            ids, stats = self.answers[tuple(prompt_ids)]
+            return list(ids), dict(stats)
         if self.proc is None:
             if self.info["server_starts"]:
                 raise LlamaServerError(f"{self.name}: llama-server is not running (closed, or failed to start)")
             self._start(self.prompts[0] if self.prompts else list(prompt_ids))
-        elif self.proc.poll() is not None:
-            raise LlamaServerError(f"{self.name}: llama-server {_exit_text(self.proc.returncode)}; "
-                                   f"{self._log_tail()}", died=True)
-        return completion_stats(self._complete(prompt_ids), self.max_new_tokens)
+        ids, stats = self.answers[tuple(prompt_ids)] = completion_stats(self._complete(prompt_ids),
+                                                                        self.max_new_tokens)
+        return list(ids), dict(stats)
 
 
 def completion_stats(resp: dict, n_predict: int) -> tuple[list[int], dict]:
@@ -318,8 +314,7 @@ def completion_stats(resp: dict, n_predict: int) -> tuple[list[int], dict]:
     seconds = prefill_s + decode_s
     drafted, accepted = int(t.get("draft_n", 0)), int(t.get("draft_n_accepted", 0))
     rounds = max(n - accepted, 1) if n else 0  # each target step commits one token of its own + accepted drafts
-    stop = {"limit": "max_new_tokens", "eos": "eos", "word": "stop_string"}.get(resp.get("stop_type"),
-                                                                               resp.get("stop_type"))
+    stop = {"limit": "max_new_tokens", "word": "stop_string"}.get(resp.get("stop_type"), resp.get("stop_type"))
     return ids, {
         "tokens": n, "seconds": seconds, "tokens_per_s": n / seconds if seconds > 0 and n else 0.0,
         "acceptance_rate": accepted / drafted if drafted else None,

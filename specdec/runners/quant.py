@@ -270,7 +270,10 @@ class QLinear(nn.Module):
         if self.kernel == "vnni":
             from specdec.runners import kernels
 
-            y = kernels.OP(x2.float(), self.codes, self.sc, self.mn, self.d, self.dm, self.bits)
+            # eager: the extension directly (the custom op's Python dispatch costs ~20 us a call, 141 calls a
+            # token on the 1.5B); under torch.compile the custom op, which the compiler keeps whole
+            fn = kernels.OP if torch.compiler.is_compiling() else kernels.load().qmatmul
+            y = fn(x2.float(), self.codes, self.sc, self.mn, self.d, self.dm, self.bits)
         elif self.kernel == "aten":
             if self.bits == 4:
                 y = torch.ops.aten._weight_int4pack_mm_for_cpu(x2.to(torch.bfloat16), self.qweight, GROUP,
@@ -356,6 +359,54 @@ def fuse_projections(model: nn.Module) -> int:
                 setattr(owner, nm, part)
             n += 1
     return n
+
+
+HUGE_PAGE = 2 << 20
+_ARENAS: list[torch.Tensor] = []  # keeps the huge-page arenas alive
+
+
+def to_hugepages(model: nn.Module) -> int:
+    """Move every quantized weight into one arena backed by 2 MB pages (madvise(MADV_HUGEPAGE) on Linux; a
+    no-op elsewhere). Why: a token streams ~1.1 GB of weights; with 4 KB pages every 4 KB costs a TLB miss
+    (measured on the 1.5B's output layer: 12.1 ms a token on ordinary pages, 10.8 ms on huge pages). Views
+    (the separate q/k/v of a fused projection) stay views. Returns the arena's size in bytes."""
+    import ctypes
+
+    mods = [m for m in model.modules() if isinstance(m, QLinear) and hasattr(m, "codes")]
+    names = ("codes", "sc", "mn", "d", "dm")
+    storages: dict[int, torch.Tensor] = {}
+    for m in mods:
+        for k in names:
+            t = getattr(m, k)
+            storages.setdefault(t.untyped_storage().data_ptr(), t)
+    sizes = {p: (t.untyped_storage().nbytes() + 63) // 64 * 64 for p, t in storages.items()}
+    total = sum(sizes.values())
+    if total == 0:
+        return 0
+    arena = torch.empty(total + HUGE_PAGE, dtype=torch.uint8)
+    base = arena.data_ptr()
+    start = (-base) % HUGE_PAGE
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.madvise(ctypes.c_void_p(base + start), ctypes.c_size_t((total + HUGE_PAGE - 1) // HUGE_PAGE * HUGE_PAGE),
+                     14)  # MADV_HUGEPAGE, before the pages are touched
+    except (OSError, AttributeError):
+        pass
+    moved: dict[int, torch.Tensor] = {}
+    off = start
+    for p, t in storages.items():
+        n = t.untyped_storage().nbytes()
+        flat = arena[off : off + n]
+        flat.copy_(torch.empty(0, dtype=torch.uint8).set_(t.untyped_storage()))
+        moved[p] = flat
+        off += sizes[p]
+    for m in mods:
+        for k in names:
+            t = getattr(m, k)
+            flat = moved[t.untyped_storage().data_ptr()].view(t.dtype)
+            setattr(m, k, flat.as_strided(t.size(), t.stride(), flat.storage_offset() + t.storage_offset()))
+    _ARENAS.append(arena)
+    return total
 
 
 def compute_in_float32(model: nn.Module) -> nn.Module:

@@ -171,6 +171,9 @@ def ensure_packed(name: str, folder: Path, weights: str, cache_dir=None, say=lam
 
 
 def load_packed(path: Path) -> dict[str, torch.Tensor]:
+    """The packed tensors, each 64-byte aligned: safetensors hands out views at the file's own offsets, and
+    the kernel's 64-byte loads of a misaligned tensor each touch two cache lines (measured: the 1.5B's output
+    layer 17.5 ms instead of 10 ms a token, the whole token 80 instead of 68 ms)."""
     from safetensors.torch import load_file
 
-    return load_file(str(path))
+    return {k: v if v.data_ptr() % 64 == 0 else v.clone() for k, v in load_file(str(path)).items()}

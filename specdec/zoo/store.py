@@ -343,6 +343,7 @@ def load_causal_lm(name_or_path: PathLike, dtype: str = "bfloat16", cache_dir: P
         tensors = quant.quantize_from_weights(model, weights)
     model = quant.quantize_model(model, tensors)
     quant.fuse_projections(model)
+    quant.to_hugepages(model)
     quant.compute_in_float32(model)
     return model, tok
 

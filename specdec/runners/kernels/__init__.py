@@ -90,7 +90,24 @@ def _register_op():
     def _(x, codes, sc, mn, d, dm, bits):
         return x.new_empty((x.shape[0], codes.shape[0] * 16), dtype=torch.float32)
 
-    return qmatmul
+    @torch.library.custom_op("specdec::rms_norm", mutates_args=())
+    def rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+        return load().rms_norm(x, w, eps)
+
+    @rms_norm.register_fake
+    def _(x, w, eps):
+        return torch.empty_like(x)
+
+    @torch.library.custom_op("specdec::add_rms_norm", mutates_args=())
+    def add_rms_norm(x: torch.Tensor, r: torch.Tensor, w: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+        s, y = load().add_rms_norm(x, r, w, eps)
+        return s, y
+
+    @add_rms_norm.register_fake
+    def _(x, r, w, eps):
+        return torch.empty_like(x), torch.empty_like(x)
+
+    return qmatmul, rms_norm, add_rms_norm
 
 
-OP = _register_op()
+OP, RMS_NORM, ADD_RMS_NORM = _register_op()

@@ -22,6 +22,8 @@
 #include <immintrin.h>
 #include <cmath>
 #include <cstdint>
+#include <vector>
+#include <algorithm>
 
 namespace {
 
@@ -62,6 +64,11 @@ inline void block_rows(const uint8_t* codes, const uint8_t* sc, const uint8_t* m
     const uint8_t* p = codes + g * cbytes;
     const int8_t* xg = xq + g * GROUP;
     if (FOUR) {
+      // two accumulator chains per row when few rows: vpdpbusd's latency (~5 cycles) would otherwise bound
+      // a one-row pass (8 dependent dot products per group)
+      constexpr bool TWO = R <= 4;
+      __m512i acc2[TWO ? R : 1];
+      for (int r = 0; r < (TWO ? R : 1); ++r) acc2[r] = _mm512_setzero_si512();
       for (int c = 0; c < 4; ++c) {
         __m512i v = _mm512_loadu_si512((const void*)(p + 64 * c));
         __m512i lo = _mm512_and_si512(v, m0f);
@@ -69,15 +76,31 @@ inline void block_rows(const uint8_t* codes, const uint8_t* sc, const uint8_t* m
         for (int r = 0; r < R; ++r) {
           const int8_t* xr = xg + r * K + 8 * c;
           acc[r] = _mm512_dpbusd_epi32(acc[r], lo, _mm512_set1_epi32(*(const int32_t*)xr));
-          acc[r] = _mm512_dpbusd_epi32(acc[r], hi, _mm512_set1_epi32(*(const int32_t*)(xr + 4)));
+          if (TWO)
+            acc2[r] = _mm512_dpbusd_epi32(acc2[r], hi, _mm512_set1_epi32(*(const int32_t*)(xr + 4)));
+          else
+            acc[r] = _mm512_dpbusd_epi32(acc[r], hi, _mm512_set1_epi32(*(const int32_t*)(xr + 4)));
         }
       }
+      if (TWO)
+        for (int r = 0; r < R; ++r) acc[r] = _mm512_add_epi32(acc[r], acc2[r]);
     } else {
-      for (int q = 0; q < 8; ++q) {
-        __m512i v = _mm512_loadu_si512((const void*)(p + 64 * q));
-        for (int r = 0; r < R; ++r)
-          acc[r] = _mm512_dpbusd_epi32(acc[r], v, _mm512_set1_epi32(*(const int32_t*)(xg + r * K + 4 * q)));
+      constexpr bool TWO = R <= 4;
+      __m512i acc2[TWO ? R : 1];
+      for (int r = 0; r < (TWO ? R : 1); ++r) acc2[r] = _mm512_setzero_si512();
+      for (int q = 0; q < 8; q += 2) {
+        __m512i v0 = _mm512_loadu_si512((const void*)(p + 64 * q));
+        __m512i v1 = _mm512_loadu_si512((const void*)(p + 64 * (q + 1)));
+        for (int r = 0; r < R; ++r) {
+          acc[r] = _mm512_dpbusd_epi32(acc[r], v0, _mm512_set1_epi32(*(const int32_t*)(xg + r * K + 4 * q)));
+          if (TWO)
+            acc2[r] = _mm512_dpbusd_epi32(acc2[r], v1, _mm512_set1_epi32(*(const int32_t*)(xg + r * K + 4 * q + 4)));
+          else
+            acc[r] = _mm512_dpbusd_epi32(acc[r], v1, _mm512_set1_epi32(*(const int32_t*)(xg + r * K + 4 * q + 4)));
+        }
       }
+      if (TWO)
+        for (int r = 0; r < R; ++r) acc[r] = _mm512_add_epi32(acc[r], acc2[r]);
     }
     const int64_t sg = g / S;
     __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(d + sg * 16)));
@@ -156,6 +179,160 @@ torch::Tensor qmatmul(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, to
   return y;
 }
 
+// RMSNorm of each row of x (M, H) float32 with weight w (H,): y = x / sqrt(mean(x^2) + eps) * w, in one call
+// instead of the six tensor ops (and their dispatch) of a Python RMSNorm (~60 us each on the 1.5B's 57 norms a
+// token). add_rms_norm(x, r, ...) -> (x + r, rms_norm(x + r)): the residual stream and its norm together.
+static void norm_rows(const float* x, const float* r, float* s, const float* w, float eps, int64_t M, int64_t H,
+                      float* y) {
+  // s = x + r (when r is given), y = s / sqrt(mean(s^2) + eps) * w; H % 16 == 0 (checked by the callers)
+  for (int64_t m = 0; m < M; ++m) {
+    const float* xr = x + m * H;
+    float* sr = s + m * H;
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < H; i += 16) {
+      __m512 v = _mm512_loadu_ps(xr + i);
+      if (r) v = _mm512_add_ps(v, _mm512_loadu_ps(r + m * H + i));
+      _mm512_storeu_ps(sr + i, v);
+      acc = _mm512_fmadd_ps(v, v, acc);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / std::sqrt(_mm512_reduce_add_ps(acc) / (float)H + eps));
+    for (int64_t i = 0; i < H; i += 16)
+      _mm512_storeu_ps(y + m * H + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(sr + i), inv),
+                                                   _mm512_loadu_ps(w + i)));
+  }
+}
+
+torch::Tensor rms_norm(torch::Tensor x, torch::Tensor w, double eps) {
+  TORCH_CHECK(x.scalar_type() == torch::kFloat32 && w.scalar_type() == torch::kFloat32, "float32 only");
+  x = x.contiguous();
+  const int64_t H = x.size(-1);
+  TORCH_CHECK(H % 16 == 0 && w.numel() == H, "rms_norm: H must be a multiple of 16 and match the weight");
+  auto s = torch::empty_like(x);
+  auto y = torch::empty_like(x);
+  norm_rows(x.data_ptr<float>(), nullptr, s.data_ptr<float>(), w.contiguous().data_ptr<float>(), (float)eps,
+            x.numel() / H, H, y.data_ptr<float>());
+  return y;
+}
+
+std::vector<torch::Tensor> add_rms_norm(torch::Tensor x, torch::Tensor r, torch::Tensor w, double eps) {
+  TORCH_CHECK(x.scalar_type() == torch::kFloat32 && r.scalar_type() == torch::kFloat32, "float32 only");
+  x = x.contiguous();
+  r = r.contiguous();
+  const int64_t H = x.size(-1);
+  TORCH_CHECK(H % 16 == 0 && w.numel() == H && r.numel() == x.numel(), "add_rms_norm: shapes do not match");
+  auto s = torch::empty_like(x);
+  auto y = torch::empty_like(x);
+  norm_rows(x.data_ptr<float>(), r.data_ptr<float>(), s.data_ptr<float>(), w.contiguous().data_ptr<float>(),
+            (float)eps, x.numel() / H, H, y.data_ptr<float>());
+  return {s, y};
+}
+
+// Rotary embedding of q and k (NEOX / rotate_half layout, as HF's Llama-family models) and the KV cache write:
+// q (B, T, Hq*D), k / v (B, T, Hkv*D), cos / sin (B, T, D); k_cache / v_cache (B, Hkv, S, D) get the rotated k and v
+// at `slots` (T,). Returns the rotated q as (B, Hq, T, D). One call instead of ~14 tensor ops a layer.
+torch::Tensor rope_write(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor cos, torch::Tensor sin,
+                         torch::Tensor kc, torch::Tensor vc, torch::Tensor slots, int64_t n_heads, int64_t n_kv) {
+  TORCH_CHECK(q.scalar_type() == torch::kFloat32 && kc.scalar_type() == torch::kFloat32, "float32 only");
+  q = q.contiguous(); k = k.contiguous(); v = v.contiguous(); cos = cos.contiguous(); sin = sin.contiguous();
+  TORCH_CHECK(kc.stride(3) == 1 && kc.stride(2) == cos.size(-1) && vc.stride(3) == 1 &&
+              vc.stride(2) == cos.size(-1), "the caches' rows must be contiguous");
+  const int64_t B = q.size(0), T = q.size(1), D = cos.size(-1), half = D / 2;
+  const int64_t kb = kc.stride(0), kh = kc.stride(1), vb = vc.stride(0), vh = vc.stride(1);
+  auto out = torch::empty({B, n_heads, T, D}, q.options());
+  const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
+  const float *cp = cos.data_ptr<float>(), *sp = sin.data_ptr<float>();
+  float *op = out.data_ptr<float>(), *kcp = kc.data_ptr<float>(), *vcp = vc.data_ptr<float>();
+  auto sl = slots.to(torch::kLong).contiguous();
+  const int64_t* slp = sl.data_ptr<int64_t>();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      const float* c = cp + (b * T + t) * D;
+      const float* sn = sp + (b * T + t) * D;
+      for (int64_t h = 0; h < n_heads; ++h) {
+        const float* x = qp + ((b * T + t) * n_heads + h) * D;
+        float* y = op + ((b * n_heads + h) * T + t) * D;
+        for (int64_t i = 0; i < half; ++i) {
+          y[i] = x[i] * c[i] - x[i + half] * sn[i];
+          y[i + half] = x[i + half] * c[i + half] + x[i] * sn[i + half];
+        }
+      }
+      for (int64_t h = 0; h < n_kv; ++h) {
+        const float* x = kp + ((b * T + t) * n_kv + h) * D;
+        const float* xv = vp + ((b * T + t) * n_kv + h) * D;
+        float* y = kcp + b * kb + h * kh + slp[t] * D;
+        float* yv = vcp + b * vb + h * vh + slp[t] * D;
+        for (int64_t i = 0; i < half; ++i) {
+          y[i] = x[i] * c[i] - x[i + half] * sn[i];
+          y[i + half] = x[i + half] * c[i + half] + x[i] * sn[i + half];
+        }
+        for (int64_t i = 0; i < D; ++i) yv[i] = xv[i];
+      }
+    }
+  return out;
+}
+
+// Attention of q (B, Hq, T, D) over the cache's first L slots k / v (B, Hkv, S, D), grouped-query (head h reads
+// kv head h / (Hq / Hkv)), `mask` (T, L) bool: which slots each query row sees. Each (head, row) is computed on
+// its own, visiting the visible slots in slot order: a row's output does not depend on the other rows of the
+// pass, nor on invisible slots (a tree node gets exactly the numbers of the same tokens run as a chain).
+// Returns (B, T, Hq*D).
+torch::Tensor attention(torch::Tensor q, torch::Tensor kc, torch::Tensor vc, torch::Tensor mask, double scale) {
+  TORCH_CHECK(q.scalar_type() == torch::kFloat32, "float32 only");
+  q = q.contiguous();
+  auto m = mask.to(torch::kBool).contiguous();
+  const int64_t B = q.size(0), Hq = q.size(1), T = q.size(2), D = q.size(3);
+  const int64_t Hkv = kc.size(1), S = kc.size(2), L = m.size(1), G = Hq / Hkv;
+  TORCH_CHECK(L <= S && m.size(0) == T, "attention: mask does not match");
+  TORCH_CHECK(kc.stride(3) == 1 && kc.stride(2) == D && vc.stride(3) == 1 && vc.stride(2) == D,
+              "the caches' rows must be contiguous");
+  const int64_t kb = kc.stride(0), kh = kc.stride(1), vb = vc.stride(0), vh = vc.stride(1);
+  auto out = torch::empty({B, T, Hq * D}, q.options());
+  const float *qp = q.data_ptr<float>(), *kp = kc.data_ptr<float>(), *vp = vc.data_ptr<float>();
+  const bool* mp = m.data_ptr<bool>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, B * Hq, 1, [&](int64_t h0, int64_t h1) {
+    std::vector<float> sc(L);
+    std::vector<float> acc(D);
+    for (int64_t bh = h0; bh < h1; ++bh) {
+      const int64_t b = bh / Hq, h = bh % Hq, kvh = h / G;
+      const float* K = kp + b * kb + kvh * kh;
+      const float* V = vp + b * vb + kvh * vh;
+      for (int64_t t = 0; t < T; ++t) {
+        const float* x = qp + ((b * Hq + h) * T + t) * D;
+        const bool* vis = mp + t * L;
+        float mx = -INFINITY;
+        for (int64_t s = 0; s < L; ++s) {
+          if (!vis[s]) continue;
+          __m512 a = _mm512_setzero_ps();
+          int64_t i = 0;
+          for (; i + 16 <= D; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(K + s * D + i), a);
+          float dot = _mm512_reduce_add_ps(a);
+          for (; i < D; ++i) dot += x[i] * K[s * D + i];
+          sc[s] = dot * (float)scale;
+          mx = std::max(mx, sc[s]);
+        }
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        float den = 0.0f;
+        for (int64_t s = 0; s < L; ++s) {
+          if (!vis[s]) continue;
+          const float p = std::exp(sc[s] - mx);
+          den += p;
+          const float* vr = V + s * D;
+          for (int64_t i = 0; i < D; ++i) acc[i] += p * vr[i];
+        }
+        float* y = op + (b * T + t) * Hq * D + h * D;
+        const float inv = den > 0 ? 1.0f / den : 0.0f;
+        for (int64_t i = 0; i < D; ++i) y[i] = acc[i] * inv;
+      }
+    }
+  });
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("qmatmul", &qmatmul, "quantized linear (W4A8 / W8A8, AVX512-VNNI)");
+  m.def("rms_norm", &rms_norm, "RMSNorm of each row (float32)");
+  m.def("add_rms_norm", &add_rms_norm, "(x + r, RMSNorm(x + r)) (float32)");
+  m.def("rope_write", &rope_write, "rotary embedding of q, k and the KV cache write (float32)");
+  m.def("attention", &attention, "grouped-query attention over the cache, row by row (float32)");
 }
