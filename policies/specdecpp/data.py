@@ -192,10 +192,10 @@ def make_responder(dec, max_new_tokens: int, temperature: float = 0.0, seed: int
     seen: dict[int, torch.Tensor] = {}  # sequence index -> the target's logits predicting the token there
     calls = {"n": 0}
 
-    def recording_forward(tokens, tree_mask=None, depths=None):
+    def recording_forward(tokens, tree_mask=None, depths=None, **kw):
         start = runner.length
-        logits, hidden = plain_forward(tokens, tree_mask=tree_mask, depths=depths)
-        if tree_mask is None:
+        logits, hidden = plain_forward(tokens, tree_mask=tree_mask, depths=depths, **kw)
+        if tree_mask is None and logits is not None:  # (a prefill computes no logits)
             for j in range(tokens.shape[1]):
                 seen[start + j + 1] = logits[0, j].clone()
         return logits, hidden
