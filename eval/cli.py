@@ -108,9 +108,13 @@ def encode_with_tokenizer(tokenizer, prompt) -> list[int]:
     return encode_prompt(tokenizer, prompt, chat=False)
 
 
+ENGINE_BACKENDS = ("auto", "torch", "llamacpp")
+
+
 def execute(task_name: str, *, model: str | None = None, draft: str | None = None, drafter: str | None = None,
             policy: str = "constant", k: int = 4, drafter_options: dict | None = None,
-            policy_options: dict | None = None, backend: str = "hf", out: str | os.PathLike = "runs/eval",
+            policy_options: dict | None = None, backend: str = "auto", weights: str = "auto",
+            out: str | os.PathLike = "runs/eval",
             data_dir: str | None = None, dataset: str | None = None, limit: int | None = None,
             subjects: str | None = None, per_subject: int | None = None, seed: int = 0,
             num_fewshot: int | None = None, max_new_tokens: int | None = None, fewshot_file: str | None = None,
@@ -119,8 +123,13 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
             vllm_batch: bool = False, decoder=None, classifier=None, evaluate_hook=None, say=_say) -> dict:
     """The whole `eval run`, as a function (tests pass `decoder` / `classifier` to skip loading).
     `evaluate_hook(fn) -> fn` wraps the per-item evaluator (tests inject failures with it)."""
-    if backend not in ("hf", "vllm"):
-        raise InputError(f"--backend must be hf or vllm, got {backend!r}")
+    if backend == "hf":  # earlier name of this engine's torch runner with the bf16 weights
+        backend, weights = "torch", "bf16" if weights == "auto" else weights
+    if backend not in ENGINE_BACKENDS + ("vllm",):
+        raise InputError(f"--backend must be one of {', '.join(ENGINE_BACKENDS + ('vllm',))}, got {backend!r}")
+    from specdec.config import EngineConfig
+
+    EngineConfig(backend=backend if backend != "vllm" else "auto", weights=weights)  # bad values: one line now
     task = get_task(task_name, num_fewshot=num_fewshot, max_new_tokens=max_new_tokens)
     if task.family == "mmlu" and task.num_fewshot not in (0,) and task.scoring == "mlm":
         raise InputError("mmlu_mlm is zero-shot only")
@@ -136,10 +145,10 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
     if backend == "vllm" and task.scoring == "mlm":
         raise InputError("mmlu_mlm runs a masked LM: --backend vllm does not apply")
     if backend == "vllm" and compare_plain:
-        raise InputError("--compare-plain is for --backend hf; with vLLM run once with and once without "
+        raise InputError("--compare-plain is for this engine's backends; with vLLM run once with and once without "
                          "--drafter and compare them with `specdec eval report A B`")
-    if exact_len is not None and (backend != "hf" or task.family != "gsm8k"):
-        raise InputError("--exact-len is for generation tasks (gsm8k*) through this engine (--backend hf)")
+    if exact_len is not None and (backend not in ("auto", "torch") or task.family != "gsm8k"):
+        raise InputError("--exact-len is for generation tasks (gsm8k*) on this engine's torch runner")
     if compare_plain and task.family != "gsm8k":
         raise InputError("--compare-plain applies to generation tasks (gsm8k*)")
     model = model or (DEFAULT_MLM if task.scoring == "mlm" else None)
@@ -165,7 +174,7 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
 
     config = {"task": task.name, "scoring": task.scoring, "model": model, "draft": draft, "drafter": drafter,
               "policy": policy, "k": k, "drafter_options": drafter_options or {}, "policy_options": policy_options or {},
-              "backend": backend, "dtype": dtype, "split": task.split, "num_fewshot": task.num_fewshot,
+              "backend": backend, "weights": weights, "dtype": dtype, "split": task.split, "num_fewshot": task.num_fewshot,
               "fewshot_file": fewshot_file, "max_new_tokens": task.max_new_tokens if task.family == "gsm8k" else None,
               "data": dataset or str(resolve_data_dir(data_dir)), "subjects": subjects, "per_subject": per_subject,
               "seed": seed, "limit": limit, "compare_plain": compare_plain, "max_context": max_context or "auto",
@@ -175,13 +184,15 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
 
     # 2. model + evaluator
     t_load = time.perf_counter()
-    if max_context is None and task.scoring != "mlm" and not (backend == "hf" and decoder is not None):
+    engine_side = backend != "vllm"
+    if max_context is None and task.scoring != "mlm" and not (engine_side and decoder is not None):
         max_context = auto_max_context(task, model, items, dev if task.family == "mmlu" else None,
                                        train if task.family == "gsm8k" else None, fewshot_file)
         say(f"max context (longest prompt + generation): {max_context} tokens")
     batch_evaluate = None
     evaluate = None
     startup: dict = {}
+    runner_info: dict | None = None
     if task.scoring == "mlm":
         if classifier is None:
             from mlm_generate.classifier import MLMClassifier
@@ -190,13 +201,15 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
         from eval.mmlu import make_mlm_evaluator
 
         evaluate = make_mlm_evaluator(classifier)
-    elif backend == "hf":
+    elif engine_side:
         if decoder is None:
             import specdec
 
             decoder = specdec.load(model, draft=draft, drafter=drafter, policy=policy, k=k, dtype=dtype,
                                    compile=compile, max_context=max_context, threads=threads,
-                                   exact_query_len=exact_len, drafter_options=drafter_options, policy_options=policy_options)
+                                   exact_query_len=exact_len, drafter_options=drafter_options,
+                                   policy_options=policy_options, backend=backend, weights=weights)
+        runner_info = {"name": decoder.target.name, "weights": getattr(decoder.target, "weights", "gguf")}
         if task.family == "mmlu":
             from eval.mmlu import LoglikScorer, make_loglik_evaluator
 
@@ -236,13 +249,15 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
     summary["task_spec"] = task.to_dict()
     summary["load_s"] = load_s
     summary["wall_s_this_invocation"] = wall
+    if runner_info:
+        summary["runner"] = runner_info
     if startup.get("startup_s") is not None:
         summary["startup_s"] = startup["startup_s"]
-    if task.family == "mmlu" and backend == "hf" and task.scoring != "mlm":
+    if task.family == "mmlu" and engine_side and task.scoring != "mlm":
         summary["truncated"] = scorer.truncated
     if max_context:
         summary["max_context"] = max_context
-    if task.family == "gsm8k" and backend == "hf" and decoder is not None:
+    if task.family == "gsm8k" and engine_side and decoder is not None:
         summary["load_s"] = getattr(decoder, "load_seconds", load_s)
     md = R.markdown(summary)
     if plots:
@@ -385,7 +400,9 @@ def run_cmd(
     k: Annotated[int, typer.Option("-k", "--k", help="(Initial) draft tokens per round.")] = 4,
     drafter_opt: Annotated[Optional[list[str]], typer.Option("--drafter-opt", metavar="KEY=VALUE")] = None,
     policy_opt: Annotated[Optional[list[str]], typer.Option("--policy-opt", metavar="KEY=VALUE")] = None,
-    backend: Annotated[str, typer.Option("--backend", help="hf (this engine) or vllm (.venv-vllm).")] = "hf",
+    backend: Annotated[str, typer.Option("--backend", help="This engine's runner (auto, torch, llamacpp; hf = torch "
+                                         "with bf16 weights) or vllm (.venv-vllm).")] = "auto",
+    weights: Annotated[str, typer.Option("--weights", help="torch runner weights: auto, bf16, int8, int4, int4-all.")] = "auto",
     data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="Data folder (default $SPECDEC_DATA or ../shared/data).")] = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Use a dataset name instead of local files ('hf' = the task's usual name; needs the network).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Score only the first N items (after --per-subject).")] = None,
@@ -410,7 +427,8 @@ def run_cmd(
     try:
         summary = execute(task, model=model, draft=draft, drafter=drafter, policy=policy, k=k,
                           drafter_options=parse_kv(drafter_opt, "--drafter-opt"),
-                          policy_options=parse_kv(policy_opt, "--policy-opt"), backend=backend, out=out,
+                          policy_options=parse_kv(policy_opt, "--policy-opt"), backend=backend, weights=weights,
+                          out=out,
                           data_dir=data_dir, dataset=dataset, limit=limit, subjects=subjects, per_subject=per_subject,
                           seed=seed, num_fewshot=num_fewshot, max_new_tokens=max_new_tokens, fewshot_file=fewshot_file,
                           dtype=dtype, threads=threads, compile=compile, max_context=max_context,

@@ -103,18 +103,20 @@ class SpecDecoder:
         self.spec = spec
         self.target = model if is_runner(model) else TorchRunner(
             model, max_context=engine.max_context, compile=engine.compile, query_len=engine.exact_query_len)
-        self._loader = model_loader or (lambda name: load_runner_for(name, engine, self.target.max_context))
+        self._loader = model_loader or (lambda name, **over: load_runner_for(name, replace(engine, **over),
+                                                                             self.target.max_context))
         self.env = DrafterEnv(tokenizer, self.target, self._load_draft, draft=draft, compile=engine.compile,
-                              cache_dir=engine.cache_dir)
+                              cache_dir=engine.cache_dir, engine=engine)
         self.say = None  # callable(str) for one-off notices (e.g. measuring this machine's costs), or None
         self._pass_costs: dict[int, Any] = {}
         self._drafters: dict[tuple, Any] = {}
         self.drafter_for(spec)  # fail early on unknown names / missing draft models
 
     # ---- building blocks
-    def _load_draft(self, name: str):
-        """(runner, tokenizer) of a draft model, its cache as long as the target's."""
-        model, tok = self._loader(name)
+    def _load_draft(self, name: str, **engine_overrides):
+        """(runner, tokenizer) of a draft model, its cache as long as the target's; `engine_overrides`
+        (e.g. weights="int4-all") change how the draft alone is run."""
+        model, tok = self._loader(name, **engine_overrides) if engine_overrides else self._loader(name)
         if not is_runner(model):
             model = TorchRunner(model, max_context=self.target.max_context, compile=self.engine.compile)
         return model, tok

@@ -26,3 +26,7 @@ class InputError(SpecDecError, ValueError):
 
 class DataError(SpecDecError):
     """A data file is missing or malformed."""
+
+
+class RunnerError(SpecDecError):
+    """A model runner failed to run a pass (an engine's own error, e.g. llama.cpp's decode)."""

@@ -20,3 +20,4 @@ class DrafterEnv:
     draft: str | None = None  # draft model name given to load()
     compile: bool = False
     cache_dir: str | None = None
+    engine: Any = None  # the target's specdec.config.EngineConfig (drafters that load models follow it)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from specdec.errors import InputError, ModelLoadError
+from specdec.errors import InputError, ModelLoadError, RunnerError
 
 MAX_PASS = 128  # rows in one decode/verify pass (the loop's cap, as for the torch runner)
 TREE_SEQS = 32  # most leaves a tree draft may have (one llama.cpp sequence each, plus sequence 0)
@@ -215,7 +215,9 @@ class LlamaCppRunner:
 
     def commit(self, n: int, keep: list[int] | None = None) -> None:
         L = self._L
-        if self._tree_seqs and keep is not None and n > 0:
+        if self._tree_seqs and keep is None:
+            keep = list(range(n))  # "the first n" of a tree pass: they must form a path from the root
+        if self._tree_seqs and n > 0:
             last = keep[n - 1] if n <= len(keep) else keep[-1]
             leaf_seq = self._tree_leaf_of[last]  # a leaf sequence through the last kept node: holds the path
             L.llama_memory_seq_rm(self._mem, leaf_seq, self.length + n, -1)
@@ -273,7 +275,8 @@ class LlamaCppRunner:
     def _decode(self) -> None:
         rc = self._L.llama_decode(self._ctx, self._batch)
         if rc != 0:
-            raise ModelLoadError(f"llama_decode failed with code {rc} ({'no KV slot' if rc == 1 else 'error'})")
+            raise RunnerError(f"llama.cpp could not run a pass (llama_decode returned {rc}: "
+                              f"{'no free KV cell' if rc == 1 else 'see its log above'})")
 
     def close(self) -> None:
         L = getattr(self, "_L", None)

@@ -148,6 +148,19 @@ def test_tree_pass_equals_the_chain_of_each_path_and_commits_a_path(runner):
     close(nxt[0, 0], ref[0, 3], runner)
 
 
+def test_commit_without_keep_after_a_tree_pass_keeps_the_first_path(runner):
+    """`commit(n)` keeps the first n tokens of the last pass, a tree pass too (when they form a path)."""
+    ids = ids_of(12, seed=4)
+    runner.prefill(ids[:, :6])
+    mask = torch.ones(4, 4, dtype=torch.bool).tril()
+    runner.forward(ids[:, 6:10], tree_mask=mask, depths=torch.arange(4))
+    runner.commit(4)
+    nxt, _ = runner.forward(ids[:, 10:11])
+    runner.rollback(6)
+    ref, _ = runner.forward(ids[:, 6:11])
+    close(nxt[0, 0], ref[0, 4], runner)
+
+
 def test_hidden_states_when_asked(runner):
     runner.prefill(ids_of(5))
     logits, hidden = runner.forward(ids_of(3, seed=5), need_hidden=True)

@@ -1,0 +1,90 @@
+"""Packed int4 / int8 weights built from a GGUF's own codes (specdec.zoo.packed): the packed model reproduces
+ggml's dequantization of the file, is cached and recorded in the manifest, and refuses a wrong mapping."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gguf_helpers import dequantized_model, gguf_tensor_types, make_gguf_friendly_model, write_gguf
+from specdec.errors import ModelLoadError
+from specdec.runners import quant
+from specdec.zoo import MANIFEST
+from specdec.zoo.packed import build_packed, ensure_packed, load_packed, packed_path
+
+
+def _folder(tmp_path, qtype: str, seed: int = 0, kind: str = "qwen2"):
+    """A pulled-model folder as the zoo makes it: bf16 safetensors of the GGUF's dequantized weights,
+    model.gguf, a manifest."""
+    model = make_gguf_friendly_model(seed=seed, kind=kind)
+    folder = tmp_path / f"m-{qtype}-{kind}"
+    folder.mkdir()
+    gguf = write_gguf(model, folder / "model.gguf", qtype=qtype)
+    ref = dequantized_model(model, gguf).to(torch.bfloat16)  # what transformers' GGUF loader would make
+    ref.save_pretrained(folder)
+    (folder / MANIFEST).write_text(json.dumps({"name": folder.name, "files": {}}))
+    return folder, dequantized_model(model, gguf).float()
+
+
+@pytest.mark.parametrize("qtype,bits", [("Q4_K", 4), ("Q4_0", 4), ("Q8_0", 8)])
+def test_packed_codes_are_the_ggufs_values(tmp_path, qtype, bits):
+    folder, ref = _folder(tmp_path, qtype)
+    tensors, report = build_packed(folder / "model.gguf", folder, "int4")
+    assert report and all(v == f"{qtype} -> {bits}-bit" for v in report.values()), report
+    for name, lin in [(n, m) for n, m in ref.named_modules() if isinstance(m, torch.nn.Linear)]:
+        got = quant.QWeight.from_tensors(tensors, name).unpack().dequantize()
+        want = lin.weight.data  # ggml's dequantization, float32
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=2e-7, atol=1e-7 * float(want.abs().max()))
+
+
+def test_int8_mode_requantizes_4_bit_tensors_within_half_a_step(tmp_path):
+    folder, ref = _folder(tmp_path, "Q4_K")
+    tensors, report = build_packed(folder / "model.gguf", folder, "int8")
+    assert set(report.values()) == {"Q4_K -> rtn 8-bit"}
+    w = ref.model.layers[0].mlp.up_proj.weight.data.to(torch.bfloat16).float()
+    got = quant.QWeight.from_tensors(tensors, "model.layers.0.mlp.up_proj").unpack().dequantize()
+    step = w.reshape(w.shape[0], -1, 32).abs().amax(-1) / 127
+    assert ((got - w).abs().reshape(w.shape[0], -1, 32).amax(-1) <= 0.51 * step + 1e-6).all()
+
+
+def test_ensure_packed_builds_once_records_it_and_the_model_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECDEC_CACHE", str(tmp_path / "cache"))
+    folder, ref = _folder(tmp_path, "Q4_K", seed=1)
+    said = []
+    path = ensure_packed("tiny", folder, "int4", say=said.append)
+    assert path == packed_path(folder, "int4") and path.is_file() and any("building int4" in s for s in said)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert manifest["files"][path.name]["size"] == path.stat().st_size and "int4" in manifest["packed"]
+    said.clear()
+    assert ensure_packed("tiny", folder, "int4", say=said.append) == path and said == []  # cached: no rebuild
+    tensors = load_packed(path)
+    assert all(t.data_ptr() % 64 == 0 for t in tensors.values())  # the kernel's loads stay in cache lines
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16)
+    q = quant.quantize_model(model, tensors, kernel="reference")
+    quant.compute_in_float32(q)
+    ids = torch.randint(3, 64, (1, 10), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got, want = q(ids).logits, ref(ids).logits
+    assert float((got - want).abs().max() / want.abs().max()) < 0.05  # W4A8: activations quantized per 32
+    assert float((got.argmax(-1) == want.argmax(-1)).float().mean()) >= 0.8
+
+
+def test_a_wrong_tensor_mapping_is_refused(tmp_path):
+    """The bf16 copy and the GGUF must agree: a GGUF of another model is one clear error, not bad weights."""
+    folder, _ = _folder(tmp_path, "Q4_0", seed=2)
+    write_gguf(make_gguf_friendly_model(seed=3), folder / "model.gguf", qtype="Q4_0")  # other weights
+    with pytest.raises(ModelLoadError, match="differ from the bf16 copy"):
+        build_packed(folder / "model.gguf", folder, "int4")
+
+
+def test_llama_rows_are_unpermuted(tmp_path):
+    """llama GGUFs store q/k rows permuted for llama.cpp's rope; the packed weights are in HF's order."""
+    folder, ref = _folder(tmp_path, "Q4_0", kind="llama")
+    assert gguf_tensor_types(folder / "model.gguf")["blk.0.attn_q.weight"] == "Q4_0"
+    tensors, _ = build_packed(folder / "model.gguf", folder, "int4")
+    got = quant.QWeight.from_tensors(tensors, "model.layers.0.self_attn.q_proj").unpack().dequantize()
+    torch.testing.assert_close(got, ref.model.layers[0].self_attn.q_proj.weight.data, rtol=1e-6, atol=1e-6)
