@@ -72,10 +72,12 @@ def test_greedy_speculation_on_the_fast_runners(backend, weights):
     if backend == "llamacpp" and importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python is not installed (pip install 'specdec[llamacpp]')")
     torch.set_num_threads(2)
-    exact = 8 if backend == "torch" else None
+    exact = 8  # torch: every pass padded to 8 rows; llamacpp: unrepacked (batch-invariant) kernels
     dec = specdec.load("qwen2.5-coder-1.5b-instruct", draft="qwen2.5-coder-0.5b-instruct", backend=backend,
                        weights=weights, exact_query_len=exact)
     assert dec.target.name == backend
+    if backend == "llamacpp":
+        assert dec.target.exact and not dec.target.repack
     if backend == "torch":
         assert dec.target.weights == "int4"
         assert any(m.kernel == ("vnni" if kernels.cpu_supported() else "aten")

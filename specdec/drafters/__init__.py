@@ -4,6 +4,7 @@ from specdec.drafters.registry import DRAFTERS, DrafterEnv
 from specdec.drafters import draft_model as _draft_model  # noqa: F401  (registers "draft-model")
 from specdec.drafters import prompt_lookup as _prompt_lookup  # noqa: F401  (registers "prompt-lookup")
 from specdec.drafters import aded as _aded  # noqa: F401  (registers "aded")
+from specdec.drafters import hybrid as _hybrid  # noqa: F401  (registers "hybrid")
 
 __all__ = ["DRAFTERS", "Draft", "DraftContext", "Drafter", "DrafterEnv", "DraftTree", "VerifyResult"]
 

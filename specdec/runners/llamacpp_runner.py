@@ -15,6 +15,13 @@ AMX: llama-cpp-python 0.3.36's llama.cpp segfaults in `ggml_backend_amx_mul_mat`
 one token on CPUs with AMX (seen on this project's Sapphire Rapids machine; upstream
 ggml-org/llama.cpp#20824), so on such a build and CPU the runner loads weights without llama.cpp's extra
 buffer types (no AMX/repack), as `llama-server --no-repack` does. `repack=True` forces them on.
+
+Exact mode (`query_len` set, `--exact-len N`): llama.cpp's repacked kernels (Q4_K in 8-row interleaved
+blocks, the default where they are safe) take a gemv path for one row and a gemm path for several, so a
+token's logits can depend on how many tokens share its pass: greedy speculation then differed from plain
+decoding on 1 of 3 real prompts (96 tokens, draft model K=4). Without repacking, every row goes through the
+same per-row dot products: 6 of 6 identical. So exact mode loads the weights unrepacked; it costs speed
+(plain decoding of the 1.5B here: 11.5 tok/s unrepacked vs 15.2 repacked, AVX-512 build) and pads nothing.
 """
 from __future__ import annotations
 
@@ -93,9 +100,9 @@ class LlamaCppRunner:
     def __init__(self, gguf_path: str | os.PathLike, max_context: int = 2048, threads: int | None = None,
                  query_len: int | None = None, repack: bool | None = None, eos_token_ids=None,
                  n_batch: int = 512, compile: bool = False) -> None:
-        if query_len is not None:
-            raise InputError("exact mode (--exact-len) needs the torch runner: llama.cpp's kernels are not batch "
-                             "invariant; use --backend torch")
+        if query_len is not None and repack:
+            raise InputError("exact mode (--exact-len) on the llamacpp runner loads the weights unrepacked; "
+                             "it cannot be combined with repack=True")
         L = _lib()
         _init_backend(L)
         path = Path(gguf_path)
@@ -104,7 +111,8 @@ class LlamaCppRunner:
         self._L = L
         self.path = path
         self.threads = int(threads or torch.get_num_threads())
-        self.repack = repack_safe(L) if repack is None else bool(repack)
+        self.exact = query_len is not None  # batch-invariant kernels (no repack): see the module docstring
+        self.repack = False if self.exact else (repack_safe(L) if repack is None else bool(repack))
         mp = L.llama_model_default_params()
         mp.use_extra_bufts = self.repack
         self._model = L.llama_model_load_from_file(str(path).encode(), mp)

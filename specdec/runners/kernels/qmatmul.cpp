@@ -271,9 +271,68 @@ torch::Tensor rope_write(torch::Tensor q, torch::Tensor k, torch::Tensor v, torc
   return out;
 }
 
+// Attention of q (B, Hq, T, D) over the cache's first L slots k / v (B, Hkv, S, D), grouped-query (head h reads
+// kv head h / (Hq / Hkv)), `mask` (T, L) bool: which slots each query row sees. Each (head, row) is computed on
+// its own, visiting the visible slots in slot order: a row's output does not depend on the other rows of the
+// pass, nor on invisible slots (a tree node gets exactly the numbers of the same tokens run as a chain).
+// Returns (B, T, Hq*D).
+torch::Tensor attention(torch::Tensor q, torch::Tensor kc, torch::Tensor vc, torch::Tensor mask, double scale) {
+  TORCH_CHECK(q.scalar_type() == torch::kFloat32, "float32 only");
+  q = q.contiguous();
+  auto m = mask.to(torch::kBool).contiguous();
+  const int64_t B = q.size(0), Hq = q.size(1), T = q.size(2), D = q.size(3);
+  const int64_t Hkv = kc.size(1), S = kc.size(2), L = m.size(1), G = Hq / Hkv;
+  TORCH_CHECK(L <= S && m.size(0) == T, "attention: mask does not match");
+  TORCH_CHECK(kc.stride(3) == 1 && kc.stride(2) == D && vc.stride(3) == 1 && vc.stride(2) == D,
+              "the caches' rows must be contiguous");
+  const int64_t kb = kc.stride(0), kh = kc.stride(1), vb = vc.stride(0), vh = vc.stride(1);
+  auto out = torch::empty({B, T, Hq * D}, q.options());
+  const float *qp = q.data_ptr<float>(), *kp = kc.data_ptr<float>(), *vp = vc.data_ptr<float>();
+  const bool* mp = m.data_ptr<bool>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, B * Hq, 1, [&](int64_t h0, int64_t h1) {
+    std::vector<float> sc(L);
+    std::vector<float> acc(D);
+    for (int64_t bh = h0; bh < h1; ++bh) {
+      const int64_t b = bh / Hq, h = bh % Hq, kvh = h / G;
+      const float* K = kp + b * kb + kvh * kh;
+      const float* V = vp + b * vb + kvh * vh;
+      for (int64_t t = 0; t < T; ++t) {
+        const float* x = qp + ((b * Hq + h) * T + t) * D;
+        const bool* vis = mp + t * L;
+        float mx = -INFINITY;
+        for (int64_t s = 0; s < L; ++s) {
+          if (!vis[s]) continue;
+          __m512 a = _mm512_setzero_ps();
+          int64_t i = 0;
+          for (; i + 16 <= D; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(K + s * D + i), a);
+          float dot = _mm512_reduce_add_ps(a);
+          for (; i < D; ++i) dot += x[i] * K[s * D + i];
+          sc[s] = dot * (float)scale;
+          mx = std::max(mx, sc[s]);
+        }
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        float den = 0.0f;
+        for (int64_t s = 0; s < L; ++s) {
+          if (!vis[s]) continue;
+          const float p = std::exp(sc[s] - mx);
+          den += p;
+          const float* vr = V + s * D;
+          for (int64_t i = 0; i < D; ++i) acc[i] += p * vr[i];
+        }
+        float* y = op + (b * T + t) * Hq * D + h * D;
+        const float inv = den > 0 ? 1.0f / den : 0.0f;
+        for (int64_t i = 0; i < D; ++i) y[i] = acc[i] * inv;
+      }
+    }
+  });
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("qmatmul", &qmatmul, "quantized linear (W4A8 / W8A8, AVX512-VNNI)");
   m.def("rms_norm", &rms_norm, "RMSNorm of each row (float32)");
   m.def("add_rms_norm", &add_rms_norm, "(x + r, RMSNorm(x + r)) (float32)");
   m.def("rope_write", &rope_write, "rotary embedding of q, k and the KV cache write (float32)");
+  m.def("attention", &attention, "grouped-query attention over the cache, row by row (float32)");
 }

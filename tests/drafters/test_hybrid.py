@@ -1,0 +1,56 @@
+"""The hybrid drafter: context copies when an n-gram repeats, the draft model otherwise, lossless."""
+from __future__ import annotations
+
+import torch
+
+from spec_helpers import close_draft, random_prompts
+from specdec.api import SpecDecoder
+from specdec.config import SpecConfig, StopConfig
+from specdec.drafters.base import DraftContext
+from specdec.config import SamplingConfig
+from policies.simple import ConstantPolicy
+from specdec.stats import GenerationStats
+
+
+def _dec(target_model, tokenizer, **opts):
+    close = close_draft(target_model, eps=0.15)
+    spec = SpecConfig(drafter="hybrid", k=4, guard=False, drafter_options=opts)
+    return SpecDecoder(target_model, tokenizer, spec=spec, model_loader=lambda name: (close, tokenizer), draft="d")
+
+
+def _ctx(tokens):
+    return DraftContext(torch.tensor([tokens]), 2, 4, ConstantPolicy(k=4), SamplingConfig(), policy_k=4)
+
+
+def test_copies_a_repeated_ngram_and_asks_the_model_otherwise(target_model, tokenizer):
+    dec = _dec(target_model, tokenizer, min_match=3)
+    d = dec.drafter_for(dec.spec)
+    d.start(torch.tensor([[5, 6, 7, 8, 9, 5, 6, 7]]))
+    copy = d.propose(_ctx([5, 6, 7, 8, 9, 5, 6, 7]))  # "5 6 7" occurred before: its continuation 8 9 5 6
+    assert copy.info["source"] == "lookup" and copy.tokens[0].tolist() == [8, 9, 5, 6]
+    model = d.propose(_ctx([5, 6, 7, 8, 9, 5, 6, 11]))  # no 3-gram match: the draft model drafts
+    assert model.info["source"] == "model" and model.length == 4
+
+
+def test_long_prompts_never_wake_the_draft_model(target_model, tokenizer):
+    dec = _dec(target_model, tokenizer, model_prompt_max=10)
+    d = dec.drafter_for(dec.spec)
+    calls = []
+    orig = d.model.propose
+    d.model.propose = lambda ctx: calls.append(1) or orig(ctx)
+    prompt = torch.randint(3, 64, (1, 12), generator=torch.Generator().manual_seed(0))
+    list(dec.stream_ids(prompt, stop=StopConfig(max_new_tokens=12)))
+    assert calls == []
+
+
+def test_greedy_output_equals_plain_and_both_sources_ran(target_model, tokenizer):
+    dec = _dec(target_model, tokenizer, min_match=2)
+    plain = SpecDecoder(target_model, tokenizer)
+    sources: set[str] = set()
+    st = GenerationStats()
+    for p in random_prompts(10, seed=3):
+        want = [t for r in plain.stream_ids(p, stop=StopConfig(max_new_tokens=24)) for t in r.tokens]
+        got = [t for r in dec.stream_ids(p, stop=StopConfig(max_new_tokens=24), stats=st) for t in r.tokens]
+        assert got == want
+        sources.update(st.extra.get("source", []))
+    assert sources == {"lookup", "model"} and st.accepted > 0
