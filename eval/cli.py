@@ -136,6 +136,10 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
     if task.family == "mmlu" and not 0 <= task.num_fewshot <= 5:
         raise InputError(f"MMLU few-shot examples come from the 5 dev questions per subject; --num-fewshot "
                          f"{task.num_fewshot} is out of 0..5")
+    if task.num_fewshot < 0:
+        raise InputError(f"--num-fewshot must be >= 0, got {task.num_fewshot}")
+    if task.family == "gsm8k" and task.max_new_tokens < 1:
+        raise InputError(f"--max-new-tokens must be >= 1, got {task.max_new_tokens}")
     if per_subject is not None and per_subject < 1:
         raise InputError(f"--per-subject must be >= 1, got {per_subject}")
     if limit is not None and limit < 1:
@@ -160,10 +164,13 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
         drafter = "draft-model"
     if task.family == "mmlu" and drafter not in (None, "none", "plain"):
         raise InputError("MMLU is scored by log-likelihood: no generation, so no drafter; drop --drafter/--draft")
-    if threads:
-        import torch
+    from specdec.config import SpecConfig
+    from specdec.validate import check_spec, set_threads
 
-        torch.set_num_threads(threads)
+    if task.family == "gsm8k":  # drafter / policy names, options and k: one line now, not after the model loads
+        check_spec(SpecConfig(drafter=drafter, policy=policy, k=k, drafter_options=drafter_options or {},
+                              policy_options=policy_options or {}))
+    set_threads(threads)
 
     # 1. data (all checks before the output folder is touched)
     if task.family == "mmlu":

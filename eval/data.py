@@ -8,7 +8,6 @@ question, A, B, C, D, answer letter; no header) and ``gsm8k/{train,test}.jsonl``
 from __future__ import annotations
 
 import csv
-import json
 import os
 import random
 from dataclasses import asdict, dataclass
@@ -193,26 +192,18 @@ def read_gsm8k_jsonl(path: Path, split: str) -> list[GSM8KItem]:
         where = "missing" if not path.exists() else "not a file"
         raise DataError(f"GSM8K data file {path} is {where}; {HOW_TO_POINT} (expected <dir>/gsm8k/{split}.jsonl, "
                         f"see shared/data/README.md)")
+    from specdec.jsonl import read_jsonl
+
     items: list[GSM8KItem] = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line_no, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{line_no}: malformed GSM8K line: not JSON ({e.msg})") from None
-                if not isinstance(row, dict) or not isinstance(row.get("question"), str) \
-                        or not isinstance(row.get("answer"), str):
-                    raise DataError(f"{path}:{line_no}: malformed GSM8K line: expected an object with string "
-                                    f"fields \"question\" and \"answer\"")
-                if "####" not in row["answer"]:
-                    raise DataError(f"{path}:{line_no}: malformed GSM8K line: the answer has no '#### N' final "
-                                    f"answer")
-                items.append(GSM8KItem(f"{split}/{len(items)}", len(items), row["question"], row["answer"]))
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    for line_no, row in read_jsonl(path, "malformed GSM8K line: not JSON"):
+        if not isinstance(row, dict) or not isinstance(row.get("question"), str) \
+                or not isinstance(row.get("answer"), str):
+            raise DataError(f"{path}:{line_no}: malformed GSM8K line: expected an object with string "
+                            f"fields \"question\" and \"answer\"")
+        if "####" not in row["answer"]:
+            raise DataError(f"{path}:{line_no}: malformed GSM8K line: the answer has no '#### N' final "
+                            f"answer")
+        items.append(GSM8KItem(f"{split}/{len(items)}", len(items), row["question"], row["answer"]))
     if not items:
         raise DataError(f"{path}: no rows (an empty GSM8K file)")
     return items

@@ -11,6 +11,7 @@ An output folder holds one run:
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -21,6 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 from specdec.errors import InputError
 
 RUN_FILE = "run.json"
+LOCK_FILE = ".lock"  # held (flock) by the one process writing this folder
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
 SUMMARY_MD = "summary.md"
@@ -98,6 +100,33 @@ class Run:
         self.dir = Path(out_dir)
         self.config = dict(config)
         self.overwrite = overwrite
+        self._lock = None
+
+    def lock(self) -> None:
+        """Hold the folder for this process: two runs appending to one results.jsonl duplicated its lines. A
+        second run refuses at once; the lock goes when this process ends (even by SIGKILL)."""
+        if self._lock is not None:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        f = open(self.dir / LOCK_FILE, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            who = f.read().strip()
+            f.close()
+            raise InputError(f"another run is writing to {self.dir} ({who or 'pid unknown'}); wait for it to "
+                             "finish or choose another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}\n")
+        f.flush()
+        self._lock = f
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     @property
     def results_path(self) -> Path:
@@ -108,6 +137,13 @@ class Run:
         run_file = self.dir / RUN_FILE
         if self.dir.exists() and not self.dir.is_dir():
             raise InputError(f"--out {self.dir} is a file; give a folder")
+        anc = self.dir
+        while not anc.exists() and anc != anc.parent:
+            anc = anc.parent
+        if not anc.is_dir():
+            raise InputError(f"--out {self.dir}: {anc} is a file, so the folder cannot be made there")
+        if not os.access(anc, os.W_OK):
+            raise InputError(f"--out {self.dir}: {anc} is not writable")
         if run_file.exists() and not self.overwrite:
             try:
                 old = json.loads(run_file.read_text(encoding="utf-8"))
@@ -123,6 +159,8 @@ class Run:
     def prepare(self) -> list[dict]:
         """Create the folder, check a previous run there was the same run, return its finished records."""
         self.check()
+        self.lock()
+        self.check()  # again under the lock: a run that finished meanwhile may have written run.json
         run_file = self.dir / RUN_FILE
         if self.overwrite:
             for name in (RESULTS, SUMMARY, SUMMARY_MD, RUN_FILE):

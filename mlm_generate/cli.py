@@ -26,10 +26,9 @@ def _run(fn):
     def wrapper(*args, **kwargs):
         as_json = kwargs.get("as_json", False)
         try:
-            if kwargs.get("threads"):
-                import torch  # noqa: PLC0415
+            from specdec.validate import set_threads  # noqa: PLC0415
 
-                torch.set_num_threads(kwargs["threads"])
+            set_threads(kwargs.get("threads"))
             out = fn(*args, **kwargs)
         except SpecDecError as e:
             if as_json:
@@ -106,6 +105,8 @@ def classify(text: str = typer.Argument(..., help="the text / question to classi
     from mlm_generate.classifier import MLMClassifier  # noqa: PLC0415
     from mlm_generate.templates import Example  # noqa: PLC0415
 
+    if not text.strip():
+        raise InputError("empty text: give the text or question to classify")
     if bool(labels) == bool(choice):
         raise InputError("give either --labels (label set) or --choice options (multiple choice)")
     rows = _read_examples(examples, k) if examples else []

@@ -22,6 +22,8 @@ from typing import Optional
 import torch
 import typer
 
+from specdec.validate import set_threads
+
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 DATA = Path(os.environ.get("SPECDEC_DATA") or Path(__file__).resolve().parent.parent.parent / "shared" / "data")
 
@@ -57,7 +59,7 @@ def sst2(data: Path = typer.Option(DATA / "sst2"), model: str = "bert-tiny-splad
     from mlm_generate.models import load_mlm  # noqa: PLC0415
     from mlm_generate.templates import SENTIMENT, Verbalizer  # noqa: PLC0415
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     train, dev, test = (load_tsv(data / f"{s}.tsv") for s in ("train", "dev", "test"))
     mlm = load_mlm(model)
     labels = ["negative", "positive"]
@@ -96,7 +98,7 @@ def maskpredict(data: Path = typer.Option(DATA / "sst2" / "test.tsv"), model: st
     from mlm_generate.models import load_mlm  # noqa: PLC0415
     from mlm_generate.nar import GenerationConfig, generate, iterative_fill  # noqa: PLC0415
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     mlm = load_mlm(model)
     tok = mlm.tokenizer
     sents = [e.text for e in load_tsv(data)][:n]
@@ -179,7 +181,7 @@ def mmlu(data: Path = typer.Option(DATA / "mmlu"), model: str = "bert-tiny-splad
     from mlm_generate.classifier import MLMClassifier  # noqa: PLC0415
     from mlm_generate.templates import Example  # noqa: PLC0415
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     clf = MLMClassifier(model, batch_size=32)
     per, allc, alln = {}, 0, 0
     t0 = time.perf_counter()
@@ -211,7 +213,7 @@ def drafter(target: str = "qwen2.5-coder-1.5b-instruct", mlm: str = "bert-tiny-s
 
     import mlm_generate.drafter  # noqa: F401,PLC0415  (registers "mlm")
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     rows = [json.loads(line) for line in data.read_text().splitlines() if line.strip()]
     cats = categories.split(",")
     picked = []

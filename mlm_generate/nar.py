@@ -211,12 +211,18 @@ def fill_text(mlm: MLM, text: str, iterations: int = 1, top_k: int = 5) -> dict:
     """Fill every mask in `text` ("[MASK]" and "<mask>" both mean the tokenizer's mask token).
     Returns the filled text, the filled tokens, and each mask's top-k from the first (all-mask) pass."""
     tok = mlm.tokenizer
+    if top_k < 1:
+        raise InputError(f"--top-k must be >= 1, got {top_k}")
     for alias in ("[MASK]", "<mask>"):
         text = text.replace(alias, tok.mask_token)
     enc = tok(text, return_tensors="pt", truncation=True, max_length=mlm.max_length)
     ids, attn = enc["input_ids"], enc["attention_mask"]
     fill = ids == mlm.mask_id
     if not bool(fill.any()):
+        if tok.mask_token in text:
+            n = len(tok(text)["input_ids"])
+            raise InputError(f"the text is {n} tokens and the model reads {mlm.max_length}: every mask lies past the "
+                             "cut; shorten the text or move the mask earlier")
         raise InputError(f"no mask in the text: write {tok.mask_token!r} (or [MASK] / <mask>) where a token is missing")
     with torch.no_grad():
         lp = torch.log_softmax(mlm.logits_at(ids, attn, fill).float(), -1)

@@ -50,6 +50,8 @@ class HeuristicPolicy:
 
     def __post_init__(self) -> None:
         _check_k(self.k)
+        if not isinstance(self.k_max, int) or self.k_max < self.k:
+            raise InputError(f"heuristic: k_max must be an integer >= k ({self.k}), got {self.k_max!r}")
         self._current = self.k
 
     def start(self, costs: RoundCosts | None = None) -> None:

@@ -15,6 +15,7 @@ from specdec.runners import is_runner, load_runner
 from specdec.runners.torch_runner import TorchRunner
 from specdec.engine.stopping import StopChecker
 from specdec.errors import InputError
+from specdec.validate import set_threads
 from specdec.sampling import make_generator
 from specdec.stats import GenerationStats
 
@@ -96,8 +97,7 @@ class SpecDecoder:
 
     def __init__(self, model, tokenizer, spec: SpecConfig = SpecConfig(), engine: EngineConfig = EngineConfig(),
                  draft: str | None = None, model_loader=None) -> None:
-        if engine.threads:
-            torch.set_num_threads(engine.threads)
+        set_threads(engine.threads)
         self.tokenizer = tokenizer
         self.engine = engine
         self.spec = spec

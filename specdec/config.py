@@ -3,6 +3,7 @@ the CLI and the Python API read them from here."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 from specdec.errors import InputError
@@ -22,11 +23,11 @@ class SamplingConfig:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise InputError(f"temperature must be >= 0, got {self.temperature}")
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise InputError(f"temperature must be a finite number >= 0, got {self.temperature}")
         if self.top_k < 0:
             raise InputError(f"top_k must be >= 0, got {self.top_k}")
-        if not 0.0 < self.top_p <= 1.0:
+        if not 0.0 < self.top_p <= 1.0:  # also refuses nan
             raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
 
     @property

@@ -7,6 +7,42 @@ from specdec.config import SpecConfig
 from specdec.errors import InputError
 
 
+def set_threads(threads: int | None) -> None:
+    """The one place torch's thread count is set (None: torch's default); refuses a count below 1."""
+    if threads is None:
+        return
+    if not isinstance(threads, int) or threads < 1:
+        raise InputError(f"--threads must be >= 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def utf8_text(text: str | bytes, what: str) -> str:
+    """`text` as a str that is valid UTF-8, else one clear error naming `what` and the first bad byte.
+    Bytes are decoded strictly; a str may carry lone surrogates (Python's surrogateescape for argv and
+    stdin), which the tokenizers reject with a traceback."""
+    if isinstance(text, bytes):
+        try:
+            return text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(f"{what} is not valid UTF-8 (byte 0x{text[e.start]:02x} at offset {e.start})") from None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        bad = text[e.start]
+        byte = f"byte 0x{ord(bad) - 0xDC00:02x}" if 0xDC80 <= ord(bad) <= 0xDCFF else f"U+{ord(bad):04X}"
+        raise InputError(f"{what} is not valid UTF-8 ({byte} at character {e.start})") from None
+    return text
+
+
+def read_utf8(path, what: str | None = None) -> str:
+    """A text file's content, checked as UTF-8 (see utf8_text)."""
+    from pathlib import Path
+
+    return utf8_text(Path(path).read_bytes(), what or str(path))
+
+
 def _accepted(factory, skip: tuple[str, ...]) -> list[str] | None:
     fields = getattr(factory, "__dataclass_fields__", None)
     if fields is not None:
@@ -22,6 +58,8 @@ def check_spec(spec: SpecConfig) -> None:
     from policies import POLICIES
     from specdec.drafters import DRAFTERS
 
+    if not isinstance(spec.k, int) or spec.k < 1:
+        raise InputError(f"-k (draft tokens per round) must be >= 1, got {spec.k}")
     checks = [(POLICIES.get(spec.policy), spec.policy_options, ("name",), f"policy {spec.policy!r}", "--policy-opt")]
     if spec.drafter not in (None, "none", "plain"):
         checks.append((DRAFTERS.get(spec.drafter), spec.drafter_options, ("env",), f"drafter {spec.drafter!r}",

@@ -142,3 +142,12 @@ def test_make_generator_without_seed_leaves_the_global_rng_alone():
     g1, g2 = make_generator(SamplingConfig(temperature=1.0)), make_generator(SamplingConfig(temperature=1.0))
     assert torch.equal(torch.rand(3), want)
     assert not torch.equal(torch.rand(8, generator=g1), torch.rand(8, generator=g2))  # still random per call
+
+
+@pytest.mark.parametrize("kw", [{"temperature": float("nan")}, {"temperature": float("inf")}, {"temperature": -1.0},
+                                {"top_p": float("nan")}, {"top_k": -1}])
+def test_bad_sampling_values_are_one_clear_error(kw):
+    from specdec.errors import InputError
+
+    with pytest.raises(InputError):
+        SamplingConfig(**kw)

@@ -77,19 +77,18 @@ def read_prompts(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"prompt file {str(path)!r} not found")
-    out: list[str] = []
+    from specdec.jsonl import read_jsonl
+    from specdec.validate import read_utf8
+
     if path.suffix == ".txt":
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    for i, line in enumerate(path.read_text().splitlines()):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{i + 1}: not JSON ({e.msg})") from None
+        return [line.strip() for line in read_utf8(path).splitlines() if line.strip()]
+    out: list[str] = []
+    for n, row in read_jsonl(path, "not JSON"):
         if isinstance(row, str):
             out.append(row)
             continue
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{n}: expected a JSON object (or a string) per line, got {type(row).__name__}")
         for key in ("question", "prompt", "text", "instruction"):
             if isinstance(row.get(key), str):
                 out.append(row[key])
@@ -98,7 +97,7 @@ def read_prompts(path: str | os.PathLike) -> list[str]:
             if isinstance(row.get("turns"), list) and row["turns"]:
                 out.append(str(row["turns"][0]))
             else:
-                raise DataError(f"{path}:{i + 1}: no question/prompt/text/turns field")
+                raise DataError(f"{path}:{n}: no question/prompt/text/turns field")
     return out
 
 

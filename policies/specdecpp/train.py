@@ -71,6 +71,19 @@ def _lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
 
 
+def _load_ckpt(path: Path) -> dict:
+    """A checkpoint as plain data: `weights_only=True` (tensors, numbers, strings, lists, dicts), so a crafted
+    file cannot run code; a truncated or foreign file is one clear error."""
+    try:
+        saved = torch.load(path, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises RuntimeError, UnpicklingError, EOFError, ...
+        raise InputError(f"{path} is not a readable head checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+                         "delete it or use --no-resume") from None
+    if not isinstance(saved, dict) or not {"head", "opt", "state", "config", "n_train", "hidden_size"} <= set(saved):
+        raise InputError(f"{path} is not a head checkpoint (missing keys); delete it or use --no-resume")
+    return saved
+
+
 def _save_ckpt(path: Path, head, opt, state: TrainState, cfg: TrainConfig, n_train: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save({"head": head.state_dict(), "opt": opt.state_dict(), "state": asdict(state), "config": asdict(cfg),
@@ -107,7 +120,7 @@ def train_head(train: Dataset, cfg: TrainConfig, work_dir: str | os.PathLike, va
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = TrainState()
     if resume and ckpt.is_file():
-        saved = torch.load(ckpt, weights_only=False)
+        saved = _load_ckpt(ckpt)
         keys = ("epochs", "batch_size", "lr", "weight_decay", "warmup_ratio", "reject_weight", "num_blocks", "seed",
                 "label", "align", "standardize")
         diff = [k for k in keys if saved["config"].get(k) != getattr(cfg, k)]

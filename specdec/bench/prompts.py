@@ -9,7 +9,6 @@ The data folder is `data_dir` if given, else $SPECDEC_DATA, else ../shared/data 
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,18 +37,13 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
+    from specdec.jsonl import read_jsonl
+
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{n}: expected a JSON object per line")
-            rows.append(row)
+    for n, row in read_jsonl(path):
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{n}: expected a JSON object per line")
+        rows.append(row)
     return rows
 
 
@@ -104,7 +98,9 @@ def _user_file(path: Path) -> list[BenchPrompt]:
                 raise DataError(f"{path}: row {i + 1} has no string 'prompt'")
             out.append(BenchPrompt(row["prompt"], path.name, str(row.get("category", "")), str(row.get("id", i))))
         return out
-    lines = path.read_text(encoding="utf-8").splitlines()
+    from specdec.validate import read_utf8
+
+    lines = read_utf8(path, f"--prompts {path}").splitlines()
     return [BenchPrompt(line, path.name, "", str(i)) for i, line in enumerate(lines) if line.strip()]
 
 

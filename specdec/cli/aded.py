@@ -17,6 +17,7 @@ import typer
 
 from specdec.config import DEFAULT_TARGET
 from specdec.errors import DataError, SpecDecError
+from specdec.validate import set_threads
 
 aded_app = typer.Typer(help="ADED drafter: build tri-gram stores, measure the tree budget.", no_args_is_help=True)
 DATASETS = ("gsm8k", "spec_bench")
@@ -151,8 +152,7 @@ def cost(
     from specdec.drafters.aded.tune import choose_budget, replay
 
     console = Console(stderr=True)
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     try:
         pairs = [tuple(int(x) for x in b.split(":")) for b in budgets.split(",") if b]
         if reuse:
@@ -238,8 +238,7 @@ def distill(
     from specdec.zoo import load_causal_lm
 
     console = Console(stderr=True)
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     try:
         rows = prompts_from(prompts, data_dir(str(data) if data else None) if prompts == "gsm8k" else Path("."), limit)
         hf, tok = load_causal_lm(model)

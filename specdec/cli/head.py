@@ -73,10 +73,9 @@ def _emit_json(obj: dict, path: str | None) -> None:
 
 
 def _set_threads(threads: int | None) -> None:
-    import torch
+    from specdec.validate import set_threads
 
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
 
 
 def _load(name: str, dtype: str, cache_dir: str | None):
@@ -151,6 +150,8 @@ def build_data(
                          "training data. Pass --allow-eval-prompts only to build a held-out evaluation set.")
     if not 0 <= keep_prob < 1 or temperature <= 0:
         raise InputError("need 0 <= --keep-prob < 1 and --temperature > 0")
+    if count is not None and count < 1:
+        raise InputError(f"--count must be >= 1, got {count}")
     if responder not in ("hf-batch", "engine"):
         raise InputError(f"--responder must be hf-batch or engine, not {responder!r}")
     if responder == "hf-batch" and response_temperature > 0:
@@ -160,6 +161,9 @@ def build_data(
     t0 = time.perf_counter()
     tmodel, tok = _load(target, dtype, cache_dir)
     dmodel, dtok = _load(draft, dtype, cache_dir)
+    from specdec.drafters.draft_model import check_same_vocabulary
+
+    check_same_vocabulary(tok, dtok)  # another vocabulary crashed (smaller) or built wrong labels (larger)
     err.print(f"[dim]loaded {escape(target)} + {escape(draft)} in {time.perf_counter() - t0:.0f}s[/]")
     ident = draft_identity(dmodel, draft)
     cfg = DataConfig(target=target, draft=draft, prompts=str(Path(prompts).resolve()), start=start, count=count,

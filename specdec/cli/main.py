@@ -31,7 +31,7 @@ from specdec.cli.models import models_app
 from specdec.config import parse_kv
 from specdec.config import DEFAULT_TARGET, EngineConfig, SamplingConfig, SpecConfig, StopConfig
 from specdec.errors import InputError, SpecDecError
-from specdec.validate import check_spec
+from specdec.validate import check_spec, utf8_text
 
 _E, _S, _T, _P = EngineConfig(), SamplingConfig(), StopConfig(), SpecConfig()
 out = Console(highlight=False, soft_wrap=True)  # stdout: generated text (colours only on a terminal)
@@ -171,7 +171,9 @@ def generate(
 ) -> None:
     """Generate a continuation of PROMPT (accepted draft tokens are coloured on a terminal), then a stats line."""
     if prompt == "-":
-        prompt = sys.stdin.read()
+        stdin = getattr(sys.stdin, "buffer", None)
+        prompt = utf8_text(stdin.read() if stdin is not None else sys.stdin.read(), "the prompt on stdin")
+    prompt = utf8_text(prompt, "the prompt")
     if not prompt.strip():
         raise InputError("empty prompt: give some text (or - to read stdin)")
     o = make_opts(target, draft, drafter, policy, k, policy_opt, drafter_opt, temperature, top_k, top_p, seed,
@@ -205,10 +207,13 @@ def chat_loop(dec, read: Callable[[], str], console: Console, *, sampling: Sampl
     history: list[dict] = []
     while True:
         try:
-            line = read()
+            line = utf8_text(read(), "that line")
         except EOFError:
             console.print()
             break
+        except (UnicodeDecodeError, InputError) as e:  # keep the session and its history
+            console.print(f"[red]error: {escape(str(e) if isinstance(e, InputError) else 'that line is not valid UTF-8')}[/]")
+            continue
         cmd = line.strip()
         if not cmd:
             continue

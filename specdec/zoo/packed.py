@@ -20,7 +20,7 @@ from specdec.errors import ModelLoadError
 from specdec.runners import quant
 from specdec.zoo.catalog import cache_root
 from specdec.zoo.sources import sha256_file
-from specdec.zoo.store import GGUF_FILE, MANIFEST, _pull_lock
+from specdec.zoo.store import GGUF_FILE, MANIFEST, _pull_lock, record_verified
 
 
 
@@ -165,6 +165,7 @@ def ensure_packed(name: str, folder: Path, weights: str, cache_dir=None, say=lam
         tmp_m = manifest_path.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
         tmp_m.write_text(json.dumps(manifest, indent=2) + "\n")
         os.replace(tmp_m, manifest_path)
+        record_verified(folder, [path.name])
         say(f"{name}: {weights} weights ready in {time.perf_counter() - t0:.1f} s "
             f"({path.stat().st_size / 1e9:.2f} GB)")
     return path

@@ -189,8 +189,8 @@ def disk_guard(folder: Path, need: int, what: str) -> Iterator[None]:
 
     def full() -> ModelLoadError:
         return ModelLoadError(
-            f"not enough disk space in {folder} for {what}: needs about {need / 1e9:.1f} GB, "
-            f"{shutil.disk_usage(folder).free / 1e9:.1f} GB free; free some space or use --cache-dir"
+            f"not enough disk space in {folder} for {what}: needs about {_size(need)}, "
+            f"{_size(shutil.disk_usage(folder).free)} free; free some space or use --cache-dir"
         )
 
     if free < need:
@@ -201,6 +201,14 @@ def disk_guard(folder: Path, need: int, what: str) -> Iterator[None]:
         if getattr(e, "errno", None) == errno.ENOSPC or "No space left on device" in str(e):
             raise full() from None
         raise
+
+
+def _size(n: int) -> str:
+    """Bytes for a message: 3.5 GB, 42 MB, 12 kB (a small model's need used to read "0.0 GB")."""
+    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def _short(items: list[str], n: int = 3) -> str:

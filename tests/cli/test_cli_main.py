@@ -183,3 +183,30 @@ def test_chat_command_scripted_stdin(tiny_zoo):
     assert res.exit_code == 0, res.output
     assert "history cleared" in res.stdout
     assert res.stdout.count("target calls") == 2
+
+
+@pytest.mark.parametrize("args,stdin,match", [
+    (["-"], b"hi \xff there", "not valid UTF-8 (byte 0xff at offset 3)"),
+    (["hi \udcff"], None, "the prompt is not valid UTF-8 (byte 0xff"),  # argv bytes, surrogate-escaped
+    ([PROMPT, "--temperature", "nan"], None, "temperature must be a finite number"),
+    ([PROMPT, "--threads", "-2"], None, "threads must be >= 1"),
+])
+def test_bad_bytes_and_values_are_one_red_line(tiny_zoo, args, stdin, match):
+    _assert_one_line_error(runner.invoke(app, ["generate", *args, *TINY], input=stdin), match)
+
+
+def test_chat_survives_a_line_that_is_not_utf8(tiny_zoo):
+    dec = specdec.load("tiny-target")
+    buf = io.StringIO()
+    read, _ = scripted(["w1 w2", "bad \udcff line", "w3"])
+    history = chat_loop(dec, read, Console(file=buf, width=200), stop=specdec.StopConfig(max_new_tokens=4))
+    assert "not valid UTF-8" in buf.getvalue()
+    assert [m["content"] for m in history if m["role"] == "user"] == ["w1 w2", "w3"]  # history kept
+
+
+def test_set_threads_is_checked():
+    from specdec.validate import set_threads
+
+    with pytest.raises(InputError, match="threads must be >= 1"):
+        set_threads(0)
+    set_threads(None)  # torch's default stays

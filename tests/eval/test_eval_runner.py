@@ -105,6 +105,11 @@ def test_a_different_run_in_the_same_folder_is_refused(tmp_path, data_dir, decod
     ("mmlu", {"num_fewshot": 6}, InputError, "out of 0..5"),
     ("gsm8k", {"subjects": "anatomy"}, InputError, "for MMLU tasks"),
     ("mmlu", {"drafter": "prompt-lookup", "subjects": SUBJ}, InputError, "no drafter"),
+    ("gsm8k", {"max_new_tokens": 0}, InputError, "--max-new-tokens must be >= 1"),
+    ("gsm8k", {"k": 0, "drafter": "prompt-lookup"}, InputError, "must be >= 1, got 0"),
+    ("gsm8k", {"policy": "nope", "drafter": "prompt-lookup"}, UnknownNameError, "nope"),
+    ("gsm8k", {"drafter": "prompt-lookup", "drafter_options": {"bogus": 1}}, InputError, "has no option bogus"),
+    ("gsm8k", {"num_fewshot": -1}, InputError, "--num-fewshot must be >= 0"),
 ])
 def test_bad_inputs_leave_no_output(tmp_path, data_dir, decoder, task, kw, err, match):
     kw = dict(kw)
@@ -115,6 +120,12 @@ def test_bad_inputs_leave_no_output(tmp_path, data_dir, decoder, task, kw, err, 
     with pytest.raises(err, match=match):
         execute(task, out=out, decoder=decoder, plots=False, say=lambda m: None, **kw)
     assert not out.exists()
+
+
+def test_out_under_a_file_is_one_clear_error(tmp_path, data_dir, decoder):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(InputError, match="is a file, so the folder cannot be made there"):
+        execute("gsm8k", out=tmp_path / "f" / "run", data_dir=str(data_dir), decoder=decoder, say=lambda m: None)
 
 
 def test_malformed_file_leaves_no_output(tmp_path, data_dir, decoder):
@@ -234,3 +245,16 @@ def test_exact_len_reaches_the_engine_and_is_refused_where_it_cannot_apply(tmp_p
     with pytest.raises(InputError, match="--exact-len is for generation tasks"):
         execute("mmlu", out=tmp_path / "m", data_dir=str(data_dir), decoder=decoder, exact_len=5, say=lambda m: None)
     assert not (tmp_path / "m").exists()
+
+
+def test_a_second_run_on_one_folder_is_refused_while_the_first_holds_it(tmp_path):
+    first = R.Run(tmp_path / "o", {"task": "gsm8k"})
+    assert first.prepare() == []
+    second = R.Run(tmp_path / "o", {"task": "gsm8k"})
+    with pytest.raises(InputError, match=r"another run is writing to .*pid \d+"):
+        second.prepare()
+    first.execute(["a", "b"], lambda x: {"id": x, "ok": True}, item_id=lambda x: x)
+    first.release()
+    assert second.prepare() != []  # once released, the same run resumes: nothing was duplicated
+    ids = [r["id"] for r in R.read_results(tmp_path / "o" / R.RESULTS)]
+    assert ids == ["a", "b"]

@@ -92,6 +92,11 @@ def test_fill_text_accepts_both_mask_spellings(any_mlm):
     assert any_mlm.tokenizer.mask_token not in out["text"]
     with pytest.raises(InputError, match="no mask"):
         fill_text(any_mlm, "no blanks here")
+    with pytest.raises(InputError, match="--top-k must be >= 1"):
+        fill_text(any_mlm, "the [MASK] .", top_k=0)
+    long = " ".join(["the"] * (any_mlm.max_length + 5)) + " [MASK] ."
+    with pytest.raises(InputError, match="every mask lies past the cut"):  # truncation removed it
+        fill_text(any_mlm, long)
 
 
 def test_refine_starts_from_a_draft(bert_mlm):

@@ -40,6 +40,14 @@ def test_k_below_one_is_refused(cls):
 
 
 # ------------------------------------------------------------------ heuristic
+@pytest.mark.parametrize("k_max", [-1, 0, 3])
+def test_heuristic_refuses_a_cap_below_k(k_max):
+    from specdec.errors import InputError
+
+    with pytest.raises(InputError, match="k_max must be an integer >= k"):
+        HeuristicPolicy(k=4, k_max=k_max)
+
+
 def test_heuristic_plus_two_minus_one():
     p = HeuristicPolicy(k=4, k_max=16)
     p.start()

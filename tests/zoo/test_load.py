@@ -52,7 +52,7 @@ def fake_bert(tiny_bert, monkeypatch) -> ModelSpec:
 
 def test_masked_lm_copy_pull_load_verify(cache, fake_bert):
     dest = pull(fake_bert.name, progress=False)
-    assert sorted(p.name for p in dest.iterdir()) == ["config.json", "model.safetensors", "specdec-model.json",
+    assert sorted(p.name for p in dest.iterdir() if p.name != ".verified.json") == ["config.json", "model.safetensors", "specdec-model.json",
                                                       "tokenizer.json", "tokenizer_config.json"]
     assert resolve(fake_bert.name) == str(dest)
     model, tok = load_masked_lm(fake_bert.name, dtype="float32")
@@ -73,6 +73,30 @@ def test_corrupt_cached_safetensors(cache, fake_bert):
     assert not report.ok and ("model.safetensors", False, "sha256 mismatch (corrupt)") in report.rows
     with pytest.raises(ModelLoadError, match=r"unreadable .*specdec models pull tiny-bert --force"):
         load_masked_lm(fake_bert.name)
+
+
+def test_one_changed_byte_in_a_cached_tensor_is_refused_at_load(cache, fake_bert, monkeypatch):
+    from specdec.zoo import store
+
+    dest = pull(fake_bert.name, progress=False)
+    load_masked_lm(fake_bert.name)
+    hashed = []
+    real = store.sha256_file
+    monkeypatch.setattr(store, "sha256_file", lambda p: hashed.append(p.name) or real(p))
+    load_masked_lm(fake_bert.name)
+    assert hashed == []  # unchanged files are not re-read (size, mtime and inode stamped at pull time)
+    st = dest / "model.safetensors"
+    data = bytearray(st.read_bytes())
+    data[-3] ^= 0x01  # one bit of the last tensor: the header and the size stay valid
+    st.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match=r"corrupt .*model.safetensors changed.*specdec models pull tiny-bert --force"):
+        load_masked_lm(fake_bert.name)
+    data[-3] ^= 0x01  # restored: its hash matches again, it loads and is stamped afresh
+    st.write_bytes(bytes(data))
+    load_masked_lm(fake_bert.name)
+    hashed.clear()
+    load_masked_lm(fake_bert.name)
+    assert hashed == []
 
 
 def test_local_folder_resolves_to_itself(tiny_bert):

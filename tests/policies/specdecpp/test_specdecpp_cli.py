@@ -71,3 +71,25 @@ def test_refuses_evaluation_prompts(folders, tmp_path):
     f.write_text('{"turns": ["hello"]}\n')
     res = CliRunner().invoke(head_app, ["build-data", "--out", str(tmp_path / "d"), "--prompts", str(f)])
     assert res.exit_code == 1 and "evaluation prompts" in res.output
+
+
+def _run(*args):
+    res = CliRunner().invoke(head_app, [str(a) for a in args])
+    return res
+
+
+def test_build_data_refuses_a_draft_of_another_vocabulary_and_a_zero_count(folders, tmp_path, target_model,
+                                                                           tokenizer, monkeypatch):
+    class OtherVocab:
+        def get_vocab(self):
+            return {**tokenizer.get_vocab(), "<extra>": 10**6}
+
+    draft = close_draft(target_model, eps=0.15)
+    monkeypatch.setattr("specdec.cli.head._load",
+                        lambda name, dtype, cache_dir: (target_model, tokenizer) if name == "target" else (draft, OtherVocab()))
+    common = ["--out", tmp_path / "d", "--prompts", folders / "prompts.jsonl", "--max-new-tokens", 8, "--no-chat",
+              "--no-progress", "--target", "target", "--draft", "draft", "--dtype", "float32"]
+    res = _run("build-data", "--count", 4, *common)
+    assert res.exit_code == 1 and "differs from the target's" in res.output and not (tmp_path / "d").exists()
+    res = _run("build-data", "--count", 0, *common)
+    assert res.exit_code == 1 and "--count must be >= 1" in res.output

@@ -76,6 +76,36 @@ def test_resume_after_interruption_is_bit_exact(tmp_path):
         train_head(ds, TrainConfig(epochs=3, batch_size=64, num_blocks=2), tmp_path / "b", log=lambda m: None)
 
 
+class _Boom:
+    """Unpickling this runs code (it would touch `marker`): a crafted checkpoint."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_crafted_or_truncated_checkpoint_is_refused_without_running_code(tmp_path):
+    from specdec.errors import InputError
+
+    ds = _synthetic(n=100)
+    cfg = TrainConfig(epochs=1, batch_size=64, num_blocks=2, checkpoint_every=1)
+    work = tmp_path / "w"
+    work.mkdir()
+    marker = tmp_path / "pwned"
+    torch.save({"head": _Boom(marker), "opt": {}, "state": {}, "config": {}, "n_train": 100, "hidden_size": 8},
+               work / "checkpoint.pt")
+    with pytest.raises(InputError, match="not a readable head checkpoint"):
+        train_head(ds, cfg, work, log=lambda m: None)
+    assert not marker.exists()  # the pickle's payload never ran
+    train_head(ds, cfg, tmp_path / "ok", stop_after=1, log=lambda m: None)
+    ck = tmp_path / "ok" / "checkpoint.pt"
+    ck.write_bytes(ck.read_bytes()[: ck.stat().st_size // 2])  # truncated
+    with pytest.raises(InputError, match="not a readable head checkpoint"):
+        train_head(ds, cfg, tmp_path / "ok", log=lambda m: None)
+
+
 def test_weighted_auc_matches_the_binary_definition():
     s = torch.tensor([0.1, 0.4, 0.35, 0.8])
     y = torch.tensor([0.0, 0.0, 1.0, 1.0])
