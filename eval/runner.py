@@ -137,13 +137,9 @@ class Run:
         run_file = self.dir / RUN_FILE
         if self.dir.exists() and not self.dir.is_dir():
             raise InputError(f"--out {self.dir} is a file; give a folder")
-        anc = self.dir
-        while not anc.exists() and anc != anc.parent:
-            anc = anc.parent
-        if not anc.is_dir():
-            raise InputError(f"--out {self.dir}: {anc} is a file, so the folder cannot be made there")
-        if not os.access(anc, os.W_OK):
-            raise InputError(f"--out {self.dir}: {anc} is not writable")
+        from specdec.validate import check_writable_folder
+
+        check_writable_folder(self.dir, f"--out {self.dir}")
         if run_file.exists() and not self.overwrite:
             try:
                 old = json.loads(run_file.read_text(encoding="utf-8"))

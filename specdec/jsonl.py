@@ -12,11 +12,9 @@ from specdec.errors import DataError
 def read_jsonl(path: str | os.PathLike, bad_line: str = "not valid JSON") -> list[tuple[int, Any]]:
     """(line number, parsed value) for every non-blank line of `path`. A line that is not JSON raises
     DataError "PATH:N: <bad_line> (why)"; bytes that are not UTF-8 raise DataError naming the offset."""
-    raw = open(path, "rb").read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    from specdec.validate import read_utf8
+
+    text = read_utf8(path)
     rows = []
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

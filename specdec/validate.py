@@ -18,7 +18,23 @@ def set_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
-def utf8_text(text: str | bytes, what: str) -> str:
+def check_writable_folder(folder, label: str) -> None:
+    """`folder` is, or can be made as, a folder this process can write in: its first existing ancestor (itself
+    included) must be a writable folder. One clear error naming `label` otherwise."""
+    import os
+    from pathlib import Path
+
+    folder = Path(folder)
+    for anc in [folder, *folder.parents]:
+        if anc.exists():
+            if not anc.is_dir():
+                raise InputError(f"{label}: {anc} is a file, not a folder")
+            if not os.access(anc, os.W_OK | os.X_OK):
+                raise InputError(f"{label}: cannot write in {anc}")
+            return
+
+
+def utf8_text(text: str | bytes, what: str, error: type[Exception] = InputError) -> str:
     """`text` as a str that is valid UTF-8, else one clear error naming `what` and the first bad byte.
     Bytes are decoded strictly; a str may carry lone surrogates (Python's surrogateescape for argv and
     stdin), which the tokenizers reject with a traceback."""
@@ -26,21 +42,23 @@ def utf8_text(text: str | bytes, what: str) -> str:
         try:
             return text.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise InputError(f"{what} is not valid UTF-8 (byte 0x{text[e.start]:02x} at offset {e.start})") from None
+            raise error(f"{what} is not UTF-8 text (byte 0x{text[e.start]:02x} at offset {e.start})") from None
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
         bad = text[e.start]
         byte = f"byte 0x{ord(bad) - 0xDC00:02x}" if 0xDC80 <= ord(bad) <= 0xDCFF else f"U+{ord(bad):04X}"
-        raise InputError(f"{what} is not valid UTF-8 ({byte} at character {e.start})") from None
+        raise error(f"{what} is not UTF-8 text ({byte} at character {e.start})") from None
     return text
 
 
 def read_utf8(path, what: str | None = None) -> str:
-    """A text file's content, checked as UTF-8 (see utf8_text)."""
+    """A text file's content, checked as UTF-8 (see utf8_text); a bad byte is a DataError."""
     from pathlib import Path
 
-    return utf8_text(Path(path).read_bytes(), what or str(path))
+    from specdec.errors import DataError
+
+    return utf8_text(Path(path).read_bytes(), what or str(path), DataError)
 
 
 def _accepted(factory, skip: tuple[str, ...]) -> list[str] | None:

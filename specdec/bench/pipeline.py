@@ -10,7 +10,6 @@ max_new_tokens (ignore EOS) unless --stop-at-eos: the same work is timed everywh
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -56,14 +55,9 @@ def check_output_path(path: str | None, flag: str, suffix: str | None = None) ->
         raise InputError(f"{flag} {path}: is a folder; give a file name")
     if suffix and p.suffix.lower() != suffix:
         raise InputError(f"{flag} {path}: must end in {suffix}")
-    parent = p.parent
-    for anc in [parent, *parent.parents]:
-        if anc.exists():
-            if not anc.is_dir():
-                raise InputError(f"{flag} {path}: {anc} is a file, not a folder")
-            if not os.access(anc, os.W_OK | os.X_OK):
-                raise InputError(f"{flag} {path}: cannot write in {anc}")
-            break
+    from specdec.validate import check_writable_folder
+
+    check_writable_folder(p.parent, f"{flag} {path}")
 
 
 def _group_key(engine: EngineConfig, target: str) -> tuple[str, str]:

@@ -24,6 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from specdec.config import DEFAULT_DRAFT, DEFAULT_TARGET
+from specdec.validate import set_threads
 from specdec.errors import InputError, SpecDecError
 
 head_app = typer.Typer(help="SpecDec++ acceptance heads: build-data, train, eval, calibrate.", no_args_is_help=True)
@@ -70,12 +71,6 @@ def _emit_json(obj: dict, path: str | None) -> None:
         tmp = p.with_name(p.name + ".tmp")
         tmp.write_text(text + "\n")
         os.replace(tmp, p)
-
-
-def _set_threads(threads: int | None) -> None:
-    from specdec.validate import set_threads
-
-    set_threads(threads)
 
 
 def _load(name: str, dtype: str, cache_dir: str | None):
@@ -144,7 +139,7 @@ def build_data(
     from specdec.api import SpecDecoder
     from specdec.config import EngineConfig, SpecConfig
 
-    _set_threads(threads)
+    set_threads(threads)
     if _is_eval_file(prompts) and not allow_eval_prompts:
         raise InputError(f"{prompts} holds evaluation prompts (GSM8K test / Spec-Bench); they must not become "
                          "training data. Pass --allow-eval-prompts only to build a held-out evaluation set.")
@@ -237,7 +232,7 @@ def train(
     from policies.specdecpp.head import save_head
     from policies.specdecpp.train import TrainConfig, train_head
 
-    _set_threads(threads)
+    set_threads(threads)
     err = _err()
     ds = load_dataset(data, label=label, align=align)
     cfgd = ds.manifest["config"]
@@ -295,7 +290,7 @@ def evaluate(
     from policies.specdecpp.evaluate import evaluate_head
     from policies.specdecpp.head import bundled_head, load_head
 
-    _set_threads(threads)
+    set_threads(threads)
     man = load_manifest(Path(data[0]))
     if man is None:
         raise InputError(f"{data[0]} has no manifest.json; build it with `specdec head build-data`")
@@ -349,7 +344,7 @@ def calibrate(
     from policies.specdecpp.costs import measure_costs
     from specdec.runners.torch_runner import TorchRunner
 
-    _set_threads(threads)
+    set_threads(threads)
     tmodel, _ = _load(target, dtype, cache_dir)
     dmodel, _ = _load(draft, dtype, cache_dir)
     res = measure_costs(TorchRunner(tmodel, max_context=context + 64), TorchRunner(dmodel, max_context=context + 64),

@@ -212,7 +212,7 @@ def chat_loop(dec, read: Callable[[], str], console: Console, *, sampling: Sampl
             console.print()
             break
         except (UnicodeDecodeError, InputError) as e:  # keep the session and its history
-            console.print(f"[red]error: {escape(str(e) if isinstance(e, InputError) else 'that line is not valid UTF-8')}[/]")
+            console.print(f"[red]error: {escape(str(e) if isinstance(e, InputError) else 'that line is not UTF-8 text')}[/]")
             continue
         cmd = line.strip()
         if not cmd:

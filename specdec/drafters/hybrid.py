@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from specdec.drafters.base import Draft, DraftContext, VerifyResult
+from specdec.drafters import draft_model
 from specdec.drafters.draft_model import DraftModelDrafter
 from specdec.drafters.prompt_lookup import PromptLookupDrafter
 from specdec.drafters.registry import DRAFTERS, DrafterEnv
@@ -65,8 +66,6 @@ def _build(env: DrafterEnv, draft: str | None = None, min_match: int = 3, max_ng
     """Options: min_match (shortest n-gram match that is copied, default 3), max_ngram (longest tried, 6),
     model_prompt_max (prompts longer than this use lookup only, 768 tokens), and the draft-model drafter's
     draft / vocab / draft_weights / draft_backend."""
-    from specdec.drafters import draft_model
-
     if min_match < 1 or max_ngram < min_match:
         raise InputError(f"hybrid: need 1 <= min_match <= max_ngram, got {min_match}, {max_ngram}")
     if model_prompt_max < 1:

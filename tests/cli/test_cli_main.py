@@ -186,8 +186,8 @@ def test_chat_command_scripted_stdin(tiny_zoo):
 
 
 @pytest.mark.parametrize("args,stdin,match", [
-    (["-"], b"hi \xff there", "not valid UTF-8 (byte 0xff at offset 3)"),
-    (["hi \udcff"], None, "the prompt is not valid UTF-8 (byte 0xff"),  # argv bytes, surrogate-escaped
+    (["-"], b"hi \xff there", "not UTF-8 text (byte 0xff at offset 3)"),
+    (["hi \udcff"], None, "the prompt is not UTF-8 text (byte 0xff"),  # argv bytes, surrogate-escaped
     ([PROMPT, "--temperature", "nan"], None, "temperature must be a finite number"),
     ([PROMPT, "--threads", "-2"], None, "threads must be >= 1"),
 ])
@@ -200,7 +200,7 @@ def test_chat_survives_a_line_that_is_not_utf8(tiny_zoo):
     buf = io.StringIO()
     read, _ = scripted(["w1 w2", "bad \udcff line", "w3"])
     history = chat_loop(dec, read, Console(file=buf, width=200), stop=specdec.StopConfig(max_new_tokens=4))
-    assert "not valid UTF-8" in buf.getvalue()
+    assert "not UTF-8 text" in buf.getvalue()
     assert [m["content"] for m in history if m["role"] == "user"] == ["w1 w2", "w3"]  # history kept
 
 

@@ -124,7 +124,7 @@ def test_bad_inputs_leave_no_output(tmp_path, data_dir, decoder, task, kw, err, 
 
 def test_out_under_a_file_is_one_clear_error(tmp_path, data_dir, decoder):
     (tmp_path / "f").write_text("x")
-    with pytest.raises(InputError, match="is a file, so the folder cannot be made there"):
+    with pytest.raises(InputError, match=r"--out .*/f/run: .*/f is a file, not a folder"):
         execute("gsm8k", out=tmp_path / "f" / "run", data_dir=str(data_dir), decoder=decoder, say=lambda m: None)
 
 
