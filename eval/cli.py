@@ -12,7 +12,6 @@ touched; a rerun with the same --out resumes where the last one stopped.
 """
 from __future__ import annotations
 
-import ast
 import json
 import os
 import sys
@@ -22,6 +21,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from specdec.config import parse_kv
 from specdec.errors import InputError, SpecDecError
 
 from eval import runner as R
@@ -45,19 +45,6 @@ def _say(msg: str) -> None:
         typer.echo(msg, err=True)
     except (BrokenPipeError, OSError):
         pass
-
-
-def parse_kv(items: list[str] | None, flag: str) -> dict:
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, eq, val = item.partition("=")
-        if not eq or not key.strip():
-            raise InputError(f"{flag} {item!r}: expected KEY=VALUE")
-        try:
-            out[key.strip()] = ast.literal_eval(val)
-        except (ValueError, SyntaxError):
-            out[key.strip()] = val
-    return out
 
 
 # ------------------------------------------------------------------------------------------ building a run

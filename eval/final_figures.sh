@@ -71,6 +71,20 @@ stage() {
     mmlu-15b)  # ~30 min
       $EVAL run mmlu --model $M15 --per-subject 10 --seed 0 --out "$OUT/mmlu-15b"
       keep "$OUT/mmlu-15b" mmlu-0shot-qwen2.5-coder-1.5b ;;
+    mmlu-15b-int4)  # ~15 min: the same on the torch runner's int4 weights (built from the GGUF's Q4_K codes)
+      $EVAL run mmlu --model $M15 --backend torch --weights int4 --per-subject 10 --seed 0 --out "$OUT/mmlu-15b-int4"
+      keep "$OUT/mmlu-15b-int4" mmlu-0shot-qwen2.5-coder-1.5b-int4 ;;
+    mmlu-15b-llamacpp)  # ~15 min: the same through llama.cpp (the GGUF as shipped)
+      $EVAL run mmlu --model $M15 --backend llamacpp --per-subject 10 --seed 0 --out "$OUT/mmlu-15b-llamacpp"
+      keep "$OUT/mmlu-15b-llamacpp" mmlu-0shot-qwen2.5-coder-1.5b-llamacpp ;;
+    gsm8k-15b-int4)  # ~25 min: chat format, first 100, int4 torch; the hybrid drafter (greedy output identical
+      # to plain int4 decoding: the int4 kernels are batch-invariant, docs/runners.md)
+      $EVAL run gsm8k_chat --model $M15 --backend torch --weights int4 --draft $M05 --drafter hybrid \
+          --policy confidence -k 8 --policy-opt threshold=0.6 --limit 100 --out "$OUT/gsm8k-chat-15b-int4"
+      keep "$OUT/gsm8k-chat-15b-int4" gsm8k-chat-qwen2.5-coder-1.5b-int4 ;;
+    gsm8k-15b-llamacpp)  # ~35 min: chat format, first 100, llama.cpp plain decoding
+      $EVAL run gsm8k_chat --model $M15 --backend llamacpp --limit 100 --out "$OUT/gsm8k-chat-15b-llamacpp"
+      keep "$OUT/gsm8k-chat-15b-llamacpp" gsm8k-chat-qwen2.5-coder-1.5b-llamacpp ;;
     gsm8k-05b)  # ~1-1.5 h: chat format, first 100; prompt lookup + the paired plain run
       $EVAL run gsm8k_chat --model $M05 --drafter prompt-lookup -k 4 --compare-plain --limit 100 \
           --out "$OUT/gsm8k-chat-05b"
@@ -109,7 +123,9 @@ stage() {
       $EVAL report "${runs[@]}" --out "$RES/speed" ;;
     all)
       for s in agree-mmlu mmlu-05b mmlu-15b gsm8k-05b gsm8k-15b identity-fp32 agree-gsm8k vllm report; do stage "$s"; done ;;
-    *) echo "unknown stage $1 (agree-mmlu agree-gsm8k agree-gsm8k-vllm mmlu-05b mmlu-15b gsm8k-05b gsm8k-05b-exact gsm8k-vllm gsm8k-15b identity-fp32 vllm report all)" >&2
+    quant)  # part 5 of the CPU-speed issue: int4 torch and llama.cpp next to the bf16 figures
+      for s in mmlu-15b-int4 mmlu-15b-llamacpp gsm8k-15b-int4 gsm8k-15b-llamacpp; do stage "$s"; done ;;
+    *) echo "unknown stage $1 (agree-mmlu agree-gsm8k agree-gsm8k-vllm mmlu-05b mmlu-15b mmlu-15b-int4 mmlu-15b-llamacpp gsm8k-15b-int4 gsm8k-15b-llamacpp quant gsm8k-05b gsm8k-05b-exact gsm8k-vllm gsm8k-15b identity-fp32 vllm report all)" >&2
        exit 2 ;;
   esac
 }

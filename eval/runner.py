@@ -14,12 +14,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from specdec.errors import InputError
+from specdec.jsonl import write_json_atomic, write_text_atomic
 
 RUN_FILE = "run.json"
 LOCK_FILE = ".lock"  # held (flock) by the one process writing this folder
@@ -31,26 +31,11 @@ _VOLATILE = {"started", "argv", "resumed", "threads", "version", "limit"}
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_text_atomic(path, text)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    write_json_atomic(path, obj, default=_json_default, allow_nan=True)
 
 
 def _json_default(o):
@@ -109,6 +94,14 @@ class Run:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         f = open(self.dir / LOCK_FILE, "a+")
+        self._try_lock(f)
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}\n")
+        f.flush()
+        self._lock = f
+
+    def _try_lock(self, f) -> None:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -117,11 +110,16 @@ class Run:
             f.close()
             raise InputError(f"another run is writing to {self.dir} ({who or 'pid unknown'}); wait for it to "
                              "finish or choose another --out") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()}\n")
-        f.flush()
-        self._lock = f
+
+    def check_free(self) -> None:
+        """Refuse now, before a model loads and without creating anything, if another process holds the folder."""
+        path = self.dir / LOCK_FILE
+        if self._lock is not None or not path.is_file():
+            return
+        f = open(path, "a+")
+        self._try_lock(f)  # raises (and closes f) while another run holds it
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
 
     def release(self) -> None:
         if self._lock is not None:
@@ -140,6 +138,7 @@ class Run:
         from specdec.validate import check_writable_folder
 
         check_writable_folder(self.dir, f"--out {self.dir}")
+        self.check_free()
         if run_file.exists() and not self.overwrite:
             try:
                 old = json.loads(run_file.read_text(encoding="utf-8"))

@@ -82,6 +82,8 @@ def fill(text: str = typer.Argument(..., help="text with [MASK] / <mask> where t
     from mlm_generate.models import load_mlm  # noqa: PLC0415
     from mlm_generate.nar import fill_text  # noqa: PLC0415
 
+    if top_k < 1 or iterations < 1:  # checked before the model loads, again in fill_text for API callers
+        raise InputError(f"--top-k and --iterations must be >= 1, got {top_k} and {iterations}")
     out = fill_text(load_mlm(model), text, iterations=iterations, top_k=top_k)
     if not as_json:
         typer.echo(out["text"])

@@ -28,6 +28,7 @@ import torch
 from mlm_generate.models import MLM, load_mlm
 from mlm_generate.templates import PromptTemplate, Verbalizer, get_template
 from specdec.errors import DataError, InputError, SpecDecError
+from specdec.jsonl import write_json_atomic
 
 
 class CheckpointError(SpecDecError):
@@ -208,12 +209,6 @@ def _schedule(total: int, warmup: int):
     return f
 
 
-def _atomic_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
-
-
 def _save_checkpoint(out: Path, step: int, model, optim, sched, state: dict, keep: int) -> None:
     from safetensors.torch import save_model  # noqa: PLC0415
 
@@ -228,7 +223,7 @@ def _save_checkpoint(out: Path, step: int, model, optim, sched, state: dict, kee
     (tmp / "state.json").write_text(json.dumps(state, indent=2))
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    _atomic_json(out / "latest.json", {"checkpoint": name, "step": step})
+    write_json_atomic(out / "latest.json", {"checkpoint": name, "step": step})
     ckpts = sorted(p for p in out.glob("ckpt-*") if p.is_dir())
     for old in ckpts[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)

@@ -7,7 +7,6 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from policies import POLICIES
 from specdec.config import DEFAULT_TARGET, EngineConfig, SamplingConfig, SpecConfig, StopConfig
 from specdec.drafters import DRAFTERS, DrafterEnv
 from specdec.engine.loop import decode
@@ -15,7 +14,7 @@ from specdec.runners import is_runner, load_runner
 from specdec.runners.torch_runner import TorchRunner
 from specdec.engine.stopping import StopChecker
 from specdec.errors import InputError
-from specdec.validate import set_threads
+from specdec.validate import build_policy, set_threads
 from specdec.sampling import make_generator
 from specdec.stats import GenerationStats
 
@@ -74,6 +73,12 @@ def _load_tokenizer(name: str, engine: EngineConfig):
     return zoo_tokenizer(name, cache_dir=engine.cache_dir, trust_remote_code=engine.trust_remote_code)
 
 
+def _check_name(name: str, engine: EngineConfig, role: str) -> None:
+    from specdec.zoo.store import check_model_name
+
+    check_model_name(name, engine.cache_dir, role)
+
+
 def _load_hf(name: str, engine: EngineConfig):
     from specdec.zoo import load_causal_lm
 
@@ -130,11 +135,7 @@ class SpecDecoder:
         return self._drafters[key]
 
     def policy_for(self, spec: SpecConfig):
-        opts = dict(spec.policy_options)
-        factory = POLICIES.get(spec.policy)
-        if "k" in getattr(factory, "__dataclass_fields__", {}) and "k" not in opts:
-            opts["k"] = spec.k
-        return POLICIES.create(spec.policy, **opts)
+        return build_policy(spec)
 
     def round_costs(self, drafter) -> "RoundCosts":
         """The measured costs of a round with `drafter`: the target's pass costs by row count and, for a
@@ -233,6 +234,9 @@ def load(target: str = DEFAULT_TARGET, draft: str | None = None, *, drafter: str
         drafter = "draft-model"
     spec = SpecConfig(drafter=drafter, policy=policy, k=k, guard=guard, drafter_options=drafter_options or {},
                       policy_options=policy_options or {})
+    for role, name in (("target", target), ("draft", draft), ("draft", spec.drafter_options.get("draft"))):
+        if isinstance(name, str):
+            _check_name(name, engine, role)  # an unknown --draft fails before the target loads
     t0 = time.perf_counter()
     runner, tokenizer = load_runner_for(target, engine)
     dec = SpecDecoder(runner, tokenizer, spec=spec, engine=engine, draft=draft)

@@ -18,6 +18,18 @@ def set_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
+def check_choices(values, known, flag: str, what: str) -> list[str]:
+    """`values` lower-cased, each one of `known` (else one line listing them), duplicates dropped, order kept."""
+    out: list[str] = []
+    for raw in values:
+        s = raw.strip().lower()
+        if s not in known:
+            raise InputError(f"{flag} {raw!r}: unknown {what}; known: {', '.join(known)}")
+        if s not in out:
+            out.append(s)
+    return out
+
+
 def check_writable_folder(folder, label: str) -> None:
     """`folder` is, or can be made as, a folder this process can write in: its first existing ancestor (itself
     included) must be a writable folder. One clear error naming `label` otherwise."""
@@ -87,3 +99,15 @@ def check_spec(spec: SpecConfig) -> None:
         bad = sorted(set(opts) - set(known)) if known is not None else []
         if bad:
             raise InputError(f"{flag}: {what} has no option {', '.join(bad)}; its options: {', '.join(known) or '(none)'}")
+    build_policy(spec)  # its own checks (heuristic k_max >= k, thresholds, a head file) before any model loads
+
+
+def build_policy(spec: SpecConfig):
+    """The candidate-length policy `spec` names, with its options and (where it takes one) `spec.k`."""
+    from policies import POLICIES
+
+    opts = dict(spec.policy_options)
+    factory = POLICIES.get(spec.policy)
+    if "k" in getattr(factory, "__dataclass_fields__", {}) and "k" not in opts:
+        opts["k"] = spec.k
+    return POLICIES.create(spec.policy, **opts)

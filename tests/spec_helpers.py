@@ -182,6 +182,11 @@ def install_tiny_zoo(monkeypatch, models: dict, tokenizer) -> list[str]:
             raise ModelLoadError(f"no tiny model {name!r}; known: {', '.join(models)}")
         return tokenizer
 
+    def fake_check(name, engine, role):
+        if name not in models:
+            raise ModelLoadError(f"{role}: no tiny model {name!r}; known: {', '.join(models)}")
+
+    monkeypatch.setattr(specdec.api, "_check_name", fake_check)
     monkeypatch.setattr(specdec.api, "_load_hf", fake_load)
     monkeypatch.setattr(specdec.api, "_load_tokenizer", fake_tokenizer)
     return loaded

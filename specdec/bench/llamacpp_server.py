@@ -70,14 +70,9 @@ def setup_name(setup: str) -> str:
 
 def parse_setups(names: Iterable[str]) -> list[str]:
     """Validate `--llamacpp` values (case-insensitive, duplicates dropped, order kept)."""
-    out: list[str] = []
-    for raw in names:
-        s = raw.strip().lower()
-        if s not in SETUPS:
-            raise InputError(f"--llamacpp {raw!r}: unknown llama.cpp setup; known: {', '.join(SETUPS)}")
-        if s not in out:
-            out.append(s)
-    return out
+    from specdec.validate import check_choices
+
+    return check_choices(names, SETUPS, "--llamacpp", "llama.cpp setup")
 
 
 def find_server(path: str | os.PathLike | None = None) -> Path:

@@ -76,6 +76,8 @@ def plan_groups(plan: BenchPlan) -> list[tuple[str, EngineConfig, list[R.SetupSp
         key = _group_key(engine, plan.target)
         if key not in groups:
             groups[key] = (f"plain@{key[0]}" + (f"-{key[1]}" if key[0] == "torch" else ""), engine, [])
+        if s.drafter is None and s.engine_options and key != base_key:
+            continue  # `NAME=plain,weights=..`: the group's own plain@ row is that setup; timing it twice wastes a row
         groups[key][2].append(s)
     return list(groups.values())
 

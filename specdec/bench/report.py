@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from specdec.errors import DataError
+from specdec.jsonl import write_json_atomic  # noqa: F401 - re-exported: the bench's report writer
 
 REQUIRED_SETUP_KEYS = ("median_tokens_per_s", "speedup", "acceptance_rate", "mean_accepted_length", "identical",
                        "per_prompt")
@@ -50,23 +51,6 @@ def machine_info(dtype: str, compile: bool) -> dict:
 def build_report(setups: dict[str, dict], info: dict[str, dict], machine: dict, config: dict) -> dict:
     merged = {name: {**info.get(name, {}), **res} for name, res in setups.items()}
     return {"setups": merged, "machine": machine, "config": config}
-
-
-def write_json_atomic(path: str | os.PathLike, obj: dict) -> Path:
-    """Write `obj` as JSON to a temporary file beside `path`, then rename it over `path`: readers never
-    see a half-written file, and a failure leaves no file behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def read_report(path: str | os.PathLike) -> dict:

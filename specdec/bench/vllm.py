@@ -40,14 +40,9 @@ def setup_name(setup: str) -> str:
 
 def parse_setups(names: Iterable[str]) -> list[str]:
     """Validate `--vllm` values (case-insensitive, duplicates dropped, order kept)."""
-    out: list[str] = []
-    for raw in names:
-        s = raw.strip().lower()
-        if s not in SETUPS:
-            raise InputError(f"--vllm {raw!r}: unknown vLLM setup; known: {', '.join(SETUPS)}")
-        if s not in out:
-            out.append(s)
-    return out
+    from specdec.validate import check_choices
+
+    return check_choices(names, SETUPS, "--vllm", "vLLM setup")
 
 
 def _worker():

@@ -25,9 +25,13 @@ from typer.core import TyperGroup
 
 from eval.cli import eval_app
 from specdec.cli.aded import aded_app
+from specdec.cli.check import check_app
 from specdec.cli.head import head_app
 from mlm_generate.cli import mlm_app
 from specdec.cli.models import models_app
+from specdec.cli.options import (
+    Target, Draft, DrafterName, Policy, K, PolicyOpts, DrafterOpts, Temperature, TopK, TopP, Seed, MaxNew, Stops,
+    Chat, Compile, MaxContext, Threads, CacheDir, Dtype, GuardOpt, Backend, Weights, ExactLen)
 from specdec.config import parse_kv
 from specdec.config import DEFAULT_TARGET, EngineConfig, SamplingConfig, SpecConfig, StopConfig
 from specdec.errors import InputError, SpecDecError
@@ -54,6 +58,9 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except SpecDecError as e:
             fail(e)
+        except KeyboardInterrupt:  # Ctrl-C: one line, exit 130 (what was written is complete: atomic writes)
+            err.print("[bold red]error:[/] [red]interrupted[/]")
+            raise typer.Exit(130) from None
 
 
 app = typer.Typer(cls=_Group, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
@@ -63,44 +70,7 @@ app.add_typer(mlm_app, name="mlm")
 app.add_typer(eval_app, name="eval")
 app.add_typer(aded_app, name="aded")
 app.add_typer(head_app, name="head")
-
-# ---- shared options (defaults from specdec.config)
-Target = Annotated[str, typer.Option("--target", "-t", help="Target model: zoo name, local folder or hub id.")]
-Draft = Annotated[Optional[str], typer.Option("--draft", "-d", help="Draft model for the draft-model drafter.")]
-DrafterName = Annotated[Optional[str], typer.Option(
-    "--drafter", help="Drafter (none = plain decoding). Default: draft-model with --draft, else none.")]
-Policy = Annotated[str, typer.Option("--policy", help="Candidate-length policy.")]
-K = Annotated[int, typer.Option("-k", "--k", help="(Initial) draft tokens per round.")]
-PolicyOpts = Annotated[Optional[list[str]], typer.Option(
-    "--policy-opt", metavar="KEY=VALUE", help="Policy option, e.g. threshold=0.3 (repeatable).")]
-DrafterOpts = Annotated[Optional[list[str]], typer.Option(
-    "--drafter-opt", metavar="KEY=VALUE", help="Drafter option, e.g. max_ngram=4 (repeatable).")]
-Temperature = Annotated[float, typer.Option("--temperature", help="0 = greedy.")]
-TopK = Annotated[int, typer.Option("--top-k", help="0 = off.")]
-TopP = Annotated[float, typer.Option("--top-p", help="1.0 = off.")]
-Seed = Annotated[Optional[int], typer.Option("--seed")]
-MaxNew = Annotated[int, typer.Option("--max-new-tokens", "-n")]
-Stops = Annotated[Optional[list[str]], typer.Option("--stop", help="Stop string (repeatable).")]
-Chat = Annotated[Optional[bool], typer.Option(
-    "--chat/--no-chat", help="Use the chat template (default: when the tokenizer has one).")]
-Compile = Annotated[bool, typer.Option("--compile/--no-compile", help="torch.compile the decode/verify steps.")]
-MaxContext = Annotated[int, typer.Option("--max-context", help="KV cache length.")]
-Threads = Annotated[Optional[int], typer.Option("--threads", help="torch threads (default: torch's).")]
-CacheDir = Annotated[Optional[str], typer.Option("--cache-dir", help="Model zoo cache folder.")]
-Dtype = Annotated[str, typer.Option("--dtype", help="bfloat16 | float32 | float16.")]
-GuardOpt = Annotated[bool, typer.Option(
-    "--guard/--no-guard", help="Switch speculation off while it loses time against plain decoding (measured "
-    "costs; output unchanged).")]
-Backend = Annotated[str, typer.Option(
-    "--backend", help="Runner: auto (llamacpp when llama-cpp-python is installed and the model has a GGUF, else "
-    "torch), torch, llamacpp.")]
-Weights = Annotated[str, typer.Option(
-    "--weights", help="torch runner weights: auto (int4 for a zoo GGUF model), bf16, int8, int4 (built from the "
-    "GGUF's own codes, cached).")]
-ExactLen = Annotated[Optional[int], typer.Option(
-    "--exact-len", metavar="N", help="Bit-exact mode: pad every target pass to N rows, so greedy speculation is "
-    "bit-identical to plain decoding (in bf16 too); drafts are capped to N-1 tokens.")]
-
+app.add_typer(check_app, name="check")
 
 @dataclass
 class Opts:
@@ -244,6 +214,21 @@ def chat_loop(dec, read: Callable[[], str], console: Console, *, sampling: Sampl
     return history
 
 
+def check_chat_ready(dec, target: str, spec: SpecConfig) -> None:
+    """Everything a turn needs, checked before the session starts (a chat that fails every turn is worse than
+    one red line): a chat template that renders a user turn, and the policy built with its options."""
+    from specdec.api import encode_prompt
+
+    if not getattr(dec.tokenizer, "chat_template", None):
+        raise InputError(f"{target}'s tokenizer has no chat template, so it cannot chat; for plain-text "
+                         f"continuation use `specdec generate --no-chat TEXT`")
+    try:
+        encode_prompt(dec.tokenizer, [{"role": "user", "content": "hi"}], chat=True)
+    except Exception as e:  # noqa: BLE001 - a template that raises: one line, before the session
+        raise InputError(f"{target}'s chat template fails on a user turn ({type(e).__name__}: {e})") from None
+    dec.policy_for(spec)
+
+
 @app.command()
 def chat(
     target: Target = DEFAULT_TARGET, draft: Draft = None, drafter: DrafterName = None, policy: Policy = _P.policy,
@@ -259,6 +244,7 @@ def chat(
                   max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype, exact_len, backend, weights,
                   guard)
     dec = o.load()
+    check_chat_ready(dec, target, o.spec)
     out.print(f"[dim]{escape(target)}{' + ' + escape(o.spec.drafter) if o.spec.drafter else ''}: "
               f"/reset clears the history, /quit exits; [{DRAFT_STYLE}]coloured[/] = accepted draft tokens[/]")
     chat_loop(dec, lambda: out.input("[bold green]> [/]"), out, sampling=o.sampling, stop=o.stop, spec=o.spec)

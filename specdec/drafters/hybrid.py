@@ -6,8 +6,10 @@ prompt lookup drafts for free and wins where the answer copies the prompt (summa
 extraction: 1.3-1.8x) but rarely finds a match elsewhere. Each round the hybrid first looks for an n-gram of
 at least `min_match` tokens earlier in the context and proposes its continuation (a long match is a
 likely draft); without one, the draft model drafts under the policy. A prompt longer than `model_prompt_max`
-tokens never wakes the draft model: its prefill (a third of the target's) would cost more than it can save
-over a typical answer (seen on Spec-Bench's rag prompts: 8.3 tok/s with the draft model, 8.9 plain).
+tokens (512) never wakes the draft model: its prefill (a third of the target's) would cost more than it can
+save over a typical answer (Spec-Bench's first rag prompt, 671 tokens, 96 new, int4: 0.95x of plain with the
+draft model under the earlier 768 limit, docs/results/bench/final_cpu.json; its rag and summarization prompts
+are 664-741 tokens, every other category's under 230).
 
 Lossless like its parts: every token is verified by the target.
 """
@@ -26,7 +28,7 @@ from specdec.errors import InputError
 class HybridDrafter:
     name = "hybrid"
 
-    def __init__(self, model: DraftModelDrafter, lookup: PromptLookupDrafter, model_prompt_max: int = 768) -> None:
+    def __init__(self, model: DraftModelDrafter, lookup: PromptLookupDrafter, model_prompt_max: int = 512) -> None:
         self.model, self.lookup = model, lookup
         self.model_prompt_max = model_prompt_max
         self.runner = model.runner  # its measured cost is the cost of a drafted token (RoundCosts)
@@ -61,10 +63,10 @@ class HybridDrafter:
 
 @DRAFTERS.register("hybrid")
 def _build(env: DrafterEnv, draft: str | None = None, min_match: int = 3, max_ngram: int = 6,
-           model_prompt_max: int = 768, vocab: int = 0, draft_weights: str | None = None,
+           model_prompt_max: int = 512, vocab: int = 0, draft_weights: str | None = None,
            draft_backend: str | None = None) -> HybridDrafter:
     """Options: min_match (shortest n-gram match that is copied, default 3), max_ngram (longest tried, 6),
-    model_prompt_max (prompts longer than this use lookup only, 768 tokens), and the draft-model drafter's
+    model_prompt_max (prompts longer than this use lookup only, 512 tokens), and the draft-model drafter's
     draft / vocab / draft_weights / draft_backend."""
     if min_match < 1 or max_ngram < min_match:
         raise InputError(f"hybrid: need 1 <= min_match <= max_ngram, got {min_match}, {max_ngram}")

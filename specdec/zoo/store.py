@@ -104,9 +104,18 @@ def _remove_stale_temps(root: Path, name: str, say) -> None:
 
 @contextmanager
 def _pull_lock(root: Path, name: str, say) -> Iterator[None]:
-    """One pull of a model at a time per cache (other processes wait here)."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{name}.lock", "w") as f:
+    """One pull of a model at a time per cache (other processes wait here). A cache this process cannot
+    write in is one clear line (a read-only cache still loads what it holds: loads take no lock)."""
+    from specdec.validate import check_writable_folder
+
+    try:
+        check_writable_folder(root, "the model cache")
+        root.mkdir(parents=True, exist_ok=True)
+        f = open(root / f".{name}.lock", "w")
+    except (InputError, OSError) as e:
+        why = e if isinstance(e, InputError) else f"the model cache: cannot write in {root} ({e.strerror})"
+        raise ModelLoadError(f"{why}; set $SPECDEC_CACHE or pass --cache-dir to a writable folder") from None
+    with f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -315,6 +324,29 @@ def resolve(name_or_path: PathLike, cache_dir: PathLike | None = None, pull_if_m
     return s
 
 
+def check_model_name(name_or_path: PathLike, cache_dir: PathLike | None = None, role: str = "model") -> None:
+    """Fail now, before anything loads, for a name that cannot be loaded: a zoo name passes (it is pulled when
+    loaded), a local folder must look like a model, and a hub id must be in the local HF cache when the hub is
+    unreachable. Why: an unknown --draft used to be reported only after the target had loaded (10 s to minutes)."""
+    s = os.fspath(name_or_path)
+    if s in ZOO:
+        return
+    try:
+        where = resolve(s, cache_dir, pull_if_missing=False)
+    except ModelLoadError as e:
+        raise ModelLoadError(f"{role}: {e}") from None
+    if Path(where).is_dir() or hub_reachable():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(s, "config.json")
+    except Exception:  # noqa: BLE001 - a malformed repo id is not in the cache either
+        cached = None
+    if not isinstance(cached, str):
+        raise ModelLoadError(f"{role}: " + _load_error(s, where, "causal-lm", True, False, FileNotFoundError()))
+
+
 def hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the Hugging Face hub answers a TCP connect (False when HF_HUB_OFFLINE is set)."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
@@ -400,18 +432,23 @@ def load_causal_lm(name_or_path: PathLike, dtype: str = "bfloat16", cache_dir: P
     the GGUF's codes, packed once and cached next to the bf16 copy; any other model's by round-to-nearest."""
     from specdec.runners import quant
 
-    model, tok = _load(CAUSAL_LM, name_or_path, dtype, cache_dir, trust_remote_code, device)
     if weights in ("auto", "bf16") or weights == str(dtype).removeprefix("torch."):
-        return model, tok
+        return _load(CAUSAL_LM, name_or_path, dtype, cache_dir, trust_remote_code, device)
     quant.check_weights(weights)
     if device != "cpu":
         raise InputError(f"--weights {weights} runs on the CPU kernels only; got device {device}")
     s = os.fspath(name_or_path)
+    packed = None
     if s in ZOO and ZOO[s].fmt == "gguf" and dtype == "bfloat16":
-        from specdec.zoo.packed import ensure_packed, load_packed
+        from specdec.zoo.packed import ensure_packed
 
         say = say or (lambda msg: _console(True).print(msg, markup=False, highlight=False))
-        tensors = load_packed(ensure_packed(s, Path(resolve(s, cache_dir)), weights, cache_dir, say))
+        packed = ensure_packed(s, Path(resolve(s, cache_dir)), weights, cache_dir, say)
+    model, tok = _load(CAUSAL_LM, name_or_path, dtype, cache_dir, trust_remote_code, device)
+    if packed is not None:
+        from specdec.zoo.packed import load_packed
+
+        tensors = load_packed(packed)
     else:
         tensors = quant.quantize_from_weights(model, weights)
     model = quant.quantize_model(model, tensors)

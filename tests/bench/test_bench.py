@@ -252,3 +252,17 @@ def test_bench_sizes_the_cache_to_the_prompts_unless_told(tiny_zoo, tmp_path, pr
     res, out = bench(tmp_path, prompt_file, "--no-hf", "--setup", "pl=prompt-lookup", "--max-context", "300")
     assert res.exit_code == 0, res.output
     assert json.loads(out.read_text())["config"]["engine"]["max_context"] == 300
+
+
+def test_a_plain_setup_on_another_runner_is_that_runners_plain_row():
+    """`NAME=plain,weights=..` only asks for the other runner's plain row: it is not timed a second time."""
+    from types import SimpleNamespace
+
+    from specdec.bench.pipeline import plan_groups
+    from specdec.config import EngineConfig
+
+    setups = [parse_setup(t, 4, "constant") for t in ("pl=prompt-lookup", "q8=plain,weights=int8",
+                                                        "q8pl=prompt-lookup,weights=int8", "again=plain")]
+    groups = plan_groups(SimpleNamespace(engine=EngineConfig(backend="torch"), target="tiny-target", setups=setups))
+    assert [(g[0], [s.name for s in g[2]]) for g in groups] == [("plain", ["pl", "again"]),
+                                                               ("plain@torch-int8", ["q8pl"])]

@@ -112,6 +112,35 @@ def test_unknown_model_and_missing_draft(tiny_zoo):
     _assert_one_line_error(res, "--draft")
 
 
+def test_an_unknown_draft_fails_before_the_target_loads(tiny_zoo):
+    for extra in (["--draft", "nope"], ["--drafter", "hybrid", "--drafter-opt", "draft=nope"]):
+        res = runner.invoke(app, ["generate", PROMPT, *TINY, *extra])
+        _assert_one_line_error(res, "draft: no tiny model 'nope'")
+    assert tiny_zoo == [], "no model was loaded"
+
+
+@pytest.mark.parametrize("cmd", ["generate", "chat"])
+def test_a_bad_policy_option_fails_before_any_model_loads(tiny_zoo, cmd):
+    args = [cmd, PROMPT] if cmd == "generate" else [cmd]
+    res = runner.invoke(app, [*args, *TINY, "--drafter", "prompt-lookup", "--policy", "heuristic", "-k", "4",
+                              "--policy-opt", "k_max=2"], input="w1 w2\n")
+    _assert_one_line_error(res, "k_max must be an integer >= k (4)")
+    assert tiny_zoo == []
+
+
+def test_chat_without_a_chat_template_is_refused_before_the_session(tiny_zoo, tokenizer, monkeypatch):
+    monkeypatch.setattr(tokenizer, "chat_template", None)
+    res = runner.invoke(app, ["chat", *TINY], input="w1 w2\nw3\n")
+    _assert_one_line_error(res, "no chat template, so it cannot chat", "specdec generate --no-chat")
+    assert "target calls" not in res.stdout and "/reset" not in res.stdout  # no session was started
+
+
+def test_chat_with_a_template_that_raises_is_refused_before_the_session(tiny_zoo, tokenizer, monkeypatch):
+    monkeypatch.setattr(tokenizer, "chat_template", "{{ raise_exception('system turn required') }}")
+    res = runner.invoke(app, ["chat", *TINY], input="w1 w2\n")
+    _assert_one_line_error(res, "chat template fails on a user turn", "system turn required")
+
+
 @pytest.mark.parametrize("prompt,stdin", [("", None), ("   ", None), ("-", "  \n")])
 def test_empty_prompt(tiny_zoo, prompt, stdin):
     res = runner.invoke(app, ["generate", prompt, *TINY], input=stdin)

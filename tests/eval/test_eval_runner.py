@@ -258,3 +258,24 @@ def test_a_second_run_on_one_folder_is_refused_while_the_first_holds_it(tmp_path
     assert second.prepare() != []  # once released, the same run resumes: nothing was duplicated
     ids = [r["id"] for r in R.read_results(tmp_path / "o" / R.RESULTS)]
     assert ids == ["a", "b"]
+
+
+def test_cli_options_are_parsed_like_every_other_command(tmp_path, monkeypatch):
+    """`eval run --drafter-opt adapt=false` used to arrive as the string 'false' (truthy): one KEY=VALUE parser now."""
+    from typer.testing import CliRunner
+
+    import eval.cli as C
+
+    seen = {}
+
+    def fake_execute(task, **kw):
+        seen.update(kw)
+        raise InputError("stop here")
+
+    monkeypatch.setattr(C, "execute", fake_execute)
+    res = CliRunner().invoke(C.eval_app, ["run", "gsm8k", "--out", str(tmp_path / "o"), "--drafter", "aded",
+                                          "--drafter-opt", "adapt=false", "--drafter-opt", "max-ngram=4",
+                                          "--policy-opt", "threshold=0.5"])
+    assert res.exit_code == 1 and "stop here" in res.output
+    assert seen["drafter_options"] == {"adapt": False, "max_ngram": 4}
+    assert seen["policy_options"] == {"threshold": 0.5}

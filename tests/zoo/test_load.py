@@ -129,6 +129,28 @@ def test_unknown_name_offline_lists_zoo_names(cache, offline):
     assert e.value.__cause__ is None and e.value.__suppress_context__  # one line, no torch traceback
 
 
+def test_check_model_name_fails_before_anything_loads(cache, offline, tmp_path, monkeypatch):
+    """What `specdec.load` runs on the target and draft names before the first model loads."""
+    from huggingface_hub import file_download
+
+    store.check_model_name("qwen2.5-coder-0.5b-instruct")  # a zoo name passes, pulled or not
+    with pytest.raises(ModelLoadError, match="^draft: no such folder"):
+        store.check_model_name(str(tmp_path / "nope"), role="draft")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="^draft: .*has no config.json"):
+        store.check_model_name(str(tmp_path / "empty"), role="draft")
+    with pytest.raises(ModelLoadError, match="^draft: 'qwen2.5-coder-0.5b-instrct' is neither a zoo model.*"
+                                             "did you mean the zoo's 'qwen2.5-coder-0.5b-instruct'"):
+        store.check_model_name("qwen2.5-coder-0.5b-instrct", role="draft")
+    with pytest.raises(ModelLoadError, match="^target: 'someorg/some-model' .*hub is unreachable"):
+        store.check_model_name("someorg/some-model", role="target")
+    # a hub id already in the local HF cache passes offline
+    monkeypatch.setattr(file_download, "try_to_load_from_cache", lambda repo, f, **kw: "/x/config.json")
+    import huggingface_hub
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, f, **kw: "/x/config.json")
+    store.check_model_name("someorg/some-model")
+
+
 def test_not_pulled_without_pull_if_missing(cache):
     assert model_path("qwen2.5-coder-0.5b-instruct") is None
     with pytest.raises(ModelLoadError, match="specdec models pull qwen2.5-coder-0.5b-instruct"):

@@ -59,12 +59,20 @@ def test_ensure_packed_builds_once_records_it_and_the_model_runs(tmp_path, monke
     assert manifest["files"][path.name]["size"] == path.stat().st_size and "int4" in manifest["packed"]
     said.clear()
     assert ensure_packed("tiny", folder, "int4", say=said.append) == path and said == []  # cached: no rebuild
-    tensors = load_packed(path)
-    assert all(t.data_ptr() % 64 == 0 for t in tensors.values())  # the kernel's loads stay in cache lines
+    tensors = load_packed(path)  # views of the mapped file: the same tensors as safetensors' own loader
+    from safetensors.torch import load_file
+
+    want_t = load_file(str(path))
+    assert set(tensors) == set(want_t) and all(torch.equal(tensors[k], want_t[k]) for k in want_t)
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16)
     q = quant.quantize_model(model, tensors, kernel="reference")
+    quant.fuse_projections(q)
+    assert quant.to_hugepages(q) > 0
+    bufs = [b for m in q.modules() if isinstance(m, quant.QLinear) for b in (m.codes, m.sc, m.mn, m.d, m.dm)]
+    assert all(b.data_ptr() % 64 == 0 for b in bufs)  # the kernel's loads stay in cache lines
+    assert quant.to_hugepages(q) == 0  # everything is in the arena now: nothing copied twice
     quant.compute_in_float32(q)
     ids = torch.randint(3, 64, (1, 10), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

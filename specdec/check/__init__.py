@@ -1,0 +1,1 @@
+"""Checks users run on their own models and machine: `specdec check lossless` (specdec.check.lossless)."""
