@@ -101,5 +101,7 @@ def render(rep: dict) -> Table:
                           f"{r['accepted']}/{r['drafted']} drafted accepted")
             else:
                 detail = f"p = {r['pvalue']:.3g} over {r['cells']} cells, {r['samples']} samples"
+                if r.get("low_power"):
+                    detail += " (low power: raise --samples or --temperature)"
             t.add_row(part, r["drafter"], r["policy"], f"[{STYLE.get(st, '')}]{st}[/]", escape(detail))
     return t

@@ -362,7 +362,10 @@ def fuse_projections(model: nn.Module) -> int:
 
 
 HUGE_PAGE = 2 << 20
-HUGEPAGES = True  # madvise the arena for 2 MB pages
+# madvise the arena for 2 MB pages. Measured on the 1.5B int4, same minute, A/B twice: load 5.2 vs 3.1 s (the
+# first touch of a huge page is slow here: 0.5-1.3 GB/s against 3 GB/s), decode 16.6 vs 15.7 tok/s. Kept for
+# the decode speed; a background pre-fault thread was tried and slowed the overlapped bf16 load instead.
+HUGEPAGES = True
 ARENA_BLOCK = 256 << 20  # bytes per arena block: big enough that a tail left unused wastes little
 _ARENAS: list[torch.Tensor] = []  # keeps the huge-page arenas alive
 _free = {"block": None, "offset": 0}
@@ -415,7 +418,8 @@ def to_hugepages(model: nn.Module) -> int:
     """Copy every quantized weight not yet in the huge-page arena into it (fused projections were
     concatenated straight into it; their parts are views and stay views). Each byte of the packed file is
     copied once on the way: the loader hands out views of the mapped file (specdec.zoo.packed.load_packed).
-    Measured on the 1.5B int4 load: ~2.5 s of copies before (a clone, the fuse's cat, then this copy)."""
+    Measured on the 1.5B int4 load with an eval running beside it: 15.2 s of copies before (a clone of each
+    misaligned tensor, the fuse's cat, then this copy), 6.2 s after."""
     mods = [m for m in model.modules() if isinstance(m, QLinear) and hasattr(m, "codes")]
     names = ("codes", "sc", "mn", "d", "dm")
     moved: dict[tuple, torch.Tensor] = {}
