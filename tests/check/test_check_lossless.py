@@ -206,7 +206,7 @@ def test_the_real_pair_in_exact_mode(backend):
     torch.set_num_threads(2)
     dec = specdec.load("qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-0.5b-instruct", drafter="none",
                        engine=EngineConfig(backend=backend, exact_query_len=8, max_context=512))
-    rep, _ = check(dec, prompts=3, max_new_tokens=24, samples=120, top_k=4,
+    rep, _ = check(dec, prompts=3, max_new_tokens=24, samples=80, top_k=4,
                    drafters=("draft-model", "prompt-lookup", "hybrid"), policies=("constant", "confidence"),
                    drafter_options={"hybrid": {"min_match": 2}})
     greedy = [(r["drafter"], r["policy"], r["status"]) for r in rep["greedy"]]
