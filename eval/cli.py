@@ -17,12 +17,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from specdec.config import parse_kv
 from specdec.errors import InputError, SpecDecError
+from specdec.jsonl import write_text_atomic
 
 from eval import runner as R
 from eval.tasks import TASKS, TaskSpec, get_task
@@ -450,7 +451,7 @@ def report_cmd(
             summaries.append(json.loads(p.read_text(encoding="utf-8")))
         if len(summaries) == 1 and out is None:
             md = R.markdown(summaries[0])
-            R.atomic_write(Path(dirs[0]) / R.SUMMARY_MD, md)
+            write_text_atomic(Path(dirs[0]) / R.SUMMARY_MD, md)
             from eval.plots import plots_for
 
             plots_for(summaries[0], Path(dirs[0]) / "plots")
@@ -460,7 +461,7 @@ def report_cmd(
         if out is not None:
             from eval.plots import speed_bars
 
-            R.atomic_write(Path(out) / "report.md", md)
+            write_text_atomic(Path(out) / "report.md", md)
             if any("speed" in s for s in summaries):
                 speed_bars(summaries, Path(out) / "speed.png")
         typer.echo(md)

@@ -275,10 +275,8 @@ def generate_one(decoder, prompt_ids, task: TaskSpec, spec=None, max_new_tokens:
 
     stats = GenerationStats()
     stop = StopConfig(max_new_tokens=max_new_tokens or task.max_new_tokens, stop_strings=tuple(task.stop))
-    out: list[int] = []
     t0 = time.perf_counter()
-    for rnd in decoder.stream_ids(prompt_ids, sampling=SamplingConfig(), stop=stop, spec=spec, stats=stats):
-        out += rnd.tokens
+    out = decoder.generate_ids(prompt_ids, sampling=SamplingConfig(), stop=stop, spec=spec, stats=stats)
     wall = time.perf_counter() - t0
     raw = decoder.tokenizer.decode(out, skip_special_tokens=True)
     st = stats.to_dict()

@@ -30,10 +30,6 @@ SUMMARY_MD = "summary.md"
 _VOLATILE = {"started", "argv", "resumed", "threads", "version", "limit"}
 
 
-def atomic_write(path: Path, text: str) -> None:
-    write_text_atomic(path, text)
-
-
 def atomic_write_json(path: Path, obj: Any) -> None:
     write_json_atomic(path, obj, default=_json_default, allow_nan=True)
 
@@ -191,7 +187,7 @@ class Run:
 
     def finish(self, summary: dict, markdown: str) -> None:
         atomic_write_json(self.dir / SUMMARY, summary)
-        atomic_write(self.dir / SUMMARY_MD, markdown)
+        write_text_atomic(self.dir / SUMMARY_MD, markdown)
 
 
 def _norm(v):

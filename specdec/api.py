@@ -176,6 +176,13 @@ class SpecDecoder:
         return decode(self.target, prompt_ids, stopper, sampling, drafter, self.policy_for(spec), stats, gen,
                       costs=costs, guard=spec.guard)
 
+    def generate_ids(self, prompt_ids: torch.Tensor, *, sampling: SamplingConfig = SamplingConfig(),
+                     stop: StopConfig = StopConfig(), spec: SpecConfig | None = None,
+                     stats: GenerationStats | None = None) -> list[int]:
+        """The generated token ids after `prompt_ids` (1, T); `stats`, when given, is filled."""
+        return [t for rnd in self.stream_ids(prompt_ids, sampling=sampling, stop=stop, spec=spec, stats=stats)
+                for t in rnd.tokens]
+
     def generate(self, prompt: Prompt, *, chat: bool | None = None, sampling: SamplingConfig | None = None,
                  stop: StopConfig | None = None, spec: SpecConfig | None = None, **overrides) -> Result:
         """Generate a continuation. `overrides` are fields of SamplingConfig / StopConfig / SpecConfig
@@ -183,9 +190,7 @@ class SpecDecoder:
         sampling, stop, spec = self._configs(sampling, stop, spec, overrides)
         ids = self.encode(prompt, chat)
         stats = GenerationStats()
-        out: list[int] = []
-        for rnd in self.stream_ids(ids, sampling=sampling, stop=stop, spec=spec, stats=stats):
-            out += rnd.tokens
+        out = self.generate_ids(ids, sampling=sampling, stop=stop, spec=spec, stats=stats)
         text = self.tokenizer.decode(out, skip_special_tokens=True)
         return Result(text=text, token_ids=out, stats=stats, prompt_ids=ids[0].tolist())
 

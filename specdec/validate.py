@@ -46,6 +46,21 @@ def check_writable_folder(folder, label: str) -> None:
             return
 
 
+def check_output_path(path: str | None, flag: str, suffix: str | None = None) -> None:
+    """Refuse an output path that cannot be written, before any work: a folder, a file under a file, a
+    read-only folder."""
+    if not path:
+        return
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{flag} {path}: is a folder; give a file name")
+    if suffix and p.suffix.lower() != suffix:
+        raise InputError(f"{flag} {path}: must end in {suffix}")
+    check_writable_folder(p.parent, f"{flag} {path}")
+
+
 def utf8_text(text: str | bytes, what: str, error: type[Exception] = InputError) -> str:
     """`text` as a str that is valid UTF-8, else one clear error naming `what` and the first bad byte.
     Bytes are decoded strictly; a str may carry lone surrogates (Python's surrogateescape for argv and

@@ -206,9 +206,7 @@ def make_responder(dec, max_new_tokens: int, temperature: float = 0.0, seed: int
         calls["n"] += 1
         seen.clear()
         sampling = SamplingConfig(temperature=temperature, seed=seed * 7_777 + int(ids.sum()) % 1_000_003)
-        toks: list[int] = []
-        for rnd in dec.stream_ids(ids, sampling=sampling, stop=stop):
-            toks += rnd.tokens
+        toks = dec.generate_ids(ids, sampling=sampling, stop=stop)
         P = ids.shape[1]
         logits = torch.stack([seen[P + t] for t in range(len(toks))]) if toks else torch.zeros(0)
         return torch.tensor(toks, dtype=torch.long), logits

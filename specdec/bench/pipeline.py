@@ -19,6 +19,7 @@ from specdec.bench import runner as R
 from specdec.bench.memory import release_memory
 from specdec.bench.prompts import BenchPrompt, auto_max_context
 from specdec.bench.report import build_report, machine_info, write_json_atomic
+from specdec.validate import check_output_path
 from specdec.config import EngineConfig, SamplingConfig, SpecConfig, StopConfig
 from specdec.errors import InputError
 
@@ -43,21 +44,6 @@ class BenchPlan:
     json_out: str | None = None
     plot_out: str | None = None
     config_extra: dict = field(default_factory=dict)  # recorded as is (the command's own options)
-
-
-def check_output_path(path: str | None, flag: str, suffix: str | None = None) -> None:
-    """Refuse an output path that cannot be written, before any work: a folder, a file under a file, a
-    read-only folder."""
-    if not path:
-        return
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{flag} {path}: is a folder; give a file name")
-    if suffix and p.suffix.lower() != suffix:
-        raise InputError(f"{flag} {path}: must end in {suffix}")
-    from specdec.validate import check_writable_folder
-
-    check_writable_folder(p.parent, f"{flag} {path}")
 
 
 def _group_key(engine: EngineConfig, target: str) -> tuple[str, str]:

@@ -89,9 +89,7 @@ def engine_backend(dec, spec: SpecConfig, sampling: SamplingConfig, stop: StopCo
 
     def run(prompt_ids: list[int]) -> tuple[list[int], dict]:
         stats = GenerationStats()
-        out: list[int] = []
-        for rnd in dec.stream_ids(torch.tensor([prompt_ids]), sampling=sampling, stop=stop, spec=spec, stats=stats):
-            out += rnd.tokens
+        out = dec.generate_ids(torch.tensor([prompt_ids]), sampling=sampling, stop=stop, spec=spec, stats=stats)
         return out, {
             "tokens": stats.new_tokens, "seconds": stats.decode_s, "tokens_per_s": stats.tokens_per_s,
             "acceptance_rate": stats.acceptance_rate if stats.drafted else None,

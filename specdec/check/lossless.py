@@ -112,8 +112,13 @@ def random_prompts(tokenizer, vocab_size: int, n: int, lengths: tuple[int, int],
 
 def _generate(dec, prompt: list[int], spec: SpecConfig, sampling: SamplingConfig, stop: StopConfig,
               stats: GenerationStats) -> list[int]:
-    ids = torch.tensor([prompt])  # (1, T)
-    return [t for rnd in dec.stream_ids(ids, sampling=sampling, stop=stop, spec=spec, stats=stats) for t in rnd.tokens]
+    return dec.generate_ids(torch.tensor([prompt]), sampling=sampling, stop=stop, spec=spec, stats=stats)
+
+
+def _reason(e: BaseException, with_type: bool = False) -> str:
+    """An exception as the one-line reason of a skipped or failed row."""
+    text = f"{type(e).__name__}: {e}" if with_type else str(e)
+    return " ".join(text.split())[:300] if with_type else " ".join(text.split())
 
 
 def _buildable(dec, spec: SpecConfig) -> str | None:
@@ -124,7 +129,7 @@ def _buildable(dec, spec: SpecConfig) -> str | None:
         check_spec(spec)
         dec.drafter_for(spec)
     except SpecDecError as e:
-        return " ".join(str(e).split())
+        return _reason(e)
     return None
 
 
@@ -160,9 +165,9 @@ def check_greedy(dec, cfg: LosslessConfig, on_row: Callable[[dict], None], say: 
                         differ.append({"prompt": i, "position": _first_difference(out, ref),
                                        "plain": ref, "speculative": out})
             except SpecDecError as e:  # refused while running (e.g. a policy that reads a draft model's hidden
-                row.update(status="skipped", reason=" ".join(str(e).split()))  # states, with a model-free drafter)
+                row.update(status="skipped", reason=_reason(e))  # states, with a model-free drafter)
             except Exception as e:  # noqa: BLE001 - a crashing combination is a failed row, the others go on
-                row.update(status="failed", reason=" ".join(f"{type(e).__name__}: {e}".split())[:300])
+                row.update(status="failed", reason=_reason(e, with_type=True))
             else:
                 status = "differs" if differ else ("vacuous" if st.drafted == 0 else "identical")
                 row.update(status=status, identical_prompts=len(prompts) - len(differ),
@@ -254,9 +259,9 @@ def check_sampling(dec, cfg: LosslessConfig, on_row: Callable[[dict], None], say
                                 stop, st)
                 counts[(out[0], out[1])] = counts.get((out[0], out[1]), 0) + 1
         except SpecDecError as e:
-            row.update(status="skipped", reason=" ".join(str(e).split()))
+            row.update(status="skipped", reason=_reason(e))
         except Exception as e:  # noqa: BLE001
-            row.update(status="failed", reason=" ".join(f"{type(e).__name__}: {e}".split())[:300])
+            row.update(status="failed", reason=_reason(e, with_type=True))
         else:
             stat, pvalue, cells = chi_square(counts, exact)
             status = "vacuous" if st.drafted == 0 else ("pass" if pvalue >= cfg.alpha else "fail")

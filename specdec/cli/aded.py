@@ -212,7 +212,7 @@ def _measure(model, compile, context, max_n, ns, pairs, repeats, dataset, prompt
     ids, refs = [], []
     for text in texts:
         p = dec.encode(text)
-        r = [x for rnd in dec.stream_ids(p, stop=StopConfig(max_new_tokens=max_new_tokens)) for x in rnd.tokens]
+        r = dec.generate_ids(p, stop=StopConfig(max_new_tokens=max_new_tokens))
         ids.append(p[0].tolist())
         refs.append(r)
         console.print(f"reference: {len(r)} tokens")
@@ -231,7 +231,6 @@ def distill(
     data: Optional[Path] = typer.Option(None, "--data-dir"),
 ) -> None:
     """Write a self-distilled corpus: greedy answers of a model to training prompts (never benchmark ones)."""
-    import torch
     from rich.console import Console
 
     from specdec.drafters.aded.distill import generate_answers, prompts_from

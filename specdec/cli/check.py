@@ -59,19 +59,14 @@ def lossless(
     import specdec
     from specdec.check.lossless import LosslessConfig, run_check
     from specdec.jsonl import write_json_atomic
-    from specdec.validate import check_writable_folder
+    from specdec.validate import check_output_path
 
     cfg = LosslessConfig(prompts=prompts, max_new_tokens=max_new_tokens, samples=samples, top_k=top_k,
                          temperature=temperature, alpha=alpha, k=k, seed=seed, drafters=tuple(drafter or ()),
                          policies=tuple(policy or ()),
                          drafter_options=scoped_options(drafter_opt, "--drafter-opt"),
                          policy_options=scoped_options(policy_opt, "--policy-opt"))
-    if json_out:
-        from pathlib import Path
-
-        if Path(json_out).is_dir():
-            raise InputError(f"--json {json_out} is a folder; give a file name")
-        check_writable_folder(Path(json_out).resolve().parent, f"--json {json_out}")
+    check_output_path(json_out, "--json")
     engine = EngineConfig(dtype=dtype, max_context=max_context, threads=threads, cache_dir=cache_dir,
                           exact_query_len=exact_len, backend=backend, weights=weights)
     dec = specdec.load(target, draft, drafter="none", engine=engine)

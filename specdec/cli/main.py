@@ -214,9 +214,9 @@ def chat_loop(dec, read: Callable[[], str], console: Console, *, sampling: Sampl
     return history
 
 
-def check_chat_ready(dec, target: str, spec: SpecConfig) -> None:
-    """Everything a turn needs, checked before the session starts (a chat that fails every turn is worse than
-    one red line): a chat template that renders a user turn, and the policy built with its options."""
+def check_chat_ready(dec, target: str) -> None:
+    """What a turn needs beyond the options (those, the policy included, were checked by `make_opts` before
+    the model loaded), checked before the session starts: a chat template that renders a user turn."""
     from specdec.api import encode_prompt
 
     if not getattr(dec.tokenizer, "chat_template", None):
@@ -226,7 +226,6 @@ def check_chat_ready(dec, target: str, spec: SpecConfig) -> None:
         encode_prompt(dec.tokenizer, [{"role": "user", "content": "hi"}], chat=True)
     except Exception as e:  # noqa: BLE001 - a template that raises: one line, before the session
         raise InputError(f"{target}'s chat template fails on a user turn ({type(e).__name__}: {e})") from None
-    dec.policy_for(spec)
 
 
 @app.command()
@@ -244,7 +243,7 @@ def chat(
                   max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype, exact_len, backend, weights,
                   guard)
     dec = o.load()
-    check_chat_ready(dec, target, o.spec)
+    check_chat_ready(dec, target)
     out.print(f"[dim]{escape(target)}{' + ' + escape(o.spec.drafter) if o.spec.drafter else ''}: "
               f"/reset clears the history, /quit exits; [{DRAFT_STYLE}]coloured[/] = accepted draft tokens[/]")
     chat_loop(dec, lambda: out.input("[bold green]> [/]"), out, sampling=o.sampling, stop=o.stop, spec=o.spec)

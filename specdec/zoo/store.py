@@ -437,18 +437,13 @@ def load_causal_lm(name_or_path: PathLike, dtype: str = "bfloat16", cache_dir: P
     quant.check_weights(weights)
     if device != "cpu":
         raise InputError(f"--weights {weights} runs on the CPU kernels only; got device {device}")
+    model, tok = _load(CAUSAL_LM, name_or_path, dtype, cache_dir, trust_remote_code, device)
     s = os.fspath(name_or_path)
-    packed = None
     if s in ZOO and ZOO[s].fmt == "gguf" and dtype == "bfloat16":
-        from specdec.zoo.packed import ensure_packed
+        from specdec.zoo.packed import ensure_packed, load_packed
 
         say = say or (lambda msg: _console(True).print(msg, markup=False, highlight=False))
-        packed = ensure_packed(s, Path(resolve(s, cache_dir)), weights, cache_dir, say)
-    model, tok = _load(CAUSAL_LM, name_or_path, dtype, cache_dir, trust_remote_code, device)
-    if packed is not None:
-        from specdec.zoo.packed import load_packed
-
-        tensors = load_packed(packed)
+        tensors = load_packed(ensure_packed(s, Path(resolve(s, cache_dir)), weights, cache_dir, say))
     else:
         tensors = quant.quantize_from_weights(model, weights)
     model = quant.quantize_model(model, tensors)
