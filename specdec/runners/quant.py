@@ -419,7 +419,7 @@ def to_hugepages(model: nn.Module) -> int:
     concatenated straight into it; their parts are views and stay views). Each byte of the packed file is
     copied once on the way: the loader hands out views of the mapped file (specdec.zoo.packed.load_packed).
     Measured on the 1.5B int4 load with an eval running beside it: 15.2 s of copies before (a clone of each
-    misaligned tensor, the fuse's cat, then this copy), 6.2 s after."""
+    misaligned tensor, the fuse's cat, then this copy), 6.1 s after (bench/profile/load_figures.txt)."""
     mods = [m for m in model.modules() if isinstance(m, QLinear) and hasattr(m, "codes")]
     names = ("codes", "sc", "mn", "d", "dm")
     moved: dict[tuple, torch.Tensor] = {}
