@@ -26,6 +26,7 @@ from specdec.errors import InputError, SpecDecError
 from specdec.jsonl import write_text_atomic
 
 from eval import runner as R
+from eval.data import select_gsm8k, select_mmlu
 from eval.tasks import TASKS, TaskSpec, get_task
 
 eval_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
@@ -49,28 +50,6 @@ def _say(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ building a run
-def select_mmlu(task: TaskSpec, data_dir, dataset, subjects, per_subject, seed, limit):
-    """(items, dev) for an MMLU task: every check (subjects, files, rows) happens here."""
-    from eval import data as D
-
-    names = D.parse_subjects(subjects)
-    hf = task.hf_dataset if dataset == "hf" else dataset
-    test = D.load_mmlu(data_dir, task.split, names, hf)
-    dev = D.load_mmlu(data_dir, task.fewshot_split, names, hf) if task.num_fewshot else {}
-    picked = D.stratified(test, per_subject, seed)
-    items = [x for s in names for x in picked[s]]
-    return (items[:limit] if limit else items), dev
-
-
-def select_gsm8k(task: TaskSpec, data_dir, dataset, limit):
-    from eval import data as D
-
-    hf = task.hf_dataset if dataset == "hf" else dataset
-    test = D.load_gsm8k(data_dir, task.split, hf)
-    train = D.load_gsm8k(data_dir, task.fewshot_split, hf) if task.num_fewshot else []
-    return (test[:limit] if limit else test), train
-
-
 def _progress(t0: float, task: TaskSpec, say=_say):
     def show(i: int, n: int, rec: dict) -> None:
         if "correct" in rec and isinstance(rec["correct"], dict):
@@ -153,7 +132,8 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
     if task.family == "mmlu" and drafter not in (None, "none", "plain"):
         raise InputError("MMLU is scored by log-likelihood: no generation, so no drafter; drop --drafter/--draft")
     from specdec.config import SpecConfig
-    from specdec.validate import check_spec, set_threads
+    from specdec.spec_check import check_spec
+    from specdec.validate import set_threads
 
     if task.family == "gsm8k":  # drafter / policy names, options and k: one line now, not after the model loads
         check_spec(SpecConfig(drafter=drafter, policy=policy, k=k, drafter_options=drafter_options or {},
@@ -297,7 +277,7 @@ def _vllm_evaluator(task, model, draft, drafter, policy, k, drafter_options, dty
     the engine, and sent to the worker as token ids."""
     from transformers import AutoTokenizer
 
-    from eval import vllm_backend as V
+    from specdec.backends import vllm_client as V
     from specdec.zoo import resolve
 
     if not V.available(venv):

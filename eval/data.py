@@ -15,7 +15,7 @@ from pathlib import Path
 
 from specdec.errors import DataError, UnknownNameError
 
-from eval.tasks import LETTERS, MMLU_CATEGORIES, MMLU_SUBJECTS
+from eval.tasks import LETTERS, MMLU_CATEGORIES, MMLU_SUBJECTS, TaskSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_ENV = "SPECDEC_DATA"
@@ -215,3 +215,22 @@ def load_gsm8k(data_dir: str | os.PathLike | None, split: str, hf_dataset: str |
         ds = _hf_load(name, config or "main", split)
         return [GSM8KItem(f"{split}/{i}", i, r["question"], r["answer"]) for i, r in enumerate(ds)]
     return read_gsm8k_jsonl(gsm8k_file(resolve_data_dir(data_dir), split), split)
+
+
+# ------------------------------------------------------------------------------------------ a run's items
+def select_mmlu(task: TaskSpec, data_dir, dataset, subjects, per_subject, seed, limit):
+    """(items, dev) for an MMLU task: every check (subjects, files, rows) happens here."""
+    names = parse_subjects(subjects)
+    hf = task.hf_dataset if dataset == "hf" else dataset
+    test = load_mmlu(data_dir, task.split, names, hf)
+    dev = load_mmlu(data_dir, task.fewshot_split, names, hf) if task.num_fewshot else {}
+    picked = stratified(test, per_subject, seed)
+    items = [x for s in names for x in picked[s]]
+    return (items[:limit] if limit else items), dev
+
+
+def select_gsm8k(task: TaskSpec, data_dir, dataset, limit):
+    hf = task.hf_dataset if dataset == "hf" else dataset
+    test = load_gsm8k(data_dir, task.split, hf)
+    train = load_gsm8k(data_dir, task.fewshot_split, hf) if task.num_fewshot else []
+    return (test[:limit] if limit else test), train

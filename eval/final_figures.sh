@@ -33,7 +33,7 @@ lmeval_vllm() {  # lm-eval's own vLLM backend, in .venv-vllm, with the worker's 
   [ -x .venv-vllm/bin/python ] || bash eval/setup_vllm.sh
   [ -x .venv-vllm/bin/lm_eval ] || .venv-vllm/bin/pip install -q lm-eval==0.4.13  # adds packages, changes none
   specdec models path $M05 >/dev/null 2>&1 || specdec models pull $M05
-  ( eval "$(python -m eval.vllm_backend)"
+  ( eval "$(python -m specdec.backends.vllm_client)"
     .venv-vllm/bin/python -m eval.lm_eval_vllm --model vllm --model_args "pretrained=$(specdec models path $M05),dtype=float32,max_model_len=4096" \
         --batch_size auto --log_samples "$@" )
 }

@@ -57,7 +57,7 @@ def _yaml(d: dict) -> str:
 def export(task_name: str, out: Path, lm_tasks: Path, data_dir: str | None = None, subjects: str | None = None,
            per_subject: int | None = None, seed: int = 0, limit: int | None = None, num_fewshot: int | None = None) -> dict:
     """Write data/*.jsonl (the exact items) and tasks/*.yaml (lm-eval's templates, local data)."""
-    from eval.cli import select_gsm8k, select_mmlu
+    from eval.data import select_gsm8k, select_mmlu
     from eval.tasks import get_task
 
     task = get_task(task_name, num_fewshot=num_fewshot)

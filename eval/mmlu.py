@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import torch
 
 from eval.data import MMLUItem
+from specdec.drafters.base import DraftTree
 from eval.tasks import LETTERS, MMLU_CATEGORIES, MMLU_SUBJECTS, TaskSpec
 
 
@@ -100,24 +101,19 @@ class LoglikScorer:
             ctx = ctx[len(ctx) - room:]
             self.truncated += 1
         self._prefill(ctx[:-1])
-        # the tree: node 0 = the last context token; then each continuation as a branch below it
+        # the tree: the root = the last context token; then each continuation as a branch below it
         toks = [ctx[-1]]
-        depth = [0]
-        parent_nodes: list[list[int]] = []
+        parents: list[int] = []  # DraftTree parents (node i = toks[i + 1]; -1 = the root)
+        parent_nodes: list[list[int]] = []  # per continuation, its rows in the pass
         for c in conts:
             nodes = []
             for j, t in enumerate(c):
+                parents.append(len(toks) - 2 if j else -1)
                 nodes.append(len(toks))
                 toks.append(t)
-                depth.append(j + 1)
             parent_nodes.append(nodes)
-        T = len(toks)
-        mask = torch.zeros(T, T, dtype=torch.bool)
-        mask[:, 0] = True
-        for nodes in parent_nodes:
-            for j, node in enumerate(nodes):
-                mask[node, nodes[: j + 1]] = True
-        logits, _ = self.runner.forward(torch.tensor([toks]), tree_mask=mask, depths=torch.tensor(depth))
+        tree = DraftTree(parents)
+        logits, _ = self.runner.forward(torch.tensor([toks]), tree_mask=tree.attention_mask(), depths=tree.positions())
         logp = torch.log_softmax(logits[0].float(), dim=-1)  # (T, V)
         out = []
         for c, nodes in zip(conts, parent_nodes):

@@ -17,25 +17,21 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from specdec.drafters.base import Draft, DraftContext, VerifyResult
+from specdec.drafters.base import Draft, DraftContext, DrafterBase, VerifyResult
 from specdec.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlm_generate.models import MLM
 
-# mlm_generate.models / .nar are imported inside the methods: specdec.drafters imports this module while
-# `specdec` itself may still be initialising (mlm_generate.models -> specdec.errors -> specdec -> drafters).
+from specdec.drafters.registry import DRAFTERS, DrafterEnv
 
-try:  # the registry lives in specdec.drafters.registry (re-exported by specdec.drafters)
-    from specdec.drafters.registry import DRAFTERS, DrafterEnv
-except ImportError:  # pragma: no cover -- older tree without the registry
-    DRAFTERS = None
-    DrafterEnv = object  # type: ignore[misc,assignment]
+# A plug-in: the "specdec.drafters" entry point (pyproject.toml) names this module, which registers `mlm`
+# when the drafter registry is first asked for a name; the engine never imports mlm_generate.
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 
 
-class MLMDrafter:
+class MLMDrafter(DrafterBase):
     name = "mlm"
 
     def __init__(self, mlm: MLM | str = "bert-tiny-splade", target_tokenizer=None, *, iterations: int = 1,
@@ -131,9 +127,8 @@ class MLMDrafter:
         return Draft(tokens=torch.tensor([toks], dtype=torch.long), q=None, info=info)
 
 
-if DRAFTERS is not None:
-    @DRAFTERS.register("mlm")
-    def _build(env: DrafterEnv, mlm: str = "bert-tiny-splade", iterations: int = 1, context_tokens: int = 96,
-               extra_masks: int = 0, restore_case: bool = True) -> MLMDrafter:
-        return MLMDrafter(mlm, env.target_tokenizer, iterations=iterations, context_tokens=context_tokens,
-                          extra_masks=extra_masks, restore_case=restore_case)
+@DRAFTERS.register("mlm")
+def _build(env: DrafterEnv, mlm: str = "bert-tiny-splade", iterations: int = 1, context_tokens: int = 96,
+           extra_masks: int = 0, restore_case: bool = True) -> MLMDrafter:
+    return MLMDrafter(mlm, env.target_tokenizer, iterations=iterations, context_tokens=context_tokens,
+                      extra_masks=extra_masks, restore_case=restore_case)

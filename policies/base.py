@@ -7,7 +7,11 @@ where none were measured). Per round:
     n = policy.max_draft()                 # upper bound for this round (no side effects)
     ... drafter drafts token i ...
     if not policy.keep_drafting(step): stop   # token-by-token drafters only
-    policy.observe(drafted, accepted)       # after verification
+    policy.observe(drafted, accepted, verify_s)  # after verification; verify_s: the loop's measured seconds
+                                                 # of this round's target pass (None where nothing was timed)
+
+No hook has a hidden timing side effect: a policy that learns costs takes them from `start(costs)` and
+`observe(..., verify_s)`, so the loop may call the hooks in any order without breaking it.
 """
 from __future__ import annotations
 
@@ -67,7 +71,7 @@ class CandidatePolicy(Protocol):
 
     def keep_drafting(self, step: DraftStep) -> bool: ...
 
-    def observe(self, drafted: int, accepted: int) -> None: ...
+    def observe(self, drafted: int, accepted: int, verify_s: float | None = None) -> None: ...
 
 
 POLICIES: Registry[CandidatePolicy] = Registry("policy")

@@ -33,7 +33,7 @@ class ConstantPolicy:
     def keep_drafting(self, step: DraftStep) -> bool:
         return True
 
-    def observe(self, drafted: int, accepted: int) -> None:
+    def observe(self, drafted: int, accepted: int, verify_s: float | None = None) -> None:
         pass
 
 
@@ -63,7 +63,7 @@ class HeuristicPolicy:
     def keep_drafting(self, step: DraftStep) -> bool:
         return True
 
-    def observe(self, drafted: int, accepted: int) -> None:
+    def observe(self, drafted: int, accepted: int, verify_s: float | None = None) -> None:
         if drafted == 0:
             return
         if accepted == drafted:
@@ -97,5 +97,5 @@ class ConfidencePolicy:
     def keep_drafting(self, step: DraftStep) -> bool:
         return step.top_prob >= self.threshold
 
-    def observe(self, drafted: int, accepted: int) -> None:
+    def observe(self, drafted: int, accepted: int, verify_s: float | None = None) -> None:
         pass

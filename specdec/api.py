@@ -14,7 +14,8 @@ from specdec.runners import is_runner, load_runner
 from specdec.runners.torch_runner import TorchRunner
 from specdec.engine.stopping import StopChecker
 from specdec.errors import InputError
-from specdec.validate import build_policy, set_threads
+from specdec.spec_check import build_policy
+from specdec.validate import set_threads
 from specdec.sampling import make_generator
 from specdec.stats import GenerationStats
 
@@ -68,13 +69,13 @@ def load_tokenizer(name: str, engine: EngineConfig = EngineConfig()):
 
 
 def _load_tokenizer(name: str, engine: EngineConfig):
-    from specdec.zoo.store import load_tokenizer as zoo_tokenizer
+    from specdec.zoo.load import load_tokenizer as zoo_tokenizer
 
     return zoo_tokenizer(name, cache_dir=engine.cache_dir, trust_remote_code=engine.trust_remote_code)
 
 
 def _check_name(name: str, engine: EngineConfig, role: str) -> None:
-    from specdec.zoo.store import check_model_name
+    from specdec.zoo.load import check_model_name
 
     check_model_name(name, engine.cache_dir, role)
 

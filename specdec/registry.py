@@ -1,6 +1,13 @@
-"""A tiny name -> factory registry shared by drafters, policies and evaluation tasks."""
+"""A tiny name -> factory registry shared by drafters, policies and evaluation tasks.
+
+Plug-ins register themselves from their own package: a registry made with `plugins="specdec.drafters"`
+imports, the first time it is asked for a name, every module that package's metadata lists under that
+entry-point group (pyproject.toml: `[project.entry-points."specdec.drafters"] mlm = "mlm_generate.drafter"`),
+and those modules call `register` as built-in ones do. The engine never imports a plug-in's package.
+"""
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 from typing import Callable, Generic, TypeVar
 
 from specdec.errors import UnknownNameError
@@ -11,9 +18,11 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """``reg.register("name")(factory)``; ``reg.get("name")`` raises with the known names listed."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, plugins: str | None = None) -> None:
         self.kind = kind
+        self.plugins = plugins  # entry-point group whose modules register more names, or None
         self._items: dict[str, Callable[..., T]] = {}
+        self._loaded = plugins is None
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def deco(factory: Callable[..., T]) -> Callable[..., T]:
@@ -24,7 +33,15 @@ class Registry(Generic[T]):
 
         return deco
 
+    def _load_plugins(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True  # before loading: a plug-in module that asks the registry does not recurse
+        for ep in entry_points(group=self.plugins):
+            ep.load()  # the module registers its names on import
+
     def get(self, name: str) -> Callable[..., T]:
+        self._load_plugins()
         try:
             return self._items[name]
         except KeyError:
@@ -35,7 +52,9 @@ class Registry(Generic[T]):
         return self.get(name)(**kwargs)
 
     def names(self) -> list[str]:
+        self._load_plugins()
         return sorted(self._items)
 
     def __contains__(self, name: str) -> bool:
+        self._load_plugins()
         return name in self._items

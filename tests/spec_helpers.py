@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from scipy import stats as sps
 
-from specdec.drafters.base import Draft, DraftContext, DraftTree, VerifyResult
+from specdec.drafters.base import Draft, DraftContext, DrafterBase, DraftTree, VerifyResult
 
 
 def _root_conftest():
@@ -52,7 +52,7 @@ def hf_greedy(model: torch.nn.Module, prompt: torch.Tensor, n: int) -> list[int]
 
 
 # ---------------------------------------------------------------- drafters
-class ScriptedDrafter:
+class ScriptedDrafter(DrafterBase):
     """Proposes, in round r, `script[r](ctx)` -> list of ints (a chain). Records every context it saw."""
 
     name = "scripted"
@@ -95,7 +95,7 @@ def oracle_script(continuation: list[int], prompt_len: int, k: int | None = None
     return script
 
 
-class RandomTreeDrafter:
+class RandomTreeDrafter(DrafterBase):
     """Garbage: random tokens arranged as random trees (or chains), any length up to max_draft."""
 
     name = "random-tree"
@@ -122,7 +122,7 @@ class RandomTreeDrafter:
         pass
 
 
-class EmptyDrafter:
+class EmptyDrafter(DrafterBase):
     name = "empty"
 
     def __init__(self):

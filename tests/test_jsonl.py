@@ -24,7 +24,7 @@ def test_bad_json_and_bad_bytes_are_one_line(tmp_path):
 
 
 def test_head_prompts_refuse_a_row_that_is_not_an_object(tmp_path):
-    from policies.specdecpp.data import read_prompts
+    from specdec.head.data import read_prompts
 
     p = tmp_path / "p.jsonl"
     p.write_text('{"question": "q1"}\n"q2"\n[1, 2]\n')

@@ -67,7 +67,7 @@ def test_greedy_speculation_on_the_fast_runners(backend, weights):
     import importlib.util
 
     import specdec
-    from specdec.runners import kernels
+    from specdec.weights import kernels
 
     if backend == "llamacpp" and importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python is not installed (pip install 'specdec[llamacpp]')")

@@ -1,10 +1,11 @@
 """SpecDec++ (Huang, Guo & Wang 2024): an acceptance head on the draft model decides when to stop drafting.
 
-    head.py      AcceptanceHead, save/load with the draft's identity, the bundled heads
-    data.py      training data: labels min(1, p/q), the 15% keep mix, sharded resumable build
-    train.py     weighted soft BCE, AdamW, checkpointed resumable training on cached features
-    evaluate.py  AUC, reliability table, calibration
-    policy.py    the `specdecpp` candidate-length policy (registered on import) and Theorem 3.1's threshold
+    head.py       AcceptanceHead, save/load with the draft's identity, the bundled heads
+    estimates.py  online cost and throughput estimates, Theorem 3.1's threshold, the process-wide tables
+    policy.py     the `specdecpp` candidate-length policy (registered on import)
+
+Building data, training, evaluating and calibrating a head drive the engine, so they live above it, in
+specdec/head (`specdec head ...`).
 
 See docs/specdecpp.md.
 """

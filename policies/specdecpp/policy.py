@@ -28,9 +28,9 @@ Theorem 3.1 values an accepted token at plain decoding's cost c2 + delta; once s
 drafts of ~15 tokens where ~5 pay. (Our reading of the paper's c1, c2, delta -- in particular folding the
 CPU's per-token verification cost into c1 -- and the "auto" rule are ours; see docs/specdecpp.md.)
 
-The costs are measured online from the policy's own calls (time between consecutive `keep_drafting`
-calls = a draft step; time from the round's last call to `observe` = verification, fitted as a + b*K;
-time from `observe` to the next round's first call minus a draft step = delta), shared by every
+The costs are measured online (time between consecutive `keep_drafting` calls = a draft step; the loop's
+measured target pass, `observe(..., verify_s)`, = verification, fitted as a + b*K; time from `observe` to
+the next round's first call minus a draft step = delta), shared by every
 policy object using the same head in this process. Costs given as c1=/c2=/delta= or costs=FILE (e.g. from
 `specdec head calibrate --json`) are used as they are instead.
 
@@ -44,9 +44,7 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,145 +52,14 @@ from typing import Any
 import torch
 
 from policies.base import POLICIES, DraftStep, RoundCosts
-from policies.specdecpp.head import (BUNDLED, BUNDLED_CONF, HeadFile, HeadMismatchError, bundled_head, check_identity, deweight,
-                                     load_head)
+from policies.specdecpp.estimates import (SHARED_COSTS, SHARED_RATES, CostModel, RateMeter, auto_threshold,  # noqa: F401
+                                          load_cached_head, optimal_threshold, reset_shared_costs)
+from policies.specdecpp.head import BUNDLED, BUNDLED_CONF, HeadMismatchError, bundled_head, check_identity, deweight
 from specdec.errors import InputError
 
 GUARD_WINDOW = 8  # speculative rounds judged together by the guard
 GUARD_MARGIN = 2.0  # ... which turns speculation off when they lost more than this many plain-decoding steps
 DEFAULT_THRESHOLD = 0.7  # used with threshold="auto" until enough rounds were timed, when nothing else is known
-
-
-def optimal_threshold(c1: float, c2: float, delta: float = 0.0) -> float:
-    """Theorem 3.1: stop once P(at least one rejection) >= (c2 + delta) / (c1 + c2 + delta)."""
-    if c1 < 0 or c2 < 0 or delta < 0 or c1 + c2 + delta <= 0:
-        raise InputError(f"costs must be >= 0 and not all 0 (c1={c1}, c2={c2}, delta={delta})")
-    return (c2 + delta) / (c1 + c2 + delta)
-
-
-def auto_threshold(c1: float, throughput: float) -> float:
-    """The throughput-optimal stop rule: drafting one more token costs c1 seconds and adds, in expectation,
-    P(all drafted so far and the new one accepted) tokens; it pays while that exceeds c1 * T tokens, T the
-    throughput (tokens/s) the policy achieves. Stop once 1 - prod > 1 - c1 * T (prod standing in for the
-    unknown next factor). With T = 1 / (c2 + delta), plain decoding's rate, this is Theorem 3.1's rule up to
-    the c1 in its denominator; with the (higher) speculative rate it drafts less, as it should."""
-    if c1 < 0 or throughput <= 0:
-        raise InputError(f"need c1 >= 0 and throughput > 0 (c1={c1}, throughput={throughput})")
-    return 1.0 - c1 * throughput
-
-
-# --------------------------------------------------------------------------------------------- costs
-class CostModel:
-    """Online estimates (seconds) of c_draft (a draft step), verify time a + b*K, and delta: rolling medians
-    and a least-squares fit over the last WINDOW samples, after dropping samples above 3x the median
-    (a torch.compile warm-up, another process stealing the CPU)."""
-
-    WINDOW = 64
-
-    def __init__(self, c_draft: float | None = None, a: float | None = None, b: float | None = None,
-                 delta: float | None = None) -> None:
-        self._c_draft, self._delta = c_draft, delta
-        self.prior_a, self.prior_b = a, b
-        self.steps: deque[float] = deque(maxlen=self.WINDOW)
-        self.gaps: deque[float] = deque(maxlen=self.WINDOW)
-        self.verifies: deque[tuple[int, float]] = deque(maxlen=self.WINDOW)
-        self.rounds = 0
-        self.seeded = c_draft is not None and a is not None  # given costs: used as they are, never re-measured
-
-    @property
-    def ready(self) -> bool:
-        return self.costs() is not None and (self.seeded or self.rounds >= 5)
-
-    @property
-    def c_draft(self) -> float | None:
-        return self._c_draft if self.seeded or not self.steps else statistics.median(self.steps)
-
-    @property
-    def delta(self) -> float | None:
-        if self.seeded or not self.gaps or self.c_draft is None:
-            return self._delta
-        return max(0.0, statistics.median(self.gaps) - self.c_draft)
-
-    # ---- samples
-    def add_draft_step(self, dt: float) -> None:
-        if not self.seeded:
-            self.steps.append(dt)
-
-    def add_verify(self, k: int, dt: float) -> None:
-        if not self.seeded:
-            self.verifies.append((k, dt))
-            self.rounds += 1
-
-    def add_gap(self, dt: float) -> None:
-        if not self.seeded:
-            self.gaps.append(dt)
-
-    # ---- estimates
-    def verify_fit(self) -> tuple[float, float] | None:
-        """(a, b) of verify time = a + b*K, or the priors, or None."""
-        if self.seeded or len(self.verifies) < 3:
-            return (self.prior_a, self.prior_b or 0.0) if self.prior_a is not None else None
-        med = statistics.median(t for _, t in self.verifies)
-        pts = [(k, t) for k, t in self.verifies if t <= 3 * med]
-        n = len(pts)
-        mk, mt = sum(k for k, _ in pts) / n, sum(t for _, t in pts) / n
-        var = sum((k - mk) ** 2 for k, _ in pts) / n
-        if var > 0.25:
-            b = max(0.0, sum((k - mk) * (t - mt) for k, t in pts) / n / var)
-        else:
-            b = self.prior_b or 0.0
-        return max(mt - b * mk, 1e-6), b
-
-    def costs(self) -> tuple[float, float, float] | None:
-        """(c1, c2, delta) or None while unknown."""
-        fit = self.verify_fit()
-        if fit is None or self.c_draft is None:
-            return None
-        a, b = fit
-        return self.c_draft + b, a, self.delta or 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        c = self.costs()
-        fit = self.verify_fit()
-        return {"c_draft": self.c_draft, "verify_a": fit[0] if fit else None, "verify_b": fit[1] if fit else None,
-                "delta": self.delta, "c1": c[0] if c else None, "c2": c[1] if c else None,
-                "threshold_theorem": optimal_threshold(*c) if c else None, "rounds_timed": self.rounds}
-
-
-class RateMeter:
-    """Tokens per second of speculative rounds (observe to observe) over the last WINDOW rounds, dropping
-    rounds slower than 3x the median (compile warm-ups, CPU theft)."""
-
-    WINDOW = 64
-
-    def __init__(self) -> None:
-        self.samples: deque[tuple[int, float]] = deque(maxlen=self.WINDOW)
-
-    @property
-    def rounds(self) -> int:
-        return len(self.samples)
-
-    def add_round(self, tokens: int, dt: float) -> None:
-        self.samples.append((tokens, dt))
-
-    def throughput(self) -> float | None:
-        if len(self.samples) < 5:
-            return None
-        med = statistics.median(dt for _, dt in self.samples)
-        kept = [(n, dt) for n, dt in self.samples if dt <= 3 * med]
-        return sum(n for n, _ in kept) / sum(dt for _, dt in kept)
-
-
-_SHARED_COSTS: dict[str, CostModel] = {}  # per head: the machine's costs
-_SHARED_RATES: dict[tuple, RateMeter] = {}  # per head and policy settings: the throughput they achieve
-_HEADS: dict[str, HeadFile] = {}
-
-
-def _load_cached(path: str) -> HeadFile:
-    key = str(Path(path).resolve())
-    if key not in _HEADS:
-        _HEADS[key] = load_head(key)
-    return _HEADS[key]
 
 
 def _read_costs(path: str) -> dict[str, float]:
@@ -252,7 +119,7 @@ class SpecDecPPPolicy:
             if path is None:
                 raise InputError("the bundled acceptance head is missing; pass head=PATH")
             self.head = str(path)
-        hf = _load_cached(str(self.head))
+        hf = load_cached_head(str(self.head))
         if self.draft:
             check_identity(hf.identity, {"name": str(self.draft)})
         self._hf = hf
@@ -284,19 +151,19 @@ class SpecDecPPPolicy:
             raise InputError(f"threshold must be in (0, 1), 'auto' or 'theorem', got {thr}")
         self._fixed_h = None if self._auto else float(thr)
         key = str(Path(self.head).resolve())
-        if key not in _SHARED_COSTS or seed:
+        if key not in SHARED_COSTS or seed:
             c_draft = seed.get("c_draft")
             if c_draft is None and "c1" in seed:
                 c_draft = seed["c1"] - seed.get("verify_b", 0.0)
             a = seed.get("verify_a", seed.get("c2"))
             b = seed.get("verify_b", 0.0 if "c1" in seed else None)
-            _SHARED_COSTS[key] = CostModel(c_draft=c_draft, a=a, b=b, delta=seed.get("delta"))
-        self._costs = _SHARED_COSTS[key]
+            SHARED_COSTS[key] = CostModel(c_draft=c_draft, a=a, b=b, delta=seed.get("delta"))
+        self._costs = SHARED_COSTS[key]
         self._shared_costs = self._costs
         self._given_costs = bool(seed)
         self._given_threshold = self.threshold is not None
         self._head_mode, self._head_h = self._mode, self._fixed_h
-        self._rate = _SHARED_RATES.setdefault((key, self._mode, self._fixed_h, self.k_min, self.k_max), RateMeter())
+        self._rate = SHARED_RATES.setdefault((key, self._mode, self._fixed_h, self.k_min, self.k_max), RateMeter())
         self.start()
 
     # ---- per generation / per round state
@@ -318,7 +185,6 @@ class SpecDecPPPolicy:
         self._calls = 0
         self._t_last: float | None = None  # time of the last keep_drafting call in this round
         self._t_observe: float | None = None
-        self._t_max_draft: float | None = None
         self._first_round = True
         self._worth: list[float] = []  # per speculative round since speculation (re)started (guard)
         self._off_rounds = 0  # plain-decoding rounds left (guard)
@@ -345,7 +211,6 @@ class SpecDecPPPolicy:
         return min(max(h, 0.05), 0.98)
 
     def max_draft(self) -> int:
-        self._t_max_draft = time.perf_counter()
         if self._off_rounds > 0:
             return 0
         return self.k_max
@@ -395,16 +260,18 @@ class SpecDecPPPolicy:
         self._t_last = time.perf_counter()
         return not stop
 
-    def observe(self, drafted: int, accepted: int) -> None:
+    def observe(self, drafted: int, accepted: int, verify_s: float | None = None) -> None:
+        """`verify_s`: the loop's measured seconds of this round's target pass. Without it (a caller that
+        times nothing) a drafted round's verification is estimated from the last `keep_drafting` call."""
         now = time.perf_counter()
-        if drafted > 0 and self._t_last is not None:
-            # the drafter does not ask about the last token it may draft (k_max bound): a step we did not see
-            unseen = max(0, drafted - self._calls)
-            extra = unseen * (self._costs.c_draft or 0.0)
-            if not self._first_round:
+        if not self._first_round:
+            if verify_s is not None:
+                self._costs.add_verify(drafted, max(verify_s, 1e-6))
+            elif drafted > 0 and self._t_last is not None:
+                # the drafter does not ask about the last token it may draft (k_max bound): a step we did not see
+                unseen = max(0, drafted - self._calls)
+                extra = unseen * (self._costs.c_draft or 0.0)
                 self._costs.add_verify(drafted, max(now - self._t_last - extra, 1e-6))
-        elif drafted == 0 and self._t_max_draft is not None and not self._first_round:
-            self._costs.add_verify(0, now - self._t_max_draft)
         self.history.append((drafted, accepted))
         if drafted > 0 and self._t_observe is not None and not self._first_round:
             self._rate.add_round(accepted + 1, now - self._t_observe)
@@ -450,9 +317,3 @@ class SpecDecPPConfPolicy(SpecDecPPPolicy):
 
     name: str = "specdecpp-conf"
     _conf_variant = True
-
-
-def reset_shared_costs() -> None:
-    """Forget the costs measured so far in this process (tests, or after changing thread counts)."""
-    _SHARED_COSTS.clear()
-    _SHARED_RATES.clear()

@@ -147,7 +147,7 @@ def anchors(results: dict[str, dict]) -> dict:
 def check_plan(plan: BenchPlan) -> None:
     """Everything that can be refused before a model loads."""
     from specdec.bench import vllm as bench_vllm
-    from specdec.validate import check_spec
+    from specdec.spec_check import check_spec
 
     check_output_path(plan.json_out, "--json", ".json")
     check_output_path(plan.plot_out, "--plot", ".png")

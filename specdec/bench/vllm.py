@@ -1,7 +1,7 @@
 """vLLM as extra `specdec bench` setups (`--vllm plain|ngram|draft`), on the same prompt token ids.
 
-vLLM is never imported here: each setup talks to ``eval/vllm_worker.py`` (in ``.venv-vllm``) through
-``eval.vllm_backend``. Starting vLLM takes minutes, so a setup starts ONE worker, at its first call, over
+vLLM is never imported here: each setup talks to ``specdec/backends/vllm_worker.py`` (in ``.venv-vllm``) through
+``specdec.backends.vllm_client``. Starting vLLM takes minutes, so a setup starts ONE worker, at its first call, over
 all the bench prompts (one request at a time: batch-1 latency, as this engine is timed), caches the
 answers by prompt ids and answers every call from that cache. A setup's numbers are the worker's:
 
@@ -46,8 +46,8 @@ def parse_setups(names: Iterable[str]) -> list[str]:
 
 
 def _worker():
-    """eval.vllm_backend (imported late: the bench works without the eval package's vLLM side)."""
-    from eval import vllm_backend
+    """specdec.backends.vllm_client (imported late: only vLLM rows need it)."""
+    from specdec.backends import vllm_client as vllm_backend
 
     return vllm_backend
 

@@ -123,7 +123,7 @@ def _reason(e: BaseException, with_type: bool = False) -> str:
 
 def _buildable(dec, spec: SpecConfig) -> str | None:
     """None if this drafter x policy can be built here, else why not (one line)."""
-    from specdec.validate import check_spec
+    from specdec.spec_check import check_spec
 
     try:
         check_spec(spec)

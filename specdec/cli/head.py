@@ -133,7 +133,7 @@ def build_data(
     """Generate (or resume) sharded training data: target responses, labels min(1, p/q), draft features."""
     import torch
 
-    from policies.specdecpp.data import (DataConfig, build_dataset, make_hf_batch_responder, make_responder,
+    from specdec.head.data import (DataConfig, build_dataset, make_hf_batch_responder, make_responder,
                                          read_prompts)
     from policies.specdecpp.head import draft_identity
     from specdec.api import SpecDecoder
@@ -179,7 +179,7 @@ def build_data(
                              estimate_only=estimate_only, max_shards=max_shards)
     manifest["eos_token_ids"] = _eos_ids(tok, tmodel)
     manifest.setdefault("commands", []).append(_command_line())
-    from policies.specdecpp.data import write_manifest
+    from specdec.head.data import write_manifest
 
     write_manifest(Path(out), manifest)
     shards = manifest["shards"]
@@ -227,10 +227,10 @@ def train(
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Train an acceptance head on cached draft features (checkpointed; rerun the same command to resume)."""
-    from policies.specdecpp.data import load_dataset
-    from policies.specdecpp.evaluate import evaluate_head
+    from specdec.head.data import load_dataset
+    from specdec.head.evaluate import evaluate_head
     from policies.specdecpp.head import save_head
-    from policies.specdecpp.train import TrainConfig, train_head
+    from specdec.head.train import TrainConfig, train_head
 
     set_threads(threads)
     err = _err()
@@ -242,7 +242,7 @@ def train(
     if extras:
         if align != "pre":
             raise InputError("--extra-features needs --align pre (the confidence of the token being judged)")
-        from policies.specdecpp.data import add_extra_features
+        from specdec.head.data import add_extra_features
 
         ds = add_extra_features(ds, _load(cfgd["draft"], "bfloat16", None)[0], extras)
     tr, va = ds.split(val_fraction)
@@ -286,8 +286,8 @@ def evaluate(
     json_out: Annotated[Optional[str], typer.Option("--json", help="Write the metrics here (- = stdout).")] = None,
 ) -> None:
     """Accuracy and calibration of a head on held-out positions: AUC, BCE, Brier, ECE, reliability table."""
-    from policies.specdecpp.data import load_dataset, load_manifest
-    from policies.specdecpp.evaluate import evaluate_head
+    from specdec.head.data import load_dataset, load_manifest
+    from specdec.head.evaluate import evaluate_head
     from policies.specdecpp.head import bundled_head, load_head
 
     set_threads(threads)
@@ -302,7 +302,7 @@ def evaluate(
     kind = label or hf.meta.get("label", "label")
     ds = load_dataset(data, label=kind, align=hf.meta.get("align", "pre"))
     if hf.meta.get("extra_features"):
-        from policies.specdecpp.data import add_extra_features
+        from specdec.head.data import add_extra_features
 
         ds = add_extra_features(ds, _load(man["config"]["draft"], "bfloat16", None)[0], hf.meta["extra_features"])
     m = evaluate_head(hf.head, ds, bins, reject_weight=hf.meta.get("reject_weight"))
@@ -341,7 +341,7 @@ def calibrate(
     json_out: Annotated[Optional[str], typer.Option("--json", help="Write the costs here (usable as costs=FILE).")] = None,
 ) -> None:
     """Time the draft step and the target's verification on this machine; print c1, c2, delta and h*."""
-    from policies.specdecpp.costs import measure_costs
+    from specdec.head.costs import measure_costs
     from specdec.runners.torch_runner import TorchRunner
 
     set_threads(threads)

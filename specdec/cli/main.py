@@ -35,7 +35,8 @@ from specdec.cli.options import (
 from specdec.config import parse_kv
 from specdec.config import DEFAULT_TARGET, EngineConfig, SamplingConfig, SpecConfig, StopConfig
 from specdec.errors import InputError, SpecDecError
-from specdec.validate import check_spec, utf8_text
+from specdec.spec_check import check_spec
+from specdec.validate import utf8_text
 
 _E, _S, _T, _P = EngineConfig(), SamplingConfig(), StopConfig(), SpecConfig()
 out = Console(highlight=False, soft_wrap=True)  # stdout: generated text (colours only on a terminal)

@@ -7,9 +7,5 @@ from specdec.drafters import aded as _aded  # noqa: F401  (registers "aded")
 from specdec.drafters import hybrid as _hybrid  # noqa: F401  (registers "hybrid")
 
 __all__ = ["DRAFTERS", "Draft", "DraftContext", "Drafter", "DrafterEnv", "DraftTree", "VerifyResult"]
-
-try:  # the masked-LM drafter lives in mlm_generate (it imports this package, so register it last)
-    from mlm_generate import drafter as _mlm_drafter  # noqa: F401  (registers "mlm")
-except ImportError as exc:  # pragma: no cover - only when mlm_generate is not installed
-    if exc.name != "mlm_generate":
-        raise
+# Plug-ins (the masked-LM drafter `mlm`, from mlm_generate) register themselves through the
+# "specdec.drafters" entry-point group when the registry is first asked for a name (specdec.registry).

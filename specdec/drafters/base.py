@@ -58,6 +58,19 @@ class DraftTree:
                 m[i] |= m[p]
         return m
 
+    def attention_mask(self) -> torch.Tensor:
+        """(1 + N, 1 + N) bool mask of a verify pass over [root, node 0..N-1] (the root = the pending token):
+        every row sees the root and its own ancestors; the root sees only itself."""
+        n = len(self.parents)
+        mask = torch.zeros(1 + n, 1 + n, dtype=torch.bool)
+        mask[:, 0] = True
+        mask[1:, 1:] = self.ancestor_mask()
+        return mask
+
+    def positions(self) -> torch.Tensor:
+        """(1 + N,) long: each row's offset from the root (the root 0, a node its depth + 1)."""
+        return torch.tensor([0] + [d + 1 for d in self.depths])
+
     @staticmethod
     def chain(n: int) -> "DraftTree":
         return DraftTree(parents=list(range(-1, n - 1)))
@@ -107,7 +120,6 @@ class DraftContext:
     sampling: SamplingConfig
     generator: torch.Generator | None = None
     policy_k: int | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -132,7 +144,14 @@ class VerifyResult:
 
 @runtime_checkable
 class Drafter(Protocol):
+    """Everything the loop, the API and the policies rely on. `DrafterBase` gives the defaults."""
+
     name: str
+    runner: Any  # the draft model's Runner (its measured one-row pass is a drafted token's cost), or None
+    compile_seconds: float  # warm-up compile time so far (reported apart from steady-state draft time)
+
+    def draft_limit(self, policy_max: int) -> int:
+        """Draft tokens wanted this round when the policy allows `policy_max` (tree drafters: a node budget)."""
 
     def start(self, prompt_ids: torch.Tensor) -> None:
         """Called once at the start of every generation; forget all per-generation state."""
@@ -142,3 +161,25 @@ class Drafter(Protocol):
 
     def observe(self, result: VerifyResult) -> None:
         """Learn what was committed (roll back caches, adapt statistics)."""
+
+
+class DrafterBase:
+    """The defaults of every hook the `Drafter` protocol declares (HF's candidate generator does the same):
+    no draft model, no compile time, the policy's k as the budget, nothing to reset or learn. A drafter
+    overrides what it needs and implements `propose`."""
+
+    name: str = "drafter"
+    runner: Any = None
+    compile_seconds: float = 0.0
+
+    def draft_limit(self, policy_max: int) -> int:
+        return policy_max
+
+    def start(self, prompt_ids: torch.Tensor) -> None:
+        pass
+
+    def propose(self, ctx: DraftContext) -> Draft:  # pragma: no cover - every drafter implements it
+        raise NotImplementedError
+
+    def observe(self, result: VerifyResult) -> None:
+        pass

@@ -6,7 +6,7 @@ from dataclasses import replace
 import torch
 
 from policies.base import DraftStep
-from specdec.drafters.base import Draft, DraftContext, VerifyResult
+from specdec.drafters.base import Draft, DraftContext, DrafterBase, VerifyResult
 from specdec.drafters.registry import DRAFTERS, DrafterEnv
 from specdec.runners.base import Runner
 from specdec.errors import InputError, TokenizerMismatchError
@@ -27,7 +27,7 @@ def check_same_vocabulary(target_tok, draft_tok) -> None:
         )
 
 
-class DraftModelDrafter:
+class DraftModelDrafter(DrafterBase):
     name = "draft-model"
 
     def __init__(self, runner: Runner, target_vocab: int) -> None:

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import torch
 
-from specdec.drafters.base import Draft, DraftContext, VerifyResult
-from specdec.drafters import draft_model
+from specdec.drafters.base import Draft, DraftContext, DrafterBase, VerifyResult
 from specdec.drafters.draft_model import DraftModelDrafter
+from specdec.drafters.draft_model import _build as build_draft_model
 from specdec.drafters.prompt_lookup import PromptLookupDrafter
 from specdec.drafters.registry import DRAFTERS, DrafterEnv
 from specdec.errors import InputError
 
 
-class HybridDrafter:
+class HybridDrafter(DrafterBase):
     name = "hybrid"
 
     def __init__(self, model: DraftModelDrafter, lookup: PromptLookupDrafter, model_prompt_max: int = 512) -> None:
@@ -72,6 +72,6 @@ def _build(env: DrafterEnv, draft: str | None = None, min_match: int = 3, max_ng
         raise InputError(f"hybrid: need 1 <= min_match <= max_ngram, got {min_match}, {max_ngram}")
     if model_prompt_max < 1:
         raise InputError(f"hybrid: model_prompt_max must be >= 1, got {model_prompt_max}")
-    model = draft_model._build(env, draft=draft, vocab=vocab, draft_weights=draft_weights,
+    model = build_draft_model(env, draft=draft, vocab=vocab, draft_weights=draft_weights,
                                draft_backend=draft_backend)
     return HybridDrafter(model, PromptLookupDrafter(max_ngram=max_ngram, min_ngram=min_match), model_prompt_max)

@@ -5,21 +5,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from specdec.drafters.base import Draft, DraftContext, VerifyResult
+from specdec.drafters.base import Draft, DraftContext, DrafterBase
 from specdec.drafters.registry import DRAFTERS, DrafterEnv
 from specdec.errors import InputError
 
 
-class PromptLookupDrafter:
+class PromptLookupDrafter(DrafterBase):
     name = "prompt-lookup"
 
     def __init__(self, max_ngram: int = 3, min_ngram: int = 1) -> None:
         if not 1 <= min_ngram <= max_ngram:
             raise InputError(f"need 1 <= min_ngram <= max_ngram, got {min_ngram}, {max_ngram}")
         self.max_ngram, self.min_ngram = max_ngram, min_ngram
-
-    def start(self, prompt_ids: torch.Tensor) -> None:
-        pass
 
     def propose(self, ctx: DraftContext) -> Draft:
         seq = ctx.tokens[0].numpy()  # (T,)
@@ -34,9 +31,6 @@ class PromptLookupDrafter:
                 if len(cont):
                     return Draft(tokens=torch.from_numpy(cont.copy()).long()[None], info={"ngram": n})
         return Draft.empty()
-
-    def observe(self, result: VerifyResult) -> None:
-        pass
 
 
 @DRAFTERS.register("prompt-lookup")

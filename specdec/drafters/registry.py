@@ -7,7 +7,7 @@ from typing import Any, Callable
 from specdec.drafters.base import Drafter
 from specdec.registry import Registry
 
-DRAFTERS: Registry[Drafter] = Registry("drafter")
+DRAFTERS: Registry[Drafter] = Registry("drafter", plugins="specdec.drafters")  # e.g. `mlm` (mlm_generate)
 
 
 @dataclass

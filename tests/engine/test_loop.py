@@ -9,7 +9,7 @@ from spec_helpers import (  # isort: skip
     EmptyDrafter, RandomTreeDrafter, ScriptedDrafter, hf_greedy, oracle_script, random_prompts)
 from policies.simple import ConstantPolicy, HeuristicPolicy  # after specdec (see tests/policies: import cycle)
 from specdec.config import SamplingConfig
-from specdec.drafters.base import Draft, DraftTree
+from specdec.drafters.base import Draft, DrafterBase, DraftTree
 from specdec.engine.loop import decode
 from specdec.runners.torch_runner import TorchRunner
 from specdec.engine.stopping import StopChecker
@@ -77,7 +77,7 @@ def test_always_empty_drafter_is_plain_decoding(runner, cases):
         assert st.drafted == 0 and st.mean_accepted_length == 1.0
 
 
-class TreeOracle:
+class TreeOracle(DrafterBase):
     """Drafts a tree whose true path goes through the LAST child at every level, under junk siblings
     (junk subtrees too), so accepting it needs non-prefix compaction of the KV cache."""
 

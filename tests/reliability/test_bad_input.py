@@ -17,7 +17,7 @@ T = ["--target", "tiny-target"]
 def env(monkeypatch, tmp_path, target_model, draft_model, tokenizer):
     monkeypatch.setenv("SPECDEC_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from specdec.zoo import store
+    from specdec.zoo import load as store
 
     monkeypatch.setattr(store, "hub_reachable", lambda timeout=3.0: False)
     loaded = install_tiny_zoo(monkeypatch, {"tiny-target": target_model, "tiny-draft": draft_model}, tokenizer)

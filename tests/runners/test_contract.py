@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from spec_helpers import close_draft, make_model, make_tokenizer, random_prompts
-from specdec.runners import RUNNERS, kernels, quant
+from specdec.runners import RUNNERS
+from specdec.weights import kernels, quant
 from specdec.runners.costs import measure
 
 MAX_CONTEXT = 96

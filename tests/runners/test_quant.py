@@ -1,4 +1,4 @@
-"""specdec.runners.quant and the qmatmul kernel: GGUF codes kept exactly, the kernel layout round-trips, the
+"""specdec.weights.quant and the qmatmul kernel: GGUF codes kept exactly, the kernel layout round-trips, the
 kernel computes what its reference says, row by row independently of the other rows."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from spec_helpers import make_model
-from specdec.runners import kernels, quant
+from specdec.weights import kernels, quant
 
 QK_K = 256
 

@@ -9,13 +9,14 @@ import pytest
 
 from specdec.errors import ModelLoadError
 from specdec.zoo import ZOO, ModelSpec, Part, load_causal_lm, load_masked_lm, model_path, pull, resolve, verify
+from specdec.zoo import load as zload
 from specdec.zoo import sources, store
 
 
 @pytest.fixture
 def offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(store, "hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(zload, "hub_reachable", lambda timeout=3.0: False)
 
 
 @pytest.fixture(scope="module")
@@ -133,22 +134,22 @@ def test_check_model_name_fails_before_anything_loads(cache, offline, tmp_path, 
     """What `specdec.load` runs on the target and draft names before the first model loads."""
     from huggingface_hub import file_download
 
-    store.check_model_name("qwen2.5-coder-0.5b-instruct")  # a zoo name passes, pulled or not
+    zload.check_model_name("qwen2.5-coder-0.5b-instruct")  # a zoo name passes, pulled or not
     with pytest.raises(ModelLoadError, match="^draft: no such folder"):
-        store.check_model_name(str(tmp_path / "nope"), role="draft")
+        zload.check_model_name(str(tmp_path / "nope"), role="draft")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError, match="^draft: .*has no config.json"):
-        store.check_model_name(str(tmp_path / "empty"), role="draft")
+        zload.check_model_name(str(tmp_path / "empty"), role="draft")
     with pytest.raises(ModelLoadError, match="^draft: 'qwen2.5-coder-0.5b-instrct' is neither a zoo model.*"
                                              "did you mean the zoo's 'qwen2.5-coder-0.5b-instruct'"):
-        store.check_model_name("qwen2.5-coder-0.5b-instrct", role="draft")
+        zload.check_model_name("qwen2.5-coder-0.5b-instrct", role="draft")
     with pytest.raises(ModelLoadError, match="^target: 'someorg/some-model' .*hub is unreachable"):
-        store.check_model_name("someorg/some-model", role="target")
+        zload.check_model_name("someorg/some-model", role="target")
     # a hub id already in the local HF cache passes offline
     monkeypatch.setattr(file_download, "try_to_load_from_cache", lambda repo, f, **kw: "/x/config.json")
     import huggingface_hub
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, f, **kw: "/x/config.json")
-    store.check_model_name("someorg/some-model")
+    zload.check_model_name("someorg/some-model")
 
 
 def test_not_pulled_without_pull_if_missing(cache):

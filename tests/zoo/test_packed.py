@@ -10,7 +10,7 @@ import torch
 
 from gguf_helpers import dequantized_model, gguf_tensor_types, make_gguf_friendly_model, write_gguf
 from specdec.errors import ModelLoadError
-from specdec.runners import quant
+from specdec.weights import quant
 from specdec.zoo import MANIFEST
 from specdec.zoo.packed import build_packed, ensure_packed, load_packed, packed_path
 

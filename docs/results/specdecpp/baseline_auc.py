@@ -9,8 +9,8 @@ import sys
 import torch
 
 import specdec  # noqa: F401
-from policies.specdecpp.data import load_dataset
-from policies.specdecpp.evaluate import weighted_auc
+from specdec.head.data import load_dataset
+from specdec.head.evaluate import weighted_auc
 from specdec.zoo import load_causal_lm
 
 torch.set_num_threads(1)

@@ -19,12 +19,12 @@ import torch
 from specdec.drafters.aded.config import COMPILED_NODES, AdedConfig
 from specdec.drafters.aded.search import search
 from specdec.drafters.aded.store import TrigramStore, check_tokenizer
-from specdec.drafters.base import Draft, DraftContext, DraftTree, VerifyResult
+from specdec.drafters.base import Draft, DraftContext, DrafterBase, DraftTree, VerifyResult
 from specdec.drafters.registry import DRAFTERS, DrafterEnv
 from specdec.errors import InputError
 
 
-class AdedDrafter:
+class AdedDrafter(DrafterBase):
     name = "aded"
 
     def __init__(self, store: TrigramStore, config: AdedConfig = AdedConfig()) -> None:

@@ -8,7 +8,7 @@ import torch
 
 from specdecpp_helpers import random_prompts
 
-from policies.specdecpp.data import (DataConfig, acceptance_labels, build_dataset, expected_acceptance, keep_mask,
+from specdec.head.data import (DataConfig, acceptance_labels, build_dataset, expected_acceptance, keep_mask,
                                      label_response, load_dataset, mix_tokens, read_prompts, shard_plan)
 from policies.specdecpp.head import draft_identity
 from specdec.errors import DataError, InputError
@@ -137,7 +137,7 @@ def test_read_prompts(tmp_path):
 
 
 def test_responder_records_the_targets_logits(target_model, draft_model, tokenizer):
-    from policies.specdecpp.data import make_responder
+    from specdec.head.data import make_responder
     from specdec.api import SpecDecoder
     from specdec.config import SpecConfig
 
@@ -156,7 +156,7 @@ def test_responder_records_the_targets_logits(target_model, draft_model, tokeniz
 
 
 def test_extra_feature_is_the_drafts_top_log_probability(draft_model):
-    from policies.specdecpp.data import Dataset, add_extra_features
+    from specdec.head.data import Dataset, add_extra_features
 
     torch.manual_seed(0)
     H = draft_model.config.hidden_size

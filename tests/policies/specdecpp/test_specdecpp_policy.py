@@ -215,3 +215,16 @@ def test_conf_variant_feeds_the_drafts_confidence_to_the_head(tmp_path):
     p_sure = pol.accept_prob(torch.zeros(1, 1), top_prob=0.999)  # sigmoid(log 0.999) ~ 0.4998
     p_doubt = pol.accept_prob(torch.zeros(1, 1), top_prob=0.01)  # sigmoid(log 0.01) ~ 0.0099
     assert p_sure == pytest.approx(0.999 / 1.999, rel=1e-4) and p_doubt == pytest.approx(0.01 / 1.01, rel=1e-4)
+
+
+def test_max_draft_has_no_side_effects_and_observe_takes_the_loops_verify_time(probe_head):
+    """The loop may call max_draft() any number of times; the verify cost comes from observe(..., verify_s)."""
+    pol = SpecDecPPPolicy(head=probe_head, threshold=0.3, guard=False)
+    before = dict(vars(pol))
+    for _ in range(3):
+        pol.max_draft()
+    assert vars(pol) == before
+    pol.observe(0, 0, 0.5)  # the first round is never timed (warm-up)
+    pol.observe(0, 0, 0.25)
+    pol.observe(3, 2, 0.125)
+    assert list(pol._costs.verifies) == [(0, 0.25), (3, 0.125)]

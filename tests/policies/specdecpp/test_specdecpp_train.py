@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from policies.specdecpp.data import Dataset
-from policies.specdecpp.evaluate import evaluate_predictions, reliability, weighted_auc
-from policies.specdecpp.train import TrainConfig, train_head, weighted_soft_bce
+from specdec.head.data import Dataset
+from specdec.head.evaluate import evaluate_predictions, reliability, weighted_auc
+from specdec.head.train import TrainConfig, train_head, weighted_soft_bce
 
 
 def test_weighted_soft_bce_by_hand():

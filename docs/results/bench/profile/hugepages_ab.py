@@ -1,6 +1,6 @@
 import sys, time, statistics, torch
 import specdec
-from specdec.runners import quant
+from specdec.weights import quant
 quant.HUGEPAGES = sys.argv[1] == "1"
 t=time.perf_counter(); dec=specdec.load("qwen2.5-coder-1.5b-instruct", drafter="none"); load=time.perf_counter()-t
 P="Write a Python function that checks whether a number is prime."

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import torch
 
-from policies.specdecpp.data import Dataset
+from specdec.head.data import Dataset
 from policies.specdecpp.head import AcceptanceHead
 from specdec.errors import InputError
 
@@ -89,14 +89,6 @@ def _save_ckpt(path: Path, head, opt, state: TrainState, cfg: TrainConfig, n_tra
     torch.save({"head": head.state_dict(), "opt": opt.state_dict(), "state": asdict(state), "config": asdict(cfg),
                 "n_train": n_train, "hidden_size": head.hidden_size}, tmp)
     os.replace(tmp, path)
-
-
-@torch.no_grad()
-def predict(head: AcceptanceHead, features: torch.Tensor, batch: int = 4096) -> torch.Tensor:
-    """features (N, H) -> P(accept) (N,)."""
-    head.eval()
-    out = [head.accept_prob(features[i : i + batch].float()) for i in range(0, features.shape[0], batch)]
-    return torch.cat(out) if out else torch.zeros(0)
 
 
 def train_head(train: Dataset, cfg: TrainConfig, work_dir: str | os.PathLike, val: Dataset | None = None,
@@ -171,7 +163,7 @@ def _loop(head, opt, train, val, cfg, state, ckpt, t0, total, steps_per_epoch, N
                 with torch.no_grad():
                     vl = torch.cat([head(val.features[i : i + 4096].float()) for i in range(0, len(val), 4096)])
                     rec["val_loss"] = float(weighted_soft_bce(vl, val.labels, cfg.reject_weight))
-                    from policies.specdecpp.evaluate import weighted_auc
+                    from specdec.head.evaluate import weighted_auc
 
                     rec["val_auc"] = weighted_auc(vl.float().softmax(-1)[:, 1], val.labels)
             state.history.append(rec)

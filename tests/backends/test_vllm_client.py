@@ -6,8 +6,8 @@ import sys
 import pytest
 import torch
 
-from eval import vllm_backend as V
-from eval.vllm_worker import MARK
+from specdec.backends import vllm_client as V
+from specdec.backends.vllm_worker import MARK
 from specdec.errors import InputError
 
 from evalhelpers import byte_tokenizer, tiny_model
@@ -67,7 +67,7 @@ def test_worker_env_follows_the_notes(tmp_path):
     assert env["LD_PRELOAD"].split(":") == [str(tcm / "libtcmalloc_minimal.so.4"), str(venv / "lib/libiomp5.so")]
     assert env["VLLM_TARGET_DEVICE"] == "cpu" and env["VLLM_CPU_KVCACHE_SPACE"] == "4"
     assert env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0" and env["VLLM_CPU_OMP_THREADS_BIND"].startswith("0-")
-    assert env["PYTHONPATH"] == str(V.REPO_ROOT)
+    assert "PYTHONPATH" not in env  # the worker runs by file path: nothing of this repository on its path
 
 
 def test_missing_venv_is_a_clear_error(tmp_path):
@@ -95,7 +95,7 @@ def test_worker_protocol_with_a_fake_vllm(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "stub"))
     orig = V.worker_env
     monkeypatch.setattr(V, "worker_env", lambda *a, **k: {**orig(*a, **k),
-                                                          "PYTHONPATH": f"{V.REPO_ROOT}:{tmp_path / 'stub'}"})
+                                                          "PYTHONPATH": str(tmp_path / "stub")})
     req = V.WorkerRequest(model="/m", requests=[{"id": "a", "prompt_ids": [1, 2, 3]}, {"id": "b", "prompt_ids": [4]}],
                           max_tokens=2)
     log = tmp_path / "w.log"

@@ -5,7 +5,7 @@
 Built with torch.utils.cpp_extension (gcc and ninja; about 30 s) into `<cache>/kernels/<torch>-<source>/` the
 first time it is needed (or at `specdec models pull`), then loaded in well under a second. Needs a CPU with
 AVX512-VNNI (Intel Ice Lake / Sapphire Rapids and later, AMD Zen 4 and later); elsewhere `available()` is
-False and the int4 weights run on PyTorch's own int4 kernel instead (specdec.runners.quant).
+False and the int4 weights run on PyTorch's own int4 kernel instead (specdec.weights.quant).
 `SPECDEC_QKERNEL=aten` forces that fallback; `SPECDEC_QKERNEL=reference` the slow pure-torch emulation of
 this kernel's arithmetic (tests).
 """

@@ -69,11 +69,18 @@ def evaluate_predictions(pred: torch.Tensor, labels: torch.Tensor, bins: int = 1
     }
 
 
+@torch.no_grad()
+def predict(head: AcceptanceHead, features: torch.Tensor, batch: int = 4096) -> torch.Tensor:
+    """features (N, H) -> P(accept) (N,)."""
+    head.eval()
+    out = [head.accept_prob(features[i : i + batch].float()) for i in range(0, features.shape[0], batch)]
+    return torch.cat(out) if out else torch.zeros(0)
+
+
 def evaluate_head(head, dataset, bins: int = 10, reject_weight: float | None = None) -> dict[str, Any]:
     """Metrics of the head's P(accept), de-weighted (see head.deweight) when `reject_weight` is given:
     that is the probability the policy uses. AUC is the same either way (a monotone map)."""
     from policies.specdecpp.head import deweight
-    from policies.specdecpp.train import predict
 
     raw = predict(head, dataset.features)
     pred = deweight(raw, reject_weight).clamp(0, 1)

@@ -1,7 +1,8 @@
 """``--backend vllm``: the same tasks and the same prompts (token ids) through vLLM, in its own venv.
 
 vLLM pins its own transformers, so it runs in ``.venv-vllm`` (built by ``eval/setup_vllm.sh``, following
-shared/notes/vllm-cpu.md) as a subprocess: ``.venv-vllm/bin/python -m eval.vllm_worker REQUEST.json``.
+shared/notes/vllm-cpu.md) as a subprocess: ``.venv-vllm/bin/python specdec/backends/vllm_worker.py REQUEST.json``
+(run by file path: nothing of specdec is imported there).
 This module (main env) writes the request, sets the environment the notes ask for (tcmalloc + Intel
 OpenMP preloaded, CPU thread binding, KV cache size), streams the worker's per-item answers back, and
 maps this engine's drafter settings to vLLM's ``speculative_config``:
@@ -26,9 +27,11 @@ from typing import Iterator
 
 from specdec.errors import InputError, SpecDecError
 
-from eval.vllm_worker import MARK
+from specdec.backends.vllm_worker import MARK
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+WORKER = Path(__file__).with_name("vllm_worker.py")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_VENV = REPO_ROOT / ".venv-vllm"
 VENV_ENV = "SPECDEC_VLLM_VENV"
 
@@ -120,7 +123,7 @@ def worker_env(venv: str | os.PathLike | None = None, threads_bind: str | None =
     env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
     env["VIRTUAL_ENV"] = str(v)
     env["PATH"] = f"{v / 'bin'}:{env.get('PATH', '')}"
-    env["PYTHONPATH"] = str(REPO_ROOT)  # `-m eval.vllm_worker`; the worker imports nothing else from here
+    env.pop("PYTHONPATH", None)  # the worker is run by file path and imports only the stdlib and vLLM
     env.pop("PYTHONHOME", None)
     return env
 
@@ -137,7 +140,7 @@ def run_worker(req: WorkerRequest, venv: str | os.PathLike | None = None, log_pa
         req_path = f.name
     log = open(log_path, "a", encoding="utf-8") if log_path else None
     tail: deque[str] = deque(maxlen=400)
-    proc = subprocess.Popen([str(py), "-m", "eval.vllm_worker", req_path], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
+    proc = subprocess.Popen([str(py), str(WORKER), req_path], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, bufsize=1,
                             env=worker_env(venv, threads_bind, kv_cache_gb))
     finished = False
@@ -211,7 +214,7 @@ def item_speed(ev: dict) -> dict:
 
 def shell_exports(venv: str | os.PathLike | None = None) -> str:
     """`export K=V` lines for the worker environment (what changes from the current one), so another program
-    of the vLLM venv (e.g. lm-eval's `--model vllm`) runs as the worker does: `eval "$(python -m eval.vllm_backend)"`."""
+    of the vLLM venv (e.g. lm-eval's `--model vllm`) runs as the worker does: `eval "$(python -m specdec.backends.vllm_client)"`."""
     import shlex
 
     env = worker_env(venv)

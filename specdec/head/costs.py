@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from policies.specdecpp.policy import auto_threshold, optimal_threshold
+from policies.specdecpp.estimates import auto_threshold, optimal_threshold
 from specdec.config import SamplingConfig
 
 

@@ -1,4 +1,4 @@
-"""The vLLM side of ``--backend vllm``: run as ``.venv-vllm/bin/python -m eval.vllm_worker REQUEST.json``.
+"""The vLLM side of ``--backend vllm``: run as ``.venv-vllm/bin/python specdec/backends/vllm_worker.py REQUEST.json``.
 
 It imports only the standard library and vLLM (its venv has its own torch / transformers), builds one
 ``LLM`` and answers the requests of one JSON file, printing one line per event on stdout, each prefixed
@@ -109,7 +109,7 @@ def run(req: dict) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m eval.vllm_worker REQUEST.json", file=sys.stderr)
+        print("usage: python specdec/backends/vllm_worker.py REQUEST.json", file=sys.stderr)
         return 2
     with open(argv[0], encoding="utf-8") as f:
         req = json.load(f)

@@ -236,7 +236,7 @@ class QLinear(nn.Module):
 
     def __init__(self, w: QWeight, bias: torch.Tensor | None, kernel: str | None = None) -> None:
         super().__init__()
-        from specdec.runners import kernels
+        from specdec.weights import kernels
 
         self.out_features, self.in_features = w.shape
         self.bits = w.bits
@@ -268,7 +268,7 @@ class QLinear(nn.Module):
         shape = x.shape
         x2 = x.reshape(-1, shape[-1])
         if self.kernel == "vnni":
-            from specdec.runners import kernels
+            from specdec.weights import kernels
 
             # eager: the extension directly (the custom op's Python dispatch costs ~20 us a call, 141 calls a
             # token on the 1.5B); under torch.compile the custom op, which the compiler keeps whole

@@ -1,0 +1,42 @@
+"""The drafter protocol's pieces: the base class's defaults, the tree's verify-pass mask and positions, and
+that every registered drafter declares every hook the loop calls (no hasattr probing in the loop)."""
+from __future__ import annotations
+
+import torch
+
+from specdec.drafters import DRAFTERS
+from specdec.drafters.base import Drafter, DrafterBase, DraftTree
+
+
+def test_defaults_of_the_base_class():
+    d = DrafterBase()
+    assert d.runner is None and d.compile_seconds == 0.0 and d.draft_limit(7) == 7
+    assert isinstance(d, Drafter)
+
+
+def test_attention_mask_and_positions_of_a_tree():
+    # root -> a(0) -> b(1); root -> c(2)
+    t = DraftTree(parents=[-1, 0, -1])
+    m = t.attention_mask()
+    want = torch.tensor([[1, 0, 0, 0],   # the root sees itself
+                         [1, 1, 0, 0],   # a: root, a
+                         [1, 1, 1, 0],   # b: root, a, b
+                         [1, 0, 0, 1]],  # c: root, c
+                        dtype=torch.bool)
+    assert torch.equal(m, want)
+    assert t.positions().tolist() == [0, 1, 2, 1]
+    chain = DraftTree.chain(3).attention_mask()
+    assert torch.equal(chain, torch.ones(4, 4, dtype=torch.bool).tril())
+
+
+def test_every_registered_drafter_declares_the_hooks_the_loop_calls():
+    import inspect
+
+    for name in DRAFTERS.names():
+        factory = DRAFTERS.get(name)
+        cls = inspect.signature(factory).return_annotation
+        if isinstance(cls, str):
+            cls = factory.__globals__[cls]
+        assert issubclass(cls, DrafterBase), name
+        for hook in ("draft_limit", "start", "propose", "observe", "compile_seconds", "runner"):
+            assert hasattr(cls, hook), (name, hook)
