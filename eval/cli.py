@@ -182,8 +182,8 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
 
             decoder = specdec.load(model, draft=draft, drafter=drafter, policy=policy, k=k, dtype=dtype,
                                    compile=compile, max_context=max_context, threads=threads,
-                                   exact_query_len=exact_len, drafter_options=drafter_options,
-                                   policy_options=policy_options, backend=backend, weights=weights)
+                                   exact_query_len=exact_len, drafter_options=drafter_options or {},
+                                   policy_options=policy_options or {}, backend=backend, weights=weights)
         runner_info = {"name": decoder.target.name, "weights": getattr(decoder.target, "weights", "gguf")}
         if task.family == "mmlu":
             from eval.mmlu import LoglikScorer, make_loglik_evaluator

@@ -38,8 +38,7 @@ class MLMDrafter(DrafterBase):
                  context_tokens: int = 96, extra_masks: int = 0, restore_case: bool = True) -> None:
         if target_tokenizer is None:
             raise InputError("the mlm drafter needs the target's tokenizer")
-        if iterations < 1 or context_tokens < 1 or extra_masks < 0:
-            raise InputError("iterations >= 1, context_tokens >= 1 and extra_masks >= 0 are required")
+        _check(iterations=iterations, context_tokens=context_tokens, extra_masks=extra_masks)
         from mlm_generate.models import MLM, load_mlm  # noqa: PLC0415
 
         self.mlm = mlm if isinstance(mlm, MLM) else load_mlm(mlm)
@@ -127,7 +126,18 @@ class MLMDrafter(DrafterBase):
         return Draft(tokens=torch.tensor([toks], dtype=torch.long), q=None, info=info)
 
 
-@DRAFTERS.register("mlm")
+def _check(mlm: str = "bert-tiny-splade", iterations: int = 1, context_tokens: int = 96, extra_masks: int = 0,
+           restore_case: bool = True) -> None:
+    """Before any model loads: the ranges, and a masked LM that is a zoo name, a model folder or a hub id."""
+    if iterations < 1 or context_tokens < 1 or extra_masks < 0:
+        raise InputError("iterations >= 1, context_tokens >= 1 and extra_masks >= 0 are required")
+    if isinstance(mlm, str):
+        from specdec.zoo.load import check_model_name
+
+        check_model_name(mlm, None, "mlm")
+
+
+@DRAFTERS.register("mlm", check=_check)
 def _build(env: DrafterEnv, mlm: str = "bert-tiny-splade", iterations: int = 1, context_tokens: int = 96,
            extra_masks: int = 0, restore_case: bool = True) -> MLMDrafter:
     return MLMDrafter(mlm, env.target_tokenizer, iterations=iterations, context_tokens=context_tokens,

@@ -7,14 +7,14 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from specdec.config import DEFAULT_TARGET, EngineConfig, SamplingConfig, SpecConfig, StopConfig
+from specdec.config import DEFAULT_TARGET, EngineConfig, RunConfig, SamplingConfig, SpecConfig, StopConfig, override
 from specdec.drafters import DRAFTERS, DrafterEnv
 from specdec.engine.loop import decode
 from specdec.runners import is_runner, load_runner
 from specdec.runners.torch_runner import TorchRunner
 from specdec.engine.stopping import StopChecker
 from specdec.errors import InputError
-from specdec.spec_check import build_policy
+from specdec.spec_check import build_policy, check_run, check_spec
 from specdec.validate import set_threads
 from specdec.sampling import make_generator
 from specdec.stats import GenerationStats
@@ -42,9 +42,26 @@ class Piece:
     origin: str
 
 
+def check_prompt(prompt) -> None:
+    """A prompt is text (str) or a list of {"role": str, "content": str} messages; anything else is one
+    InputError (before a tokenizer or chat template sees it)."""
+    if isinstance(prompt, str):
+        return
+    if isinstance(prompt, (bytes, bytearray)):
+        raise InputError("the prompt is bytes: decode it to text (str) first")
+    if not isinstance(prompt, (list, tuple)):
+        raise InputError(f"the prompt must be text (str) or a list of {{'role', 'content'}} messages, "
+                         f"got {type(prompt).__name__}")
+    for i, m in enumerate(prompt):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise InputError(f"message {i} of the prompt must be a dict with a 'role' and a 'content' string, "
+                             f"got {m!r}"[:300])
+
+
 def encode_prompt(tokenizer, prompt: Prompt, chat: bool | None = None) -> list[int]:
     """The prompt's token ids: raw text with the tokenizer's special tokens, or (chat: default when the
     tokenizer has a template) the turns through the chat template with the generation prompt."""
+    check_prompt(prompt)
     has_template = bool(getattr(tokenizer, "chat_template", None))
     if isinstance(prompt, str):
         if not prompt.strip():
@@ -72,12 +89,6 @@ def _load_tokenizer(name: str, engine: EngineConfig):
     from specdec.zoo.load import load_tokenizer as zoo_tokenizer
 
     return zoo_tokenizer(name, cache_dir=engine.cache_dir, trust_remote_code=engine.trust_remote_code)
-
-
-def _check_name(name: str, engine: EngineConfig, role: str) -> None:
-    from specdec.zoo.load import check_model_name
-
-    check_model_name(name, engine.cache_dir, role)
 
 
 def _load_hf(name: str, engine: EngineConfig):
@@ -217,34 +228,36 @@ class SpecDecoder:
                 shown = text
 
     def _configs(self, sampling, stop, spec, overrides):
-        groups = [(sampling or SamplingConfig()), (stop or StopConfig()), (spec or self.spec)]
-        for key, val in overrides.items():
-            if key == "stop_strings" and isinstance(val, str):
-                val = (val,)
-            for i, cfg in enumerate(groups):
-                if key in cfg.__dataclass_fields__:
-                    groups[i] = replace(cfg, **{key: tuple(val) if isinstance(val, list) else val})
-                    break
-            else:
-                raise TypeError(f"unknown option {key!r}")
-        return groups[0], groups[1], groups[2]
+        for name, cfg, cls in (("sampling", sampling, SamplingConfig), ("stop", stop, StopConfig), ("spec", spec, SpecConfig)):
+            if cfg is not None and not isinstance(cfg, cls):
+                raise InputError(f"{name} must be a {cls.__name__}, got {type(cfg).__name__}")
+        spec = spec or self.spec
+        sampling, stop, new_spec = override((sampling or SamplingConfig(), stop or StopConfig(), spec), overrides)
+        if new_spec is not spec:
+            check_spec(new_spec)  # a drafter or policy changed per call: checked before it runs
+        return sampling, stop, new_spec
 
 
-def load(target: str = DEFAULT_TARGET, draft: str | None = None, *, drafter: str | None = None, policy: str = "constant",
-         k: int = 4, engine: EngineConfig | None = None, drafter_options: dict | None = None,
-         policy_options: dict | None = None, guard: bool = True, **engine_overrides) -> SpecDecoder:
-    """Load a target (zoo name, local folder or hub id) and, optionally, a draft model.
-    With `draft` and no `drafter`, the drafter is "draft-model". `engine_overrides` are EngineConfig fields."""
-    engine = replace(engine or EngineConfig(), **engine_overrides)
-    if drafter is None and draft is not None:
-        drafter = "draft-model"
-    spec = SpecConfig(drafter=drafter, policy=policy, k=k, guard=guard, drafter_options=drafter_options or {},
-                      policy_options=policy_options or {})
-    for role, name in (("target", target), ("draft", draft), ("draft", spec.drafter_options.get("draft"))):
-        if isinstance(name, str):
-            _check_name(name, engine, role)  # an unknown --draft fails before the target loads
+def load(target: str = DEFAULT_TARGET, draft: str | None = None, *, spec: SpecConfig | None = None,
+         engine: EngineConfig | None = None, **options) -> SpecDecoder:
+    """Load a target (zoo name, local folder or hub id) and, optionally, a draft model, with the speculative
+    setup `spec` and the runner settings `engine`, each taken whole. `options` are single fields of
+    SpecConfig (drafter=, policy=, k=, guard=, drafter_options=, policy_options=) or EngineConfig (dtype=,
+    backend=, weights=, max_context=, ...) applied over them. With `draft` and no drafter named anywhere, the
+    drafter is "draft-model". Everything is checked (`check_run`) before the first model loads."""
+    if spec is None and "drafter" not in options and draft is not None:
+        options = {**options, "drafter": "draft-model"}
+    spec, engine = override((spec or SpecConfig(), engine or EngineConfig()), options, "load option")
+    return load_run(RunConfig(target=target, draft=draft, spec=spec, engine=engine, stop=None))
+
+
+def load_run(run: RunConfig) -> SpecDecoder:
+    """Load what `run` names (its sampling and stop settings are the caller's to pass to generate)."""
+    if not isinstance(run, RunConfig):
+        raise InputError(f"load_run takes a RunConfig, got {type(run).__name__}")
+    check_run(run)
     t0 = time.perf_counter()
-    runner, tokenizer = load_runner_for(target, engine)
-    dec = SpecDecoder(runner, tokenizer, spec=spec, engine=engine, draft=draft)
+    runner, tokenizer = load_runner_for(run.target, run.engine)
+    dec = SpecDecoder(runner, tokenizer, spec=run.spec, engine=run.engine, draft=run.draft)
     dec.load_seconds = time.perf_counter() - t0
     return dec

@@ -30,3 +30,8 @@ class DataError(SpecDecError):
 
 class RunnerError(SpecDecError):
     """A model runner failed to run a pass (an engine's own error, e.g. llama.cpp's decode)."""
+
+
+class UnknownOptionError(InputError, TypeError):
+    """A keyword option no config declares (`generate(bogus=1)`): an InputError for the CLI, and the TypeError
+    Python callers expect from an unknown keyword."""

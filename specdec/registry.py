@@ -22,16 +22,28 @@ class Registry(Generic[T]):
         self.kind = kind
         self.plugins = plugins  # entry-point group whose modules register more names, or None
         self._items: dict[str, Callable[..., T]] = {}
+        self._checks: dict[str, Callable[..., None]] = {}
         self._loaded = plugins is None
 
-    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    def register(self, name: str, check: Callable[..., None] | None = None
+                 ) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """`check(**options)`: the option values' own checks that need no model (a store file exists, a range
+        holds), run by `check` before anything loads; it raises InputError with one line."""
         def deco(factory: Callable[..., T]) -> Callable[..., T]:
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
             self._items[name] = factory
+            if check is not None:
+                self._checks[name] = check
             return factory
 
         return deco
+
+    def check(self, name: str, **options) -> None:
+        """Run `name`'s registered option check (nothing when it has none); unknown names raise as `get`."""
+        self.get(name)
+        if name in self._checks:
+            self._checks[name](**options)
 
     def _load_plugins(self) -> None:
         if self._loaded:

@@ -4,37 +4,63 @@ from __future__ import annotations
 
 import inspect
 
-from specdec.config import SpecConfig
+from specdec.config import RunConfig, SpecConfig
 from specdec.errors import InputError
+from specdec.validate import check_option_value
 
 
-def _accepted(factory, skip: tuple[str, ...]) -> list[str] | None:
+def _options(factory, skip: tuple[str, ...]) -> dict[str, object] | None:
+    """Option name -> its declared type (a dataclass field's or a parameter's annotation), or None when the
+    factory takes any keyword (its registered check then checks them)."""
     fields = getattr(factory, "__dataclass_fields__", None)
     if fields is not None:
-        return [f for f in fields if f not in skip]
+        return {f: fields[f].type for f in fields if f not in skip and not f.startswith("_")}
     params = inspect.signature(factory).parameters.values()
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None  # takes anything
-    return [p.name for p in params if p.name not in skip]
+    return {p.name: p.annotation for p in params if p.name not in skip}
 
 
 def check_spec(spec: SpecConfig) -> None:
-    """Fail before loading anything: unknown drafter/policy names list the known ones; unknown options too."""
+    """Fail before loading anything: unknown drafter/policy names list the known ones; unknown options too, and
+    option values of the wrong type (`max_ngram=abc`, `max_ngram=1e400`) or refused by the drafter's own check."""
     from policies import POLICIES
     from specdec.drafters import DRAFTERS
 
-    if not isinstance(spec.k, int) or spec.k < 1:
-        raise InputError(f"-k (draft tokens per round) must be >= 1, got {spec.k}")
-    checks = [(POLICIES.get(spec.policy), spec.policy_options, ("name",), f"policy {spec.policy!r}", "--policy-opt")]
-    if spec.drafter not in (None, "none", "plain"):
-        checks.append((DRAFTERS.get(spec.drafter), spec.drafter_options, ("env",), f"drafter {spec.drafter!r}",
+    checks = [(POLICIES, spec.policy, spec.policy_options, ("name",), f"policy {spec.policy!r}", "--policy-opt")]
+    if spec.drafter is not None:
+        checks.append((DRAFTERS, spec.drafter, spec.drafter_options, ("env",), f"drafter {spec.drafter!r}",
                        "--drafter-opt"))
-    for factory, opts, skip, what, flag in checks:
-        known = _accepted(factory, skip)
-        bad = sorted(set(opts) - set(known)) if known is not None else []
-        if bad:
-            raise InputError(f"{flag}: {what} has no option {', '.join(bad)}; its options: {', '.join(known) or '(none)'}")
+    for registry, name, opts, skip, what, flag in checks:
+        known = _options(registry.get(name), skip)
+        if known is not None:
+            bad = sorted(set(opts) - set(known))
+            if bad:
+                raise InputError(f"{flag}: {what} has no option {', '.join(bad)}; its options: "
+                                 f"{', '.join(known) or '(none)'}")
+            for key, value in opts.items():
+                check_option_value(flag, what, key, value, known[key])
+        registry.check(name, **opts)
     build_policy(spec)  # its own checks (heuristic k_max >= k, thresholds, a head file) before any model loads
+
+
+def check_run(run: RunConfig) -> None:
+    """The one validation of a whole run, before anything heavy starts: the speculative setup (check_spec), a
+    draft model where the drafter needs one, lengths that no prompt can fit, and the model names (a zoo name,
+    a model folder, or a hub id that can be reached or is cached)."""
+    from specdec.zoo.load import check_model_name
+
+    check_spec(run.spec)
+    draft_option = run.spec.drafter_options.get("draft")
+    if run.spec.drafter in ("draft-model", "hybrid") and not run.draft and not draft_option:
+        raise InputError(f"the {run.spec.drafter} drafter needs a draft model: pass --draft NAME")
+    ctx, n = run.engine.max_context, run.stop.max_new_tokens if run.stop is not None else 0
+    if n >= ctx:
+        raise InputError(f"context overflow: max_new_tokens ({n}) leaves no room for a prompt in the {ctx}-token context "
+                         f"(--max-context); lower -n or raise --max-context")
+    for role, name in (("target", run.target), ("draft", run.draft), ("draft", draft_option)):
+        if isinstance(name, str):
+            check_model_name(name, run.engine.cache_dir, role)  # an unknown --draft fails before the target loads
 
 
 def build_policy(spec: SpecConfig):

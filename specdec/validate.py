@@ -84,3 +84,27 @@ def read_utf8(path, what: str | None = None) -> str:
     from specdec.errors import DataError
 
     return utf8_text(Path(path).read_bytes(), what or str(path), DataError)
+
+
+_TYPE_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a string",
+               "None": "none"}
+
+
+def check_option_value(flag: str, what: str, key: str, value, annotation) -> None:
+    """One KEY=VALUE option against its declared type (`int`, `float | None`, `str`, ...: the annotation of the
+    factory's parameter or dataclass field). A float is no whole number, a bool no number, inf and nan no
+    number; an annotation this does not read (`Any`, a class) accepts anything."""
+    import math
+
+    ann = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    types = {t.strip() for t in ann.split("|")}
+    if not types or not types <= set(_TYPE_WORDS):
+        return
+    ok = ((value is None and "None" in types)
+          or (isinstance(value, bool) and "bool" in types)
+          or (isinstance(value, int) and not isinstance(value, bool) and bool({"int", "float"} & types))
+          or (isinstance(value, float) and "float" in types and math.isfinite(value))
+          or (isinstance(value, str) and "str" in types))
+    if not ok:
+        want = " or ".join(_TYPE_WORDS[t] for t in sorted(types))
+        raise InputError(f"{flag} {key}={value!r}: {what} expects {want} for {key}")

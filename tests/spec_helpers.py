@@ -182,11 +182,17 @@ def install_tiny_zoo(monkeypatch, models: dict, tokenizer) -> list[str]:
             raise ModelLoadError(f"no tiny model {name!r}; known: {', '.join(models)}")
         return tokenizer
 
-    def fake_check(name, engine, role):
+    import specdec.zoo.load
+
+    real_check = specdec.zoo.load.check_model_name
+
+    def fake_check(name, cache_dir=None, role="model"):
+        if role == "mlm":  # masked LMs are not part of the tiny zoo
+            return real_check(name, cache_dir, role)
         if name not in models:
             raise ModelLoadError(f"{role}: no tiny model {name!r}; known: {', '.join(models)}")
 
-    monkeypatch.setattr(specdec.api, "_check_name", fake_check)
+    monkeypatch.setattr(specdec.zoo.load, "check_model_name", fake_check)
     monkeypatch.setattr(specdec.api, "_load_hf", fake_load)
     monkeypatch.setattr(specdec.api, "_load_tokenizer", fake_tokenizer)
     return loaded

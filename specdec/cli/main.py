@@ -11,10 +11,9 @@ Defaults come from the config dataclasses in specdec.config. Every SpecDecError 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from typing import Annotated, Callable, Optional
 
 import typer
@@ -31,11 +30,10 @@ from mlm_generate.cli import mlm_app
 from specdec.cli.models import models_app
 from specdec.cli.options import (
     Target, Draft, DrafterName, Policy, K, PolicyOpts, DrafterOpts, Temperature, TopK, TopP, Seed, MaxNew, Stops,
-    Chat, Compile, MaxContext, Threads, CacheDir, Dtype, GuardOpt, Backend, Weights, ExactLen)
-from specdec.config import parse_kv
-from specdec.config import DEFAULT_TARGET, EngineConfig, SamplingConfig, SpecConfig, StopConfig
+    Chat, Compile, MaxContext, Threads, CacheDir, Dtype, GuardOpt, Backend, Weights, ExactLen, run_config)
+from specdec.config import DEFAULT_TARGET, EngineConfig, RunConfig, SamplingConfig, SpecConfig, StopConfig
 from specdec.errors import InputError, SpecDecError
-from specdec.spec_check import check_spec
+from specdec.spec_check import check_run
 from specdec.validate import utf8_text
 
 _E, _S, _T, _P = EngineConfig(), SamplingConfig(), StopConfig(), SpecConfig()
@@ -73,49 +71,14 @@ app.add_typer(aded_app, name="aded")
 app.add_typer(head_app, name="head")
 app.add_typer(check_app, name="check")
 
-@dataclass
-class Opts:
-    target: str
-    draft: str | None
-    engine: EngineConfig
-    spec: SpecConfig
-    sampling: SamplingConfig
-    stop: StopConfig
+def load_for_cli(run: RunConfig):
+    """`specdec.load_run(run)` (which checks the whole run before any model loads), with one-off notices on
+    stderr."""
+    from specdec.api import load_run
 
-    def config(self, **extra) -> dict:
-        return {"target": self.target, "draft": self.draft, **extra, "engine": asdict(self.engine),
-                "spec": asdict(self.spec), "sampling": asdict(self.sampling), "stop": asdict(self.stop)}
-
-    def load(self):
-        import specdec
-
-        dec = specdec.load(self.target, self.draft, drafter=self.spec.drafter or "none", policy=self.spec.policy,
-                           k=self.spec.k, engine=self.engine, drafter_options=self.spec.drafter_options,
-                           policy_options=self.spec.policy_options, guard=self.spec.guard)
-        dec.say = lambda msg: err.print(f"[dim]{escape(msg)}[/]")
-        return dec
-
-
-def make_opts(target, draft, drafter, policy, k, policy_opt, drafter_opt, temperature, top_k, top_p, seed,
-              max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype, exact_len=_E.exact_query_len,
-              backend=_E.backend, weights=_E.weights, guard=_P.guard) -> Opts:
-    if drafter in ("none", "plain"):
-        drafter = None
-    elif drafter is None and draft:
-        drafter = "draft-model"
-    spec = SpecConfig(drafter=drafter, policy=policy, k=k, guard=guard,
-                      drafter_options=parse_kv(drafter_opt, "--drafter-opt"),
-                      policy_options=parse_kv(policy_opt, "--policy-opt"))
-    check_spec(spec)
-    if drafter == "draft-model" and not draft and "draft" not in spec.drafter_options:
-        raise InputError("the draft-model drafter needs a draft model: pass --draft NAME")
-    return Opts(
-        target, draft,
-        EngineConfig(dtype=dtype, compile=compile, max_context=max_context, threads=threads, cache_dir=cache_dir,
-                     exact_query_len=exact_len, backend=backend, weights=weights),
-        spec, SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed),
-        StopConfig(max_new_tokens=max_new_tokens, stop_strings=tuple(stop or ())),
-    )
+    dec = load_run(run)
+    dec.say = lambda msg: err.print(f"[dim]{escape(msg)}[/]")
+    return dec
 
 
 def show_piece(console: Console, piece) -> None:
@@ -147,22 +110,21 @@ def generate(
     prompt = utf8_text(prompt, "the prompt")
     if not prompt.strip():
         raise InputError("empty prompt: give some text (or - to read stdin)")
-    o = make_opts(target, draft, drafter, policy, k, policy_opt, drafter_opt, temperature, top_k, top_p, seed,
-                  max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype, exact_len, backend, weights,
-                  guard)
+    run = run_config(locals())
     if as_json:
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON object and nothing else
-            dec = o.load()
-            res = dec.generate(prompt, chat=chat, sampling=o.sampling, stop=o.stop, spec=o.spec)
+            dec = load_for_cli(run)
+            res = dec.generate(prompt, chat=chat, sampling=run.sampling, stop=run.stop, spec=run.spec)
         used_chat = bool(getattr(dec.tokenizer, "chat_template", None)) if chat is None else chat
-        sys.stdout.write(json.dumps({**res.to_dict(), "config": o.config(chat=used_chat)}) + "\n")
+        config = {"target": run.target, "draft": run.draft, "chat": used_chat, **run.to_dict()}
+        sys.stdout.write(json.dumps({**res.to_dict(), "config": config}) + "\n")
         sys.stdout.flush()
         return
     from specdec.stats import GenerationStats
 
-    dec = o.load()
+    dec = load_for_cli(run)
     stats = GenerationStats()
-    for piece in dec.stream(prompt, chat=chat, sampling=o.sampling, stop=o.stop, spec=o.spec, stats=stats):
+    for piece in dec.stream(prompt, chat=chat, sampling=run.sampling, stop=run.stop, spec=run.spec, stats=stats):
         show_piece(out, piece)
     out.print()
     legend = f" ([{DRAFT_STYLE}]coloured[/] = accepted draft tokens)" if out.is_terminal and stats.drafted else ""
@@ -216,7 +178,7 @@ def chat_loop(dec, read: Callable[[], str], console: Console, *, sampling: Sampl
 
 
 def check_chat_ready(dec, target: str) -> None:
-    """What a turn needs beyond the options (those, the policy included, were checked by `make_opts` before
+    """What a turn needs beyond the options (those, the policy included, were checked by `check_run` before
     the model loaded), checked before the session starts: a chat template that renders a user turn."""
     from specdec.api import encode_prompt
 
@@ -240,14 +202,12 @@ def chat(
     weights: Weights = _E.weights, guard: GuardOpt = _P.guard,
 ) -> None:
     """Chat with the target (chat template, history kept). /reset clears the history, /quit or EOF exits."""
-    o = make_opts(target, draft, drafter, policy, k, policy_opt, drafter_opt, temperature, top_k, top_p, seed,
-                  max_new_tokens, stop, compile, max_context, threads, cache_dir, dtype, exact_len, backend, weights,
-                  guard)
-    dec = o.load()
+    run = run_config(locals())
+    dec = load_for_cli(run)
     check_chat_ready(dec, target)
-    out.print(f"[dim]{escape(target)}{' + ' + escape(o.spec.drafter) if o.spec.drafter else ''}: "
+    out.print(f"[dim]{escape(target)}{' + ' + escape(run.spec.drafter) if run.spec.drafter else ''}: "
               f"/reset clears the history, /quit exits; [{DRAFT_STYLE}]coloured[/] = accepted draft tokens[/]")
-    chat_loop(dec, lambda: out.input("[bold green]> [/]"), out, sampling=o.sampling, stop=o.stop, spec=o.spec)
+    chat_loop(dec, lambda: out.input("[bold green]> [/]"), out, sampling=run.sampling, stop=run.stop, spec=run.spec)
 
 
 @app.command()
@@ -295,13 +255,13 @@ def bench(
     from specdec.progress import Progress
 
     specs = [B.parse_setup(s, default_k=k) for s in setup] if setup else B.default_setups(bool(draft), k)
-    o = make_opts(target, draft, None, _P.policy, k, None, None, temperature, top_k, top_p, seed, max_new_tokens,
-                  None, compile, max_context or _E.max_context, threads, cache_dir, dtype, exact_len, backend, weights)
+    run = run_config({**locals(), "drafter": "none", "max_context": max_context or _E.max_context})
+    check_run(run)  # model names, lengths: before any prompt is read
     from specdec.bench import vllm as bench_vllm
 
     plan = pipeline.BenchPlan(
-        target=target, draft=draft, prompts=[], engine=o.engine, setups=specs, sampling=o.sampling,
-        stop=replace(o.stop, ignore_eos=not stop_at_eos), k=k, chat=chat, hf=hf,
+        target=target, draft=draft, prompts=[], engine=run.engine, setups=specs, sampling=run.sampling,
+        stop=replace(run.stop, ignore_eos=not stop_at_eos), k=k, chat=chat, hf=hf,
         vllm=bench_vllm.parse_setups(vllm or []), llamacpp=[s.strip().lower() for s in (llamacpp or [])],
         llama_server=llama_server, json_out=json_out, plot_out=plot_out,
         config_extra={"prompts": prompts, "per_category": per_category, "max_context_given": max_context is not None,

@@ -1,9 +1,37 @@
-"""The options shared by the `specdec` commands, declared once (defaults come from specdec.config)."""
+"""The options shared by the `specdec` commands, declared once (defaults come from specdec.config), and the one
+function that turns a command's options into the run's config objects (`run_config`)."""
 from __future__ import annotations
 
 from typing import Annotated, Optional
 
 import typer
+
+from specdec.config import (DEFAULT_TARGET, EngineConfig, RunConfig, SamplingConfig, SpecConfig, StopConfig,
+                            override, parse_kv)
+
+# option name -> config field, where the two differ (every other option is named as its field)
+FIELD_OF = {"exact_len": "exact_query_len", "stop": "stop_strings", "drafter_opt": "drafter_options",
+            "policy_opt": "policy_options"}
+
+
+def run_config(options: dict) -> RunConfig:
+    """The RunConfig a command's options describe (`options`: its parameters by name, e.g. `locals()`; names that
+    are no config field, like the prompt, are not read). With --draft and no --drafter the drafter is
+    draft-model; --drafter none is plain decoding. Each config checks its own values here; the whole run is
+    checked (`check_run`) by the load, before any model loads."""
+    configs = (SpecConfig(), EngineConfig(), SamplingConfig(), StopConfig())
+    fields = {f for cfg in configs for f in cfg.__dataclass_fields__}
+    given = {FIELD_OF.get(k, k): v for k, v in options.items()}
+    given["drafter_options"] = parse_kv(given.get("drafter_options"), "--drafter-opt")
+    given["policy_options"] = parse_kv(given.get("policy_options"), "--policy-opt")
+    given["stop_strings"] = tuple(given.get("stop_strings") or ())
+    if given.get("drafter") is None and options.get("draft"):
+        given["drafter"] = "draft-model"
+    values = {k: v for k, v in given.items() if k in fields and (v is not None or k in ("drafter",))}
+    spec, engine, sampling, stop = override(configs, values)
+    return RunConfig(target=options.get("target") or DEFAULT_TARGET, draft=options.get("draft"), spec=spec,
+                     engine=engine, sampling=sampling, stop=stop)
+
 
 Target = Annotated[str, typer.Option("--target", "-t", help="Target model: zoo name, local folder or hub id.")]
 Draft = Annotated[Optional[str], typer.Option("--draft", "-d", help="Draft model for the draft-model drafter.")]

@@ -111,7 +111,20 @@ class DraftModelDrafter(DrafterBase):
         pass  # the next propose() rolls the cache back to what was committed
 
 
-@DRAFTERS.register("draft-model")
+def check_options(draft: str | None = None, vocab: int = 0, draft_weights: str | None = None,
+                  draft_backend: str | None = None) -> None:
+    """The draft-model drafter's option checks that need no model (hybrid runs them too)."""
+    from specdec.config import BACKENDS, WEIGHTS
+
+    if vocab < 0:
+        raise InputError(f"draft-model: vocab must be >= 0 (0 = the whole vocabulary), got {vocab}")
+    if draft_weights is not None and draft_weights not in WEIGHTS:
+        raise InputError(f"draft-model: draft_weights must be one of {', '.join(WEIGHTS)}, got {draft_weights!r}")
+    if draft_backend is not None and draft_backend not in BACKENDS:
+        raise InputError(f"draft-model: draft_backend must be one of {', '.join(BACKENDS)}, got {draft_backend!r}")
+
+
+@DRAFTERS.register("draft-model", check=check_options)
 def _build(env: DrafterEnv, draft: str | None = None, vocab: int = 0, draft_weights: str | None = None,
            draft_backend: str | None = None) -> DraftModelDrafter:
     """vocab=N: the draft's output layer computes only the N lowest token ids (the tokenizer's most frequent:
@@ -123,8 +136,7 @@ def _build(env: DrafterEnv, draft: str | None = None, vocab: int = 0, draft_weig
     name = draft or env.draft
     if not name:
         raise InputError("the draft-model drafter needs a draft model: pass draft=... (CLI: --draft NAME)")
-    if vocab < 0:
-        raise InputError(f"draft-model: vocab must be >= 0 (0 = the whole vocabulary), got {vocab}")
+    check_options(draft, vocab, draft_weights, draft_backend)
     if draft_weights is None and env.engine is not None and env.engine.weights == "auto":
         from specdec.runners import resolve_backend, resolve_weights
 

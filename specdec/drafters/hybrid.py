@@ -20,6 +20,7 @@ import torch
 from specdec.drafters.base import Draft, DraftContext, DrafterBase, VerifyResult
 from specdec.drafters.draft_model import DraftModelDrafter
 from specdec.drafters.draft_model import _build as build_draft_model
+from specdec.drafters.draft_model import check_options as check_draft_model
 from specdec.drafters.prompt_lookup import PromptLookupDrafter
 from specdec.drafters.registry import DRAFTERS, DrafterEnv
 from specdec.errors import InputError
@@ -61,17 +62,23 @@ class HybridDrafter(DrafterBase):
             self.model.observe(result)
 
 
-@DRAFTERS.register("hybrid")
+def _check(draft: str | None = None, min_match: int = 3, max_ngram: int = 6, model_prompt_max: int = 512,
+           vocab: int = 0, draft_weights: str | None = None, draft_backend: str | None = None) -> None:
+    if min_match < 1 or max_ngram < min_match:
+        raise InputError(f"hybrid: need 1 <= min_match <= max_ngram, got {min_match}, {max_ngram}")
+    if model_prompt_max < 1:
+        raise InputError(f"hybrid: model_prompt_max must be >= 1, got {model_prompt_max}")
+    check_draft_model(draft, vocab, draft_weights, draft_backend)
+
+
+@DRAFTERS.register("hybrid", check=_check)
 def _build(env: DrafterEnv, draft: str | None = None, min_match: int = 3, max_ngram: int = 6,
            model_prompt_max: int = 512, vocab: int = 0, draft_weights: str | None = None,
            draft_backend: str | None = None) -> HybridDrafter:
     """Options: min_match (shortest n-gram match that is copied, default 3), max_ngram (longest tried, 6),
     model_prompt_max (prompts longer than this use lookup only, 512 tokens), and the draft-model drafter's
     draft / vocab / draft_weights / draft_backend."""
-    if min_match < 1 or max_ngram < min_match:
-        raise InputError(f"hybrid: need 1 <= min_match <= max_ngram, got {min_match}, {max_ngram}")
-    if model_prompt_max < 1:
-        raise InputError(f"hybrid: model_prompt_max must be >= 1, got {model_prompt_max}")
+    _check(draft, min_match, max_ngram, model_prompt_max, vocab, draft_weights, draft_backend)
     model = build_draft_model(env, draft=draft, vocab=vocab, draft_weights=draft_weights,
                                draft_backend=draft_backend)
     return HybridDrafter(model, PromptLookupDrafter(max_ngram=max_ngram, min_ngram=min_match), model_prompt_max)

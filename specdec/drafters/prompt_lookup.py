@@ -33,6 +33,6 @@ class PromptLookupDrafter(DrafterBase):
         return Draft.empty()
 
 
-@DRAFTERS.register("prompt-lookup")
+@DRAFTERS.register("prompt-lookup", check=PromptLookupDrafter)  # its checks need no model
 def _build(env: DrafterEnv, max_ngram: int = 3, min_ngram: int = 1) -> PromptLookupDrafter:
     return PromptLookupDrafter(max_ngram=max_ngram, min_ngram=min_ngram)

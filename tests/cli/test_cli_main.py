@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from spec_helpers import install_tiny_zoo
 import specdec
-from specdec.cli.main import app, chat_loop, parse_kv
+from specdec.cli.main import app, chat_loop
+from specdec.config import parse_kv
 from specdec.errors import InputError
 
 runner = CliRunner()

@@ -108,3 +108,51 @@ def test_stream_pieces_add_up_to_generate(target_model, tokenizer):
     assert sum(len(p.token_ids) for p in pieces if p.origin == "draft") == res.stats.accepted > 0
     stop = StopConfig(max_new_tokens=16)
     assert res.token_ids == [t for r in d.stream_ids(torch.tensor([res.prompt_ids]), stop=stop) for t in r.tokens]
+
+
+@pytest.mark.parametrize("prompt,phrase", [
+    (123, r"must be text \(str\) or a list"), (b"hi", "is bytes: decode it"), (None, "must be text"),
+    ([{"role": "user"}], "message 0 of the prompt must be a dict with a 'role' and a 'content'"),
+    (["w1"], "message 0"),
+])
+def test_a_prompt_of_the_wrong_type_is_an_input_error(dec, prompt, phrase):
+    with pytest.raises(InputError, match=phrase):
+        dec.generate(prompt, max_new_tokens=2)
+    with pytest.raises(InputError, match=phrase):
+        list(dec.stream(prompt, max_new_tokens=2))
+
+
+@pytest.mark.parametrize("opts,phrase", [
+    ({"max_new_tokens": 2.5}, "max_new_tokens must be a whole number"),
+    ({"drafter": "prompt-lookup", "k": 2.5}, "k must be a whole number"),
+    ({"seed": -1, "temperature": 1.0}, "seed must be >= 0"),
+    ({"top_k": 1.5}, "top_k must be a whole number"),
+    ({"stop_strings": [""]}, "stop strings must be a list of non-empty strings"),
+    ({"drafter": "prompt-lookup", "drafter_options": {"max_ngram": "abc"}}, "expects a whole number"),
+    ({"spec": "prompt-lookup"}, "spec must be a SpecConfig"),
+])
+def test_bad_settings_per_call_are_input_errors(dec, opts, phrase):
+    with pytest.raises(InputError, match=phrase):
+        dec.generate("w1", **opts)
+
+
+def test_load_checks_its_arguments_before_any_model_loads(monkeypatch, target_model, draft_model, tokenizer):
+    import specdec
+    from spec_helpers import install_tiny_zoo
+
+    loaded = install_tiny_zoo(monkeypatch, {"tiny-target": target_model, "tiny-draft": draft_model}, tokenizer)
+    cases = [((123,), {}, InputError, "target must be a model name"),
+             (("tiny-target",), {"k": 0}, InputError, "-k .* must be >= 1"),
+             (("tiny-target",), {"k": 2.5}, InputError, "k must be a whole number"),
+             (("tiny-target",), {"bogus": 1}, TypeError, "unknown load option 'bogus'"),
+             (("tiny-target",), {"drafter": "nope"}, UnknownNameError, "unknown drafter 'nope'"),
+             (("tiny-target",), {"drafter": "draft-model"}, InputError, "needs a draft model"),
+             (("tiny-target", "nope"), {}, SpecDecError, "draft: no tiny model 'nope'"),
+             (("tiny-target",), {"max_context": 4}, InputError, "max_context must be >= 8"),
+             (("tiny-target",), {"spec": "x"}, InputError, "spec must be a SpecConfig")]
+    for args, kw, err, phrase in cases:
+        with pytest.raises(err, match=phrase):
+            specdec.load(*args, **kw)
+    assert loaded == []  # every refusal came before a model loaded
+    dec = specdec.load("tiny-target", k=3, drafter="prompt-lookup", max_context=64)  # generation length: per call
+    assert dec.spec.k == 3 and dec.target.max_context == 64 and loaded == ["tiny-target"]

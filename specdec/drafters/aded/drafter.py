@@ -131,15 +131,42 @@ def _resolve_store(store: str | None, env: DrafterEnv, cfg: AdedConfig) -> Trigr
     return loaded
 
 
-@DRAFTERS.register("aded")
-def _build(env: DrafterEnv, store: str | None = "auto", nodes: int | None = None, depth: int | None = None,
-           iterations: int | None = None, adapt: bool | None = None, chain: bool | None = None, **options) -> AdedDrafter:
-    """Options: store ("auto" = the bundled store for the target's tokenizer if any, else empty; "bundled";
-    "empty"; or the path of a `specdec aded build` file), nodes, depth, iterations,
-    adapt, chain, and any other AdedConfig field (persist, backoff, increment, cap, window, c1, c2, ...)."""
-    if nodes is None and "max_nodes" not in options and env.compile:
+def _config(compiled: bool, nodes: int | None = None, depth: int | None = None, iterations: int | None = None,
+            adapt: bool | None = None, chain: bool | None = None, **options) -> AdedConfig:
+    """The AdedConfig the options ask for (short names: nodes, depth, iterations, adapt, chain), each value
+    checked against its field's type first."""
+    from dataclasses import fields
+
+    from specdec.validate import check_option_value
+
+    if nodes is None and "max_nodes" not in options and compiled:
         nodes = COMPILED_NODES  # compiled target: the 8-token bucket costs the same for 1 + 5 and 1 + 7 tokens
     short = {"max_nodes": nodes, "max_depth": depth, "iterations": iterations, "adapt": adapt, "chain": chain}
     opts = {k: v for k, v in short.items() if v is not None} | options
-    cfg = AdedConfig().with_options(**opts)
+    types = {f.name: f.type for f in fields(AdedConfig)}
+    for key, value in opts.items():
+        if key in types:
+            check_option_value("--drafter-opt", "drafter 'aded'", key, value, types[key])
+    return AdedConfig().with_options(**opts)
+
+
+def _check(store: str | None = "auto", **options) -> None:
+    """Before any model loads: the options' types and ranges, and a store path that exists as a store file."""
+    _config(False, **options)
+    if store is not None and not isinstance(store, str):
+        raise InputError(f"--drafter-opt store={store!r}: expected auto, bundled, empty or a store file's path")
+    if store not in (None, "", "none", "empty", "auto", "bundled"):
+        path = Path(store).expanduser()
+        if not path.is_file():
+            what = "a folder" if path.is_dir() else "no such file"
+            raise InputError(f"aded: store={store}: {what}; build one with `specdec aded build --from ... --out "
+                             f"STORE.safetensors`, or pass store=empty to start empty")
+
+
+@DRAFTERS.register("aded", check=_check)
+def _build(env: DrafterEnv, store: str | None = "auto", **options) -> AdedDrafter:
+    """Options: store ("auto" = the bundled store for the target's tokenizer if any, else empty; "bundled";
+    "empty"; or the path of a `specdec aded build` file), nodes, depth, iterations,
+    adapt, chain, and any other AdedConfig field (persist, backoff, increment, cap, window, c1, c2, ...)."""
+    cfg = _config(env.compile, **options)
     return AdedDrafter(_resolve_store(store, env, cfg), cfg)
