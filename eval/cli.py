@@ -21,24 +21,20 @@ from typing import Annotated, Optional
 
 import typer
 
+from specdec.cli.errors import OneLineGroup
+
 from specdec.config import parse_kv
-from specdec.errors import InputError, SpecDecError
+from specdec.errors import DataError, InputError
 from specdec.jsonl import write_text_atomic
 
 from eval import runner as R
 from eval.data import select_gsm8k, select_mmlu
 from eval.tasks import TASKS, TaskSpec, get_task
 
-eval_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+eval_app = typer.Typer(cls=OneLineGroup, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                        help="Evaluate models (MMLU, GSM8K): accuracy and speed, with any drafter / policy.")
 
 DEFAULT_MLM = "bert-tiny-splade"
-
-
-def _fail(e: BaseException) -> None:
-    msg = " ".join(str(e).split()) or type(e).__name__
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(1)
 
 
 def _say(msg: str) -> None:
@@ -139,6 +135,10 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
         check_spec(SpecConfig(drafter=drafter, policy=policy, k=k, drafter_options=drafter_options or {},
                               policy_options=policy_options or {}))
     set_threads(threads)
+    if fewshot_file:
+        from eval.gsm8k import read_fewshot_file
+
+        read_fewshot_file(fewshot_file)  # a missing, binary or malformed file: one line now
 
     # 1. data (all checks before the output folder is touched)
     if task.family == "mmlu":
@@ -249,11 +249,9 @@ def execute(task_name: str, *, model: str | None = None, draft: str | None = Non
 def auto_max_context(task: TaskSpec, model: str, items, dev, train, fewshot_file) -> int:
     """The KV-cache length a run needs: its longest prompt (+ continuation or max_new_tokens + draft room),
     rounded up to 256. A static cache as long as needed and no longer (attention reads all of it)."""
-    from transformers import AutoTokenizer
+    from specdec.zoo.load import load_tokenizer
 
-    from specdec.zoo import resolve
-
-    tok = AutoTokenizer.from_pretrained(resolve(model))
+    tok = load_tokenizer(model)  # an unknown name: one line, before any model loads
     if task.family == "mmlu":
         from eval.mmlu import context, continuations, encode_pair, fewshot_for
 
@@ -275,10 +273,9 @@ def _vllm_evaluator(task, model, draft, drafter, policy, k, drafter_options, dty
                     items, dev, train, fewshot_file, say):
     """(batch_evaluate, startup) for --backend vllm: prompts are built and tokenised here, exactly as for
     the engine, and sent to the worker as token ids."""
-    from transformers import AutoTokenizer
-
     from specdec.backends import vllm_client as V
     from specdec.zoo import resolve
+    from specdec.zoo.load import load_tokenizer
 
     if not V.available(venv):
         raise V.VLLMBackendError(f"--backend vllm needs the vLLM venv at {V.venv_path(venv)}; build it with "
@@ -286,7 +283,7 @@ def _vllm_evaluator(task, model, draft, drafter, policy, k, drafter_options, dty
     model_dir = resolve(model)
     draft_dir = resolve(draft) if draft else None
     spec_cfg = V.speculative_config(drafter, k, draft_dir, drafter_options, policy)
-    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok = load_tokenizer(model_dir)
     startup: dict = {}
     log_path = Path(out).parent / f".{Path(out).name}.vllm.log"
 
@@ -399,18 +396,15 @@ def run_cmd(
     vllm_batch: Annotated[bool, typer.Option("--vllm-batch", help="vLLM: submit all prompts at once (throughput) instead of one by one.")] = False,
 ) -> None:
     """Run TASK and write results.jsonl, summary.json, summary.md and plots/ under --out."""
-    try:
-        summary = execute(task, model=model, draft=draft, drafter=drafter, policy=policy, k=k,
-                          drafter_options=parse_kv(drafter_opt, "--drafter-opt"),
-                          policy_options=parse_kv(policy_opt, "--policy-opt"), backend=backend, weights=weights,
-                          out=out,
-                          data_dir=data_dir, dataset=dataset, limit=limit, subjects=subjects, per_subject=per_subject,
-                          seed=seed, num_fewshot=num_fewshot, max_new_tokens=max_new_tokens, fewshot_file=fewshot_file,
-                          dtype=dtype, threads=threads, compile=compile, max_context=max_context,
-                          exact_len=exact_len, compare_plain=compare_plain, overwrite=overwrite, plots=plots, vllm_venv=vllm_venv,
-                          vllm_batch=vllm_batch)
-    except SpecDecError as e:
-        _fail(e)
+    execute(task, model=model, draft=draft, drafter=drafter, policy=policy, k=k,
+                      drafter_options=parse_kv(drafter_opt, "--drafter-opt"),
+                      policy_options=parse_kv(policy_opt, "--policy-opt"), backend=backend, weights=weights,
+                      out=out,
+                      data_dir=data_dir, dataset=dataset, limit=limit, subjects=subjects, per_subject=per_subject,
+                      seed=seed, num_fewshot=num_fewshot, max_new_tokens=max_new_tokens, fewshot_file=fewshot_file,
+                      dtype=dtype, threads=threads, compile=compile, max_context=max_context,
+                      exact_len=exact_len, compare_plain=compare_plain, overwrite=overwrite, plots=plots,
+                      vllm_venv=vllm_venv, vllm_batch=vllm_batch)
     typer.echo((Path(out) / R.SUMMARY_MD).read_text(encoding="utf-8"))
 
 
@@ -420,33 +414,36 @@ def report_cmd(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where to write the combined report (several runs).")] = None,
 ) -> None:
     """Print a finished run's report (regenerating summary.md and plots), or compare several runs."""
-    try:
-        summaries = []
-        for d in dirs:
-            p = Path(d) / R.SUMMARY
-            if not p.is_file():
-                n = len(R.read_results(Path(d) / R.RESULTS))
-                hint = f" ({n} items done: rerun the same `specdec eval run` command to finish)" if n else ""
-                raise InputError(f"{d} has no {R.SUMMARY}{hint}")
-            summaries.append(json.loads(p.read_text(encoding="utf-8")))
-        if len(summaries) == 1 and out is None:
-            md = R.markdown(summaries[0])
-            write_text_atomic(Path(dirs[0]) / R.SUMMARY_MD, md)
-            from eval.plots import plots_for
+    summaries = []
+    for d in dirs:
+        p = Path(d) / R.SUMMARY
+        if not p.is_file():
+            n = len(R.read_results(Path(d) / R.RESULTS))
+            hint = f" ({n} items done: rerun the same `specdec eval run` command to finish)" if n else ""
+            raise InputError(f"{d} has no {R.SUMMARY}{hint}")
+        try:
+            summary = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise DataError(f"{p} is damaged ({e}); rerun the same `specdec eval run` command to rewrite it") from None
+        if not isinstance(summary, dict) or "task" not in summary or "n" not in summary:
+            raise DataError(f"{p} is not a summary of `specdec eval run` (no task and n); rerun the run to rewrite it")
+        summaries.append(summary)
+    if len(summaries) == 1 and out is None:
+        md = R.markdown(summaries[0])
+        write_text_atomic(Path(dirs[0]) / R.SUMMARY_MD, md)
+        from eval.plots import plots_for
 
-            plots_for(summaries[0], Path(dirs[0]) / "plots")
-            typer.echo(md)
-            return
-        md = compare_markdown(summaries, [str(d) for d in dirs])
-        if out is not None:
-            from eval.plots import speed_bars
-
-            write_text_atomic(Path(out) / "report.md", md)
-            if any("speed" in s for s in summaries):
-                speed_bars(summaries, Path(out) / "speed.png")
+        plots_for(summaries[0], Path(dirs[0]) / "plots")
         typer.echo(md)
-    except SpecDecError as e:
-        _fail(e)
+        return
+    md = compare_markdown(summaries, [str(d) for d in dirs])
+    if out is not None:
+        from eval.plots import speed_bars
+
+        write_text_atomic(Path(out) / "report.md", md)
+        if any("speed" in s for s in summaries):
+            speed_bars(summaries, Path(out) / "speed.png")
+    typer.echo(md)
 
 
 def compare_markdown(summaries: list[dict], names: list[str]) -> str:
@@ -464,6 +461,42 @@ def compare_markdown(summaries: list[dict], names: list[str]) -> str:
         lines.append(f"| {name} | {s['task']} | {s.get('run', {}).get('model', '?')} | {label_of(s)} | {s['n']} | "
                      f"{100 * acc:.2f} | {speed} | {a} | {t} | {up} |")
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------ lm-eval agreement
+lm_eval_app = typer.Typer(cls=OneLineGroup, no_args_is_help=True, add_completion=False,
+                          help="Agreement with lm-eval: export the items we score as lm-eval tasks, compare results.")
+eval_app.add_typer(lm_eval_app, name="lm-eval")
+
+
+@lm_eval_app.command("export")
+def lm_eval_export_cmd(
+    task: Annotated[str, typer.Argument(help="mmlu or gsm8k")],
+    out: Annotated[Path, typer.Option("--out", "-o")],
+    data_dir: Annotated[Optional[str], typer.Option("--data-dir")] = None,
+    subjects: Annotated[Optional[str], typer.Option("--subjects")] = None,
+    per_subject: Annotated[Optional[int], typer.Option("--per-subject")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    limit: Annotated[Optional[int], typer.Option("--limit")] = None,
+    num_fewshot: Annotated[Optional[int], typer.Option("--num-fewshot")] = None,
+    lm_eval_tasks: Annotated[Optional[Path], typer.Option("--lm-eval-tasks", help="lm_eval/tasks folder (default: ask .venv-lmeval).")] = None,
+) -> None:
+    from eval.lm_eval_compat import export, lm_eval_tasks_dir
+
+    info = export(task, out, lm_eval_tasks or lm_eval_tasks_dir(), data_dir, subjects, per_subject, seed, limit,
+                  num_fewshot)
+    typer.echo(json.dumps(info))
+
+
+@lm_eval_app.command("compare")
+def lm_eval_compare_cmd(lm_out: Path, ours: Path,
+                json_out: Annotated[Optional[Path], typer.Option("--json")] = None) -> None:
+    from eval.lm_eval_compat import compare, compare_markdown as lm_markdown
+
+    rep = compare(lm_out, ours)
+    if json_out:
+        R.atomic_write_json(json_out, rep)
+    typer.echo(lm_markdown(rep))
 
 
 if __name__ == "__main__":  # python -m eval.cli ...

@@ -41,29 +41,29 @@ lmeval_vllm() {  # lm-eval's own vLLM backend, in .venv-vllm, with the worker's 
 stage() {
   case "$1" in
     agree-mmlu)  # ~25-40 min: lm-eval and ours, 561 questions, float32
-      python -m eval.lm_eval_compat export mmlu --subjects $S5 --out "$OUT/agree-mmlu/lm-tasks"
+      specdec eval lm-eval export mmlu --subjects $S5 --out "$OUT/agree-mmlu/lm-tasks"
       ls "$OUT"/agree-mmlu/lm-out/*/results_*.json >/dev/null 2>&1 || \
         lmeval --include_path "$OUT/agree-mmlu/lm-tasks/tasks" --tasks mmlu_local --output_path "$OUT/agree-mmlu/lm-out"
       $EVAL run mmlu --model $M05 --subjects $S5 --dtype float32 --out "$OUT/agree-mmlu/ours"
       mkdir -p "$RES/agreement"
-      python -m eval.lm_eval_compat compare "$OUT/agree-mmlu/lm-out" "$OUT/agree-mmlu/ours" \
+      specdec eval lm-eval compare "$OUT/agree-mmlu/lm-out" "$OUT/agree-mmlu/ours" \
           --json "$RES/agreement/mmlu.json" | tee "$RES/agreement/mmlu.md" ;;
     agree-gsm8k)  # ~1-1.5 h: lm-eval and ours, first 100 test questions, 5-shot, float32
-      python -m eval.lm_eval_compat export gsm8k --limit 100 --out "$OUT/agree-gsm8k/lm-tasks"
+      specdec eval lm-eval export gsm8k --limit 100 --out "$OUT/agree-gsm8k/lm-tasks"
       ls "$OUT"/agree-gsm8k/lm-out/*/results_*.json >/dev/null 2>&1 || \
         lmeval --include_path "$OUT/agree-gsm8k/lm-tasks/tasks" --tasks gsm8k_local --output_path "$OUT/agree-gsm8k/lm-out"
       $EVAL run gsm8k --model $M05 --limit 100 --dtype float32 --out "$OUT/agree-gsm8k/ours"
       mkdir -p "$RES/agreement"
-      python -m eval.lm_eval_compat compare "$OUT/agree-gsm8k/lm-out" "$OUT/agree-gsm8k/ours" \
+      specdec eval lm-eval compare "$OUT/agree-gsm8k/lm-out" "$OUT/agree-gsm8k/ours" \
           --json "$RES/agreement/gsm8k.json" | tee "$RES/agreement/gsm8k.md" ;;
     agree-gsm8k-vllm)  # ~20-30 min: the same check through vLLM on both sides (lm-eval --model vllm, ours --backend vllm)
-      python -m eval.lm_eval_compat export gsm8k --limit 100 --out "$OUT/agree-gsm8k-vllm/lm-tasks"
+      specdec eval lm-eval export gsm8k --limit 100 --out "$OUT/agree-gsm8k-vllm/lm-tasks"
       ls "$OUT"/agree-gsm8k-vllm/lm-out/*/results_*.json >/dev/null 2>&1 || \
         lmeval_vllm --include_path "$OUT/agree-gsm8k-vllm/lm-tasks/tasks" --tasks gsm8k_local --output_path "$OUT/agree-gsm8k-vllm/lm-out"
       $EVAL run gsm8k --model $M05 --limit 100 --dtype float32 --backend vllm --vllm-batch --max-context 4096 \
           --out "$OUT/agree-gsm8k-vllm/ours"
       mkdir -p "$RES/agreement"
-      python -m eval.lm_eval_compat compare "$OUT/agree-gsm8k-vllm/lm-out" "$OUT/agree-gsm8k-vllm/ours" \
+      specdec eval lm-eval compare "$OUT/agree-gsm8k-vllm/lm-out" "$OUT/agree-gsm8k-vllm/ours" \
           --json "$RES/agreement/gsm8k-vllm.json" | tee "$RES/agreement/gsm8k-vllm.md" ;;
     mmlu-05b)  # ~10 min: 0-shot letter, 10 questions per subject (570), seed 0
       $EVAL run mmlu --model $M05 --per-subject 10 --seed 0 --out "$OUT/mmlu-05b"

@@ -148,13 +148,15 @@ def cot_answer(answer: str) -> str:
 def read_fewshot_file(path: str) -> list[Shot]:
     """Few-shot exemplars from a file: lm-eval's gsm8k-cot.yaml (fewshot_config.samples: question/target)
     or JSON lines with {"question", "answer" | "target"}."""
-    import json
     from pathlib import Path
+
+    from specdec.validate import read_utf8
 
     p = Path(path).expanduser()
     if not p.is_file():
-        raise DataError(f"few-shot file {p} is missing (give lm_eval/tasks/gsm8k/gsm8k-cot.yaml or a JSONL file)")
-    text = p.read_text(encoding="utf-8")
+        what = "a folder" if p.is_dir() else "missing"
+        raise DataError(f"few-shot file {p} is {what} (give lm_eval/tasks/gsm8k/gsm8k-cot.yaml or a JSONL file)")
+    text = read_utf8(p, f"few-shot file {p}")
     rows: list[dict]
     if p.suffix in (".yaml", ".yml"):
         import yaml
@@ -165,13 +167,9 @@ def read_fewshot_file(path: str) -> list[Shot]:
         except Exception as e:  # noqa: BLE001
             raise DataError(f"{p}: no fewshot_config.samples list ({type(e).__name__}: {e})") from None
     else:
-        rows = []
-        for n, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{p}:{n}: not JSON ({e.msg})") from None
+        from specdec.jsonl import read_jsonl
+
+        rows = [r for _, r in read_jsonl(p, "not JSON")]
     shots = []
     for i, r in enumerate(rows):
         ans = r.get("target", r.get("answer")) if isinstance(r, dict) else None

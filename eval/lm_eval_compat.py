@@ -7,12 +7,12 @@ main env does not need). It cannot reach the hub here, so `export` writes its ta
 with local ``data_files``): the prompts, few-shot sampling, stop strings, filters and metrics are
 lm-eval's, not ours. The exported data is exactly the items a `specdec eval run` scores (same subset).
 
-    python -m eval.lm_eval_compat export mmlu --subjects S1,S2 --out runs/agree/lm-tasks
+    specdec eval lm-eval export mmlu --subjects S1,S2 --out runs/agree/lm-tasks
     HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv-lmeval/bin/lm_eval --model hf \\
         --model_args pretrained=MODEL_DIR,dtype=float32 --include_path runs/agree/lm-tasks \\
         --tasks mmlu_local --batch_size 1 --log_samples --output_path runs/agree/lm-out
     specdec eval run mmlu --model NAME --subjects S1,S2 --dtype float32 --out runs/agree/ours
-    python -m eval.lm_eval_compat compare runs/agree/lm-out runs/agree/ours
+    specdec eval lm-eval compare runs/agree/lm-out runs/agree/ours
 
 `compare` reports both accuracies, the difference in points, and the per-item agreement (same predicted
 letter / same extracted answer / same generated text).
@@ -23,19 +23,13 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Annotated, Optional
 
-import typer
-
-from specdec.errors import InputError, SpecDecError
+from specdec.errors import InputError
 
 from eval import runner as R
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LMEVAL_VENV = REPO_ROOT / ".venv-lmeval"
-
-app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
-                  help="Export local data as lm-eval tasks; compare lm-eval's results with ours.")
 
 
 def lm_eval_tasks_dir(venv: str | os.PathLike | None = None) -> Path:
@@ -215,41 +209,3 @@ def compare_markdown(rep: dict) -> str:
             lm = f"{100 * v['lm_eval']:.2f}" if v["lm_eval"] is not None else "-"
             lines.append(f"| {k} | {100 * v['ours']:.2f} | {lm} | {v['same_extracted']}/{rep['n']} |")
     return "\n".join(lines) + "\n"
-
-
-@app.command("export")
-def export_cmd(
-    task: Annotated[str, typer.Argument(help="mmlu or gsm8k")],
-    out: Annotated[Path, typer.Option("--out", "-o")],
-    data_dir: Annotated[Optional[str], typer.Option("--data-dir")] = None,
-    subjects: Annotated[Optional[str], typer.Option("--subjects")] = None,
-    per_subject: Annotated[Optional[int], typer.Option("--per-subject")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    limit: Annotated[Optional[int], typer.Option("--limit")] = None,
-    num_fewshot: Annotated[Optional[int], typer.Option("--num-fewshot")] = None,
-    lm_eval_tasks: Annotated[Optional[Path], typer.Option("--lm-eval-tasks", help="lm_eval/tasks folder (default: ask .venv-lmeval).")] = None,
-) -> None:
-    try:
-        info = export(task, out, lm_eval_tasks or lm_eval_tasks_dir(), data_dir, subjects, per_subject, seed, limit,
-                      num_fewshot)
-    except SpecDecError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1)
-    typer.echo(json.dumps(info))
-
-
-@app.command("compare")
-def compare_cmd(lm_out: Path, ours: Path,
-                json_out: Annotated[Optional[Path], typer.Option("--json")] = None) -> None:
-    try:
-        rep = compare(lm_out, ours)
-    except SpecDecError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1)
-    if json_out:
-        R.atomic_write_json(json_out, rep)
-    typer.echo(compare_markdown(rep))
-
-
-if __name__ == "__main__":
-    app()

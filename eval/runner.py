@@ -89,12 +89,20 @@ class Run:
         if self._lock is not None:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
-        f = open(self.dir / LOCK_FILE, "a+")
+        path = self.dir / LOCK_FILE
+        existed = path.exists()
+        f = open(path, "a+")
         self._try_lock(f)
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()}\n")
-        f.flush()
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()}\n")
+            f.flush()
+        except OSError:  # a full disk: leave no empty lock file behind (the error itself is one line)
+            f.close()
+            if not existed:
+                path.unlink(missing_ok=True)
+            raise
         self._lock = f
 
     def _try_lock(self, f) -> None:

@@ -11,9 +11,11 @@ from typing import Optional
 
 import typer
 
+from specdec.cli.errors import OneLineGroup
+
 from specdec.errors import DataError, InputError, SpecDecError
 
-mlm_app = typer.Typer(help="Masked LMs: generative classification, MLM-head fine-tuning, non-autoregressive "
+mlm_app = typer.Typer(cls=OneLineGroup, help="Masked LMs: generative classification, MLM-head fine-tuning, non-autoregressive "
                            "generation.", no_args_is_help=True, add_completion=False)
 
 MODEL = typer.Option("bert-tiny-splade", "--model", "-m", help="zoo name, local folder or hub id of a masked LM")
@@ -31,10 +33,9 @@ def _run(fn):
             set_threads(kwargs.get("threads"))
             out = fn(*args, **kwargs)
         except SpecDecError as e:
-            if as_json:
-                typer.echo(json.dumps({"error": str(e), "type": type(e).__name__}))
-            else:
-                typer.echo(f"error: {e}", err=True)
+            if not as_json:
+                raise  # the group prints it as one red line
+            typer.echo(json.dumps({"error": str(e), "type": type(e).__name__}))
             raise typer.Exit(1) from None
         if as_json:
             typer.echo(json.dumps(out, default=str))
@@ -45,8 +46,7 @@ def _labels_spec(s: str):
     """"neg,pos" -> ["neg", "pos"]; "neg=bad|awful;pos=good|great" -> {"neg": [...], "pos": [...]}."""
     if "=" not in s:
         labels = [x.strip() for x in s.split(",") if x.strip()]
-        if len(labels) < 2:
-            raise InputError(f"--labels needs at least two comma-separated labels, got {s!r}")
+        _distinct(labels, s)
         return labels
     out = {}
     for part in s.split(";"):
@@ -55,8 +55,22 @@ def _labels_spec(s: str):
         if "=" not in part:
             raise InputError(f"--labels part {part!r} must look like label=word|word")
         lab, words = part.split("=", 1)
+        if lab.strip() in out:
+            raise InputError(f"--labels {s!r}: label {lab.strip()!r} is given twice")
         out[lab.strip()] = [w for w in words.split("|") if w]
+        if not out[lab.strip()]:
+            raise InputError(f"--labels {s!r}: label {lab.strip()!r} has no words")
+    _distinct(list(out), s)
     return out
+
+
+def _distinct(labels: list[str], given: str) -> None:
+    """At least two labels, none twice: with `a,a` every answer would be 'a' at 0.5."""
+    if len(labels) < 2:
+        raise InputError(f"--labels needs at least two comma-separated labels, got {given!r}")
+    twice = sorted({x for x in labels if labels.count(x) > 1})
+    if twice:
+        raise InputError(f"--labels {given!r}: {', '.join(twice)} given twice; each label once")
 
 
 def _read_examples(path: Path, k: int) -> list[dict]:
@@ -111,6 +125,9 @@ def classify(text: str = typer.Argument(..., help="the text / question to classi
         raise InputError("empty text: give the text or question to classify")
     if bool(labels) == bool(choice):
         raise InputError("give either --labels (label set) or --choice options (multiple choice)")
+    label_spec = _labels_spec(labels) if labels else None  # checked before the model loads
+    if choice and len(set(choice)) != len(choice):
+        raise InputError("--choice: an option is given twice; each option once")
     rows = _read_examples(examples, k) if examples else []
     clf = MLMClassifier(model, template, joint=joint)
     if choice:
@@ -129,7 +146,7 @@ def classify(text: str = typer.Argument(..., help="the text / question to classi
             if not {"text", "label"} <= set(r):
                 raise DataError("label-set examples need text and label")
             pairs.append((r["text"], r["label"]))
-        probs = clf.classify(text, _labels_spec(labels), pairs)
+        probs = clf.classify(text, label_spec, pairs)
         result = {"mode": "labels", "probs": probs, "prediction": max(probs, key=probs.get)}
     result.update(model=model, template=asdict(clf.template), shots=len(rows),
                   prompt=clf.template.render(clf.tokenizer, text, choice or None) if choice else None)
@@ -169,14 +186,24 @@ def finetune(data: Optional[Path] = typer.Option(None, "--data", help="folder wi
         test = test or (data / "test.tsv" if (data / "test.tsv").is_file() else None)
     if train is None:
         raise InputError("give --data DIR or --train FILE")
+    if out is not None and out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file; give a folder for the checkpoints and the final model")
+    if out is not None:
+        from specdec.validate import check_writable_folder  # noqa: PLC0415
+
+        check_writable_folder(out, f"--out {out}")
+    label_spec = _labels_spec(labels)
+    train_rows = load_tsv(train, limit or None)  # every input read and checked before the model loads
+    if not train_rows:
+        raise DataError(f"--train {train}: no examples")
     cfg = FinetuneConfig(head=head, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
                          warmup_ratio=warmup, weight_decay=weight_decay, seed=seed, dummy_mlm=dummy_mlm,
                          max_length=max_length, checkpoint_every=checkpoint_every)
     evals = {name: load_tsv(p) for name, p in (("dev", dev), ("test", test)) if p is not None}
-    res = run(model, load_tsv(train, limit or None), _labels_spec(labels), cfg, out, eval_sets=evals,
+    res = run(model, train_rows, label_spec, cfg, out, eval_sets=evals,
               template=template, resume=resume, progress=progress and sys.stderr.isatty())
     d = res.to_dict()
-    d.update(model=model, train=str(train), n_train=len(load_tsv(train, limit or None)))
+    d.update(model=model, train=str(train), n_train=len(train_rows))
     if not as_json:
         typer.echo(f"{head} head: {res.steps} steps in {res.seconds:.1f}s; "
                    + ", ".join(f"{k} {v:.4f}" for k, v in res.metrics.items()))

@@ -76,8 +76,10 @@ def load_tsv(path: str | os.PathLike, limit: int | None = None) -> list[LabeledE
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p} does not exist: pass a `sentence<TAB>label` file")
+    from specdec.validate import read_utf8
+
     out = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_utf8(p).splitlines(), 1):
         if not line.strip():
             continue
         text, _, lab = line.rstrip("\n").rpartition("\t")
@@ -238,6 +240,10 @@ def _load_checkpoint(out: Path, model, optim, sched, cfg: FinetuneConfig) -> dic
     try:
         name = json.loads(latest.read_text())["checkpoint"]
         ck = out / name
+        if not isinstance(name, str) or "/" in name or "\\" in name or name in ("", ".", "..") \
+                or ck.resolve().parent != out.resolve():  # a crafted latest.json may not point outside --out
+            raise CheckpointError(f"{latest} names {name!r}, which is not a checkpoint folder inside {out}; "
+                                  f"delete {out} or pass a new --out")
         state = json.loads((ck / "state.json").read_text())
     except (OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"{latest} names an unreadable checkpoint ({e}); delete {out} or pass a new --out") from e

@@ -54,6 +54,8 @@ def check_output_path(path: str | None, flag: str, suffix: str | None = None) ->
     p = Path(path)
     if p.is_dir():
         raise InputError(f"{flag} {path}: is a folder; give a file name")
+    if p.exists() and not p.is_file():  # a device, a pipe, a socket: never replaced by a regular file
+        raise InputError(f"{flag} {path}: is not a regular file; give a file name")
     if suffix and p.suffix.lower() != suffix:
         raise InputError(f"{flag} {path}: must end in {suffix}")
     check_writable_folder(p.parent, f"{flag} {path}")

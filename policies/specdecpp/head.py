@@ -172,10 +172,17 @@ def save_head(path: str | os.PathLike, head: AcceptanceHead, identity: dict[str,
         "draft": json.dumps(identity, sort_keys=True),
         "meta": json.dumps(meta or {}, sort_keys=True),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=md)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    import shutil
+    import tempfile
+
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))  # private: no name to hijack
+    try:
+        tmp = tmp_dir / path.name
+        save_file(tensors, str(tmp), metadata=md)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
     return path
 
 
@@ -188,11 +195,17 @@ def load_head(path: str | os.PathLike, draft: nn.Module | dict[str, Any] | None 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"acceptance head {str(path)!r} not found; train one with `specdec head train`")
-    with safe_open(str(path), framework="pt") as f:
-        md = f.metadata() or {}
-        if md.get("format") != FORMAT:
-            raise InputError(f"{path} is not a specdec acceptance head (format {md.get('format')!r})")
-        state = {k: f.get_tensor(k).float() for k in f.keys()}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            md = f.metadata() or {}
+            if md.get("format") != FORMAT:
+                raise InputError(f"{path} is not a specdec acceptance head (format {md.get('format')!r})")
+            state = {k: f.get_tensor(k).float() for k in f.keys()}
+    except InputError:
+        raise
+    except Exception as e:  # noqa: BLE001 - not a safetensors file, or a damaged one: one line
+        raise InputError(f"acceptance head {path} is not a readable safetensors file ({str(e)[:120]}); pass "
+                         f"head=PATH to a file written by `specdec head train`") from None
     identity = json.loads(md.get("draft", "{}"))
     head = AcceptanceHead(int(md["hidden_size"]), int(md["num_blocks"]))
     head.load_state_dict(state, strict=False)  # files without in_mean / in_scale: no standardization

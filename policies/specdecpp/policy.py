@@ -53,7 +53,7 @@ import torch
 
 from policies.base import POLICIES, DraftStep, RoundCosts
 from policies.specdecpp.estimates import (SHARED_COSTS, SHARED_RATES, CostModel, RateMeter, auto_threshold,  # noqa: F401
-                                          load_cached_head, optimal_threshold, reset_shared_costs)
+                                          load_cached_head, optimal_threshold, reset_shared_costs)  # noqa: F401
 from policies.specdecpp.head import BUNDLED, BUNDLED_CONF, HeadMismatchError, bundled_head, check_identity, deweight
 from specdec.errors import InputError
 

@@ -20,7 +20,7 @@ from specdec.bench.memory import release_memory
 from specdec.bench.prompts import BenchPrompt, auto_max_context
 from specdec.bench.report import build_report, machine_info, write_json_atomic
 from specdec.validate import check_output_path
-from specdec.config import EngineConfig, SamplingConfig, SpecConfig, StopConfig
+from specdec.config import EngineConfig, SamplingConfig, StopConfig
 from specdec.errors import InputError
 
 Say = Callable[[str], None]

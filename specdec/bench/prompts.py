@@ -109,6 +109,8 @@ def load_prompts(spec: str, data_dir: str | os.PathLike | None = None, per_categ
     several joined by "+" are concatenated (`spec_bench:2+gsm8k:8`; `per_category` applies to spec_bench)."""
     if "+" in spec and not Path(spec).is_file():
         parts = [p for p in spec.split("+") if p.strip()]
+        if not parts:
+            raise InputError(f"--prompts {spec!r}: no prompt source; e.g. spec_bench:2+gsm8k:8")
         if not any(p.partition(":")[0] == "spec_bench" for p in parts) and per_category:
             raise InputError("--per-category only applies to spec_bench prompts")
         return [r for p in parts

@@ -15,11 +15,14 @@ from typing import Iterator, Optional
 
 import typer
 
-from specdec.config import DEFAULT_TARGET
-from specdec.errors import DataError, SpecDecError
-from specdec.validate import set_threads
+from specdec.cli.errors import OneLineGroup
 
-aded_app = typer.Typer(help="ADED drafter: build tri-gram stores, measure the tree budget.", no_args_is_help=True)
+from specdec.config import DEFAULT_TARGET
+from specdec.errors import DataError, InputError
+from specdec.jsonl import read_jsonl, write_json_atomic
+from specdec.validate import check_output_path, read_utf8, set_threads
+
+aded_app = typer.Typer(cls=OneLineGroup, help="ADED drafter: build tri-gram stores, measure the tree budget.", no_args_is_help=True)
 DATASETS = ("gsm8k", "spec_bench")
 
 
@@ -49,13 +52,12 @@ def iter_texts(source: str, data: Path | None) -> Iterator[str]:
     if source in DATASETS:
         base = data_dir(str(data) if data else None)
         if source == "gsm8k":
-            for line in open(base / "gsm8k" / "train.jsonl", encoding="utf-8"):
-                rec = json.loads(line)
+            for _, rec in read_jsonl(base / "gsm8k" / "train.jsonl"):
                 answer = re.sub(r"<<[^>]*>>", "", rec["answer"])  # calculator annotations
                 yield rec["question"] + "\n" + answer.replace("####", "The answer is")
         else:
-            for line in open(base / "spec_bench" / "question.jsonl", encoding="utf-8"):
-                yield from json.loads(line)["turns"]
+            for _, rec in read_jsonl(base / "spec_bench" / "question.jsonl"):
+                yield from rec["turns"]
         return
     path = Path(source).expanduser()
     if path.is_dir():
@@ -63,11 +65,10 @@ def iter_texts(source: str, data: Path | None) -> Iterator[str]:
             yield from iter_texts(str(f), data)
     elif path.is_file():
         if path.suffix == ".jsonl":
-            for line in open(path, encoding="utf-8", errors="replace"):
-                if line.strip():
-                    yield "\n".join(_strings(json.loads(line)))
+            for _, row in read_jsonl(path):
+                yield "\n".join(_strings(row))
         else:
-            yield path.read_text(encoding="utf-8", errors="replace")
+            yield read_utf8(path, f"--from {path}")  # a binary file is refused, not counted as garbage
     else:
         raise DataError(f"--from {source!r}: not a file, folder or dataset ({', '.join(DATASETS)})")
 
@@ -100,22 +101,26 @@ def build(
     from specdec.drafters.aded.store import TrigramStore, tokenizer_fingerprint
 
     console = Console(stderr=True)
-    try:
-        tok = load_tokenizer(tokenizer)
-        texts = [t for s in sources for t in iter_texts(s, data) if t.strip()]
-        t0 = time.perf_counter()
+    check_output_path(str(out), "--out", ".safetensors")  # before anything is read or tokenised
+    if top_k < 1 or min_count < 1:
+        raise InputError(f"--top-k and --min-count must be >= 1, got {top_k}, {min_count}")
+    for s in sources:
+        if s not in DATASETS and not Path(s).expanduser().exists():
+            raise DataError(f"--from {s!r}: not a file, folder or dataset ({', '.join(DATASETS)})")
+    texts = [t for s in sources for t in iter_texts(s, data) if t.strip()]
+    if not texts:
+        raise DataError(f"--from {', '.join(sources)}: no text to count (empty files?); a store needs a corpus")
+    tok = load_tokenizer(tokenizer)
+    t0 = time.perf_counter()
 
-        def streams() -> Iterator[list[int]]:
-            for i in range(0, len(texts), 256):
-                yield from tok(texts[i: i + 256], add_special_tokens=False)["input_ids"]
+    def streams() -> Iterator[list[int]]:
+        for i in range(0, len(texts), 256):
+            yield from tok(texts[i: i + 256], add_special_tokens=False)["input_ids"]
 
-        meta = {"tokenizer": tokenizer, "tokenizer_fingerprint": tokenizer_fingerprint(tok), "sources": sources}
-        store = TrigramStore.build(streams(), len(tok), top_k=top_k, bigrams=bigrams, min_count=min_count,
-                                   progress=True, total=len(texts), meta=meta)
-        report = store.save(out)
-    except SpecDecError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
+    meta = {"tokenizer": tokenizer, "tokenizer_fingerprint": tokenizer_fingerprint(tok), "sources": sources}
+    store = TrigramStore.build(streams(), len(tok), top_k=top_k, bigrams=bigrams, min_count=min_count,
+                               progress=True, total=len(texts), meta=meta)
+    report = store.save(out)
     report["build_s"] = round(time.perf_counter() - t0, 2)
     console.print(f"[green]saved[/green] {out}: {report['pairs']:,} pairs + {report['bigram_contexts']:,} bigram "
                   f"contexts, {report['entries']:,} successors, {report['file_bytes'] / 2**20:.1f} MiB, "
@@ -153,8 +158,17 @@ def cost(
 
     console = Console(stderr=True)
     set_threads(threads)
+    pairs = _budgets(budgets)  # every option checked before the model loads
+    if ns is not None:
+        _positive_ints(ns, "--ns")
+    if stat not in ("min", "median"):
+        raise InputError(f"--stat must be min or median, got {stat!r}")
+    if max_n < 1 or repeats < 1 or context < 1 or prompts < 1 or max_new_tokens < 1:
+        raise InputError("--max-n, --repeats, --context, --prompts and --max-new-tokens must be >= 1")
+    check_output_path(str(out), "--out", ".json")
+    if store and not Path(store).is_file():
+        raise DataError(f"--store {store}: no such store file")
     try:
-        pairs = [tuple(int(x) for x in b.split(":")) for b in budgets.split(",") if b]
         if reuse:
             prev = json.loads(Path(reuse).read_text())
             tok = load_tokenizer(model)
@@ -174,20 +188,39 @@ def cost(
         acc = [replay(st, AdedConfig(), ids, refs, n, d) for n, d in pairs]
         ranked = choose_budget(t, acc)
         t = {n: t[n] for n in sorted(t)}
-    except SpecDecError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
+    except (KeyError, TypeError, json.JSONDecodeError) as e:
+        raise DataError(f"--reuse {reuse}: not a `specdec aded cost` report ({type(e).__name__}: {e})") from None
     report = {"model": model, "compile": compile, "threads": torch.get_num_threads(), "context": context,
               "repeats": repeats, "stat": stat, "forward_ms": {n: round(s * 1e3, 2) for n, s in t.items()},
               "store": str(store) if store else None, "dataset": dataset, "prompts": prompts,
               "max_new_tokens": max_new_tokens, "best": ranked[0] if ranked else None, "ranked": ranked,
               "replay_data": {"prompts": ids, "references": refs}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
+    write_json_atomic(out, report)
     for r in ranked[:8]:
         console.print(f"nodes {r['nodes']:3d} depth {r['depth']}: accepted {r['accepted_per_round']:.2f}/round, "
                       f"{r['round_s'] * 1e3:.0f} ms/round -> x{r['speedup_vs_plain']:.2f} vs plain")
     console.print(f"wrote {out}")
+
+
+def _positive_ints(text: str, flag: str) -> list[int]:
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        vals = []
+    if not vals or min(vals) < 1:
+        raise InputError(f"{flag} {text!r}: expected comma-separated whole numbers >= 1")
+    return vals
+
+
+def _budgets(text: str) -> list[tuple[int, int]]:
+    """'5:4,7:3' -> [(5, 4), (7, 3)]; anything else is one line."""
+    pairs = []
+    for b in text.split(","):
+        n, colon, d = b.partition(":")
+        if not colon or not n.strip().isdigit() or not d.strip().isdigit() or int(n) < 1 or int(d) < 1:
+            raise InputError(f"--budgets {text!r}: expected NODES:DEPTH pairs of whole numbers >= 1, e.g. 5:4,7:3")
+        pairs.append((int(n), int(d)))
+    return pairs
 
 
 def _measure(model, compile, context, max_n, ns, pairs, repeats, dataset, prompts, max_new_tokens, data, console,
@@ -238,12 +271,8 @@ def distill(
 
     console = Console(stderr=True)
     set_threads(threads)
-    try:
-        rows = prompts_from(prompts, data_dir(str(data) if data else None) if prompts == "gsm8k" else Path("."), limit)
-        hf, tok = load_causal_lm(model)
-    except SpecDecError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
+    rows = prompts_from(prompts, data_dir(str(data) if data else None) if prompts == "gsm8k" else Path("."), limit)
+    hf, tok = load_causal_lm(model)
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with open(out, "w", encoding="utf-8") as f:

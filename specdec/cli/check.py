@@ -4,6 +4,8 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
+
+from specdec.cli.errors import OneLineGroup
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -12,7 +14,7 @@ from specdec.cli.options import Backend, CacheDir, Draft, Dtype, ExactLen, K, Ma
 from specdec.config import DEFAULT_TARGET, EngineConfig, parse_kv
 from specdec.errors import InputError
 
-check_app = typer.Typer(no_args_is_help=True, help="Checks you can run on your own models and machine.")
+check_app = typer.Typer(cls=OneLineGroup, no_args_is_help=True, help="Checks you can run on your own models and machine.")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 _E = EngineConfig()
 

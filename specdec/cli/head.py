@@ -14,20 +14,22 @@ import os
 import shlex
 import sys
 import time
-from functools import wraps
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from specdec.cli.errors import OneLineGroup
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from specdec.config import DEFAULT_DRAFT, DEFAULT_TARGET
 from specdec.validate import set_threads
-from specdec.errors import InputError, SpecDecError
+from specdec.errors import InputError
 
-head_app = typer.Typer(help="SpecDec++ acceptance heads: build-data, train, eval, calibrate.", no_args_is_help=True)
+head_app = typer.Typer(cls=OneLineGroup, help="SpecDec++ acceptance heads: build-data, train, eval, calibrate.",
+                       no_args_is_help=True)
 
 
 def _out() -> Console:
@@ -36,18 +38,6 @@ def _out() -> Console:
 
 def _err() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _one_line_errors(fn):
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except SpecDecError as e:
-            _err().print(f"[bold red]error:[/] [red]{escape(' '.join(str(e).split()))}[/]")
-            raise typer.Exit(1) from None
-
-    return wrapper
 
 
 def _command_line() -> str:
@@ -99,7 +89,6 @@ def _is_eval_file(path: str) -> bool:
 
 # --------------------------------------------------------------------------------------------- build-data
 @head_app.command("build-data")
-@_one_line_errors
 def build_data(
     out: Annotated[str, typer.Option("--out", "-o", help="Folder for the shards and manifest.json.")],
     prompts: Annotated[str, typer.Option(
@@ -196,7 +185,6 @@ def build_data(
 
 # --------------------------------------------------------------------------------------------- train
 @head_app.command("train")
-@_one_line_errors
 def train(
     data: Annotated[list[str], typer.Option("--data", help="Data folder(s) from build-data (repeatable).")],
     out: Annotated[str, typer.Option("--out", "-o", help="Where to write the head (.safetensors).")],
@@ -276,7 +264,6 @@ def train(
 
 # --------------------------------------------------------------------------------------------- eval
 @head_app.command("eval")
-@_one_line_errors
 def evaluate(
     data: Annotated[list[str], typer.Option("--data", help="Held-out data folder(s) from build-data.")],
     head: Annotated[Optional[str], typer.Option("--head", help="Head file (default: the bundled one for the data's draft).")] = None,
@@ -328,7 +315,6 @@ def evaluate(
 
 # --------------------------------------------------------------------------------------------- calibrate
 @head_app.command("calibrate")
-@_one_line_errors
 def calibrate(
     target: Annotated[str, typer.Option("--target", "-t")] = DEFAULT_TARGET,
     draft: Annotated[str, typer.Option("--draft", "-d")] = DEFAULT_DRAFT,

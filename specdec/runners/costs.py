@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from specdec.jsonl import write_text_atomic
+
 ROWS = (1, 2, 3, 4, 5, 6, 8, 12, 16)
 CONTEXT = 256
 REPEATS = 5
@@ -131,11 +133,8 @@ def pass_costs(runner, cache_dir=None, remeasure: bool = False, say=None) -> Pas
         say(f"measuring {runner.name} pass costs on this machine (once; cached in {path.parent})")
     costs = measure(runner)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps({"format": FORMAT, "machine": machine_id(), "runner": runner.fingerprint(),
-                                   "costs": costs.to_dict()}, indent=1) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps({"format": FORMAT, "machine": machine_id(),
+                                            "runner": runner.fingerprint(), "costs": costs.to_dict()}, indent=1) + "\n")
     except OSError:
         pass  # a read-only cache: the costs are still used for this process
     return costs

@@ -186,9 +186,14 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     """Where pulled models live: ``cache_dir`` > ``$SPECDEC_CACHE`` > ``$XDG_CACHE_HOME/specdec/models``
     > ``~/.cache/specdec/models``."""
     if cache_dir:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get("SPECDEC_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "specdec" / "models"
+        root = Path(cache_dir).expanduser()
+    elif os.environ.get("SPECDEC_CACHE"):
+        root = Path(os.environ["SPECDEC_CACHE"]).expanduser()
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "specdec" / "models"
+    if root.exists() and not root.is_dir():  # a file: every model would read as "not pulled"
+        from specdec.errors import InputError
+
+        raise InputError(f"the model cache {root} is a file, not a folder; pass --cache-dir (or set "
+                         f"$SPECDEC_CACHE) to a folder")
+    return root

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 from specdec.errors import InputError, ModelLoadError
 import specdec.zoo.convert as convert
 from specdec.zoo.catalog import CAUSAL_LM, MASKED_LM, ZOO
-from specdec.zoo.store import PathLike, _console, check_cached, model_path, pull
+from specdec.zoo.store import GGUF_FILE, PathLike, _console, check_cached, get_spec, model_path, pull
 
 
 def _looks_like_path(s: str) -> bool:
@@ -175,3 +175,16 @@ def load_masked_lm(name_or_path: PathLike, dtype: str = "bfloat16", cache_dir: P
                    trust_remote_code: bool = False, device: str = "cpu"):
     """Like :func:`load_causal_lm`, with ``AutoModelForMaskedLM``."""
     return _load(MASKED_LM, name_or_path, dtype, cache_dir, trust_remote_code, device)
+
+
+def gguf_path(name: str, cache_dir: PathLike | None = None) -> Path | None:
+    """The GGUF file of a pulled GGUF zoo model (pulled now if needed); None for a model that has none."""
+    spec = get_spec(name)
+    if spec.fmt != "gguf":
+        return None
+    folder = Path(resolve(name, cache_dir))
+    path = folder / GGUF_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"{name} was pulled by an older specdec without its GGUF file; run "
+                             f"`specdec models pull {name} --force`")
+    return path

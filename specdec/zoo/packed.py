@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -20,8 +21,9 @@ import torch
 from specdec.errors import ModelLoadError
 from specdec.weights import quant
 from specdec.zoo.catalog import cache_root
+from specdec.jsonl import write_text_atomic
 from specdec.zoo.sources import sha256_file
-from specdec.zoo.store import GGUF_FILE, MANIFEST, _pull_lock, record_verified
+from specdec.zoo.store import GGUF_FILE, MANIFEST, TEMP_MARK, _pull_lock, leftovers, record_verified
 
 
 
@@ -138,6 +140,9 @@ def ensure_packed(name: str, folder: Path, weights: str, cache_dir=None, say=lam
     if current():
         return path
     with _pull_lock(cache_root(cache_dir), folder.name, say):
+        for stale in leftovers(folder):  # a killed packing's temp (under the lock: nobody else writes one now)
+            say(f"removing {stale.name}, left by an interrupted packing")
+            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
         if current():
             return path
         gguf = folder / GGUF_FILE
@@ -147,15 +152,19 @@ def ensure_packed(name: str, folder: Path, weights: str, cache_dir=None, say=lam
         t0 = time.perf_counter()
         say(f"{name}: building {weights} weights from {gguf.name} (once; cached in {folder})")
         tensors, report = build_packed(gguf, folder, weights, say)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        # a temp FOLDER named as the cleanup knows: safetensors' own temp file (it writes NAME.tmpXXXX beside
+        # the file it is asked for) lands inside it, so a SIGKILL leaves nothing the next run cannot find
+        tmp_dir = folder / f".{path.name}{TEMP_MARK}{os.getpid()}"
         meta = {"format_version": str(quant.FORMAT_VERSION), "weights": weights,
                 "torch": torch.__version__, "sources": json.dumps(report)}
         try:
+            tmp_dir.mkdir()
+            tmp = tmp_dir / path.name
             save_file(tensors, str(tmp), metadata=meta)
             tmp.chmod(0o644)
             os.replace(tmp, path)
         finally:
-            tmp.unlink(missing_ok=True)
+            shutil.rmtree(tmp_dir, ignore_errors=True)
         manifest_path = folder / MANIFEST
         manifest = json.loads(manifest_path.read_text())
         manifest.setdefault("files", {})[path.name] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
@@ -163,9 +172,7 @@ def ensure_packed(name: str, folder: Path, weights: str, cache_dir=None, say=lam
             "seconds": round(time.perf_counter() - t0, 1), "torch": torch.__version__,
             "4-bit tensors": sum(v.endswith("4-bit") for v in report.values()),
             "8-bit tensors": sum(v.endswith("8-bit") for v in report.values())}
-        tmp_m = manifest_path.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
-        tmp_m.write_text(json.dumps(manifest, indent=2) + "\n")
-        os.replace(tmp_m, manifest_path)
+        write_text_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
         record_verified(folder, [path.name])
         say(f"{name}: {weights} weights ready in {time.perf_counter() - t0:.1f} s "
             f"({path.stat().st_size / 1e9:.2f} GB)")

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from specdec.errors import InputError, ModelLoadError, UnknownNameError
+from specdec.jsonl import write_text_atomic
 import specdec.zoo.convert as convert
-from specdec.zoo.catalog import CAUSAL_LM, MASKED_LM, ZOO, ModelSpec, cache_root
+from specdec.zoo.catalog import ZOO, ModelSpec, cache_root
 from specdec.zoo.sources import copy_parts, disk_guard, locate, sha256_file
 
 MANIFEST = "specdec-model.json"
@@ -157,19 +158,6 @@ def _pull_locked(spec: ModelSpec, root: Path, dest: Path, bar) -> Path:
     return dest
 
 
-def gguf_path(name: str, cache_dir: PathLike | None = None) -> Path | None:
-    """The GGUF file of a pulled GGUF zoo model (pulled now if needed); None for a model that has none."""
-    spec = get_spec(name)
-    if spec.fmt != "gguf":
-        return None
-    folder = Path(resolve(name, cache_dir))
-    path = folder / GGUF_FILE
-    if not path.is_file():
-        raise ModelLoadError(f"{name} was pulled by an older specdec without its GGUF file; run "
-                             f"`specdec models pull {name} --force`")
-    return path
-
-
 def _stamp(t0: float) -> dict:
     import torch
     import transformers
@@ -224,7 +212,24 @@ def verify(name: str, cache_dir: PathLike | None = None) -> VerifyReport:
                 report.rows.append((fname, False, f"unreadable header ({e})"))
                 continue
         report.rows.append((fname, True, detail))
+    for p in leftovers(folder):
+        size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+        report.rows.append((p.name, False, f"left by an interrupted pull or packing ({size:,} bytes); the next "
+                                           f"`specdec models pull {name}` or load that builds weights removes it"))
     return report
+
+
+REBUILT = ("weights-",)  # manifest files this project builds from the others when missing (packed weights)
+TEMP_MARK = ".tmp-"  # every temporary file or folder this project writes in the cache has it in its name
+
+
+def is_rebuilt(fname: str) -> bool:
+    return fname.startswith(REBUILT)
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Temporary files and folders an interrupted pull or packing left in a model folder."""
+    return sorted(p for p in folder.iterdir() if p.name.startswith(".") and TEMP_MARK in p.name)
 
 
 def _file_problem(p: Path, want: dict) -> str | None:
@@ -257,12 +262,8 @@ def record_verified(folder: Path, names: list[str]) -> None:
     A read-only cache keeps no stamps: its loads then re-hash every time, which stays correct."""
     stamps = _read_stamps(folder)
     stamps.update({n: _file_key(folder / n) for n in names if (folder / n).is_file()})
-    tmp = folder / f"{STAMPS}.tmp-{os.getpid()}"
     with suppress(OSError):
-        tmp.write_text(json.dumps(stamps) + "\n")
-        os.replace(tmp, folder / STAMPS)
-    with suppress(OSError):
-        tmp.unlink(missing_ok=True)
+        write_text_atomic(folder / STAMPS, json.dumps(stamps) + "\n")
 
 
 def check_cached(name: str, folder: Path) -> None:
@@ -281,7 +282,12 @@ def check_cached(name: str, folder: Path) -> None:
     for fname, want in files.items():
         p = folder / fname
         if not p.is_file():
-            continue  # packed weights are rebuilt when missing; a missing model file fails its loader clearly
+            if is_rebuilt(fname):
+                continue  # packed weights are rebuilt when missing
+            # transformers would load on without it: no tokenizer.json = a 2-entry tokenizer printing '', no
+            # chat_template.jinja = chat mode silently off
+            raise ModelLoadError(f"the cached copy of {name} at {folder} is incomplete ({fname} is missing); "
+                                 f"run `specdec models pull {name} --force`")
         if stamps.get(fname) == _file_key(p):
             continue
         problem = _file_problem(p, want)

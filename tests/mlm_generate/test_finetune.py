@@ -93,3 +93,14 @@ def test_load_tsv(tmp_path):
     p.write_text("no label here\n")
     with pytest.raises(DataError):
         load_tsv(p)
+
+
+@pytest.mark.parametrize("name", ["../elsewhere", "/etc", "..", "a/../../b"])
+def test_resume_refuses_a_checkpoint_name_outside_the_run_folder(tmp_path, name):
+    from mlm_generate.finetune import _load_checkpoint
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "latest.json").write_text(json.dumps({"checkpoint": name, "step": 1}))
+    with pytest.raises(CheckpointError, match="not a checkpoint folder inside"):
+        _load_checkpoint(out, None, None, None, FinetuneConfig())

@@ -24,6 +24,14 @@ def env(monkeypatch, tmp_path, target_model, draft_model, tokenizer):
     (tmp_path / "prompts.txt").write_text("w1 w2 w3\n")
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "folder").mkdir()
+    (tmp_path / "binary.dat").write_bytes(bytes(range(256)) * 8)
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "bad.jsonl").write_text("{bad\n")
+    (tmp_path / "ok.txt").write_text("hello world\n")
+    (tmp_path / "train.tsv").write_text("good movie\t1\n")
+    for name, text in (("damaged", "{bad"), ("a_list", "[1, 2]")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(text)
     return tmp_path, loaded
 
 
@@ -90,6 +98,35 @@ CASES = [
     # mlm
     (["mlm", "fill", "a [MASK] b", "--top-k", "0"], None, "--top-k and --iterations must be >= 1", False),
     (["mlm", "classify", "  ", "--labels", "neg,pos"], None, "empty text", False),
+    # reliability, second pass: silent wrong output, tracebacks, checks before any load
+    (["aded", "build", "--from", "{tmp}/binary.dat", "--out", "{tmp}/s.safetensors"], None, "is not UTF-8 text", False),
+    (["aded", "build", "--from", "{tmp}/empty.txt", "--out", "{tmp}/s.safetensors"], None, "no text to count", False),
+    (["aded", "build", "--from", "{tmp}/ok.txt", "--out", "{tmp}/s.txt"], None, "must end in .safetensors", False),
+    (["aded", "build", "--from", "{tmp}/bad.jsonl", "--out", "{tmp}/s.safetensors"], None, "bad.jsonl:1: not valid JSON",
+     False),
+    (["aded", "build", "--from", "{tmp}/nope", "--out", "{tmp}/s.safetensors"], None, "not a file, folder or dataset",
+     False),
+    (["aded", "build", "--from", "{tmp}/ok.txt", "--out", "{tmp}/folder"], None, "is a folder", False),
+    (["aded", "build", "--from", "{tmp}/ok.txt", "--out", "{tmp}/s.safetensors", "--top-k", "0"], None,
+     "--top-k and --min-count must be >= 1", False),
+    (["aded", "cost", "--model", "tiny-target", "--stat", "foo"], None, "--stat must be min or median", False),
+    (["aded", "cost", "--model", "tiny-target", "--budgets", "abc"], None, "expected NODES:DEPTH pairs", False),
+    (["aded", "cost", "--model", "tiny-target", "--ns", "0,-1"], None, "comma-separated whole numbers >= 1", False),
+    (["mlm", "classify", "good", "--labels", "a,a"], None, "a given twice", False),
+    (["mlm", "classify", "good", "--labels", "pos"], None, "at least two comma-separated labels", False),
+    (["mlm", "finetune", "--train", "{tmp}/binary.dat"], None, "is not UTF-8 text", False),
+    (["mlm", "finetune", "--train", "{tmp}/train.tsv", "--out", "{tmp}/a_file"], None, "is a file", False),
+    (["models", "list", "--cache-dir", "{tmp}/a_file"], None, "is a file, not a folder", False),
+    (["bench", *T, "--prompts", "+"], None, "no prompt source", False),
+    (["bench", *T, "--prompts", "{tmp}/prompts.txt", "--json", "/dev/null"], None, "is not a regular file", False),
+    (["eval", "report", "{tmp}/damaged"], None, "is damaged", False),
+    (["eval", "report", "{tmp}/a_list"], None, "is not a summary", False),
+    (["eval", "run", "gsm8k_cot", "--model", "tiny-target", "--out", "{tmp}/o", "--fewshot-file", "{tmp}/binary.dat"],
+     None, "is not UTF-8 text", False),
+    (["eval", "run", "gsm8k_cot", "--model", "tiny-target", "--out", "{tmp}/o", "--fewshot-file", "{tmp}/folder"],
+     None, "is a folder", False),
+    (["generate", "hi", *T, "--drafter", "prompt-lookup", "--policy", "specdecpp", "--policy-opt",
+      "head={tmp}/ok.txt"], None, "is not a readable safetensors file", False),
     # models
     (["models", "pull", "nope"], None, "unknown zoo model 'nope'; known:", False),
     (["models", "path", "qwen2.5-coder-0.5b-instruct"], None, "not pulled", False),
@@ -108,3 +145,26 @@ def test_bad_input_is_one_red_line(env, argv, stdin, phrase, loads):
     assert phrase in lines[0], lines[0]
     if not loads:
         assert loaded == [], f"a model was loaded before the input was refused: {loaded}"
+
+
+@pytest.mark.parametrize("argv", [["generate", "hi", "-n", "1.5"], ["generate", "hi", "-k", "2.5"],
+                                  ["generate", "hi", "-k", "inf"], ["bench", "--prompts", "x", "--max-context", "y"]])
+def test_a_usage_error_is_one_red_line_too(env, argv):
+    """click's boxed usage message before: the same one red line as every other error, click's exit code 2."""
+    tmp, loaded = env
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: Invalid value for"), res.stderr
+    assert "--help" in lines[0] and loaded == []
+
+
+def test_bad_input_leaves_nothing_new_on_disk(env):
+    """Every refused case writes nothing: the test folder holds what the fixture made, nothing more."""
+    tmp, _ = env
+    before = sorted(p.relative_to(tmp) for p in tmp.rglob("*"))
+    for argv, stdin, _, loads in CASES:
+        if not loads:
+            runner.invoke(app, [a.replace("{tmp}", str(tmp)) for a in argv], input=stdin)
+    after = sorted(p.relative_to(tmp) for p in tmp.rglob("*") if not p.is_relative_to(tmp / "cache"))
+    assert [p for p in after if p not in before] == []

@@ -163,3 +163,26 @@ def test_bad_dtype(cache, fake_bert):
 
     with pytest.raises(InputError, match="dtype must be"):
         load_masked_lm(fake_bert.name, dtype="int4")
+
+
+@pytest.mark.parametrize("missing", ["tokenizer.json", "config.json"])
+def test_a_missing_model_file_is_refused_at_load(cache, fake_bert, missing):
+    """transformers would load on without it (no tokenizer.json: a 2-entry tokenizer that printed '')."""
+    dest = pull(fake_bert.name, progress=False)
+    (dest / missing).unlink()
+    with pytest.raises(ModelLoadError, match=rf"incomplete \({missing} is missing\).*pull tiny-bert --force"):
+        load_masked_lm(fake_bert.name)
+    report = verify(fake_bert.name)
+    assert not report.ok and (missing, False, "missing") in report.rows
+
+
+def test_leftovers_of_an_interrupted_packing_are_reported_and_removed(cache, fake_bert):
+    dest = pull(fake_bert.name, progress=False)
+    stray = dest / ".weights-int4.safetensors.tmp-999999"
+    stray.mkdir()
+    (stray / "weights-int4.safetensors.tmpAbC").write_bytes(b"x" * 1000)
+    (dest / ".weights-int8.safetensors.tmp-1").write_bytes(b"y" * 10)  # an older version's temp file
+    report = verify(fake_bert.name)
+    bad = {name for name, ok, _ in report.rows if not ok}
+    assert bad == {stray.name, ".weights-int8.safetensors.tmp-1"} and not report.ok
+    assert store.leftovers(dest) == sorted([stray, dest / ".weights-int8.safetensors.tmp-1"])

@@ -96,3 +96,17 @@ def test_llama_rows_are_unpermuted(tmp_path):
     tensors, _ = build_packed(folder / "model.gguf", folder, "int4")
     got = quant.QWeight.from_tensors(tensors, "model.layers.0.self_attn.q_proj").unpack().dequantize()
     torch.testing.assert_close(got, ref.model.layers[0].self_attn.q_proj.weight.data, rtol=1e-6, atol=1e-6)
+
+
+def test_a_killed_packings_temp_files_are_removed_and_a_new_one_leaves_none(tmp_path, monkeypatch):
+    """SIGKILL mid-packing used to leave safetensors' own NAME.tmpXXXX (555 MB for the 1.5B) forever: the pack
+    is now written inside a temp folder the cleanup knows, and stale ones go under the pull lock."""
+    monkeypatch.setenv("SPECDEC_CACHE", str(tmp_path / "cache"))
+    folder, _ = _folder(tmp_path, "Q4_K", seed=2)
+    stale = folder / ".weights-int4.safetensors.tmp-424242"
+    stale.mkdir()
+    (stale / "weights-int4.safetensors.tmpXyZ").write_bytes(b"z" * 4096)
+    said = []
+    path = ensure_packed("tiny", folder, "int4", say=said.append)
+    assert path.is_file() and not stale.exists() and any("interrupted packing" in s for s in said)
+    assert [p.name for p in folder.iterdir() if ".tmp" in p.name] == []

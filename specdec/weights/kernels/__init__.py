@@ -63,18 +63,53 @@ def load(cache_dir=None, say=None):
         from torch.utils.cpp_extension import load as cpp_load
 
         out = build_dir(cache_dir)
+        _check_built(out)  # before the library is loaded: loading runs its code
         fresh = not any(out.glob("*.so"))
         if fresh and say:
             say("compiling specdec's int4/int8 CPU kernel (once per machine and torch version, about 30 s)")
         out.mkdir(parents=True, exist_ok=True)
         try:
-            _EXT = cpp_load("specdec_qmatmul", [str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=["-fopenmp"],
+            _EXT = cpp_load(NAME, [str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=["-fopenmp"],
                             build_directory=str(out), verbose=False)
         except Exception as e:  # noqa: BLE001 - a compiler problem becomes one line
             raise ModelLoadError(f"could not compile specdec's CPU kernel in {out} ({type(e).__name__}: "
                                  f"{str(e).strip().splitlines()[-1][:200] if str(e).strip() else ''}); it needs "
                                  "gcc and ninja; set SPECDEC_QKERNEL=aten to use PyTorch's int4 kernel") from None
+        _record_built(out)
         return _EXT
+
+
+NAME = "specdec_qmatmul"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _check_built(out: Path) -> None:
+    """A compiled library in the (possibly shared) cache is loaded only if its bytes are the ones this project
+    built (sha256 recorded at build time, as for model weights). One without a record (an older build, or
+    not ours) is removed and rebuilt; one whose bytes changed is refused."""
+    so, stamp = out / f"{NAME}.so", out / f"{NAME}.so.sha256"
+    if not so.is_file():
+        return
+    if not stamp.is_file():
+        so.unlink()  # rebuilt by the load that follows
+        return
+    if _sha256(so) != stamp.read_text().strip():
+        raise ModelLoadError(f"the compiled kernel {so} changed since it was built (sha256 mismatch); it is not "
+                             f"loaded. Delete {out} to rebuild it")
+
+
+def _record_built(out: Path) -> None:
+    so, stamp = out / f"{NAME}.so", out / f"{NAME}.so.sha256"
+    if so.is_file() and (not stamp.is_file() or stamp.read_text().strip() != _sha256(so)):
+        from contextlib import suppress
+
+        from specdec.jsonl import write_text_atomic
+
+        with suppress(OSError):  # a read-only cache: the next load rebuilds (or refuses) as above
+            write_text_atomic(stamp, _sha256(so) + "\n")
 
 
 def _register_op():
