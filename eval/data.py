@@ -17,23 +17,9 @@ from specdec.errors import DataError, UnknownNameError
 
 from eval.tasks import LETTERS, MMLU_CATEGORIES, MMLU_SUBJECTS, TaskSpec
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_ENV = "SPECDEC_DATA"
+from specdec.datadir import DATA_ENV, REPO_ROOT, default_data_dir, resolve_data_dir  # noqa: F401  (re-exported)
+
 HOW_TO_POINT = f"pass --data-dir DIR or set ${DATA_ENV}"
-
-
-def default_data_dir() -> Path:
-    return REPO_ROOT.parent / "shared" / "data"
-
-
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """--data-dir > $SPECDEC_DATA > <repo>/../shared/data. Not checked here (each loader says what is missing)."""
-    if data_dir:
-        return Path(data_dir).expanduser()
-    env = os.environ.get(DATA_ENV)
-    if env:
-        return Path(env).expanduser()
-    return default_data_dir()
 
 
 @dataclass(frozen=True)
@@ -103,11 +89,16 @@ def mmlu_file(data_dir: Path, subject: str, split: str) -> Path:
     return _mmlu_root(data_dir) / split / f"{subject}_{split}.csv"
 
 
-def read_mmlu_csv(path: Path, subject: str) -> list[MMLUItem]:
+def require_file(path: Path, what: str, expected: str) -> None:
+    """One line for a data file that is missing or not a file, saying where it was expected."""
     if not path.is_file():
         where = "missing" if not path.exists() else "not a file"
-        raise DataError(f"MMLU data file {path} is {where}; {HOW_TO_POINT} (expected "
-                        f"<dir>/mmlu/<split>/<subject>_<split>.csv, see shared/data/README.md)")
+        raise DataError(f"{what} data file {path} is {where}; {HOW_TO_POINT} (expected {expected}, see "
+                        f"shared/data/README.md)")
+
+
+def read_mmlu_csv(path: Path, subject: str) -> list[MMLUItem]:
+    require_file(path, "MMLU", "<dir>/mmlu/<split>/<subject>_<split>.csv")
     items: list[MMLUItem] = []
     try:
         with open(path, newline="", encoding="utf-8") as f:
@@ -188,10 +179,7 @@ def gsm8k_file(data_dir: Path, split: str) -> Path:
 
 
 def read_gsm8k_jsonl(path: Path, split: str) -> list[GSM8KItem]:
-    if not path.is_file():
-        where = "missing" if not path.exists() else "not a file"
-        raise DataError(f"GSM8K data file {path} is {where}; {HOW_TO_POINT} (expected <dir>/gsm8k/{split}.jsonl, "
-                        f"see shared/data/README.md)")
+    require_file(path, "GSM8K", f"<dir>/gsm8k/{split}.jsonl")
     from specdec.jsonl import read_jsonl
 
     items: list[GSM8KItem] = []

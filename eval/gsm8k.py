@@ -16,13 +16,13 @@ from __future__ import annotations
 import math
 import random
 import re
-import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from specdec.errors import DataError, InputError
 
 from eval.data import GSM8KItem
+from eval.lm import cut_at_stop  # noqa: F401  (re-exported: the task's post-processing)
 from eval.tasks import TaskSpec
 
 INVALID = "[invalid]"
@@ -239,14 +239,6 @@ def prompt_sha256(prompt: str | list[dict]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def cut_at_stop(text: str, stops: Sequence[str]) -> str:
-    """lm-eval's generate_until post-processing: the text before the first stop string."""
-    for s in stops:
-        if s:
-            text = text.split(s)[0]
-    return text
-
-
 def score(task: TaskSpec, item: GSM8KItem, text: str) -> dict:
     match = "numeric" if task.chat else "exact"
     preds = {name: EXTRACTORS[name](text) for name in task.extractors}
@@ -260,28 +252,30 @@ def check_chat_template(tokenizer, task: TaskSpec, model_name: str) -> None:
                          f"use gsm8k (5-shot) or gsm8k_cot (8-shot), which need none")
 
 
-# ------------------------------------------------------------------------------------------ engine
-def encode_prompt(decoder, prompt: str | list[dict]):
-    """Token ids (1, T) exactly as the engine will see them (raw text: the tokenizer's own special tokens)."""
-    return decoder.encode(prompt, chat=isinstance(prompt, list))
+# ------------------------------------------------------------------------------------------ requests and records
+def gen_request(task: TaskSpec, prompter: GSM8KPrompter, item: GSM8KItem, tokenizer, max_new_tokens: int | None = None):
+    """(the GenRequest of one question, its prompt): token ids exactly as the engine sees them (raw text with
+    the tokenizer's special tokens; chat turns through the template), built once for every backend."""
+    from specdec.api import encode_prompt
+
+    from eval.lm import GenRequest
+
+    prompt = prompter.prompt(item)
+    ids = encode_prompt(tokenizer, prompt, chat=isinstance(prompt, list))
+    return GenRequest(item.id, ids, max_new_tokens or task.max_new_tokens, tuple(task.stop)), prompt
 
 
-def generate_one(decoder, prompt_ids, task: TaskSpec, spec=None, max_new_tokens: int | None = None) -> dict:
-    """Greedy generation through the engine; returns text (cut at the task's stops), ids and stats."""
-    from specdec.config import SamplingConfig, StopConfig
-    from specdec.stats import GenerationStats
-
-    stats = GenerationStats()
-    stop = StopConfig(max_new_tokens=max_new_tokens or task.max_new_tokens, stop_strings=tuple(task.stop))
-    t0 = time.perf_counter()
-    out = decoder.generate_ids(prompt_ids, sampling=SamplingConfig(), stop=stop, spec=spec, stats=stats)
-    wall = time.perf_counter() - t0
-    raw = decoder.tokenizer.decode(out, skip_special_tokens=True)
-    st = stats.to_dict()
-    return {"text": cut_at_stop(raw, task.stop), "token_ids": out, "wall_s": wall,
-            "stats": {k: st[k] for k in ("prompt_tokens", "new_tokens", "rounds", "target_calls", "draft_calls",
-                                         "drafted", "accepted", "prefill_s", "draft_s", "verify_s", "total_s",
-                                         "compile_s", "stop_reason")} | {"decode_s": stats.decode_s}}
+def gen_record(task: TaskSpec, item: GSM8KItem, gen, prompt, prompt_tokens: int, backend: str | None = None) -> dict:
+    """One question's record from a Generation (every backend's)."""
+    rec = {"id": item.id, "prompt_tokens": prompt_tokens, "prompt_sha256": prompt_sha256(prompt), "text": gen.text,
+           **score(task, item, gen.text), "n_tokens": len(gen.token_ids), "speed": gen.speed}
+    if gen.plain is not None:
+        base = gen.plain
+        rec["plain"] = {"text": base.text, **score(task, item, base.text), "n_tokens": len(base.token_ids),
+                        "speed": base.speed, "identical": base.token_ids == gen.token_ids}
+    if backend:
+        rec["backend"] = backend
+    return rec
 
 
 def make_engine_evaluator(decoder, task: TaskSpec, prompter: GSM8KPrompter, spec=None, compare_plain: bool = False,
@@ -289,22 +283,14 @@ def make_engine_evaluator(decoder, task: TaskSpec, prompter: GSM8KPrompter, spec
     """item -> record: {"id", "prompt_tokens", "text", "target", "preds", "correct", "speed", ["plain"]}.
     With compare_plain, the same question is also decoded without speculation (right after, on the same
     loaded model) to measure the wall-clock saving and check the outputs are identical."""
-    from dataclasses import replace
+    from eval.lm import EngineLM
 
-    plain_spec = replace(spec or decoder.spec, drafter=None)
+    lm = EngineLM(decoder, spec, compare_plain)
 
     def evaluate(item: GSM8KItem) -> dict:
-        prompt = prompter.prompt(item)
-        ids = encode_prompt(decoder, prompt)
-        gen = generate_one(decoder, ids, task, spec, max_new_tokens)
-        rec = {"id": item.id, "prompt_tokens": ids.shape[1], "prompt_sha256": prompt_sha256(prompt),
-               "text": gen["text"], **score(task, item, gen["text"]),
-               "n_tokens": len(gen["token_ids"]), "speed": gen["stats"]}
-        if compare_plain:
-            base = generate_one(decoder, ids, task, plain_spec, max_new_tokens)
-            rec["plain"] = {"text": base["text"], **score(task, item, base["text"]), "n_tokens": len(base["token_ids"]),
-                            "speed": base["stats"], "identical": base["token_ids"] == gen["token_ids"]}
-        return rec
+        req, prompt = gen_request(task, prompter, item, decoder.tokenizer, max_new_tokens)
+        (_, gen), = lm.generate_until([req])
+        return gen_record(task, item, gen, prompt, len(req.prompt_ids))
 
     return evaluate
 

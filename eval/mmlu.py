@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import torch
 
 from eval.data import MMLUItem
-from specdec.drafters.base import DraftTree
+from eval.lm import LoglikRequest, LoglikScorer, encode_pair  # noqa: F401  (re-exported: the engine's scorer)
 from eval.tasks import LETTERS, MMLU_CATEGORIES, MMLU_SUBJECTS, TaskSpec
 
 
@@ -54,83 +54,7 @@ def context(task: TaskSpec, item: MMLUItem, shots: Sequence[MMLUItem] = ()) -> s
     return "".join(parts)
 
 
-def encode_pair(tokenizer, ctx: str, cont: str) -> tuple[list[int], list[int]]:
-    n = len(ctx) - len(ctx.rstrip())
-    if n:
-        ctx, cont = ctx[:-n], ctx[-n:] + cont
-    whole = tokenizer(ctx + cont)["input_ids"]
-    ctx_ids = tokenizer(ctx)["input_ids"]
-    return list(ctx_ids), list(whole[len(ctx_ids):])
-
-
 # ------------------------------------------------------------------------------------------ scoring
-class LoglikScorer:
-    """log p(continuation | context) for several continuations at once, on an engine `TorchRunner`."""
-
-    def __init__(self, runner, tokenizer) -> None:
-        self.runner = runner
-        self.tokenizer = tokenizer
-        self._cached: list[int] = []  # token ids whose KV sits committed in the runner's cache
-        self.truncated = 0
-
-    def _prefill(self, ids: list[int]) -> None:
-        """Make the runner's committed cache hold exactly `ids`, reusing the longest cached prefix."""
-        r = self.runner
-        if r.length != len(self._cached):  # someone else used the runner: start over
-            self._cached = []
-            r.reset()
-        same = 0
-        for a, b in zip(self._cached, ids):
-            if a != b:
-                break
-            same += 1
-        r.rollback(same)
-        self._cached = self._cached[:same]
-        if len(ids) > same:
-            r.prefill(torch.tensor([ids[same:]]))
-            self._cached = list(ids)
-
-    def score_ids(self, ctx: list[int], conts: list[list[int]]) -> list[tuple[float, bool]]:
-        """[(sum log p, is greedy)] of each continuation after `ctx`: one forward for all of them."""
-        if not ctx:
-            raise ValueError("empty context")
-        if any(not c for c in conts):
-            raise ValueError("empty continuation")
-        room = self.runner.max_context - 1 - sum(len(c) for c in conts)
-        if len(ctx) > room:  # lm-eval left-truncates too; counted in the summary
-            ctx = ctx[len(ctx) - room:]
-            self.truncated += 1
-        self._prefill(ctx[:-1])
-        # the tree: the root = the last context token; then each continuation as a branch below it
-        toks = [ctx[-1]]
-        parents: list[int] = []  # DraftTree parents (node i = toks[i + 1]; -1 = the root)
-        parent_nodes: list[list[int]] = []  # per continuation, its rows in the pass
-        for c in conts:
-            nodes = []
-            for j, t in enumerate(c):
-                parents.append(len(toks) - 2 if j else -1)
-                nodes.append(len(toks))
-                toks.append(t)
-            parent_nodes.append(nodes)
-        tree = DraftTree(parents)
-        logits, _ = self.runner.forward(torch.tensor([toks]), tree_mask=tree.attention_mask(), depths=tree.positions())
-        logp = torch.log_softmax(logits[0].float(), dim=-1)  # (T, V)
-        out = []
-        for c, nodes in zip(conts, parent_nodes):
-            prev = [0] + nodes[:-1]  # the node whose output predicts each continuation token
-            lp = logp[prev]  # (len(c), V)
-            tgt = torch.tensor(c)
-            ll = float(lp.gather(1, tgt[:, None]).sum())
-            greedy = bool((lp.argmax(-1) == tgt).all())
-            out.append((ll, greedy))
-        return out
-
-    def score(self, ctx: str, conts: list[str]) -> list[tuple[float, bool]]:
-        pairs = [encode_pair(self.tokenizer, ctx, c) for c in conts]
-        ctx_ids = pairs[0][0]
-        return self.score_ids(ctx_ids, [p[1] for p in pairs])
-
-
 def fewshot_for(task: TaskSpec, subject: str, dev: dict[str, list[MMLUItem]]) -> list[MMLUItem]:
     if not task.num_fewshot:
         return []
@@ -143,21 +67,31 @@ def fewshot_for(task: TaskSpec, subject: str, dev: dict[str, list[MMLUItem]]) ->
     return pool[: task.num_fewshot]  # lm-eval's first_n sampler
 
 
+def loglik_request(task: TaskSpec, item: MMLUItem, dev: dict[str, list[MMLUItem]], tokenizer):
+    """(the LoglikRequest of one question, its prompt text): built once, whatever backend scores it."""
+    ctx = context(task, item, fewshot_for(task, item.subject, dev))
+    pairs = [encode_pair(tokenizer, ctx, c) for c in continuations(task, item)]
+    return LoglikRequest(item.id, pairs[0][0], [b for _, b in pairs]), ctx
+
+
+def loglik_record(task: TaskSpec, item: MMLUItem, ll: list[float], ctx: str) -> dict:
+    """One question's record from its continuations' log-likelihoods (every backend's)."""
+    pred = max(range(len(ll)), key=lambda i: ll[i])  # first max on ties, like numpy argmax
+    rec = {"id": item.id, "subject": item.subject, "answer": item.answer, "pred": pred,
+           "correct": pred == item.answer, "loglik": ll, "prompt_sha256": sha256(ctx)}
+    if task.scoring == "cloze":  # lm-eval acc_norm: loglik per byte of the continuation
+        norm = [v / len(c.encode("utf-8")) for v, c in zip(ll, continuations(task, item))]
+        pred_n = max(range(len(norm)), key=lambda i: norm[i])
+        rec.update(pred_norm=pred_n, correct_norm=pred_n == item.answer)
+    return rec
+
+
 def make_loglik_evaluator(task: TaskSpec, scorer: LoglikScorer,
                           dev: dict[str, list[MMLUItem]]) -> Callable[[MMLUItem], dict]:
     def evaluate(item: MMLUItem) -> dict:
-        ctx = context(task, item, fewshot_for(task, item.subject, dev))
-        conts = continuations(task, item)
-        res = scorer.score(ctx, conts)
-        ll = [r[0] for r in res]
-        pred = max(range(len(ll)), key=lambda i: ll[i])  # first max on ties, like numpy argmax
-        rec = {"id": item.id, "subject": item.subject, "answer": item.answer, "pred": pred,
-               "correct": pred == item.answer, "loglik": ll, "prompt_sha256": sha256(ctx)}
-        if task.scoring == "cloze":  # lm-eval acc_norm: loglik per byte of the continuation
-            norm = [l / len(c.encode("utf-8")) for l, c in zip(ll, conts)]
-            pred_n = max(range(len(norm)), key=lambda i: norm[i])
-            rec.update(pred_norm=pred_n, correct_norm=pred_n == item.answer)
-        return rec
+        req, ctx = loglik_request(task, item, dev, scorer.tokenizer)
+        ll = [r[0] for r in scorer.score_ids(req.context, req.continuations)]
+        return loglik_record(task, item, ll, ctx)
 
     return evaluate
 

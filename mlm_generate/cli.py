@@ -74,15 +74,11 @@ def _distinct(labels: list[str], given: str) -> None:
 
 
 def _read_examples(path: Path, k: int) -> list[dict]:
+    from specdec.jsonl import read_jsonl  # noqa: PLC0415
+
     if not path.is_file():
         raise DataError(f"{path} does not exist")
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except ValueError as e:
-                raise DataError(f"{path}:{n}: not JSON ({e})") from None
+    rows = [r for _, r in read_jsonl(path, "not JSON")]
     return rows[:k] if k >= 0 else rows
 
 
@@ -232,8 +228,7 @@ def generate(prompt: str = typer.Argument("", help="text the generation continue
     res = run(load_mlm(model), prompt, cfg, suffix=suffix)
     if not as_json:
         typer.echo(f"{prompt}{' ' if prompt else ''}{res.text}")
-        typer.echo(f"[{res.method}, length {res.length}, {res.forward_passes} passes, "
-                   f"{res.tokens_per_second:.1f} tok/s, mean log-prob {res.avg_logprob:.3f}]", err=True)
+        typer.echo(f"[{res.method}: {res.stats().summary()}, mean log-prob {res.avg_logprob:.3f}]", err=True)
     d = res.to_dict()
     d.update(prompt=prompt, model=model)
     return d

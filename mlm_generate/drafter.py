@@ -5,6 +5,13 @@ byte-level BPE) the draft is translated through text: target ids -> text -> MLM 
 text -> target ids; the time spent translating is reported in `draft.info`. The drafter is
 deterministic (`q=None`), so the shared `verify()` keeps the output exactly the target's.
 
+Mask-predict as the non-autoregressive initializer: with `refine=N` the parallel fill is refined by N more
+mask-predict passes (`nar.refine`: the least confident tokens re-masked and predicted again) before the
+target verifies it -- the same `verify()` as every drafter. The MLM's per-token probability goes to the
+policy as the draft's confidence (`DraftStep.top_prob`): `confidence` cuts the draft at the first token below
+its threshold. (Policies that need the draft model's hidden states, SpecDec++, are not asked: an MLM has none
+of the target family's.)
+
 Limits (stated, not hidden): an uncased WordPiece MLM loses case, newlines and indentation; the
 optional `restore_case` puts back the case of words seen in the context. Expect low acceptance on
 code and chat, where the target's next tokens are often whitespace or punctuation.
@@ -17,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from policies.base import DraftStep
 from specdec.drafters.base import Draft, DraftContext, DrafterBase, VerifyResult
 from specdec.errors import InputError
 
@@ -35,10 +43,11 @@ class MLMDrafter(DrafterBase):
     name = "mlm"
 
     def __init__(self, mlm: MLM | str = "bert-tiny-splade", target_tokenizer=None, *, iterations: int = 1,
-                 context_tokens: int = 96, extra_masks: int = 0, restore_case: bool = True) -> None:
+                 context_tokens: int = 96, extra_masks: int = 0, restore_case: bool = True, refine: int = 0) -> None:
         if target_tokenizer is None:
             raise InputError("the mlm drafter needs the target's tokenizer")
-        _check(iterations=iterations, context_tokens=context_tokens, extra_masks=extra_masks)
+        _check(iterations=iterations, context_tokens=context_tokens, extra_masks=extra_masks, refine=refine)
+        self.refine = refine
         from mlm_generate.models import MLM, load_mlm  # noqa: PLC0415
 
         self.mlm = mlm if isinstance(mlm, MLM) else load_mlm(mlm)
@@ -57,9 +66,10 @@ class MLMDrafter(DrafterBase):
         pass
 
     # ------------------------------------------------------------------ helpers
-    def _fill(self, ctx_ids: list[int], n: int) -> list[int]:
-        """MLM ids: n masks after the context (the context loses its beginning to fit)."""
-        from mlm_generate.nar import iterative_fill  # noqa: PLC0415
+    def _fill(self, ctx_ids: list[int], n: int) -> tuple[list[int], list[float]]:
+        """(MLM ids, their log-probabilities): n masks after the context (the context loses its beginning to
+        fit), then `refine` mask-predict passes over the filled draft (nar.refine)."""
+        from mlm_generate.nar import iterative_fill, refine  # noqa: PLC0415
 
         frame = self.mlm.tokenizer("", add_special_tokens=True)["input_ids"]
         head, tail = frame[:1], frame[1:]  # [CLS] .. [SEP] (BERT, ModernBERT), <s> .. </s> (RoBERTa)
@@ -67,8 +77,25 @@ class MLMDrafter(DrafterBase):
         ctx_ids = ctx_ids[-room:] if room > 0 else []
         ids = torch.tensor([head + ctx_ids + [self.mlm.mask_id] * n + tail])
         fill = ids == self.mlm.mask_id
-        out, _, _ = iterative_fill(self.mlm, ids, torch.ones_like(ids), fill, self.iterations)
-        return out[fill].tolist()
+        out, conf, _ = iterative_fill(self.mlm, ids, torch.ones_like(ids), fill, self.iterations)
+        toks, lps = out[fill].tolist(), conf[fill].tolist()
+        if self.refine:
+            res = refine(self.mlm, self.mlm.tokenizer.decode(ctx_ids), toks, iterations=self.refine + 1)
+            toks, lps = res.tokens, res.token_logprobs
+        return toks, lps
+
+    @staticmethod
+    def _by_policy(ctx: DraftContext, toks: list[int], lps: list[float]) -> list[int]:
+        """The draft cut where the policy stops drafting, shown each token's MLM probability as confidence."""
+        import math
+
+        if ctx.policy is None or ctx.policy.needs_hidden:  # None: asked outside the loop
+            return toks
+        for i, tok in enumerate(toks):
+            p = math.exp(lps[min(i, len(lps) - 1)]) if lps else 1.0
+            if not ctx.policy.keep_drafting(DraftStep(index=i, token=int(tok), token_prob=p, top_prob=p)):
+                return toks[: i + 1]  # the token just drafted is still verified
+        return toks
 
     @staticmethod
     def _recase(text: str, context: str) -> str:
@@ -98,14 +125,14 @@ class MLMDrafter(DrafterBase):
         tail = ctx.tokens[0, -self.context_tokens:].tolist()
         if self.shared_vocab:
             t1 = time.perf_counter()
-            ids = self._fill(tail, k)
+            ids, lps = self._fill(tail, k)
             t2 = time.perf_counter()
             toks, draft_text, t_in, t_out = ids, None, 0.0, 0.0
         else:
             ctx_text = self.tt.decode(tail, skip_special_tokens=True)
             mlm_ctx = self.mlm.tokenizer(ctx_text, add_special_tokens=False)["input_ids"]
             t1 = time.perf_counter()
-            filled = self._fill(mlm_ctx, k + self.extra_masks)
+            filled, lps = self._fill(mlm_ctx, k + self.extra_masks)
             t2 = time.perf_counter()
             mtok = self.mlm.tokenizer
             both = mtok.decode(mlm_ctx + filled)
@@ -115,6 +142,7 @@ class MLMDrafter(DrafterBase):
                 draft_text = self._recase(draft_text, ctx_text)
             toks = self._to_target(ctx_text, draft_text, k)
             t_in, t_out = t1 - t0, time.perf_counter() - t2
+        toks = self._by_policy(ctx, toks, lps)
         mlm_s = t2 - t1
         self.totals["rounds"] += 1
         self.totals["translate_s"] += t_in + t_out
@@ -127,10 +155,10 @@ class MLMDrafter(DrafterBase):
 
 
 def _check(mlm: str = "bert-tiny-splade", iterations: int = 1, context_tokens: int = 96, extra_masks: int = 0,
-           restore_case: bool = True) -> None:
+           restore_case: bool = True, refine: int = 0) -> None:
     """Before any model loads: the ranges, and a masked LM that is a zoo name, a model folder or a hub id."""
-    if iterations < 1 or context_tokens < 1 or extra_masks < 0:
-        raise InputError("iterations >= 1, context_tokens >= 1 and extra_masks >= 0 are required")
+    if iterations < 1 or context_tokens < 1 or extra_masks < 0 or refine < 0:
+        raise InputError("iterations >= 1, context_tokens >= 1, extra_masks >= 0 and refine >= 0 are required")
     if isinstance(mlm, str):
         from specdec.zoo.load import check_model_name
 
@@ -139,6 +167,6 @@ def _check(mlm: str = "bert-tiny-splade", iterations: int = 1, context_tokens: i
 
 @DRAFTERS.register("mlm", check=_check)
 def _build(env: DrafterEnv, mlm: str = "bert-tiny-splade", iterations: int = 1, context_tokens: int = 96,
-           extra_masks: int = 0, restore_case: bool = True) -> MLMDrafter:
+           extra_masks: int = 0, restore_case: bool = True, refine: int = 0) -> MLMDrafter:
     return MLMDrafter(mlm, env.target_tokenizer, iterations=iterations, context_tokens=context_tokens,
-                      extra_masks=extra_masks, restore_case=restore_case)
+                      extra_masks=extra_masks, restore_case=restore_case, refine=refine)

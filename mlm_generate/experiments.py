@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import platform
 import statistics
 import time
@@ -22,10 +21,11 @@ from typing import Optional
 import torch
 import typer
 
+from specdec.datadir import resolve_data_dir
 from specdec.validate import set_threads
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
-DATA = Path(os.environ.get("SPECDEC_DATA") or Path(__file__).resolve().parent.parent.parent / "shared" / "data")
+DATA = resolve_data_dir()
 
 
 def _env(threads: int) -> dict:
@@ -211,10 +211,10 @@ def drafter(target: str = "qwen2.5-coder-1.5b-instruct", mlm: str = "bert-tiny-s
     import specdec  # noqa: PLC0415
     from specdec.config import SpecConfig  # noqa: PLC0415
 
-    import mlm_generate.drafter  # noqa: F401,PLC0415  (registers "mlm")
+    from specdec.jsonl import read_jsonl  # noqa: PLC0415
 
     set_threads(threads)
-    rows = [json.loads(line) for line in data.read_text().splitlines() if line.strip()]
+    rows = [r for _, r in read_jsonl(data)]
     cats = categories.split(",")
     picked = []
     for c in cats:

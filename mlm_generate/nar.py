@@ -61,14 +61,24 @@ class GenerationResult:
     forward_passes: int
     seconds: float
     candidates: list[Candidate] = field(default_factory=list)
+    token_logprobs: list[float] = field(default_factory=list)  # the MLM's log-probability of each token
 
     @property
     def tokens_per_second(self) -> float:
         return self.length / self.seconds if self.seconds > 0 else float("inf")
 
+    def stats(self):
+        """The engine's GenerationStats of this non-autoregressive generation (one metrics type for every
+        generator): tokens, forward passes of the masked LM (as target calls), seconds."""
+        from specdec.stats import GenerationStats
+
+        return GenerationStats(new_tokens=self.length, rounds=self.iterations, target_calls=self.forward_passes,
+                               total_s=self.seconds, stop_reason=self.method)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["tokens_per_second"] = self.tokens_per_second
+        d["stats"] = self.stats().to_dict()
         return d
 
 
@@ -261,7 +271,7 @@ def refine(mlm: MLM, prompt: str, draft: str | Sequence[int], iterations: int = 
     toks = out[fill].tolist()
     return GenerationResult(text=tok.decode(toks), tokens=toks, length=len(toks), avg_logprob=float(conf[fill].mean()),
                             method="refine", iterations=iterations, forward_passes=passes,
-                            seconds=time.perf_counter() - t0)
+                            seconds=time.perf_counter() - t0, token_logprobs=conf[fill].tolist())
 
 
 @torch.no_grad()

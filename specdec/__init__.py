@@ -11,10 +11,10 @@ engine, and the packages can be imported in any order.
 from importlib import import_module
 
 _EXPORTS = {
-    "load": "specdec.api", "SpecDecoder": "specdec.api", "Result": "specdec.api", "Piece": "specdec.api",
+    "load": "specdec.api", "load_run": "specdec.api", "SpecDecoder": "specdec.api", "Result": "specdec.api", "Piece": "specdec.api",
     "verify": "specdec.verify", "GenerationStats": "specdec.stats",
     "EngineConfig": "specdec.config", "SamplingConfig": "specdec.config", "SpecConfig": "specdec.config",
-    "StopConfig": "specdec.config",
+    "StopConfig": "specdec.config", "RunConfig": "specdec.config",
 }
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"

@@ -169,10 +169,9 @@ class SpecDecoder:
 
     def eos_ids(self) -> set[int]:
         """The tokenizer's EOS and the model's own (generation config / GGUF) end-of-generation tokens."""
-        ids = set(self.target.eos_token_ids)
-        if self.tokenizer.eos_token_id is not None:
-            ids.add(int(self.tokenizer.eos_token_id))
-        return ids
+        from specdec.zoo.load import eos_token_ids
+
+        return set(eos_token_ids(self.tokenizer, extra=self.target.eos_token_ids))
 
     # ---- public API
     def stream_ids(self, prompt_ids: torch.Tensor, *, sampling: SamplingConfig = SamplingConfig(),

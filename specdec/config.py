@@ -74,7 +74,7 @@ class StopConfig:
             raise InputError(f"eos_token_ids must be token ids (whole numbers >= 0), got {self.eos_token_ids!r}")
 
 
-BACKENDS = ("auto", "torch", "llamacpp")
+BACKENDS = ("auto", "torch", "llamacpp")  # the built-in runners; plug-ins add theirs to specdec.runners.RUNNERS
 WEIGHTS = ("auto", "bf16", "int8", "int4", "int4-all")
 MAX_PASS_ROWS = 128  # the longest pass a runner pads to (specdec.runners.torch_runner.BUCKETS)
 
@@ -104,8 +104,8 @@ class EngineConfig:
     cache_dir: str | None = None  # model zoo cache; None = $SPECDEC_CACHE or the user cache dir
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if not isinstance(self.backend, str) or not self.backend.strip():
+            raise InputError(f"backend must be a runner name, got {self.backend!r}")  # known names: check_backend
         if self.weights not in WEIGHTS:
             raise InputError(f"weights must be one of {', '.join(WEIGHTS)}, got {self.weights!r}")
         if self.dtype not in ("bfloat16", "float32", "float16"):

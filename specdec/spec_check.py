@@ -6,6 +6,7 @@ import inspect
 
 from specdec.config import RunConfig, SpecConfig
 from specdec.errors import InputError
+from specdec.runners import check_backend
 from specdec.validate import check_option_value
 
 
@@ -51,6 +52,7 @@ def check_run(run: RunConfig) -> None:
     from specdec.zoo.load import check_model_name
 
     check_spec(run.spec)
+    check_backend(run.engine.backend)  # auto or a registered runner
     draft_option = run.spec.drafter_options.get("draft")
     if run.spec.drafter in ("draft-model", "hybrid") and not run.draft and not draft_option:
         raise InputError(f"the {run.spec.drafter} drafter needs a draft model: pass --draft NAME")

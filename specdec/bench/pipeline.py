@@ -303,10 +303,9 @@ def _run_hf(plan: BenchPlan, ids, engine: EngineConfig, ref_out, rec: Recorder, 
     hf_engine = replace(engine, weights="bf16", backend="torch")
     model, tok = _load_hf(plan.target, hf_engine)
     assistant = _load_hf(plan.draft, hf_engine)[0] if plan.draft else None
-    e = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    eos = {int(x) for x in ([e] if isinstance(e, int) else (e or []))}
-    if tok.eos_token_id is not None:
-        eos.add(int(tok.eos_token_id))
+    from specdec.zoo.load import eos_token_ids
+
+    eos = set(eos_token_ids(tok, model))
     backends, info = R.hf_setups(model, tok, eos, plan.sampling, plan.stop, assistant, plan.draft)
     R.run_bench(backends, ids, greedy=plan.sampling.greedy, reference="hf_generate", progress=progress,
                 ref_outputs=ref_out, on_setup=lambda n, r: rec.add(n, r, info.get(n)), keep_going=True)

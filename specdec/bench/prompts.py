@@ -5,7 +5,7 @@
     load_prompts("gsm8k:20")                          # the first 20 GSM8K test questions
     load_prompts("my_prompts.txt")                    # one prompt per line (.txt) or {"prompt": ...} per line (.jsonl)
 
-The data folder is `data_dir` if given, else $SPECDEC_DATA, else ../shared/data relative to the cwd.
+The data folder: specdec.datadir.resolve_data_dir (`data_dir` > $SPECDEC_DATA > <project>/../shared/data).
 """
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from specdec.datadir import DATA_ENV, resolve_data_dir
 from specdec.errors import DataError, InputError
 
-DATA_ENV = "SPECDEC_DATA"
-DEFAULT_DATA_DIR = Path("..") / "shared" / "data"
 DATASETS = {"spec_bench": Path("spec_bench") / "question.jsonl", "gsm8k": Path("gsm8k") / "test.jsonl"}
 
 
@@ -26,14 +25,6 @@ class BenchPrompt:
     source: str  # "spec_bench", "gsm8k" or the file name
     category: str = ""
     id: str = ""
-
-
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """`data_dir`, else $SPECDEC_DATA, else ../shared/data (relative to the current directory)."""
-    if data_dir:
-        return Path(data_dir)
-    env = os.environ.get(DATA_ENV)
-    return Path(env) if env else DEFAULT_DATA_DIR
 
 
 def _read_jsonl(path: Path) -> list[dict]:

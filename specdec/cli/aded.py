@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -27,12 +26,14 @@ DATASETS = ("gsm8k", "spec_bench")
 
 
 def data_dir(explicit: str | None = None) -> Path:
-    """--data-dir > $SPECDEC_DATA > ../shared/data next to the project > /work/shared/data."""
-    root = Path(__file__).resolve().parents[2]
-    for cand in (explicit, os.environ.get("SPECDEC_DATA"), root.parent / "shared" / "data", "/work/shared/data"):
-        if cand and Path(cand).expanduser().is_dir():
-            return Path(cand).expanduser()
-    raise DataError("benchmark data not found; pass --data-dir (the folder holding gsm8k/ and spec_bench/)")
+    """The datasets folder (specdec.datadir), which must exist here."""
+    from specdec.datadir import resolve_data_dir
+
+    root = resolve_data_dir(explicit)
+    if not root.is_dir():
+        raise DataError(f"benchmark data not found at {root}; pass --data-dir (the folder holding gsm8k/ and "
+                        f"spec_bench/) or set $SPECDEC_DATA")
+    return root
 
 
 def _strings(obj) -> Iterator[str]:

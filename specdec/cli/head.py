@@ -27,6 +27,7 @@ from rich.table import Table
 from specdec.config import DEFAULT_DRAFT, DEFAULT_TARGET
 from specdec.validate import set_threads
 from specdec.errors import InputError
+from specdec.zoo.load import eos_token_ids
 
 head_app = typer.Typer(cls=OneLineGroup, help="SpecDec++ acceptance heads: build-data, train, eval, calibrate.",
                        no_args_is_help=True)
@@ -67,16 +68,6 @@ def _load(name: str, dtype: str, cache_dir: str | None):
     from specdec.zoo import load_causal_lm
 
     return load_causal_lm(name, dtype=dtype, cache_dir=cache_dir)
-
-
-def _eos_ids(tokenizer, model) -> list[int]:
-    ids: set[int] = set()
-    if getattr(tokenizer, "eos_token_id", None) is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    e = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    if e is not None:
-        ids.update([e] if isinstance(e, int) else e)
-    return sorted(ids)
 
 
 EVAL_FILES = ("gsm8k/test", "spec_bench")  # evaluation prompts: never training data
@@ -120,10 +111,8 @@ def build_data(
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Generate (or resume) sharded training data: target responses, labels min(1, p/q), draft features."""
-    import torch
-
     from specdec.head.data import (DataConfig, build_dataset, make_hf_batch_responder, make_responder,
-                                         read_prompts)
+                                   read_prompts)
     from policies.specdecpp.head import draft_identity
     from specdec.api import SpecDecoder
     from specdec.config import EngineConfig, SpecConfig
@@ -159,14 +148,14 @@ def build_data(
                           engine=EngineConfig(dtype=dtype), draft=draft, model_loader=lambda name: (dmodel, dtok))
         respond = make_responder(dec, max_new_tokens, response_temperature, seed)
     else:
-        eos = _eos_ids(tok, tmodel)
+        eos = eos_token_ids(tok, tmodel)
         pad = tok.pad_token_id if tok.pad_token_id is not None else eos[0]
         respond = make_hf_batch_responder(tmodel, pad, eos, max_new_tokens, batch_size)
 
     manifest = build_dataset(cfg, out, target=tmodel, draft=dmodel, tokenizer=tok, respond=respond, prompts=texts,
                              progress=progress, log=lambda m: err.print(f"[dim]{escape(m)}[/]"),
                              estimate_only=estimate_only, max_shards=max_shards)
-    manifest["eos_token_ids"] = _eos_ids(tok, tmodel)
+    manifest["eos_token_ids"] = eos_token_ids(tok, tmodel)
     manifest.setdefault("commands", []).append(_command_line())
     from specdec.head.data import write_manifest
 

@@ -114,14 +114,15 @@ class DraftModelDrafter(DrafterBase):
 def check_options(draft: str | None = None, vocab: int = 0, draft_weights: str | None = None,
                   draft_backend: str | None = None) -> None:
     """The draft-model drafter's option checks that need no model (hybrid runs them too)."""
-    from specdec.config import BACKENDS, WEIGHTS
+    from specdec.config import WEIGHTS
+    from specdec.runners import check_backend
 
     if vocab < 0:
         raise InputError(f"draft-model: vocab must be >= 0 (0 = the whole vocabulary), got {vocab}")
     if draft_weights is not None and draft_weights not in WEIGHTS:
         raise InputError(f"draft-model: draft_weights must be one of {', '.join(WEIGHTS)}, got {draft_weights!r}")
-    if draft_backend is not None and draft_backend not in BACKENDS:
-        raise InputError(f"draft-model: draft_backend must be one of {', '.join(BACKENDS)}, got {draft_backend!r}")
+    if draft_backend is not None:
+        check_backend(draft_backend, "draft-model: draft_backend")
 
 
 @DRAFTERS.register("draft-model", check=check_options)

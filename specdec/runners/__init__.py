@@ -23,6 +23,12 @@ from specdec.runners.base import Runner
 RUNNERS: Registry[Callable[..., tuple[Runner, Any]]] = Registry("runner")
 
 
+def check_backend(backend: str, flag: str = "--backend") -> None:
+    """`auto` or a registered runner (specdec.runners.RUNNERS: torch, llamacpp and any plug-in's)."""
+    if backend != "auto" and backend not in RUNNERS:
+        raise InputError(f"{flag} must be one of auto, {', '.join(RUNNERS.names())}, got {backend!r}")
+
+
 def is_runner(obj) -> bool:
     return all(hasattr(obj, a) for a in ("forward", "commit", "rollback", "prefill", "fingerprint"))
 

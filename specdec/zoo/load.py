@@ -188,3 +188,15 @@ def gguf_path(name: str, cache_dir: PathLike | None = None) -> Path | None:
         raise ModelLoadError(f"{name} was pulled by an older specdec without its GGUF file; run "
                              f"`specdec models pull {name} --force`")
     return path
+
+
+def eos_token_ids(tokenizer, model=None, extra=()) -> list[int]:
+    """Every end-of-generation token: the tokenizer's EOS, an HF model's generation config's, and `extra` (a
+    runner's own, e.g. from a GGUF). The one place they are gathered (API, bench, head data)."""
+    ids = {int(i) for i in extra}
+    if getattr(tokenizer, "eos_token_id", None) is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    e = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if e is not None:
+        ids.update(int(x) for x in ([e] if isinstance(e, int) else e))
+    return sorted(ids)

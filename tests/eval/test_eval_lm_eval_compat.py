@@ -5,7 +5,7 @@ import json
 import pytest
 
 from eval import lm_eval_compat as C
-from eval.cli import execute
+from eval.pipeline import execute
 from specdec.errors import InputError
 
 

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from eval import runner as R
-from eval.cli import execute
+from eval.pipeline import execute
 from specdec.errors import DataError, InputError, UnknownNameError
 
 from evalhelpers import byte_tokenizer
@@ -240,7 +240,7 @@ def test_exact_len_reaches_the_engine_and_is_refused_where_it_cannot_apply(tmp_p
     monkeypatch.setattr(specdec, "load", fake_load)
     s = execute("gsm8k_chat", out=tmp_path / "c", data_dir=str(data_dir), model="tiny", limit=1, max_new_tokens=4,
                 max_context=256, exact_len=5, drafter="prompt-lookup", say=lambda m: None)
-    assert seen["exact_query_len"] == 5 and s["n"] == 1
+    assert seen["engine"].exact_query_len == 5 and s["n"] == 1
     assert json.loads((tmp_path / "c" / "run.json").read_text())["exact_len"] == 5
     with pytest.raises(InputError, match="--exact-len is for generation tasks"):
         execute("mmlu", out=tmp_path / "m", data_dir=str(data_dir), decoder=decoder, exact_len=5, say=lambda m: None)
@@ -268,7 +268,8 @@ def test_cli_options_are_parsed_like_every_other_command(tmp_path, monkeypatch):
 
     seen = {}
 
-    def fake_execute(task, **kw):
+    def fake_execute(task, run=None, **kw):
+        kw["run"] = run
         seen.update(kw)
         raise InputError("stop here")
 
@@ -277,5 +278,5 @@ def test_cli_options_are_parsed_like_every_other_command(tmp_path, monkeypatch):
                                           "--drafter-opt", "adapt=false", "--drafter-opt", "max-ngram=4",
                                           "--policy-opt", "threshold=0.5"])
     assert res.exit_code == 1 and "stop here" in res.output
-    assert seen["drafter_options"] == {"adapt": False, "max_ngram": 4}
-    assert seen["policy_options"] == {"threshold": 0.5}
+    assert seen["run"].spec.drafter_options == {"adapt": False, "max_ngram": 4}
+    assert seen["run"].spec.policy_options == {"threshold": 0.5}

@@ -91,3 +91,36 @@ def test_registered_and_lossless_in_the_engine(tmp_path):
     out = spec.generate(prompt, chat=False, max_new_tokens=20, ignore_eos=True)
     assert out.token_ids == plain.token_ids  # verified by the shared verify(): lossless
     assert out.stats.drafted > 0
+    # the mask-predict initializer (refine) and a confidence policy reading the MLM's probabilities: still lossless
+    refined = SpecConfig(drafter="mlm", k=4, policy="confidence", policy_options={"threshold": 0.05},
+                         drafter_options={"mlm": str(mlm_dir), "refine": 2})
+    out = spec.generate(prompt, chat=False, max_new_tokens=20, ignore_eos=True, spec=refined)
+    assert out.token_ids == plain.token_ids and out.stats.drafted > 0
+
+
+def test_refine_runs_mask_predict_over_the_fill(bert_mlm, bert_tok):
+    """refine=N: the parallel fill refined by nar.refine (N more mask-predict passes) is the draft."""
+    from mlm_generate.nar import refine
+
+    ids = bert_tok("it is a very", add_special_tokens=False)["input_ids"]
+    plain = MLMDrafter(bert_mlm, bert_tok)
+    fill, lps = plain._fill(ids, 4)
+    assert len(lps) == 4 and all(lp <= 0 for lp in lps)
+    want = refine(bert_mlm, bert_tok.decode(ids), fill, iterations=3)
+    d = MLMDrafter(bert_mlm, bert_tok, refine=2)
+    assert d.propose(_ctx(ids, 4)).tokens[0].tolist() == want.tokens
+    assert len(want.token_logprobs) == 4 and want.stats().target_calls == want.forward_passes
+
+
+def test_the_policy_sees_the_mlm_confidence(bert_mlm, bert_tok):
+    """A confidence policy cuts the MLM draft at the first token below its threshold (kept, then verified)."""
+    from policies.simple import ConfidencePolicy
+
+    ids = bert_tok("it is a very", add_special_tokens=False)["input_ids"]
+    d = MLMDrafter(bert_mlm, bert_tok)
+    ctx = _ctx(ids, 4)
+    full = d.propose(ctx).tokens[0].tolist()
+    ctx.policy = ConfidencePolicy(k=4, threshold=1.0)  # no MLM probability reaches 1: stop after the first
+    assert d.propose(ctx).tokens[0].tolist() == full[:1]
+    ctx.policy = ConfidencePolicy(k=4, threshold=0.0)
+    assert d.propose(ctx).tokens[0].tolist() == full

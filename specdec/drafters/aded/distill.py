@@ -8,7 +8,6 @@ Prompts must not come from the benchmark being measured (e.g. GSM8K *train*, nev
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -19,22 +18,25 @@ import torch
 def prompts_from(source: str, data: Path, limit: int) -> list[str]:
     """`gsm8k` (train questions), or a file: .jsonl (field question / prompt / instruction / first of turns)
     or text (one prompt per non-empty line)."""
+    from specdec.errors import DataError
+    from specdec.jsonl import read_jsonl
+    from specdec.validate import read_utf8
+
     if source == "gsm8k":
-        rows = [json.loads(x)["question"] for x in open(data / "gsm8k" / "train.jsonl", encoding="utf-8")]
-    else:
-        path = Path(source).expanduser()
-        rows = []
-        for line in open(path, encoding="utf-8"):
-            if not line.strip():
-                continue
-            if path.suffix == ".jsonl":
-                rec = json.loads(line)
-                text = next((rec[k] for k in ("question", "prompt", "instruction") if isinstance(rec.get(k), str)), None)
-                text = text or (rec.get("turns") or [None])[0]
-                if text:
-                    rows.append(text)
-            else:
-                rows.append(line.strip())
+        return [rec["question"] for _, rec in read_jsonl(data / "gsm8k" / "train.jsonl")][:limit]
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise DataError(f"--prompts {source!r}: not gsm8k and no such file")
+    if path.suffix != ".jsonl":
+        return [line.strip() for line in read_utf8(path).splitlines() if line.strip()][:limit]
+    rows = []
+    for _, rec in read_jsonl(path):
+        if not isinstance(rec, dict):
+            continue
+        text = next((rec[k] for k in ("question", "prompt", "instruction") if isinstance(rec.get(k), str)), None)
+        text = text or (rec.get("turns") or [None])[0]
+        if text:
+            rows.append(text)
     return rows[:limit]
 
 
