@@ -160,7 +160,7 @@ class SpecDecoder:
                 self._pass_costs[id(runner)] = pass_costs(runner, self.engine.cache_dir, say=self.say)
             return self._pass_costs[id(runner)]
 
-        runner = getattr(drafter, "runner", None)
+        runner = drafter.runner  # declared by the Drafter protocol (None: a model-free drafter)
         return RoundCosts(costs_of(self.target), costs_of(runner)(1) if runner is not None else 0.0)
 
     def encode(self, prompt: Prompt, chat: bool | None = None) -> torch.Tensor:

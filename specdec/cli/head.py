@@ -204,7 +204,7 @@ def train(
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Train an acceptance head on cached draft features (checkpointed; rerun the same command to resume)."""
-    from specdec.head.data import load_dataset
+    from specdec.head.dataset import load_dataset
     from specdec.head.evaluate import evaluate_head
     from policies.specdecpp.head import save_head
     from specdec.head.train import TrainConfig, train_head
@@ -219,7 +219,7 @@ def train(
     if extras:
         if align != "pre":
             raise InputError("--extra-features needs --align pre (the confidence of the token being judged)")
-        from specdec.head.data import add_extra_features
+        from specdec.head.dataset import add_extra_features
 
         ds = add_extra_features(ds, _load(cfgd["draft"], "bfloat16", None)[0], extras)
     tr, va = ds.split(val_fraction)
@@ -262,7 +262,7 @@ def evaluate(
     json_out: Annotated[Optional[str], typer.Option("--json", help="Write the metrics here (- = stdout).")] = None,
 ) -> None:
     """Accuracy and calibration of a head on held-out positions: AUC, BCE, Brier, ECE, reliability table."""
-    from specdec.head.data import load_dataset, load_manifest
+    from specdec.head.dataset import load_dataset, load_manifest
     from specdec.head.evaluate import evaluate_head
     from policies.specdecpp.head import bundled_head, load_head
 
@@ -278,7 +278,7 @@ def evaluate(
     kind = label or hf.meta.get("label", "label")
     ds = load_dataset(data, label=kind, align=hf.meta.get("align", "pre"))
     if hf.meta.get("extra_features"):
-        from specdec.head.data import add_extra_features
+        from specdec.head.dataset import add_extra_features
 
         ds = add_extra_features(ds, _load(man["config"]["draft"], "bfloat16", None)[0], hf.meta["extra_features"])
     m = evaluate_head(hf.head, ds, bins, reject_weight=hf.meta.get("reject_weight"))

@@ -65,7 +65,7 @@ class DraftModelDrafter(DrafterBase):
         # (judged on T, not on the cache's stale length: the draft's context may be shorter than the target's)
         if ctx.tokens.shape[1] + ctx.max_draft > self.runner.max_context:
             return Draft.empty()
-        need_hidden = bool(getattr(ctx.policy, "needs_hidden", False))
+        need_hidden = bool(ctx.policy.needs_hidden)
         logits, hidden = self._sync(ctx.tokens[0], need_hidden)
         toks: list[int] = []
         qs: list[torch.Tensor] = []

@@ -12,9 +12,12 @@ Labels are soft (min(1, p/q) in [0, 1]). Every metric treats a position with lab
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from policies.specdecpp.head import AcceptanceHead
 
 
 def weighted_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:

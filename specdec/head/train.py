@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import torch
 
-from specdec.head.data import Dataset
+from specdec.head.dataset import Dataset
 from policies.specdecpp.head import AcceptanceHead
 from specdec.errors import InputError
 

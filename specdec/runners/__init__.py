@@ -30,7 +30,8 @@ def check_backend(backend: str, flag: str = "--backend") -> None:
 
 
 def is_runner(obj) -> bool:
-    return all(hasattr(obj, a) for a in ("forward", "commit", "rollback", "prefill", "fingerprint"))
+    """Whether `obj` is a runner (the Runner protocol, declared in runners/base.py) rather than an HF model."""
+    return isinstance(obj, Runner)
 
 
 def _gguf_of(name: str, cache_dir) -> Path | None:

@@ -29,6 +29,9 @@ def env(monkeypatch, tmp_path, target_model, draft_model, tokenizer):
     (tmp_path / "bad.jsonl").write_text("{bad\n")
     (tmp_path / "ok.txt").write_text("hello world\n")
     (tmp_path / "train.tsv").write_text("good movie\t1\n")
+    from evalhelpers import write_gsm8k
+
+    write_gsm8k(tmp_path / "data")
     for name, text in (("damaged", "{bad"), ("a_list", "[1, 2]")):
         (tmp_path / name).mkdir()
         (tmp_path / name / "summary.json").write_text(text)
@@ -120,6 +123,8 @@ CASES = [
     (["bench", *T, "--prompts", "+"], None, "no prompt source", False),
     (["bench", *T, "--prompts", "{tmp}/prompts.txt", "--json", "/dev/null"], None, "is not a regular file", False),
     (["eval", "report", "{tmp}/damaged"], None, "is damaged", False),
+    (["eval", "run", "gsm8k", "--model", "nope", "--out", "{tmp}/o", "--data-dir", "{tmp}/data"], None,
+     "'nope' is neither a zoo model", False),
     (["eval", "report", "{tmp}/a_list"], None, "is not a summary", False),
     (["eval", "run", "gsm8k_cot", "--model", "tiny-target", "--out", "{tmp}/o", "--fewshot-file", "{tmp}/binary.dat"],
      None, "is not UTF-8 text", False),

@@ -9,7 +9,7 @@ import sys
 import torch
 
 import specdec  # noqa: F401
-from specdec.head.data import load_dataset
+from specdec.head.dataset import load_dataset
 from specdec.head.evaluate import weighted_auc
 from specdec.zoo import load_causal_lm
 

@@ -9,7 +9,8 @@ import torch
 from specdecpp_helpers import random_prompts
 
 from specdec.head.data import (DataConfig, acceptance_labels, build_dataset, expected_acceptance, keep_mask,
-                                     label_response, load_dataset, mix_tokens, read_prompts, shard_plan)
+                               label_response, mix_tokens, read_prompts, shard_plan)
+from specdec.head.dataset import load_dataset
 from policies.specdecpp.head import draft_identity
 from specdec.errors import DataError, InputError
 
@@ -156,7 +157,7 @@ def test_responder_records_the_targets_logits(target_model, draft_model, tokeniz
 
 
 def test_extra_feature_is_the_drafts_top_log_probability(draft_model):
-    from specdec.head.data import Dataset, add_extra_features
+    from specdec.head.dataset import Dataset, add_extra_features
 
     torch.manual_seed(0)
     H = draft_model.config.hidden_size

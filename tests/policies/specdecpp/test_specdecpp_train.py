@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from specdec.head.data import Dataset
+from specdec.head.dataset import Dataset
 from specdec.head.evaluate import evaluate_predictions, reliability, weighted_auc
 from specdec.head.train import TrainConfig, train_head, weighted_soft_bce
 
