@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 from typing import Iterator, Optional
@@ -18,74 +17,12 @@ from specdec.cli.errors import OneLineGroup
 
 from specdec.config import DEFAULT_TARGET
 from specdec.errors import DataError, InputError
-from specdec.jsonl import read_jsonl, write_json_atomic
-from specdec.validate import check_output_path, read_utf8, set_threads
+from specdec.jsonl import write_json_atomic
+from specdec.drafters.aded.corpus import DATASETS, data_dir, iter_texts, load_tokenizer  # noqa: F401  (re-exported)
+from specdec.bench.aded_cost import measure as _measure
+from specdec.validate import check_output_path, set_threads
 
 aded_app = typer.Typer(cls=OneLineGroup, help="ADED drafter: build tri-gram stores, measure the tree budget.", no_args_is_help=True)
-DATASETS = ("gsm8k", "spec_bench")
-
-
-def data_dir(explicit: str | None = None) -> Path:
-    """The datasets folder (specdec.datadir), which must exist here."""
-    from specdec.datadir import resolve_data_dir
-
-    root = resolve_data_dir(explicit)
-    if not root.is_dir():
-        raise DataError(f"benchmark data not found at {root}; pass --data-dir (the folder holding gsm8k/ and "
-                        f"spec_bench/) or set $SPECDEC_DATA")
-    return root
-
-
-def _strings(obj) -> Iterator[str]:
-    if isinstance(obj, str):
-        yield obj
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            yield from _strings(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _strings(v)
-
-
-def iter_texts(source: str, data: Path | None) -> Iterator[str]:
-    """Documents of one source: a dataset name, a file (.jsonl: every string field of a record is one
-    document; other files: the whole text) or a folder (its files, recursively)."""
-    if source in DATASETS:
-        base = data_dir(str(data) if data else None)
-        if source == "gsm8k":
-            for _, rec in read_jsonl(base / "gsm8k" / "train.jsonl"):
-                answer = re.sub(r"<<[^>]*>>", "", rec["answer"])  # calculator annotations
-                yield rec["question"] + "\n" + answer.replace("####", "The answer is")
-        else:
-            for _, rec in read_jsonl(base / "spec_bench" / "question.jsonl"):
-                yield from rec["turns"]
-        return
-    path = Path(source).expanduser()
-    if path.is_dir():
-        for f in sorted(p for p in path.rglob("*") if p.is_file()):
-            yield from iter_texts(str(f), data)
-    elif path.is_file():
-        if path.suffix == ".jsonl":
-            for _, row in read_jsonl(path):
-                yield "\n".join(_strings(row))
-        else:
-            yield read_utf8(path, f"--from {path}")  # a binary file is refused, not counted as garbage
-    else:
-        raise DataError(f"--from {source!r}: not a file, folder or dataset ({', '.join(DATASETS)})")
-
-
-def load_tokenizer(name: str):
-    from transformers import AutoTokenizer
-
-    from specdec.zoo import resolve
-
-    where = resolve(name, pull_if_missing=False)
-    try:
-        return AutoTokenizer.from_pretrained(where, local_files_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise DataError(f"could not load the tokenizer {name!r} from {where} ({type(e).__name__}: {e})") from None
-
-
 @aded_app.command("build")
 def build(
     sources: list[str] = typer.Option(..., "--from", help="files, folders, or datasets: gsm8k, spec_bench (repeatable)"),
@@ -222,35 +159,6 @@ def _budgets(text: str) -> list[tuple[int, int]]:
             raise InputError(f"--budgets {text!r}: expected NODES:DEPTH pairs of whole numbers >= 1, e.g. 5:4,7:3")
         pairs.append((int(n), int(d)))
     return pairs
-
-
-def _measure(model, compile, context, max_n, ns, pairs, repeats, dataset, prompts, max_new_tokens, data, console,
-             stat="min"):
-    """Forward times per length and plain greedy references (the target's own outputs)."""
-    from specdec.api import SpecDecoder
-    from specdec.config import EngineConfig, StopConfig
-    from specdec.drafters.aded.tune import verify_cost
-    from specdec.zoo import load_causal_lm
-
-    hf, tok = load_causal_lm(model)
-    dec = SpecDecoder(hf, tok, engine=EngineConfig(compile=compile, max_context=context + 2 * max_n + 512))
-    grid = sorted({int(x) for x in ns.split(",")} if ns else set(range(1, max_n + 1)) | {1 + n for n, _ in pairs})
-    console.print(f"timing target forwards, n in {grid[0]}..{grid[-1]} (compile={compile})")
-    t = verify_cost(dec.target, grid, context=context, repeats=repeats, progress=console.print, stat=stat)
-    base = data_dir(str(data) if data else None)
-    if dataset == "gsm8k":
-        texts = [json.loads(x)["question"] for x in open(base / "gsm8k" / "test.jsonl")][:prompts]
-    else:
-        rows = [json.loads(x)["turns"][0] for x in open(base / "spec_bench" / "question.jsonl")]
-        texts = [rows[i * len(rows) // prompts] for i in range(prompts)]  # spread over the categories
-    ids, refs = [], []
-    for text in texts:
-        p = dec.encode(text)
-        r = dec.generate_ids(p, stop=StopConfig(max_new_tokens=max_new_tokens))
-        ids.append(p[0].tolist())
-        refs.append(r)
-        console.print(f"reference: {len(r)} tokens")
-    return t, ids, refs, max(dec.target.vocab_size, len(tok)), tok
 
 
 @aded_app.command("distill")
