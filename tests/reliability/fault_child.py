@@ -19,6 +19,11 @@ from pathlib import Path
 
 
 def main() -> None:
+    import signal
+
+    # A child of a background job inherits SIGINT ignored (and Python then installs no KeyboardInterrupt handler):
+    # the SIGINT cases test the CLI's handling, so give the child the interactive default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     argv = sys.argv[1:]
     cut = argv.index("--")
     opts, cli_args = argv[:cut], argv[cut + 1:]
