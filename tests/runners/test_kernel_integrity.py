@@ -22,3 +22,14 @@ def test_a_changed_library_is_refused_and_an_unrecorded_one_rebuilt(tmp_path):
     stamp.unlink()  # no record (an older build, or not ours): removed, so the load rebuilds it
     kernels._check_built(tmp_path)
     assert not so.exists()
+
+
+def test_each_checkout_builds_in_its_own_folder(monkeypatch, tmp_path):
+    """Two checkouts sharing a cache used to share one build folder: torch relinked the library for the other
+    path, and the recorded sha256 then refused it. The folder now depends on the source's path too."""
+    first = kernels.build_dir(tmp_path)
+    other = tmp_path / "other" / "qmatmul.cpp"
+    other.parent.mkdir()
+    other.write_bytes(kernels.SOURCE.read_bytes())
+    monkeypatch.setattr(kernels, "SOURCE", other)
+    assert kernels.build_dir(tmp_path) != first

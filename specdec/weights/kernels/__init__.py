@@ -48,7 +48,11 @@ def mode() -> str:
 def build_dir(cache_dir=None) -> Path:
     from specdec.zoo.catalog import cache_root
 
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(CFLAGS).encode()).hexdigest()[:12]
+    # the source's path too: torch's build rewrites build.ninja (and relinks) when another checkout of this
+    # project builds the same source from another path; each checkout has its own folder, so a recorded
+    # library changes only when something else changed it
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(CFLAGS).encode()
+                            + str(SOURCE.resolve()).encode()).hexdigest()[:12]
     return cache_root(cache_dir) / "kernels" / f"torch-{torch.__version__}-{digest}"
 
 
