@@ -42,8 +42,7 @@ class SamplingConfig:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) \
-                or not math.isfinite(self.temperature) or self.temperature < 0:
+        if number(self.temperature, "temperature") < 0:
             raise InputError(f"temperature must be a finite number >= 0, got {self.temperature!r}")
         whole(self.top_k, "top_k", low=0)
         if not 0.0 < number(self.top_p, "top_p") <= 1.0:

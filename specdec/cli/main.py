@@ -94,7 +94,7 @@ def generate(
             dec = load_for_cli(run)
             res = dec.generate(prompt, chat=chat, sampling=run.sampling, stop=run.stop, spec=run.spec)
         used_chat = bool(getattr(dec.tokenizer, "chat_template", None)) if chat is None else chat
-        config = {"target": run.target, "draft": run.draft, "chat": used_chat, **run.to_dict()}
+        config = {**run.to_dict(), "chat": used_chat}
         sys.stdout.write(json.dumps({**res.to_dict(), "config": config}) + "\n")
         sys.stdout.flush()
         return
