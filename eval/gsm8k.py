@@ -256,7 +256,7 @@ def check_chat_template(tokenizer, task: TaskSpec, model_name: str) -> None:
 def gen_request(task: TaskSpec, prompter: GSM8KPrompter, item: GSM8KItem, tokenizer, max_new_tokens: int | None = None):
     """(the GenRequest of one question, its prompt): token ids exactly as the engine sees them (raw text with
     the tokenizer's special tokens; chat turns through the template), built once for every backend."""
-    from specdec.api import encode_prompt
+    from specdec.prompt import encode_prompt
 
     from eval.lm import GenRequest
 

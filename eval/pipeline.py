@@ -234,7 +234,7 @@ def auto_max_context(task: TaskSpec, model: str, items, dev, train, fewshot_file
             need = max(need, len(pairs[0][0]) + sum(len(b) for _, b in pairs) + 1)
     else:
         from eval.gsm8k import GSM8KPrompter, check_chat_template
-        from specdec.api import encode_prompt
+        from specdec.prompt import encode_prompt
 
         check_chat_template(tok, task, model)
         prompter = GSM8KPrompter(task, train, fewshot_file)

@@ -176,7 +176,8 @@ def check_plan(plan: BenchPlan) -> None:
 def run(plan: BenchPlan, say: Say, progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Run the whole bench; returns the final report (also written to --json)."""
     import specdec
-    from specdec.api import encode_prompt, load_tokenizer
+    from specdec.api import load_tokenizer
+    from specdec.prompt import encode_prompt
 
     check_plan(plan)
     tokenizer = load_tokenizer(plan.target, plan.engine)

@@ -138,7 +138,7 @@ def auto_max_context(tokenizer, prompts: list[BenchPrompt], max_new_tokens: int,
     """The KV-cache length a bench needs: its longest prompt + max_new_tokens + `room` (draft tokens past the
     end), rounded up to 256, at least 512. Attention reads the whole static cache in compiled steps, so a
     cache longer than needed only costs time (2048 slots cost the 1.5B ~7 ms a step here, 512 ~2 ms)."""
-    from specdec.api import encode_prompt
+    from specdec.prompt import encode_prompt
 
     need = max(len(encode_prompt(tokenizer, p.text, chat)) for p in prompts) + max_new_tokens + room
     return max(512, -(-need // 256) * 256)

@@ -13,7 +13,6 @@ import json
 import os
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -26,8 +25,6 @@ from rich.table import Table
 
 from specdec.config import DEFAULT_DRAFT, DEFAULT_TARGET
 from specdec.validate import set_threads
-from specdec.errors import InputError
-from specdec.zoo.load import eos_token_ids
 
 head_app = typer.Typer(cls=OneLineGroup, help="SpecDec++ acceptance heads: build-data, train, eval, calibrate.",
                        no_args_is_help=True)
@@ -64,20 +61,6 @@ def _emit_json(obj: dict, path: str | None) -> None:
         os.replace(tmp, p)
 
 
-def _load(name: str, dtype: str, cache_dir: str | None):
-    from specdec.zoo import load_causal_lm
-
-    return load_causal_lm(name, dtype=dtype, cache_dir=cache_dir)
-
-
-EVAL_FILES = ("gsm8k/test", "spec_bench")  # evaluation prompts: never training data
-
-
-def _is_eval_file(path: str) -> bool:
-    p = str(Path(path).resolve())
-    return any(s in p for s in EVAL_FILES)
-
-
 # --------------------------------------------------------------------------------------------- build-data
 @head_app.command("build-data")
 def build_data(
@@ -111,60 +94,17 @@ def build_data(
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Generate (or resume) sharded training data: target responses, labels min(1, p/q), draft features."""
-    from specdec.head.data import (DataConfig, build_dataset, make_hf_batch_responder, make_responder,
-                                   read_prompts)
-    from policies.specdecpp.head import draft_identity
-    from specdec.api import SpecDecoder
-    from specdec.config import EngineConfig, SpecConfig
+    from specdec.head import jobs
 
     set_threads(threads)
-    if _is_eval_file(prompts) and not allow_eval_prompts:
-        raise InputError(f"{prompts} holds evaluation prompts (GSM8K test / Spec-Bench); they must not become "
-                         "training data. Pass --allow-eval-prompts only to build a held-out evaluation set.")
-    if not 0 <= keep_prob < 1 or temperature <= 0:
-        raise InputError("need 0 <= --keep-prob < 1 and --temperature > 0")
-    if count is not None and count < 1:
-        raise InputError(f"--count must be >= 1, got {count}")
-    if responder not in ("hf-batch", "engine"):
-        raise InputError(f"--responder must be hf-batch or engine, not {responder!r}")
-    if responder == "hf-batch" and response_temperature > 0:
-        raise InputError("--response-temperature needs --responder engine (hf-batch answers greedily)")
     err = _err()
-    texts = read_prompts(prompts)
-    t0 = time.perf_counter()
-    tmodel, tok = _load(target, dtype, cache_dir)
-    dmodel, dtok = _load(draft, dtype, cache_dir)
-    from specdec.drafters.draft_model import check_same_vocabulary
-
-    check_same_vocabulary(tok, dtok)  # another vocabulary crashed (smaller) or built wrong labels (larger)
-    err.print(f"[dim]loaded {escape(target)} + {escape(draft)} in {time.perf_counter() - t0:.0f}s[/]")
-    ident = draft_identity(dmodel, draft)
-    cfg = DataConfig(target=target, draft=draft, prompts=str(Path(prompts).resolve()), start=start, count=count,
-                     max_new_tokens=max_new_tokens, response_temperature=response_temperature, temperature=temperature,
-                     keep_prob=keep_prob, seed=seed, shard_size=shard_size, chat=chat, draft_identity=ident,
-                     responder=responder)
-    if responder == "engine":
-        dec = SpecDecoder(tmodel, tok, spec=SpecConfig(drafter="draft-model", policy="constant", k=4),
-                          engine=EngineConfig(dtype=dtype), draft=draft, model_loader=lambda name: (dmodel, dtok))
-        respond = make_responder(dec, max_new_tokens, response_temperature, seed)
-    else:
-        eos = eos_token_ids(tok, tmodel)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else eos[0]
-        respond = make_hf_batch_responder(tmodel, pad, eos, max_new_tokens, batch_size)
-
-    manifest = build_dataset(cfg, out, target=tmodel, draft=dmodel, tokenizer=tok, respond=respond, prompts=texts,
-                             progress=progress, log=lambda m: err.print(f"[dim]{escape(m)}[/]"),
-                             estimate_only=estimate_only, max_shards=max_shards)
-    manifest["eos_token_ids"] = eos_token_ids(tok, tmodel)
-    manifest.setdefault("commands", []).append(_command_line())
-    from specdec.head.data import write_manifest
-
-    write_manifest(Path(out), manifest)
-    shards = manifest["shards"]
-    summary = {"out": out, "shards": len(shards), "prompts": sum(s["prompts"][1] - s["prompts"][0] for s in shards.values()),
-               "positions": sum(s["positions"] for s in shards.values()),
-               "labelled": sum(s["labelled"] for s in shards.values()),
-               "seconds": round(sum(s["seconds"] for s in shards.values()), 1), "estimate": manifest.get("estimate")}
+    summary = jobs.build_data(
+        out=out, prompts=prompts, target=target, draft=draft, start=start, count=count, max_new_tokens=max_new_tokens,
+        responder=responder, batch_size=batch_size, response_temperature=response_temperature,
+        temperature=temperature, keep_prob=keep_prob, seed=seed, shard_size=shard_size, chat=chat,
+        estimate_only=estimate_only, max_shards=max_shards, allow_eval_prompts=allow_eval_prompts,
+        cache_dir=cache_dir, dtype=dtype, progress=progress, command=_command_line(),
+        log=lambda m: err.print(f"[dim]{escape(m)}[/]"))
     if json_out:
         _emit_json(summary, json_out)
     else:
@@ -204,50 +144,23 @@ def train(
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Train an acceptance head on cached draft features (checkpointed; rerun the same command to resume)."""
-    from specdec.head.dataset import load_dataset
-    from specdec.head.evaluate import evaluate_head
-    from policies.specdecpp.head import save_head
-    from specdec.head.train import TrainConfig, train_head
+    from specdec.head import jobs
+    from specdec.head.train import TrainConfig
 
     set_threads(threads)
     err = _err()
-    ds = load_dataset(data, label=label, align=align)
-    cfgd = ds.manifest["config"]
-    if _is_eval_file(cfgd.get("prompts", "")) and not allow_eval_data:
-        raise InputError(f"{data[0]} was built from evaluation prompts ({cfgd.get('prompts')}); never train on them")
-    extras = [x.strip() for x in (extra_features or "").split(",") if x.strip()]
-    if extras:
-        if align != "pre":
-            raise InputError("--extra-features needs --align pre (the confidence of the token being judged)")
-        from specdec.head.dataset import add_extra_features
-
-        ds = add_extra_features(ds, _load(cfgd["draft"], "bfloat16", None)[0], extras)
-    tr, va = ds.split(val_fraction)
-    err.print(f"[dim]{len(tr)} training / {len(va)} validation positions (hidden size {ds.features.shape[1]})[/]")
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, reject_weight=reject_weight,
                       num_blocks=blocks, seed=seed, checkpoint_every=checkpoint_every, label=label, align=align,
                       standardize=standardize)
-    work = work_dir or str(Path(out).with_suffix("")) + ".work"
-    t0 = time.perf_counter()
-    head, state = train_head(tr, cfg, work, val=va if len(va) else None, resume=resume, progress=progress,
-                             log=lambda m: err.print(f"[dim]{escape(m)}[/]"))
-    val_metrics = evaluate_head(head, va, reject_weight=reject_weight) if len(va) else None
-    meta = {
-        "align": align, "label": label, "reject_weight": reject_weight, "extra_features": extras, "eos_token_ids": ds.manifest.get("eos_token_ids", []),
-        "target": cfgd.get("target"), "draft": cfgd.get("draft"),
-        "train": {"command": _command_line(), "config": cfg.__dict__, "positions": len(tr), "val_positions": len(va),
-                  "data": [str(d) for d in data], "data_prompts": cfgd.get("prompts"),
-                  "steps": state.step, "seconds": round(state.seconds, 1)},
-        "val": {k: v for k, v in (val_metrics or {}).items() if k != "reliability"},
-    }
-    if threshold is not None:
-        meta["threshold"] = threshold
-    save_head(out, head, cfgd["draft_identity"], meta)
-    report = {"out": out, "seconds": round(time.perf_counter() - t0, 1), "history": state.history, **meta}
+    report = jobs.train(data=data, out=out, cfg=cfg, work_dir=work_dir,
+                        extra_features=[x.strip() for x in (extra_features or "").split(",") if x.strip()],
+                        val_fraction=val_fraction, threshold=threshold, allow_eval_data=allow_eval_data,
+                        resume=resume, progress=progress, command=_command_line(),
+                        log=lambda m: err.print(f"[dim]{escape(m)}[/]"))
     if json_out:
         _emit_json(report, json_out)
     else:
-        v = meta["val"]
+        v = report["val"]
         _out().print(f"wrote {out}" + (f": val AUC {v['auc']:.3f}, BCE {v['bce']:.4f}, ECE {v['ece']:.3f}" if v else ""))
 
 
@@ -262,27 +175,11 @@ def evaluate(
     json_out: Annotated[Optional[str], typer.Option("--json", help="Write the metrics here (- = stdout).")] = None,
 ) -> None:
     """Accuracy and calibration of a head on held-out positions: AUC, BCE, Brier, ECE, reliability table."""
-    from specdec.head.dataset import load_dataset, load_manifest
-    from specdec.head.evaluate import evaluate_head
-    from policies.specdecpp.head import bundled_head, load_head
+    from specdec.head import jobs
 
     set_threads(threads)
-    man = load_manifest(Path(data[0]))
-    if man is None:
-        raise InputError(f"{data[0]} has no manifest.json; build it with `specdec head build-data`")
-    ident = man["config"]["draft_identity"]
-    path = head or bundled_head(ident.get("name"))
-    if path is None:
-        raise InputError(f"no bundled head for draft {ident.get('name')!r}; pass --head")
-    hf = load_head(path, draft=ident)  # refuses a head trained for another draft
-    kind = label or hf.meta.get("label", "label")
-    ds = load_dataset(data, label=kind, align=hf.meta.get("align", "pre"))
-    if hf.meta.get("extra_features"):
-        from specdec.head.dataset import add_extra_features
-
-        ds = add_extra_features(ds, _load(man["config"]["draft"], "bfloat16", None)[0], hf.meta["extra_features"])
-    m = evaluate_head(hf.head, ds, bins, reject_weight=hf.meta.get("reject_weight"))
-    m.update(head=str(path), data=[str(d) for d in data], label=kind, prompts=int(len(set(ds.prompt.tolist()))))
+    m = jobs.evaluate(data=data, head=head, label=label, bins=bins)
+    path, kind = m["head"], m["label"]
     if json_out:
         _emit_json(m, json_out)
         if json_out == "-":
@@ -316,14 +213,11 @@ def calibrate(
     json_out: Annotated[Optional[str], typer.Option("--json", help="Write the costs here (usable as costs=FILE).")] = None,
 ) -> None:
     """Time the draft step and the target's verification on this machine; print c1, c2, delta and h*."""
-    from specdec.head.costs import measure_costs
-    from specdec.runners.torch_runner import TorchRunner
+    from specdec.head import jobs
 
     set_threads(threads)
-    tmodel, _ = _load(target, dtype, cache_dir)
-    dmodel, _ = _load(draft, dtype, cache_dir)
-    res = measure_costs(TorchRunner(tmodel, max_context=context + 64), TorchRunner(dmodel, max_context=context + 64),
-                        context=context, k=k, repeats=repeats)
+    res = jobs.calibrate(target=target, draft=draft, context=context, k=k, repeats=repeats, cache_dir=cache_dir,
+                         dtype=dtype)
     res.update(target=target, draft=draft, threads=threads, command=_command_line())
     if json_out:
         _emit_json(res, json_out)

@@ -158,7 +158,7 @@ def chat_loop(dec, read: Callable[[], str], console: Console, *, sampling: Sampl
 def check_chat_ready(dec, target: str) -> None:
     """What a turn needs beyond the options (those, the policy included, were checked by `check_run` before
     the model loaded), checked before the session starts: a chat template that renders a user turn."""
-    from specdec.api import encode_prompt
+    from specdec.prompt import encode_prompt
 
     if not getattr(dec.tokenizer, "chat_template", None):
         raise InputError(f"{target}'s tokenizer has no chat template, so it cannot chat; for plain-text "

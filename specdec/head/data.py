@@ -38,6 +38,7 @@ import torch
 
 from specdec.config import SamplingConfig
 from specdec.errors import DataError, InputError
+from specdec.prompt import encode_prompt
 from specdec.sampling import process_logits
 
 from specdec.head.dataset import MANIFEST, load_manifest
@@ -305,15 +306,8 @@ def build_dataset(cfg: DataConfig, out_dir: str | os.PathLike, *, target, draft,
     if not todo:
         return manifest
 
-    def encode(i: int) -> torch.Tensor:
-        text = prompts[i]
-        if cfg.chat and getattr(tokenizer, "chat_template", None):
-            ids = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
-                                                tokenize=True)
-            if hasattr(ids, "keys"):
-                ids = ids["input_ids"]
-            return torch.tensor(list(ids))
-        return torch.tensor(tokenizer(text)["input_ids"])
+    def encode(i: int) -> torch.Tensor:  # chat: the template where the tokenizer has one, else raw text
+        return torch.tensor(encode_prompt(tokenizer, prompts[i], chat=None if cfg.chat else False))
 
     def label(i: int, ids: torch.Tensor, out) -> PromptRecord:
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + i)

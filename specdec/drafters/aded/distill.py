@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import torch
+from specdec.prompt import encode_prompt
 
 
 def prompts_from(source: str, data: Path, limit: int) -> list[str]:
@@ -50,9 +51,8 @@ def generate_answers(model, tokenizer, prompts: Sequence[str], max_new_tokens: i
     done = 0
     for i in range(0, len(prompts), batch):
         part = list(prompts[i: i + batch])
-        texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
-                                               tokenize=False) for p in part]
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)  # (b, T) each
+        rows = [encode_prompt(tokenizer, p, chat=True) for p in part]
+        enc = tokenizer.pad({"input_ids": rows}, return_tensors="pt")  # (b, T) each, left padded
         t0 = time.perf_counter()
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                              pad_token_id=tokenizer.pad_token_id)  # (b, T + new)

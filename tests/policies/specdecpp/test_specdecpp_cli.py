@@ -16,7 +16,7 @@ def folders(tmp_path_factory, target_model, tokenizer, monkeypatch):
     """Model loading by name is replaced by the tiny in-memory models ("target", "draft")."""
     root = tmp_path_factory.mktemp("models")
     models = {"target": target_model, "draft": close_draft(target_model, eps=0.15)}
-    monkeypatch.setattr("specdec.cli.head._load", lambda name, dtype, cache_dir: (models[str(name)], tokenizer))
+    monkeypatch.setattr("specdec.head.jobs.load_model", lambda name, dtype, cache_dir: (models[str(name)], tokenizer))
     prompts = root / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"question": " ".join(f"w{(7 * i + j) % 50}" for j in range(5 + i % 4))}) + "\n"
                                for i in range(12)))
@@ -85,7 +85,7 @@ def test_build_data_refuses_a_draft_of_another_vocabulary_and_a_zero_count(folde
             return {**tokenizer.get_vocab(), "<extra>": 10**6}
 
     draft = close_draft(target_model, eps=0.15)
-    monkeypatch.setattr("specdec.cli.head._load",
+    monkeypatch.setattr("specdec.head.jobs.load_model",
                         lambda name, dtype, cache_dir: (target_model, tokenizer) if name == "target" else (draft, OtherVocab()))
     common = ["--out", tmp_path / "d", "--prompts", folders / "prompts.jsonl", "--max-new-tokens", 8, "--no-chat",
               "--no-progress", "--target", "target", "--draft", "draft", "--dtype", "float32"]
