@@ -10,8 +10,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from specdec.config import DEFAULT_TARGET, RunConfig, override
+from specdec.config import DEFAULT_K, DEFAULT_TARGET, RunConfig, override
 from specdec.errors import InputError
+from specdec.spec_check import draft_length
 
 from eval import runner as R
 from eval.data import select_gsm8k, select_mmlu
@@ -133,7 +134,7 @@ def execute(task_name: str, run: RunConfig | None = None, *, backend: str | None
     from eval.data import resolve_data_dir
 
     config = {"task": task.name, "scoring": task.scoring, "model": model, "draft": draft, "drafter": spec.drafter,
-              "policy": spec.policy, "k": spec.k, "drafter_options": spec.drafter_options,
+              "policy": spec.policy, "k": draft_length(spec), "drafter_options": spec.drafter_options,
               "policy_options": spec.policy_options, "backend": backend, "weights": engine.weights,
               "dtype": engine.dtype, "split": task.split, "num_fewshot": task.num_fewshot,
               "fewshot_file": fewshot_file, "max_new_tokens": task.max_new_tokens if task.family == "gsm8k" else None,
@@ -253,7 +254,7 @@ def _vllm_lm(run: RunConfig, max_context: int, venv, batch: bool, out, say):
     spec = run.spec
     model_dir = resolve(run.target)
     draft_dir = resolve(run.draft) if run.draft else None
-    spec_cfg = V.speculative_config(spec.drafter, spec.k, draft_dir, spec.drafter_options, spec.policy)
+    spec_cfg = V.speculative_config(spec.drafter, spec.k or DEFAULT_K, draft_dir, spec.drafter_options, spec.policy)
     return VLLMLM(model_dir, load_tokenizer(model_dir), dtype=run.engine.dtype, max_context=max_context,
                   speculative_config=spec_cfg, venv=venv, batch=batch,
                   log_path=Path(out).parent / f".{Path(out).name}.vllm.log", say=say)

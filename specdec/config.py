@@ -118,13 +118,17 @@ class EngineConfig:
             raise InputError("int8/int4 weights compute in bfloat16 or float32, not float16")
 
 
+DEFAULT_K = 4  # draft tokens per round where neither -k nor the policy says
+
 @dataclass(frozen=True)
 class SpecConfig:
     """Which drafter and candidate-length policy, with their options."""
 
     drafter: str | None = None  # None = plain decoding (no speculation)
     policy: str = "constant"
-    k: int = 4  # (initial) number of draft tokens per round
+    # draft tokens per round: the first (or fixed) length of policies with a `k`, the longest draft (k_max) of
+    # those without (specdecpp); None = DEFAULT_K, or the policy's own longest draft
+    k: int | None = None
     # switch speculation off while it loses time against plain decoding (specdec.engine.guard)
     guard: bool = True
     drafter_options: dict = field(default_factory=dict)
@@ -137,7 +141,7 @@ class SpecConfig:
             object.__setattr__(self, "drafter", None)
         if not isinstance(self.policy, str) or not self.policy.strip():
             raise InputError(f"policy must be a policy name, got {self.policy!r}")
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+        if self.k is not None and (isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1):
             raise InputError(f"-k (draft tokens per round) must be >= 1, got {self.k!r} (k must be a whole number >= 1)")
         if not isinstance(self.guard, bool):
             raise InputError(f"guard must be true or false, got {self.guard!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from specdec.config import RunConfig, SpecConfig
+from specdec.config import DEFAULT_K, RunConfig, SpecConfig
 from specdec.errors import InputError
 from specdec.runners import check_backend
 from specdec.validate import check_option_value
@@ -66,11 +66,32 @@ def check_run(run: RunConfig) -> None:
 
 
 def build_policy(spec: SpecConfig):
-    """The candidate-length policy `spec` names, with its options and (where it takes one) `spec.k`."""
+    """The candidate-length policy `spec` names, with its options and `spec.k`: its `k` where it takes one
+    (default DEFAULT_K), else its longest draft `k_max` (specdecpp); a policy with neither refuses -k."""
     from policies import POLICIES
 
     opts = dict(spec.policy_options)
-    factory = POLICIES.get(spec.policy)
-    if "k" in getattr(factory, "__dataclass_fields__", {}) and "k" not in opts:
-        opts["k"] = spec.k
+    fields = getattr(POLICIES.get(spec.policy), "__dataclass_fields__", {})
+    if "k" in fields:
+        opts.setdefault("k", DEFAULT_K if spec.k is None else spec.k)
+    elif spec.k is not None:  # -k is the longest draft of a policy that sizes its drafts itself
+        if "k_max" not in fields:
+            raise InputError(f"-k does not apply to policy {spec.policy!r} (it takes no draft length)")
+        if opts.get("k_max", spec.k) != spec.k:
+            raise InputError(f"-k {spec.k} and --policy-opt k_max={opts['k_max']} disagree: policy {spec.policy!r}'s "
+                             "longest draft is -k; give one of them")
+        opts["k_max"] = spec.k
     return POLICIES.create(spec.policy, **opts)
+
+
+def draft_length(spec: SpecConfig) -> int:
+    """The k a run reports: -k where given, else the policy's: DEFAULT_K for a policy with a `k`, its default
+    longest draft for one without (specdecpp: 20)."""
+    from policies import POLICIES
+
+    if spec.k is not None:
+        return spec.k
+    fields = getattr(POLICIES.get(spec.policy), "__dataclass_fields__", {})
+    if "k" in fields or "k_max" not in fields:
+        return DEFAULT_K
+    return int(spec.policy_options.get("k_max", fields["k_max"].default))

@@ -57,8 +57,6 @@ from policies.specdecpp.estimates import (SHARED_COSTS, SHARED_RATES, CostModel,
 from policies.specdecpp.head import BUNDLED, BUNDLED_CONF, HeadMismatchError, bundled_head, check_identity, deweight
 from specdec.errors import InputError
 
-GUARD_WINDOW = 8  # speculative rounds judged together by the guard
-GUARD_MARGIN = 2.0  # ... which turns speculation off when they lost more than this many plain-decoding steps
 DEFAULT_THRESHOLD = 0.7  # used with threshold="auto" until enough rounds were timed, when nothing else is known
 
 
@@ -78,9 +76,9 @@ class SpecDecPPPolicy:
     """Options: head (path; default the bundled head of `draft`, or the only bundled head), threshold
     (float in (0,1), "auto", or None = the head's recommended value), k_min / k_max (2 / 20), eos_ids
     (default: the head file's), draft (the draft's name: refuse a head trained for another draft),
-    c1 / c2 / delta or costs=FILE (fixed costs in seconds for "auto"), guard (fall back to plain decoding
-    while speculation does not pay), calibrate (undo the training loss's reject weight, so that the
-    product is a probability; False = the raw head output, as in the paper's code)."""
+    c1 / c2 / delta or costs=FILE (fixed costs in seconds for "auto"), calibrate (undo the training loss's reject weight, so that the
+    product is a probability; False = the raw head output, as in the paper's code). -k sets k_max. Falling back
+    to plain decoding where speculation does not pay is the engine's guard for every policy (--guard)."""
 
     head: str | None = None
     threshold: float | str | None = None
@@ -92,7 +90,6 @@ class SpecDecPPPolicy:
     c2: float | None = None
     delta: float | None = None
     costs: str | None = None
-    guard: bool = False
     calibrate: bool = True
     name: str = "specdecpp"
     needs_hidden = True  # the acceptance head reads the draft's hidden state
@@ -103,8 +100,6 @@ class SpecDecPPPolicy:
         self.k_min, self.k_max = int(self.k_min), int(self.k_max)
         if not 1 <= self.k_min <= self.k_max:
             raise InputError(f"need 1 <= k_min <= k_max, got k_min={self.k_min}, k_max={self.k_max}")
-        if isinstance(self.guard, str):
-            self.guard = self.guard.lower() not in ("0", "false", "no", "off")
         if isinstance(self.calibrate, str):
             self.calibrate = self.calibrate.lower() not in ("0", "false", "no", "off")
         # ---- the head
@@ -186,9 +181,6 @@ class SpecDecPPPolicy:
         self._t_last: float | None = None  # time of the last keep_drafting call in this round
         self._t_observe: float | None = None
         self._first_round = True
-        self._worth: list[float] = []  # per speculative round since speculation (re)started (guard)
-        self._off_rounds = 0  # plain-decoding rounds left (guard)
-        self._backoff = 8
         self.history: list[tuple[int, int]] = []  # (drafted, accepted) per round of this generation
         self.rejection_prob: list[float] = []  # 1 - prod at each stop (diagnostics)
 
@@ -211,8 +203,6 @@ class SpecDecPPPolicy:
         return min(max(h, 0.05), 0.98)
 
     def max_draft(self) -> int:
-        if self._off_rounds > 0:
-            return 0
         return self.k_max
 
     @torch.no_grad()
@@ -279,23 +269,6 @@ class SpecDecPPPolicy:
         self._t_observe = now
         self._t_last = None
         self._calls = 0
-        # ---- guard
-        if drafted == 0:
-            if self._off_rounds > 0:
-                self._off_rounds -= 1
-            return
-        if not self.guard or not self._costs.ready:
-            return
-        c1, c2, delta = self._costs.costs()
-        worth = (accepted * (c2 + delta) - drafted * c1) / (c2 + delta)  # in plain-decoding steps saved
-        self._worth.append(worth)
-        window = self._worth[-GUARD_WINDOW:]
-        if len(window) == GUARD_WINDOW and sum(window) < -GUARD_MARGIN:
-            self._off_rounds = self._backoff
-            self._backoff = min(self._backoff * 2, 64)
-            self._worth = []  # judge afresh when speculation resumes
-        elif len(window) == GUARD_WINDOW and sum(window) > 0:
-            self._backoff = 8
 
     # ---- diagnostics
     def cost_estimates(self) -> dict[str, Any]:

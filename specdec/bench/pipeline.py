@@ -20,7 +20,7 @@ from specdec.bench.memory import release_memory
 from specdec.bench.prompts import BenchPrompt, auto_max_context
 from specdec.bench.report import build_report, machine_info, write_json_atomic
 from specdec.validate import check_output_path
-from specdec.config import EngineConfig, SamplingConfig, StopConfig
+from specdec.config import DEFAULT_K, EngineConfig, SamplingConfig, StopConfig
 from specdec.errors import InputError
 
 Say = Callable[[str], None]
@@ -35,7 +35,7 @@ class BenchPlan:
     setups: list[R.SetupSpec]
     sampling: SamplingConfig
     stop: StopConfig
-    k: int = 4
+    k: int | None = None  # -k: None = each policy's default (SpecConfig.k)
     chat: bool | None = None
     hf: bool = False
     vllm: list[str] = field(default_factory=list)
@@ -281,7 +281,7 @@ def _external_backends(plan: BenchPlan, ids, say: Say) -> dict[str, tuple]:
         log_stem = Path(plan.json_out).parent / f".{Path(plan.json_out).name}" if plan.json_out else None
         for name, b in L.llamacpp_backends(
                 plan.llamacpp, server=L.find_server(plan.llama_server), gguf=gguf, draft_gguf=draft_gguf,
-                k=plan.k, threads=plan.engine.threads or torch.get_num_threads(),
+                k=plan.k or DEFAULT_K, threads=plan.engine.threads or torch.get_num_threads(),
                 max_context=plan.engine.max_context, max_new_tokens=plan.stop.max_new_tokens,
                 greedy=plan.sampling.greedy, log_stem=log_stem, say=say).items():
             out[name] = (b, b.info)
@@ -290,7 +290,7 @@ def _external_backends(plan: BenchPlan, ids, say: Say) -> dict[str, tuple]:
 
         log_stem = Path(plan.json_out).parent / f".{Path(plan.json_out).name}" if plan.json_out else None
         for name, b in bench_vllm.vllm_backends(
-                plan.vllm, target=plan.target, draft=plan.draft, k=plan.k, sampling=plan.sampling, stop=plan.stop,
+                plan.vllm, target=plan.target, draft=plan.draft, k=plan.k or DEFAULT_K, sampling=plan.sampling, stop=plan.stop,
                 max_context=plan.engine.max_context, dtype=plan.engine.dtype, cache_dir=plan.engine.cache_dir,
                 threads=plan.engine.threads, log_stem=log_stem, say=say).items():
             out[name] = (b, b.info)

@@ -20,6 +20,7 @@ import torch
 from specdec.config import SamplingConfig, SpecConfig, StopConfig, parse_kv
 from specdec.errors import InputError
 from specdec.stats import GenerationStats
+from specdec.spec_check import draft_length
 
 Backend = Callable[[list[int]], tuple[list[int], dict]]
 RESERVED = ("plain", "plain_fast", "hf_generate", "hf_assisted")
@@ -33,7 +34,7 @@ class SetupSpec:
     name: str
     drafter: str | None
     policy: str = "constant"
-    k: int = 4
+    k: int | None = None  # None: -k, else the policy's default (SpecConfig.k)
     drafter_options: dict = field(default_factory=dict, hash=False)
     policy_options: dict = field(default_factory=dict, hash=False)
     engine_options: dict = field(default_factory=dict, hash=False)  # backend= / weights= (its own runner)
@@ -44,7 +45,7 @@ class SetupSpec:
                           drafter_options=dict(self.drafter_options), policy_options=dict(self.policy_options))
 
 
-def parse_setup(text: str, default_k: int = SpecConfig().k, default_policy: str = SpecConfig().policy) -> SetupSpec:
+def parse_setup(text: str, default_k: int | None = None, default_policy: str = SpecConfig().policy) -> SetupSpec:
     """`NAME=DRAFTER[:POLICY[:K]][,KEY=VALUE...]`: KEY=VALUE pairs are drafter options, `policy.KEY=VALUE`
     policy options, `backend=` / `weights=` the setup's runner (values parsed as JSON where they can be), e.g.
     `aded-chain=aded:constant:7,store=self.safetensors,chain=true`, `pp=draft-model:specdecpp,policy.threshold=0.3`
@@ -61,7 +62,7 @@ def parse_setup(text: str, default_k: int = SpecConfig().k, default_policy: str 
     return SetupSpec(spec.name, spec.drafter, spec.policy, spec.k, d_opts, p_opts, e_opts, guard)
 
 
-def _parse_setup_head(text: str, default_k: int, default_policy: str) -> SetupSpec:
+def _parse_setup_head(text: str, default_k: int | None, default_policy: str) -> SetupSpec:
     name, eq, rest = text.partition("=")
     parts = rest.split(":") if eq else []
     if not eq or not name or not parts[0] or len(parts) > 3:
@@ -78,7 +79,7 @@ def _parse_setup_head(text: str, default_k: int, default_policy: str) -> SetupSp
     return SetupSpec(name, drafter, policy, k)
 
 
-def default_setups(has_draft: bool, k: int = SpecConfig().k) -> list[SetupSpec]:
+def default_setups(has_draft: bool, k: int | None = None) -> list[SetupSpec]:
     """With a draft model: draft-model (constant K) and prompt-lookup (K); without: prompt-lookup only."""
     out = [SetupSpec("draft-model", "draft-model", "constant", k)] if has_draft else []
     return out + [SetupSpec("prompt-lookup", "prompt-lookup", "constant", k)]
@@ -197,7 +198,7 @@ def build_setups(dec, specs: list[SetupSpec], sampling: SamplingConfig, stop: St
         dec.drafter_for(spec)  # load the draft model / fail on bad options now, not halfway through
         dec.policy_for(spec)
         backends[s.name] = engine_backend(dec, spec, sampling, stop)
-        info[s.name] = {**runner_info, "drafter": s.drafter, "policy": s.policy, "k": s.k,
+        info[s.name] = {**runner_info, "drafter": s.drafter, "policy": s.policy, "k": draft_length(spec),
                         "drafter_options": dict(s.drafter_options), "policy_options": dict(s.policy_options),
                         "engine_options": dict(s.engine_options), "guard": s.guard, "plain_reference": plain}
     return backends, info

@@ -31,6 +31,7 @@ import torch
 from specdec.config import SamplingConfig, SpecConfig, StopConfig
 from specdec.errors import InputError, SpecDecError
 from specdec.stats import GenerationStats
+from specdec.spec_check import draft_length
 
 Say = Callable[[str], None]
 
@@ -151,7 +152,7 @@ def check_greedy(dec, cfg: LosslessConfig, on_row: Callable[[dict], None], say: 
     rows = []
     for drafter, policy in cfg.combos():
         spec = cfg.spec(drafter, policy)
-        row = {"drafter": drafter, "policy": policy, "k": spec.k, "drafter_options": spec.drafter_options,
+        row = {"drafter": drafter, "policy": policy, "k": draft_length(spec), "drafter_options": spec.drafter_options,
                "policy_options": spec.policy_options, "prompts": len(prompts)}
         why = _buildable(dec, spec)
         if why is not None:

@@ -38,7 +38,8 @@ Draft = Annotated[Optional[str], typer.Option("--draft", "-d", help="Draft model
 DrafterName = Annotated[Optional[str], typer.Option(
     "--drafter", help="Drafter (none = plain decoding). Default: draft-model with --draft, else none.")]
 Policy = Annotated[str, typer.Option("--policy", help="Candidate-length policy.")]
-K = Annotated[int, typer.Option("-k", "--k", help="(Initial) draft tokens per round.")]
+K = Annotated[Optional[int], typer.Option("-k", "--k", help=(
+    "Draft tokens per round: the first (or fixed) length, default 4; for specdecpp its longest draft (default 20)."))]
 PolicyOpts = Annotated[Optional[list[str]], typer.Option(
     "--policy-opt", metavar="KEY=VALUE", help="Policy option, e.g. threshold=0.3 (repeatable).")]
 DrafterOpts = Annotated[Optional[list[str]], typer.Option(

@@ -25,15 +25,14 @@ def run_round(policy, probs, tokens=None, start_index=0):
 
 
 def test_registered_and_options_from_strings(probe_head):
-    pol = POLICIES.create("specdecpp", head=probe_head, threshold="0.4", k_min="3", k_max="9", eos_ids="1,7",
-                          guard="false")
+    pol = POLICIES.create("specdecpp", head=probe_head, threshold="0.4", k_min="3", k_max="9", eos_ids="1,7")
     assert isinstance(pol, SpecDecPPPolicy) and pol.name == "specdecpp"
-    assert pol.max_draft() == 9 and pol.k_min == 3 and pol._eos == {1, 7} and pol.guard is False
+    assert pol.max_draft() == 9 and pol.k_min == 3 and pol._eos == {1, 7}
     assert pol.current_threshold == 0.4
 
 
 def test_stops_when_rejection_probability_exceeds_threshold(probe_head):
-    pol = SpecDecPPPolicy(head=probe_head, threshold=0.3, guard=False)
+    pol = SpecDecPPPolicy(head=probe_head, threshold=0.3)
     # 1 - 0.9^3 = 0.271 <= 0.3, 1 - 0.9^4 = 0.344 > 0.3: the 4th token is the last
     assert run_round(pol, [0.9] * 10) == 4
     pol.observe(4, 4)
@@ -42,15 +41,15 @@ def test_stops_when_rejection_probability_exceeds_threshold(probe_head):
     # a confident prefix then a doubtful token: 1 - 0.99*0.99*0.5 > 0.3 at the 3rd token
     assert run_round(pol, [0.99, 0.99, 0.5, 0.99]) == 3
     # exactly at the threshold does not stop (strictly greater)
-    pol2 = SpecDecPPPolicy(head=probe_head, threshold=0.5, k_min=1, guard=False)
+    pol2 = SpecDecPPPolicy(head=probe_head, threshold=0.5, k_min=1)
     assert run_round(pol2, [0.5, 0.999]) == 2
 
 
 def test_min_and_max_bounds(probe_head):
-    pol = SpecDecPPPolicy(head=probe_head, threshold=0.3, k_min=2, k_max=20, guard=False)
+    pol = SpecDecPPPolicy(head=probe_head, threshold=0.3, k_min=2, k_max=20)
     assert run_round(pol, [0.01] * 5) == 2  # never before k_min tokens
     assert run_round(pol, [1.0] * 30) == 20  # never beyond k_max
-    pol1 = SpecDecPPPolicy(head=probe_head, threshold=0.3, k_min=1, guard=False)
+    pol1 = SpecDecPPPolicy(head=probe_head, threshold=0.3, k_min=1)
     assert run_round(pol1, [0.01] * 5) == 1
     with pytest.raises(InputError):
         SpecDecPPPolicy(head=probe_head, k_min=5, k_max=3)
@@ -59,15 +58,15 @@ def test_min_and_max_bounds(probe_head):
 
 
 def test_stops_at_eos(probe_head):
-    pol = SpecDecPPPolicy(head=probe_head, threshold=0.9, guard=False)  # eos_ids from the head file: [1]
+    pol = SpecDecPPPolicy(head=probe_head, threshold=0.9)  # eos_ids from the head file: [1]
     assert run_round(pol, [1.0] * 6, tokens=[5, 5, 1, 5, 5, 5]) == 3
     assert run_round(pol, [1.0] * 6, tokens=[1, 5, 5, 5, 5, 5]) == 1  # even before k_min
-    pol2 = SpecDecPPPolicy(head=probe_head, threshold=0.9, eos_ids=[9], guard=False)
+    pol2 = SpecDecPPPolicy(head=probe_head, threshold=0.9, eos_ids=[9])
     assert run_round(pol2, [1.0] * 6, tokens=[5, 1, 9, 5, 5, 5]) == 3
 
 
 def test_state_resets_in_start_and_each_round(probe_head):
-    pol = SpecDecPPPolicy(head=probe_head, threshold=0.3, guard=False)
+    pol = SpecDecPPPolicy(head=probe_head, threshold=0.3)
     # an abandoned round (the drafter hit its own limit) must not leak into the next one
     run_round(pol, [0.9, 0.9])
     assert run_round(pol, [0.9] * 10) == 4
@@ -86,7 +85,7 @@ def test_threshold_formula_on_hand_made_costs():
 
 
 def test_theorem_threshold_from_given_costs(probe_head):
-    pol = SpecDecPPPolicy(head=probe_head, threshold="theorem", c1=0.05, c2=0.15, delta=0.05, guard=False)
+    pol = SpecDecPPPolicy(head=probe_head, threshold="theorem", c1=0.05, c2=0.15, delta=0.05)
     assert pol.current_threshold == pytest.approx(0.2 / 0.25)
     # h = 0.8: 1 - 0.8^7 = 0.79, 1 - 0.8^8 = 0.83 -> 8 tokens
     assert run_round(pol, [0.8] * 20) == 8
@@ -96,7 +95,7 @@ def test_auto_threshold_from_costs_and_throughput(probe_head):
     from policies.specdecpp.policy import auto_threshold
 
     assert auto_threshold(0.05, 4.0) == pytest.approx(0.8)
-    pol = SpecDecPPPolicy(head=probe_head, threshold="auto", c1=0.05, c2=0.15, delta=0.05, guard=False)
+    pol = SpecDecPPPolicy(head=probe_head, threshold="auto", c1=0.05, c2=0.15, delta=0.05)
     # no rounds timed yet: T = plain decoding's rate 1 / (c2 + delta) = 5 tok/s -> h = 1 - 0.05 * 5
     assert pol.current_threshold == pytest.approx(0.75)
     for _ in range(6):  # speculation runs at 4 tokens per 0.5 s = 8 tok/s -> h = 1 - 0.05 * 8 = 0.6
@@ -128,7 +127,7 @@ def test_cost_model_fits_verify_time():
 def test_online_calibration_measures_this_process(probe_head):
     import time
 
-    pol = SpecDecPPPolicy(head=probe_head, threshold="auto", guard=False)
+    pol = SpecDecPPPolicy(head=probe_head, threshold="auto")
     for r in range(8):
         pol.max_draft()
         for i in range(3):
@@ -141,26 +140,27 @@ def test_online_calibration_measures_this_process(probe_head):
     assert 0.05 <= est["threshold_in_use"] <= 0.98
 
 
-def test_guard_falls_back_to_plain_decoding_when_speculation_does_not_pay(probe_head):
-    # drafting costs as much as verifying: rounds that accept nothing lose time
-    assert SpecDecPPPolicy(head=probe_head).guard is False  # off by default (docs/specdecpp.md)
-    pol = SpecDecPPPolicy(head=probe_head, threshold=0.5, c1=0.1, c2=0.1, delta=0.0, guard=True)
-    rounds = 0
-    while pol.max_draft() == 20 and rounds < 10:
-        n = run_round(pol, [0.99] * 3)
-        pol.observe(n, 0)
-        rounds += 1
-    assert rounds == 8  # 8 rounds to judge, then plain decoding for a while
-    for _ in range(8):
-        assert pol.max_draft() == 0
-        pol.observe(0, 0)
-    assert pol.max_draft() == 20  # then speculation is tried again
-    # rounds that pay keep speculation on
-    pol2 = SpecDecPPPolicy(head=probe_head, threshold=0.5, c1=0.1, c2=0.1, delta=0.0, guard=True)
-    for _ in range(10):
-        assert pol2.max_draft() == 20
-        n = run_round(pol2, [0.99] * 3)
-        pol2.observe(n, n)
+def test_k_is_the_longest_draft_and_the_guard_is_the_engines(probe_head):
+    """-k reaches specdecpp as k_max (it was silently ignored); falling back to plain decoding is the engine's
+    guard for every policy, so the policy has no guard option of its own."""
+    from specdec.config import SpecConfig
+    from specdec.spec_check import build_policy, check_spec
+
+    opts = {"head": probe_head, "threshold": 0.5}
+    assert build_policy(SpecConfig(drafter="draft-model", policy="specdecpp", policy_options=opts)).max_draft() == 20
+    assert build_policy(SpecConfig(drafter="draft-model", policy="specdecpp", k=7, policy_options=opts)).max_draft() == 7
+    same = dict(opts, k_max=7)
+    assert build_policy(SpecConfig(drafter="draft-model", policy="specdecpp", k=7, policy_options=same)).k_max == 7
+    with pytest.raises(InputError, match="disagree"):
+        build_policy(SpecConfig(drafter="draft-model", policy="specdecpp", k=7, policy_options=dict(opts, k_max=9)))
+    with pytest.raises(InputError, match="need 1 <= k_min <= k_max"):  # -k 1 under the default k_min 2
+        build_policy(SpecConfig(drafter="draft-model", policy="specdecpp", k=1, policy_options=opts))
+    with pytest.raises(InputError, match="has no option guard"):
+        check_spec(SpecConfig(drafter="draft-model", policy="specdecpp", policy_options=dict(opts, guard=True)))
+    pol = SpecDecPPPolicy(head=probe_head, threshold=0.5, c1=0.1, c2=0.1, delta=0.0)
+    for _ in range(12):  # rounds that accept nothing never switch drafting off inside the policy
+        assert pol.max_draft() == 20
+        pol.observe(run_round(pol, [0.99] * 3), 0)
 
 
 def test_refuses_a_head_for_another_draft(tmp_path, draft_model):
@@ -189,10 +189,10 @@ def test_deweighting_undoes_the_reject_weight(tmp_path):
     path = probe_head_file(tmp_path / "p.safetensors")
     hf = load_head(path)
     save_head(tmp_path / "w.safetensors", hf.head, hf.identity, {"reject_weight": 6.0}, dtype=torch.float32)
-    pol = SpecDecPPPolicy(head=str(tmp_path / "w.safetensors"), threshold=0.3, guard=False)
+    pol = SpecDecPPPolicy(head=str(tmp_path / "w.safetensors"), threshold=0.3)
     raw = 0.9 / (0.9 + 6 * 0.1)  # = 0.6 raw, 0.9 de-weighted: stops after 4 tokens like P = 0.9
     assert run_round(pol, [raw] * 10) == 4
-    pol_raw = SpecDecPPPolicy(head=str(tmp_path / "w.safetensors"), threshold=0.3, calibrate=False, guard=False)
+    pol_raw = SpecDecPPPolicy(head=str(tmp_path / "w.safetensors"), threshold=0.3, calibrate=False)
     assert run_round(pol_raw, [raw] * 10) == 2  # 1 - 0.6 > 0.3 at once; k_min = 2
 
 
@@ -210,7 +210,7 @@ def test_conf_variant_feeds_the_drafts_confidence_to_the_head(tmp_path):
              "fingerprint": "0" * 16}
     path = save_head(tmp_path / "conf.safetensors", head, ident, {"eos_token_ids": [1], "extra_features": ["top_logprob"]},
                      dtype=torch.float32)
-    pol = SpecDecPPConfPolicy(head=str(path), threshold=0.5, guard=False)
+    pol = SpecDecPPConfPolicy(head=str(path), threshold=0.5)
     assert POLICIES.create("specdecpp-conf", head=str(path)).name == "specdecpp-conf"
     p_sure = pol.accept_prob(torch.zeros(1, 1), top_prob=0.999)  # sigmoid(log 0.999) ~ 0.4998
     p_doubt = pol.accept_prob(torch.zeros(1, 1), top_prob=0.01)  # sigmoid(log 0.01) ~ 0.0099
@@ -219,7 +219,7 @@ def test_conf_variant_feeds_the_drafts_confidence_to_the_head(tmp_path):
 
 def test_max_draft_has_no_side_effects_and_observe_takes_the_loops_verify_time(probe_head):
     """The loop may call max_draft() any number of times; the verify cost comes from observe(..., verify_s)."""
-    pol = SpecDecPPPolicy(head=probe_head, threshold=0.3, guard=False)
+    pol = SpecDecPPPolicy(head=probe_head, threshold=0.3)
     before = dict(vars(pol))
     for _ in range(3):
         pol.max_draft()
