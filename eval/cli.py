@@ -20,7 +20,7 @@ import typer
 
 from specdec.cli.errors import OneLineGroup
 from specdec.cli.options import (Compile, DrafterName, DrafterOpts, Draft, Dtype, ExactLen, K, Policy, PolicyOpts,
-                                 Threads, Weights, run_config)
+                                 Device, Temperature, Threads, TopK, TopP, Weights, run_config)
 from specdec.config import DEFAULT_TARGET, EngineConfig, SpecConfig
 from specdec.errors import DataError, InputError
 from specdec.jsonl import write_text_atomic
@@ -54,13 +54,14 @@ def run_cmd(
     drafter_opt: DrafterOpts = None, policy_opt: PolicyOpts = None,
     backend: Annotated[str, typer.Option("--backend", help="This engine's runner (auto, torch, llamacpp; hf = torch "
                                          "with bf16 weights) or vllm (.venv-vllm).")] = _E.backend,
-    weights: Weights = _E.weights,
+    weights: Weights = _E.weights, device: Device = _E.device,
     data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="Data folder (default $SPECDEC_DATA or ../shared/data).")] = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", help="Use a dataset name instead of local files ('hf' = the task's usual name; needs the network).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Score only the first N items (after --per-subject).")] = None,
     subjects: Annotated[Optional[str], typer.Option("--subjects", help="MMLU subjects or categories, comma-separated.")] = None,
     per_subject: Annotated[Optional[int], typer.Option("--per-subject", help="MMLU: a seeded stratified subset of N questions per subject.")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the stratified subset.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the stratified subset and of sampling.")] = 0,
+    temperature: Temperature = 0.0, top_k: TopK = 0, top_p: TopP = 1.0,
     num_fewshot: Annotated[Optional[int], typer.Option("--num-fewshot", help="Override the task's number of examples.")] = None,
     max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens", "-n", help="Override the task's generation length.")] = None,
     fewshot_file: Annotated[Optional[str], typer.Option("--fewshot-file", help="gsm8k_cot exemplars: lm-eval's gsm8k-cot.yaml or JSONL.")] = None,
@@ -71,7 +72,7 @@ def run_cmd(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start the output folder over.")] = False,
     plots: Annotated[bool, typer.Option("--plots/--no-plots")] = True,
     vllm_venv: Annotated[Optional[str], typer.Option("--vllm-venv", help="vLLM venv (default .venv-vllm).")] = None,
-    vllm_batch: Annotated[bool, typer.Option("--vllm-batch", help="vLLM: submit all prompts at once (throughput) instead of one by one.")] = False,
+    vllm_batch: Annotated[Optional[int], typer.Option("--vllm-batch", help="vLLM: decode N requests side by side (all prompts submitted at once, vLLM's max_num_seqs = N; throughput). Default: one at a time.")] = None,
 ) -> None:
     """Run TASK and write results.jsonl, summary.json, summary.md and plots/ under --out."""
     from eval.pipeline import DEFAULT_MLM
@@ -79,7 +80,8 @@ def run_cmd(
     default_model = DEFAULT_MLM if get_task(task).scoring == "mlm" else DEFAULT_TARGET
     run = run_config({"target": model or default_model, "draft": draft, "drafter": drafter, "policy": policy, "k": k,
                       "drafter_opt": drafter_opt, "policy_opt": policy_opt, "weights": weights, "dtype": dtype,
-                      "threads": threads, "compile": compile, "exact_len": exact_len})
+                      "threads": threads, "compile": compile, "exact_len": exact_len, "temperature": temperature, "device": device,
+                      "top_k": top_k, "top_p": top_p, "seed": seed})
     execute(task, run=run, backend=backend, out=out, data_dir=data_dir, dataset=dataset, limit=limit,
             subjects=subjects, per_subject=per_subject, seed=seed, num_fewshot=num_fewshot,
             max_new_tokens=max_new_tokens, fewshot_file=fewshot_file, max_context=max_context,

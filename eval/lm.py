@@ -155,8 +155,11 @@ class EngineLM:
     the shared prompt head's KV kept between questions), generation through `decoder.generate_ids` with
     `spec` (and, with `compare_plain`, the same prompt again without speculation)."""
 
-    def __init__(self, decoder, spec=None, compare_plain: bool = False) -> None:
+    def __init__(self, decoder, spec=None, compare_plain: bool = False, sampling=None) -> None:
+        from specdec.config import SamplingConfig
+
         self.decoder = decoder
+        self.sampling = sampling or SamplingConfig()  # greedy unless the run samples
         self.tokenizer = decoder.tokenizer
         self.spec = spec or decoder.spec
         self.compare_plain = compare_plain
@@ -170,13 +173,13 @@ class EngineLM:
     def _generate(self, r: GenRequest, spec) -> Generation:
         import torch
 
-        from specdec.config import SamplingConfig, StopConfig
+        from specdec.config import StopConfig
         from specdec.stats import GenerationStats
 
         stats = GenerationStats()
         stop = StopConfig(max_new_tokens=r.max_new_tokens, stop_strings=tuple(r.stop))
         t0 = time.perf_counter()
-        out = self.decoder.generate_ids(torch.tensor([r.prompt_ids]), sampling=SamplingConfig(), stop=stop,
+        out = self.decoder.generate_ids(torch.tensor([r.prompt_ids]), sampling=self.sampling, stop=stop,
                                         spec=spec, stats=stats)
         wall = time.perf_counter() - t0
         st = stats.to_dict()
@@ -203,7 +206,8 @@ class VLLMLM:
     engine gets. `speculative_config`: vLLM's own (specdec.backends.vllm_client.speculative_config)."""
 
     def __init__(self, model_dir: str, tokenizer, *, dtype: str, max_context: int, speculative_config=None,
-                 venv=None, batch: bool = False, log_path: str | Path | None = None, say=lambda m: None) -> None:
+                 venv=None, batch: int | None = None, log_path: str | Path | None = None, say=lambda m: None,
+                 sampling=None, drafter_options: dict | None = None) -> None:
         from specdec.backends import vllm_client as V
 
         if not V.available(venv):
@@ -212,6 +216,7 @@ class VLLMLM:
         self.model_dir, self.tokenizer, self.dtype = model_dir, tokenizer, dtype
         self.max_context, self.speculative_config = max_context, speculative_config
         self.venv, self.batch, self.log_path, self.say = venv, batch, log_path, say
+        self.sampling, self.drafter_options = sampling, dict(drafter_options or {})  # sampling None: greedy
         self.info: dict = {}
 
     def _events(self, req) -> Iterator[dict]:
@@ -221,6 +226,11 @@ class VLLMLM:
             if ev["event"] == "ready":
                 self.info["startup_s"] = ev["startup_s"]
                 self.say(f"vLLM {ev.get('vllm')} ready in {ev['startup_s']:.1f}s")
+            elif ev["event"] == "batch":  # batched: vLLM's speculative counters for the whole batch
+                spec = self.info.setdefault("batch_spec", {})
+                for key, value in (ev.get("spec") or {}).items():
+                    spec[key] = spec.get(key, 0) + value
+                self.info["batch_wall_s"] = self.info.get("batch_wall_s", 0.0) + ev["wall_s"]
             elif ev["event"] == "item":
                 yield ev
 
@@ -250,8 +260,11 @@ class VLLMLM:
         first = requests[0]
         req = V.WorkerRequest(model=self.model_dir, dtype=self.dtype, max_model_len=self.max_context,
                               speculative_config=self.speculative_config, max_tokens=first.max_new_tokens,
-                              stop=list(first.stop), batch=self.batch,
-                              requests=[{"id": r.id, "prompt_ids": r.prompt_ids} for r in requests])
+                              stop=list(first.stop), batch=bool(self.batch and self.batch > 1),
+                              max_num_seqs=self.batch if self.batch and self.batch > 1 else None,
+                              drafter_options=self.drafter_options,
+                              requests=[{"id": r.id, "prompt_ids": r.prompt_ids} for r in requests],
+                              **V.sampling_fields(self.sampling))
         for ev in self._events(req):
             text = cut_at_stop(self.tokenizer.decode(ev["token_ids"], skip_special_tokens=True), first.stop)
             yield ev["id"], Generation(text, ev["token_ids"], V.item_speed(ev))

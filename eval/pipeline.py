@@ -70,7 +70,7 @@ def execute(task_name: str, run: RunConfig | None = None, *, backend: str | None
             limit: int | None = None, subjects: str | None = None, per_subject: int | None = None, seed: int = 0,
             num_fewshot: int | None = None, max_new_tokens: int | None = None, fewshot_file: str | None = None,
             max_context: int | None = None, compare_plain: bool = False, overwrite: bool = False, plots: bool = True,
-            vllm_venv: str | None = None, vllm_batch: bool = False, decoder=None, classifier=None,
+            vllm_venv: str | None = None, vllm_batch: int | None = None, decoder=None, classifier=None,
             evaluate_hook=None, say=_say, **fields) -> dict:
     """The whole `eval run`, as a function: `run` (models, drafter, policy, runner) taken whole, `fields` single
     RunConfig fields over it (model=, draft=, drafter=, k=, weights=, exact_len=, ...); the rest are the
@@ -113,13 +113,20 @@ def execute(task_name: str, run: RunConfig | None = None, *, backend: str | None
         raise InputError("--exact-len is for generation tasks (gsm8k*) on this engine's torch runner")
     if compare_plain and task.family != "gsm8k":
         raise InputError("--compare-plain applies to generation tasks (gsm8k*)")
+    if not run.sampling.greedy and (task.family != "gsm8k" or compare_plain):
+        raise InputError("--temperature applies to generation tasks (gsm8k*) without --compare-plain (sampled outputs "
+                         "are compared by nobody)")
     if task.family == "mmlu" and spec.drafter is not None:
         raise InputError("MMLU is scored by log-likelihood: no generation, so no drafter; drop --drafter/--draft")
-    from specdec.spec_check import check_spec
+    from specdec.spec_check import check_run, check_spec
     from specdec.validate import set_threads
 
-    if task.family == "gsm8k":  # drafter / policy names, options and k: one line now, not after the model loads
+    # the one validation, before any data or model: this engine's runs whole (model names, drafter / policy
+    # names, options and k), vLLM's speculative setup (its models are checked by the vLLM client)
+    if backend == "vllm" or decoder is not None:
         check_spec(spec)
+    elif task.scoring != "mlm":
+        check_run(replace(run, stop=None))
     set_threads(engine.threads)
     if fewshot_file:
         from eval.gsm8k import read_fewshot_file
@@ -141,6 +148,11 @@ def execute(task_name: str, run: RunConfig | None = None, *, backend: str | None
               "data": dataset or str(resolve_data_dir(data_dir)), "subjects": subjects, "per_subject": per_subject,
               "seed": seed, "limit": limit, "compare_plain": compare_plain, "max_context": max_context or "auto",
               "exact_len": exact_len, "threads": engine.threads, "argv": sys.argv[1:]}
+    if vllm_batch:  # batched vLLM runs are their own runs (throughput differs); unset, earlier folders still resume
+        config["vllm_batch"] = vllm_batch
+    if not run.sampling.greedy:
+        config["sampling"] = {"temperature": run.sampling.temperature, "top_p": run.sampling.top_p,
+                              "top_k": run.sampling.top_k, "seed": run.sampling.seed}
     folder = R.Run(out, config, overwrite=overwrite)
     folder.check()  # fails now, before a model is loaded, if --out holds another run
 
@@ -165,10 +177,10 @@ def execute(task_name: str, run: RunConfig | None = None, *, backend: str | None
             from eval.lm import EngineLM
 
             if decoder is None:
-                import specdec
+                from specdec.api import open_run
 
-                decoder = specdec.load(model, draft=draft, spec=spec, engine=replace(engine, max_context=max_context))
-            lm = EngineLM(decoder, spec, compare_plain)
+                decoder = open_run(replace(run, engine=replace(engine, max_context=max_context), stop=None))
+            lm = EngineLM(decoder, spec, compare_plain, run.sampling)
         else:
             lm = _vllm_lm(run, max_context, vllm_venv, vllm_batch, out, say)
         batch_evaluate = lm_evaluator(task, lm, dev if task.family == "mmlu" else None,
@@ -201,6 +213,14 @@ def execute(task_name: str, run: RunConfig | None = None, *, backend: str | None
         summary["runner"] = lm.info["runner"]
     if lm is not None and lm.info.get("startup_s") is not None:
         summary["startup_s"] = lm.info["startup_s"]
+    if lm is not None and lm.info.get("batch_wall_s"):  # vLLM batched: throughput and the batch's draft counters
+        summary["vllm_batch"] = {"requests_side_by_side": vllm_batch, "wall_s": lm.info["batch_wall_s"],
+                                 **lm.info.get("batch_spec", {})}
+        b, speed = summary["vllm_batch"], summary.get("speed")
+        if speed and b.get("draft_tokens"):  # vLLM counts drafts per batch, not per request: alpha and tau from them
+            speed["acceptance_rate"] = b["accepted_tokens"] / b["draft_tokens"]
+            steps = speed["new_tokens"] - b["accepted_tokens"]
+            speed["mean_accepted_length"] = speed["new_tokens"] / steps if steps > 0 else 0.0
     if task.family == "mmlu" and engine_side and task.scoring != "mlm":
         summary["truncated"] = lm.scorer.truncated
     if max_context:
@@ -256,7 +276,8 @@ def _vllm_lm(run: RunConfig, max_context: int, venv, batch: bool, out, say):
     draft_dir = resolve(run.draft) if run.draft else None
     spec_cfg = V.speculative_config(spec.drafter, spec.k or DEFAULT_K, draft_dir, spec.drafter_options, spec.policy)
     return VLLMLM(model_dir, load_tokenizer(model_dir), dtype=run.engine.dtype, max_context=max_context,
-                  speculative_config=spec_cfg, venv=venv, batch=batch,
+                  speculative_config=spec_cfg, venv=venv, batch=batch, sampling=run.sampling,
+                  drafter_options=spec.drafter_options if spec_cfg and spec_cfg.get("method") == "custom_class" else None,
                   log_path=Path(out).parent / f".{Path(out).name}.vllm.log", say=say)
 
 

@@ -217,6 +217,12 @@ def load_run(run: RunConfig) -> SpecDecoder:
     if not isinstance(run, RunConfig):
         raise InputError(f"load_run takes a RunConfig, got {type(run).__name__}")
     check_run(run)
+    return open_run(run)
+
+
+def open_run(run: RunConfig) -> SpecDecoder:
+    """`load_run` without its checks, for callers that ran `check_run` on this run before (bench and eval check
+    once, before reading any prompt, then load per runner group)."""
     t0 = time.perf_counter()
     runner, tokenizer = load_runner_for(run.target, run.engine)
     dec = SpecDecoder(runner, tokenizer, spec=run.spec, engine=run.engine, draft=run.draft)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field, replace
 
 from specdec.errors import InputError, UnknownOptionError
@@ -109,6 +110,8 @@ class EngineConfig:
             raise InputError(f"weights must be one of {', '.join(WEIGHTS)}, got {self.weights!r}")
         if self.dtype not in ("bfloat16", "float32", "float16"):
             raise InputError(f"dtype must be bfloat16, float32 or float16, got {self.dtype!r}")
+        if not isinstance(self.device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+            raise InputError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}")
         whole(self.max_context, "max_context", low=8)
         if self.threads is not None:
             whole(self.threads, "threads", low=1)

@@ -32,6 +32,8 @@ def process_logits(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
 
 def sample(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """probs (B, V) -> token ids (B,)."""
+    if generator is not None and probs.device != generator.device:  # a CUDA runner's probabilities, a CPU generator
+        probs = probs.to(generator.device)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 

@@ -53,6 +53,12 @@ def check_run(run: RunConfig) -> None:
 
     check_spec(run.spec)
     check_backend(run.engine.backend)  # auto or a registered runner
+    if run.engine.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {run.engine.device}: no CUDA device on this machine (torch.cuda.is_available() "
+                             "is False; this torch is " + torch.__version__ + ")")
     draft_option = run.spec.drafter_options.get("draft")
     if run.spec.drafter in ("draft-model", "hybrid") and not run.draft and not draft_option:
         raise InputError(f"the {run.spec.drafter} drafter needs a draft model: pass --draft NAME")

@@ -97,3 +97,25 @@ class GenerationStats:
                 f" tau {self.mean_accepted_length:.2f} incl. bonus, draft share {self.draft_share:.0%}"
             )
         return s
+
+
+def prompt_row(stats: GenerationStats, *, counted: bool = True, **extra) -> dict:
+    """The bench's per-prompt row of one generation, for every backend (this engine, HF generate, llama-server,
+    vLLM): the one place its names are chosen. `tokens` = new_tokens and `seconds` = decode_s (prefill included,
+    compile warm-up excluded): the names of the JSON files already published. `counted=False`: a backend that
+    cannot count drafts and rounds (HF generate): those fields are None and tau is tokens per target forward.
+    `extra`: backend-specific fields (vLLM's draft count, llama-server's own decode speed)."""
+    n = stats.new_tokens
+    row = {
+        "tokens": n, "seconds": stats.decode_s if stats.total_s > 0 else 0.0, "tokens_per_s": stats.tokens_per_s if stats.total_s > 0 else 0.0,
+        "acceptance_rate": stats.acceptance_rate if counted and stats.drafted else None,
+        "mean_accepted_length": (stats.mean_accepted_length if counted
+                                 else n / stats.target_calls if stats.target_calls else None),
+        "target_calls": stats.target_calls, "drafted": stats.drafted if counted else None,
+        "accepted": stats.accepted if counted else None, "rounds": stats.rounds if counted else None,
+        "compile_s": stats.compile_s, "stop_reason": stats.stop_reason or None,
+        "draft_s": stats.draft_s, "verify_s": stats.verify_s, "prefill_s": stats.prefill_s,
+        "draft_lengths": {str(k): c for k, c in sorted(stats.draft_lengths.items())},
+    }
+    row.update(extra)
+    return row

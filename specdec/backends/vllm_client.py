@@ -66,12 +66,16 @@ def speculative_config(drafter: str | None, k: int = 4, draft_path: str | None =
     if drafter in ("prompt-lookup", "ngram"):
         return {"method": "ngram", "num_speculative_tokens": int(k),
                 "prompt_lookup_max": int(opts.get("max_ngram", 3)), "prompt_lookup_min": int(opts.get("min_ngram", 1))}
+    if drafter == "aded":  # this project's proposer inside vLLM (custom_class); options reach it by environment
+        from specdec.backends.vllm_proposers import class_path
+
+        return {"method": "custom_class", "model": class_path("aded"), "num_speculative_tokens": int(k)}
     if drafter == "draft-model":
         if not draft_path:
             raise InputError("the draft-model drafter needs --draft MODEL")
         return {"model": str(draft_path), "num_speculative_tokens": int(k)}
     raise InputError(f"drafter {drafter!r} has no vLLM counterpart; with --backend vllm use none, "
-                     f"prompt-lookup (vLLM ngram) or draft-model (--draft)")
+                     f"prompt-lookup (vLLM ngram), aded (this project's proposer) or draft-model (--draft)")
 
 
 @dataclass
@@ -87,6 +91,11 @@ class WorkerRequest:
     batch: bool = False
     enforce_eager: bool = False
     seed: int = 0
+    temperature: float = 0.0  # sampling through vLLM: 0 = greedy; top_p 1.0 and top_k 0 = off
+    top_p: float = 1.0
+    top_k: int = 0
+    drafter_options: dict = field(default_factory=dict)  # for a custom_class proposer (SPECDEC_DRAFTER_OPTIONS)
+    max_num_seqs: int | None = None  # requests decoded side by side (vLLM's default: 256)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -94,6 +103,14 @@ class WorkerRequest:
     @classmethod
     def from_json(cls, text: str) -> "WorkerRequest":
         return cls(**json.loads(text))
+
+
+def sampling_fields(sampling) -> dict:
+    """A SamplingConfig -> the WorkerRequest's sampling fields (None: greedy)."""
+    if sampling is None or sampling.greedy:
+        return {"temperature": 0.0}
+    return {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
+            "seed": sampling.seed if sampling.seed is not None else 0}
 
 
 def parse_line(line: str) -> dict | None:
@@ -140,9 +157,13 @@ def run_worker(req: WorkerRequest, venv: str | os.PathLike | None = None, log_pa
         req_path = f.name
     log = open(log_path, "a", encoding="utf-8") if log_path else None
     tail: deque[str] = deque(maxlen=400)
+    env = worker_env(venv, threads_bind, kv_cache_gb)
+    if (req.speculative_config or {}).get("method") == "custom_class":  # vLLM imports this project's proposer
+        env["PYTHONPATH"] = str(REPO_ROOT)
+        if req.drafter_options:  # else the caller's own SPECDEC_DRAFTER_OPTIONS, if any
+            env["SPECDEC_DRAFTER_OPTIONS"] = json.dumps(req.drafter_options)
     proc = subprocess.Popen([str(py), str(WORKER), req_path], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1,
-                            env=worker_env(venv, threads_bind, kv_cache_gb))
+                            stderr=subprocess.STDOUT, text=True, bufsize=1, env=env)
     finished = False
     try:
         assert proc.stdout is not None

@@ -61,6 +61,8 @@ def run(req: dict) -> None:
         kwargs["speculative_config"] = req["speculative_config"]
     if req.get("enforce_eager"):
         kwargs["enforce_eager"] = True
+    if req.get("max_num_seqs"):
+        kwargs["max_num_seqs"] = int(req["max_num_seqs"])
     llm = LLM(**kwargs)
     emit({"event": "ready", "startup_s": time.perf_counter() - t0, "vllm": getattr(vllm, "__version__", "?")})
 
@@ -69,12 +71,16 @@ def run(req: dict) -> None:
     gen = [r for r in reqs if "seqs" not in r]  # {"id", "prompt_ids"}: generate
     ll_reqs = [r for r in reqs if "seqs" in r]  # {"id", "seqs", "n_cont"}: log-likelihood of continuations
     if gen:
-        sp = SamplingParams(temperature=0.0, max_tokens=int(req["max_tokens"]), stop=list(req.get("stop") or []) or None,
+        sp = SamplingParams(temperature=float(req.get("temperature", 0.0)), top_p=float(req.get("top_p", 1.0)),
+                            top_k=int(req.get("top_k", 0)), seed=req.get("seed") if req.get("temperature") else None,
+                            max_tokens=int(req["max_tokens"]), stop=list(req.get("stop") or []) or None,
                             ignore_eos=bool(req.get("ignore_eos", False)))
         if req.get("batch"):
+            before = spec_counters(llm)
             t = time.perf_counter()
             outs = llm.generate([TokensPrompt(prompt_token_ids=r["prompt_ids"]) for r in gen], sp, use_tqdm=False)
             dt = time.perf_counter() - t
+            emit({"event": "batch", "wall_s": dt, "requests": len(gen), "spec": _delta(before, spec_counters(llm))})
             for r, o in zip(gen, outs):
                 c = o.outputs[0]
                 emit({"event": "item", "id": r["id"], "token_ids": list(c.token_ids), "text": c.text,

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from specdec.errors import InputError, SpecDecError
+from specdec.stats import GenerationStats, prompt_row
 
 SETUPS = ("plain", "draft", "ngram", "ngram-mod")
 PREFIX = "llamacpp_"
@@ -310,14 +311,9 @@ def completion_stats(resp: dict, n_predict: int) -> tuple[list[int], dict]:
     drafted, accepted = int(t.get("draft_n", 0)), int(t.get("draft_n_accepted", 0))
     rounds = max(n - accepted, 1) if n else 0  # each target step commits one token of its own + accepted drafts
     stop = {"limit": "max_new_tokens", "word": "stop_string"}.get(resp.get("stop_type"), resp.get("stop_type"))
-    return ids, {
-        "tokens": n, "seconds": seconds, "tokens_per_s": n / seconds if seconds > 0 and n else 0.0,
-        "acceptance_rate": accepted / drafted if drafted else None,
-        "mean_accepted_length": n / rounds if rounds else 0.0,
-        "target_calls": rounds, "drafted": drafted, "accepted": accepted, "rounds": rounds, "compile_s": 0.0,
-        "stop_reason": "max_new_tokens" if n == n_predict else stop,
-        "decode_tokens_per_s": float(t.get("predicted_per_second", 0.0)), "prefill_s": prefill_s,
-    }
+    stats = GenerationStats(new_tokens=n, total_s=seconds, prefill_s=prefill_s, drafted=drafted, accepted=accepted,
+                            rounds=rounds, target_calls=rounds, stop_reason="max_new_tokens" if n == n_predict else stop)
+    return ids, prompt_row(stats, decode_tokens_per_s=float(t.get("predicted_per_second", 0.0)))
 
 
 def llamacpp_backends(setups: Iterable[str], *, server: Path, gguf: Path, draft_gguf: Path | None, k: int,

@@ -20,7 +20,8 @@ from specdec.bench.memory import release_memory
 from specdec.bench.prompts import BenchPrompt, auto_max_context
 from specdec.bench.report import build_report, machine_info, write_json_atomic
 from specdec.validate import check_output_path
-from specdec.config import DEFAULT_K, EngineConfig, SamplingConfig, StopConfig
+from specdec.api import open_run
+from specdec.config import DEFAULT_K, EngineConfig, RunConfig, SamplingConfig, SpecConfig, StopConfig
 from specdec.errors import InputError
 
 Say = Callable[[str], None]
@@ -175,7 +176,6 @@ def check_plan(plan: BenchPlan) -> None:
 
 def run(plan: BenchPlan, say: Say, progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Run the whole bench; returns the final report (also written to --json)."""
-    import specdec
     from specdec.api import load_tokenizer
     from specdec.prompt import encode_prompt
 
@@ -213,7 +213,8 @@ def run(plan: BenchPlan, say: Say, progress: Callable[[str, int, int], None] | N
     ref_out: list[list[int]] | None = None
     for plain, eng, specs in groups:
         t0 = time.perf_counter()
-        dec = specdec.load(plan.target, plan.draft, drafter="none", k=plan.k, engine=eng)
+        dec = open_run(RunConfig(target=plan.target, draft=plan.draft, spec=SpecConfig(drafter=None, k=plan.k),
+                                 engine=eng, stop=None))  # checked by the CLI's check_run and check_plan
         say(f"loaded {plan.target} on the {dec.target.name} runner "
             f"({getattr(dec.target, 'weights', 'gguf')}) in {time.perf_counter() - t0:.1f} s")
         if plain == "plain":  # the machine section describes the bench's own runner as really loaded

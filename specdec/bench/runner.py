@@ -19,7 +19,7 @@ import torch
 
 from specdec.config import SamplingConfig, SpecConfig, StopConfig, parse_kv
 from specdec.errors import InputError
-from specdec.stats import GenerationStats
+from specdec.stats import GenerationStats, prompt_row
 from specdec.spec_check import draft_length
 
 Backend = Callable[[list[int]], tuple[list[int], dict]]
@@ -91,15 +91,7 @@ def engine_backend(dec, spec: SpecConfig, sampling: SamplingConfig, stop: StopCo
     def run(prompt_ids: list[int]) -> tuple[list[int], dict]:
         stats = GenerationStats()
         out = dec.generate_ids(torch.tensor([prompt_ids]), sampling=sampling, stop=stop, spec=spec, stats=stats)
-        return out, {
-            "tokens": stats.new_tokens, "seconds": stats.decode_s, "tokens_per_s": stats.tokens_per_s,
-            "acceptance_rate": stats.acceptance_rate if stats.drafted else None,
-            "mean_accepted_length": stats.mean_accepted_length, "target_calls": stats.target_calls,
-            "drafted": stats.drafted, "accepted": stats.accepted, "rounds": stats.rounds,
-            "compile_s": stats.compile_s, "stop_reason": stats.stop_reason,
-            "draft_s": stats.draft_s, "verify_s": stats.verify_s,
-            "draft_lengths": {str(n): c for n, c in sorted(stats.draft_lengths.items())},
-        }
+        return out, prompt_row(stats)
 
     return run
 
@@ -157,12 +149,7 @@ def hf_backend(model, tokenizer, eos_ids: set[int], sampling: SamplingConfig, st
         finally:
             hook.remove()
         new = out[0, len(prompt_ids):].tolist()
-        return new, {
-            "tokens": len(new), "seconds": dt, "tokens_per_s": len(new) / dt if dt > 0 and new else 0.0,
-            "acceptance_rate": None, "target_calls": calls[0],
-            "mean_accepted_length": len(new) / calls[0] if calls[0] else None,  # tokens per target forward
-            "drafted": None, "accepted": None, "rounds": None, "compile_s": 0.0, "stop_reason": None,
-        }
+        return new, prompt_row(GenerationStats(new_tokens=len(new), total_s=dt, target_calls=calls[0]), counted=False)
 
     return run
 

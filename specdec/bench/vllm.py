@@ -18,6 +18,9 @@ Setups (names in the report: ``vllm_<setup>``):
   plain   plain decoding
   ngram   vLLM's n-gram prompt lookup, K draft tokens, prompt_lookup_max 3 / min 1 (like prompt-lookup here)
   draft   vLLM's draft-model speculation with the bench's --draft, K draft tokens
+  aded    this project's ADED drafter as a vLLM proposer (custom_class, specdec/backends/vllm_proposers.py), K tokens
+Sampling (--temperature, --top-p, --top-k, --seed) goes to vLLM's SamplingParams; outputs are then compared by
+nobody (the bench compares greedy outputs only), and vLLM's own rejection sampling keeps speculation lossless.
 """
 from __future__ import annotations
 
@@ -28,8 +31,9 @@ from typing import Callable, Iterable
 
 from specdec.config import SamplingConfig, StopConfig
 from specdec.errors import InputError
+from specdec.stats import GenerationStats, prompt_row
 
-SETUPS = {"plain": None, "ngram": "prompt-lookup", "draft": "draft-model"}  # setup -> this engine's drafter
+SETUPS = {"plain": None, "ngram": "prompt-lookup", "draft": "draft-model", "aded": "aded"}  # setup -> drafter
 PREFIX = "vllm_"
 WARMUP_ID = "warmup"
 
@@ -65,9 +69,6 @@ def check(setups: list[str], *, sampling: SamplingConfig, stop: StopConfig, draf
     V = _worker()
     if "draft" in setups and not draft:
         raise InputError("--vllm draft needs a draft model: pass --draft NAME")
-    if not sampling.greedy:
-        raise InputError(f"--vllm runs vLLM greedily only (its worker samples at temperature 0); got temperature "
-                         f"{sampling.temperature}: drop --temperature or the --vllm setups")
     if stop.eos_token_ids is not None:
         raise InputError("--vllm stops at the model's own EOS tokens (or none with ignore_eos): custom "
                          "eos_token_ids are not supported")
@@ -139,20 +140,15 @@ def _stats(ev: dict) -> dict:
     n, dt = sp["new_tokens"], sp["decode_s"]
     drafted, accepted, rounds = sp["drafted"], sp["accepted"], sp["rounds"]
     reason = sp["stop_reason"]
-    return {
-        "token_ids": list(ev.get("token_ids", [])),
-        "tokens": n, "seconds": dt, "tokens_per_s": n / dt if dt > 0 and n else 0.0,
-        "acceptance_rate": accepted / drafted if drafted else None,
-        "mean_accepted_length": n / rounds if rounds else 0.0,
-        "target_calls": rounds, "drafted": drafted, "accepted": accepted, "rounds": rounds,
-        "vllm_drafts": sp["vllm_drafts"], "compile_s": 0.0,
-        "stop_reason": {"length": "max_new_tokens", "stop": "eos_or_stop_string"}.get(reason, reason),
-    }
+    stats = GenerationStats(new_tokens=n, total_s=dt, drafted=drafted, accepted=accepted, rounds=rounds,
+                            target_calls=rounds,
+                            stop_reason={"length": "max_new_tokens", "stop": "eos_or_stop_string"}.get(reason, reason))
+    return prompt_row(stats, token_ids=list(ev.get("token_ids", [])), vllm_drafts=sp["vllm_drafts"])
 
 
 def vllm_backends(setups: Iterable[str], *, target: str, draft: str | None, k: int, sampling: SamplingConfig,
                   stop: StopConfig, max_context: int, dtype: str = "bfloat16", cache_dir: str | None = None,
-                  ngram_options: dict | None = None, venv: str | os.PathLike | None = None,
+                  ngram_options: dict | None = None, drafter_options: dict | None = None, venv: str | os.PathLike | None = None,
                   log_stem: str | os.PathLike | None = None, threads: int | None = None,
                   say: Callable[[str], None] | None = None) -> dict[str, VLLMBackend]:
     """One `VLLMBackend` per setup ("plain", "ngram", "draft"), named `vllm_<setup>`, for
@@ -178,9 +174,12 @@ def vllm_backends(setups: Iterable[str], *, target: str, draft: str | None, k: i
         spec_cfg = V.speculative_config(drafter, k, draft_dir, ngram if s == "ngram" else None)
         req = V.WorkerRequest(model=model_dir, dtype=dtype, max_model_len=int(max_context),
                               speculative_config=spec_cfg, max_tokens=stop.max_new_tokens,
-                              stop=list(stop.stop_strings), ignore_eos=stop.ignore_eos, batch=False)
+                              stop=list(stop.stop_strings), ignore_eos=stop.ignore_eos, batch=False,
+                              **V.sampling_fields(sampling), drafter_options=dict(drafter_options or {}) if s == "aded" else {})
         name = setup_name(s)
         info = {"backend": "vllm", "vllm_setup": s, "drafter": "ngram" if s == "ngram" else drafter,
+                "sampling": {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
+                             "seed": sampling.seed},
                 "k": k if drafter else None, "model": model_dir, "dtype": dtype, "max_model_len": int(max_context),
                 "speculative_config": spec_cfg, "batch": False, "warmup": "prompt 0 reversed, untimed"}
         if s == "draft":

@@ -28,9 +28,10 @@ from specdec.cli.errors import OneLineGroup, err
 from specdec.cli.head import head_app
 from mlm_generate.cli import mlm_app
 from specdec.cli.models import models_app
+from specdec.cli.serve import serve as serve_command
 from specdec.cli.options import (
     Target, Draft, DrafterName, Policy, K, PolicyOpts, DrafterOpts, Temperature, TopK, TopP, Seed, MaxNew, Stops,
-    Chat, Compile, MaxContext, Threads, CacheDir, Dtype, GuardOpt, Backend, Weights, ExactLen, run_config)
+    Chat, Compile, MaxContext, Threads, CacheDir, Device, Dtype, GuardOpt, Backend, Weights, ExactLen, run_config)
 from specdec.config import DEFAULT_TARGET, EngineConfig, RunConfig, SamplingConfig, SpecConfig, StopConfig
 from specdec.errors import InputError, SpecDecError
 from specdec.spec_check import check_run
@@ -48,6 +49,7 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(aded_app, name="aded")
 app.add_typer(head_app, name="head")
 app.add_typer(check_app, name="check")
+app.command("serve")(serve_command)
 
 def load_for_cli(run: RunConfig):
     """`specdec.load_run(run)` (which checks the whole run before any model loads), with one-off notices on
@@ -78,7 +80,7 @@ def generate(
     max_new_tokens: MaxNew = _T.max_new_tokens, stop: Stops = None, chat: Chat = None, compile: Compile = _E.compile,
     max_context: MaxContext = _E.max_context, threads: Threads = _E.threads, cache_dir: CacheDir = _E.cache_dir,
     dtype: Dtype = _E.dtype, exact_len: ExactLen = _E.exact_query_len, backend: Backend = _E.backend,
-    weights: Weights = _E.weights, guard: GuardOpt = _P.guard,
+    weights: Weights = _E.weights, guard: GuardOpt = _P.guard, device: Device = _E.device,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (result, stats, config) only.")] = False,
 ) -> None:
     """Generate a continuation of PROMPT (accepted draft tokens are coloured on a terminal), then a stats line."""
@@ -177,7 +179,7 @@ def chat(
     max_new_tokens: MaxNew = _T.max_new_tokens, stop: Stops = None, compile: Compile = _E.compile,
     max_context: MaxContext = _E.max_context, threads: Threads = _E.threads, cache_dir: CacheDir = _E.cache_dir,
     dtype: Dtype = _E.dtype, exact_len: ExactLen = _E.exact_query_len, backend: Backend = _E.backend,
-    weights: Weights = _E.weights, guard: GuardOpt = _P.guard,
+    weights: Weights = _E.weights, guard: GuardOpt = _P.guard, device: Device = _E.device,
 ) -> None:
     """Chat with the target (chat template, history kept). /reset clears the history, /quit or EOF exits."""
     run = run_config(locals())
@@ -214,11 +216,12 @@ def bench(
         "--max-context", help="KV cache length (default: the longest prompt + max new tokens + 64, rounded up to 256).")] = None,
     threads: Threads = _E.threads, cache_dir: CacheDir = _E.cache_dir,
     dtype: Dtype = _E.dtype, exact_len: ExactLen = _E.exact_query_len, backend: Backend = _E.backend,
-    weights: Weights = _E.weights,
+    weights: Weights = _E.weights, device: Device = _E.device,
     vllm: Annotated[Optional[list[str]], typer.Option(
         "--vllm", metavar="SETUP",
         help="Also time vLLM (.venv-vllm, $SPECDEC_VLLM_VENV) on the same prompt ids (repeatable): plain, "
-             "ngram (prompt lookup, K=-k) or draft (--draft, K=-k); reported as vllm_<SETUP>. Greedy only.")] = None,
+             "ngram (prompt lookup, K=-k), draft (--draft, K=-k) or aded (this project's ADED as a vLLM proposer, K=-k); "
+             "reported as vllm_<SETUP>. Sampling options apply.")] = None,
     llamacpp: Annotated[Optional[list[str]], typer.Option(
         "--llamacpp", metavar="SETUP",
         help="Also time llama.cpp's own decoding through llama-server on the same prompt ids and GGUF "

@@ -56,6 +56,7 @@ Compile = Annotated[bool, typer.Option("--compile/--no-compile", help="torch.com
 MaxContext = Annotated[int, typer.Option("--max-context", help="KV cache length.")]
 Threads = Annotated[Optional[int], typer.Option("--threads", help="torch threads (default: torch's).")]
 CacheDir = Annotated[Optional[str], typer.Option("--cache-dir", help="Model zoo cache folder.")]
+Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (the torch runner; bf16 weights on CUDA).")]
 Dtype = Annotated[str, typer.Option("--dtype", help="bfloat16 | float32 | float16.")]
 GuardOpt = Annotated[bool, typer.Option(
     "--guard/--no-guard", help="Switch speculation off while it loses time against plain decoding (measured "

@@ -162,6 +162,10 @@ class Drafter(Protocol):
     def observe(self, result: VerifyResult) -> None:
         """Learn what was committed (roll back caches, adapt statistics)."""
 
+    def fork(self) -> "Drafter":
+        """A drafter for another generation running beside this one (batched serving: vLLM's proposers keep one
+        per request); per-generation state is its own, heavy read-only state (a store's base) may be shared."""
+
 
 class DrafterBase:
     """The defaults of every hook the `Drafter` protocol declares (HF's candidate generator does the same):
@@ -183,3 +187,10 @@ class DrafterBase:
 
     def observe(self, result: VerifyResult) -> None:
         pass
+
+    def fork(self) -> "DrafterBase":
+        """Drafters with per-generation state (a draft model's KV cache) serve one generation at a time."""
+        from specdec.errors import InputError
+
+        raise InputError(f"drafter {self.name!r} runs one generation at a time: it cannot serve requests side by "
+                         "side (model-free drafters can: prompt-lookup, aded)")

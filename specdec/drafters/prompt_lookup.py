@@ -18,6 +18,9 @@ class PromptLookupDrafter(DrafterBase):
             raise InputError(f"need 1 <= min_ngram <= max_ngram, got {min_ngram}, {max_ngram}")
         self.max_ngram, self.min_ngram = max_ngram, min_ngram
 
+    def fork(self) -> "PromptLookupDrafter":
+        return self  # no state between rounds: one object serves every request
+
     def propose(self, ctx: DraftContext) -> Draft:
         seq = ctx.tokens[0].numpy()  # (T,)
         T = len(seq)

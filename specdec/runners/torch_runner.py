@@ -243,7 +243,7 @@ class TorchRunner:
         n_all = head.out_features
         want = sorted(set(int(i) for i in ids if 0 <= int(i) < n_all))
         extra = [i for i in range(n_all) if i not in set(want)][: (-len(want)) % 16]
-        idx = torch.tensor(sorted(want + extra))
+        idx = torch.tensor(sorted(want + extra), device=self.device)
         if isinstance(head, quant.QLinear) and head.kernel != "aten":
             new = quant.QLinear(quant.pack(head.qweight_().unpack().rows(idx)), None, head.kernel)
         else:
@@ -313,18 +313,19 @@ class TorchRunner:
         S = self.k_layers[0].shape[2] if full else start + P
         kc, vc = (self.k_layers, self.v_layers) if full else ([k[:, :, :S] for k in self.k_layers],
                                                              [v[:, :, :S] for v in self.v_layers])
-        rel = depths if depths is not None else torch.arange(T)  # (T,)
-        pos = torch.full((P,), 0, dtype=torch.long)
+        dev = self.device  # every tensor of the pass is made where the model runs (the loop's ids stay on the CPU)
+        rel = depths.to(dev) if depths is not None else torch.arange(T, device=dev)  # (T,)
+        pos = torch.full((P,), 0, dtype=torch.long, device=dev)
         pos[:T] = start + rel
-        pos[T:] = start + T + torch.arange(P - T)  # padding rows: harmless positions past the real tokens
-        slots = start + torch.arange(P)  # (P,)
-        mask = torch.zeros(P, S, dtype=torch.bool)  # (P, S) True = may attend
+        pos[T:] = start + T + torch.arange(P - T, device=dev)  # padding rows: harmless positions past the real tokens
+        slots = start + torch.arange(P, device=dev)  # (P,)
+        mask = torch.zeros(P, S, dtype=torch.bool, device=dev)  # (P, S) True = may attend
         mask[:, :start] = True
-        new = tree_mask if tree_mask is not None else torch.ones(T, T, dtype=torch.bool).tril()
+        new = tree_mask.to(dev) if tree_mask is not None else torch.ones(T, T, dtype=torch.bool, device=dev).tril()
         mask[:T, start : start + T] = new
-        mask[T:, start : start + P] = torch.ones(P - T, P, dtype=torch.bool).tril(T)  # padding sees itself
-        tok = torch.zeros(B, P, dtype=torch.long)
-        tok[:, :T] = tokens
+        mask[T:, start : start + P] = torch.ones(P - T, P, dtype=torch.bool, device=dev).tril(T)  # padding sees itself
+        tok = torch.zeros(B, P, dtype=torch.long, device=dev)
+        tok[:, :T] = tokens.to(dev)
         step = self._step
         if use_compiled:
             step = self._compiled_step
@@ -373,8 +374,8 @@ class TorchRunner:
         """Keep n of the tokens just run. `keep` (tree): their offsets among the new tokens, in order;
         their KV is moved to the contiguous slots [length, length+n). None keeps the first n (a chain)."""
         if keep is not None and keep != list(range(n)):
-            src = self.length + torch.tensor(keep)  # (n,)
-            dst = self.length + torch.arange(n)
+            src = self.length + torch.tensor(keep, device=self.device)  # (n,)
+            dst = self.length + torch.arange(n, device=self.device)
             for k, v in zip(self.k_layers, self.v_layers):
                 k[:, :, dst] = k[:, :, src]
                 v[:, :, dst] = v[:, :, src]

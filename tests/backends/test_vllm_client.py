@@ -22,13 +22,15 @@ from evalhelpers import byte_tokenizer, tiny_model
      {"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 4, "prompt_lookup_min": 2}),
     ("ngram", {"k": 2}, {"method": "ngram", "num_speculative_tokens": 2, "prompt_lookup_max": 3, "prompt_lookup_min": 1}),
     ("draft-model", {"draft_path": "/m/draft", "k": 3}, {"model": "/m/draft", "num_speculative_tokens": 3}),
+    ("aded", {"k": 6}, {"method": "custom_class", "model": "specdec.backends.vllm_proposers.AdedProposer",
+                        "num_speculative_tokens": 6}),
 ])
 def test_speculative_config_mapping(drafter, kw, want):
     assert V.speculative_config(drafter, **kw) == want
 
 
 @pytest.mark.parametrize("drafter, kw, match", [
-    ("aded", {}, "no vLLM counterpart"),
+    ("hybrid", {}, "no vLLM counterpart"),
     ("draft-model", {}, "needs --draft"),
     ("prompt-lookup", {"policy": "heuristic"}, "fixed number"),
     ("prompt-lookup", {"k": 0}, "-k must be >= 1"),
@@ -180,3 +182,29 @@ def test_root_cause_is_pulled_out_of_the_log():
     cause = V.root_cause(lines)
     assert cause.startswith("ValueError: Available memory") and "VLLM_CPU_KVCACHE_SPACE=2" in cause
     assert V.root_cause(["nothing here"]) == ""
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_real_vllm_with_the_aded_proposer_matches_the_engine(tiny_dir):
+    """This project's ADED inside vLLM (custom_class), greedy, batch 1 and batched: vLLM's outputs equal this
+    engine's plain greedy outputs token for token, and the proposer drafted."""
+    from specdec.api import SpecDecoder
+    from specdec.config import EngineConfig, StopConfig
+
+    d, model, tok = tiny_dir
+    prompts = [tok("abc abc abc abc")["input_ids"], tok("1 2 3 1 2 3 1 2")["input_ids"], tok("xyz")["input_ids"]]
+    dec = SpecDecoder(model, tok, engine=EngineConfig(dtype="float32"))
+    ours = [[t for r in dec.stream_ids(torch.tensor([p]), stop=StopConfig(max_new_tokens=16)) for t in r.tokens]
+            for p in prompts]
+    for batch in (False, True):
+        req = V.WorkerRequest(model=str(d), dtype="float32", max_model_len=512, enforce_eager=True, max_tokens=16,
+                              speculative_config=V.speculative_config("aded", 3), batch=batch,
+                              drafter_options={"store": "empty"},
+                              requests=[{"id": i, "prompt_ids": p} for i, p in enumerate(prompts)])
+        evs = list(V.run_worker(req))
+        items = sorted((e for e in evs if e["event"] == "item"), key=lambda e: e["id"])
+        assert [e["token_ids"] for e in items] == ours, batch
+        drafted = sum(e["spec"]["draft_tokens"] for e in items) if not batch else \
+            next(e for e in evs if e["event"] == "batch")["spec"]["draft_tokens"]
+        assert drafted > 0, batch

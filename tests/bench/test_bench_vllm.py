@@ -142,12 +142,25 @@ def test_refusals(venv, models, monkeypatch, tmp_path):
         backends(["plain", "eagle"])
     with pytest.raises(InputError, match="--draft"):
         backends(["draft"])
-    with pytest.raises(InputError, match="greedily"):
-        backends(["plain"], sampling=SamplingConfig(temperature=0.7))
+    with pytest.raises(InputError, match="no vLLM counterpart|known"):
+        backends(["plain", "hybrid"])
     monkeypatch.setenv(V.VENV_ENV, str(tmp_path / "nowhere"))
     with pytest.raises(V.VLLMBackendError, match="bash eval/setup_vllm.sh"):
         backends(["plain"])
     assert backends([]) == {}  # nothing asked, nothing checked
+
+
+def test_sampling_and_the_aded_proposer_reach_the_worker(venv, models, monkeypatch):
+    fake = FakeWorker()
+    monkeypatch.setattr(BV, "run_worker", fake)
+    s = SamplingConfig(temperature=0.7, top_p=0.9, top_k=20, seed=3)
+    b = backends(["aded"], k=5, sampling=s, drafter_options={"store": "empty"})["vllm_aded"]
+    b([5, 6])
+    req = fake.requests[0]
+    assert (req.temperature, req.top_p, req.top_k, req.seed) == (0.7, 0.9, 20, 3)
+    assert req.speculative_config == {"method": "custom_class", "num_speculative_tokens": 5,
+                                      "model": "specdec.backends.vllm_proposers.AdedProposer"}
+    assert req.drafter_options == {"store": "empty"} and b.info["sampling"]["temperature"] == 0.7
 
 
 def test_draft_setup_uses_the_draft_folder(venv, models, monkeypatch):
@@ -193,8 +206,7 @@ def test_cli_vllm_setups_in_report(tiny_zoo, venv, models, monkeypatch, tmp_path
 
 
 def test_cli_vllm_refusals_before_loading(tiny_zoo, venv, models, monkeypatch, tmp_path):
-    for extra, needle in [(["--vllm", "eagle"], "known: plain, ngram, draft"), (["--vllm", "draft"], "--draft"),
-                          (["--vllm", "plain", "--temperature", "0.5"], "greedily")]:
+    for extra, needle in [(["--vllm", "eagle"], "known: plain, ngram, draft, aded"), (["--vllm", "draft"], "--draft")]:
         res, out = bench(tmp_path, *extra)
         assert res.exit_code == 1 and needle in res.stderr, res.output
         assert not out.exists()

@@ -104,3 +104,19 @@ def test_empty_stats_do_not_divide_by_zero():
     st = GenerationStats()
     assert st.acceptance_rate == st.mean_accepted_length == st.mean_accepted_drafts == st.tokens_per_s == 0.0
     assert st.draft_share == 0.0
+
+
+def test_prompt_row_is_the_one_bench_row_for_every_backend():
+    from specdec.stats import prompt_row
+
+    st = GenerationStats(new_tokens=12, total_s=2.5, compile_s=0.5, drafted=10, accepted=6, rounds=6, target_calls=7,
+                         stop_reason="max_new_tokens")
+    st.draft_lengths = {4: 2, 2: 1}
+    row = prompt_row(st)
+    assert (row["tokens"], row["seconds"], row["tokens_per_s"]) == (12, 2.0, 6.0)  # compile excluded
+    assert row["acceptance_rate"] == 0.6 and row["mean_accepted_length"] == 2.0 and row["rounds"] == 6
+    assert row["draft_lengths"] == {"2": 1, "4": 2}
+    hf = prompt_row(GenerationStats(new_tokens=8, total_s=1.0, target_calls=4), counted=False, extra_key=1)
+    assert hf["drafted"] is None and hf["rounds"] is None and hf["acceptance_rate"] is None
+    assert hf["mean_accepted_length"] == 2.0 and hf["extra_key"] == 1  # tokens per target forward
+    assert prompt_row(GenerationStats(new_tokens=3))["tokens_per_s"] == 0.0  # no time measured: no speed

@@ -229,15 +229,17 @@ def test_model_without_chat_template_fails_before_writing(tmp_path, data_dir, ti
 
 
 def test_exact_len_reaches_the_engine_and_is_refused_where_it_cannot_apply(tmp_path, data_dir, decoder, monkeypatch):
-    import specdec
+    import specdec.api
+    import specdec.zoo.load
 
     seen = {}
 
-    def fake_load(model, **kw):
-        seen.update(kw)
+    def fake_open(run):
+        seen["engine"] = run.engine
         return decoder
 
-    monkeypatch.setattr(specdec, "load", fake_load)
+    monkeypatch.setattr(specdec.api, "open_run", fake_open)  # eval checks the run once, then opens it unchecked
+    monkeypatch.setattr(specdec.zoo.load, "check_model_name", lambda *a: None)
     s = execute("gsm8k_chat", out=tmp_path / "c", data_dir=str(data_dir), model="tiny", limit=1, max_new_tokens=4,
                 max_context=256, exact_len=5, drafter="prompt-lookup", say=lambda m: None)
     assert seen["engine"].exact_query_len == 5 and s["n"] == 1

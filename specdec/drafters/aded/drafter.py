@@ -39,6 +39,10 @@ class AdedDrafter(DrafterBase):
         (the policy's k then caps the depth, not the node count). Chain mode: the policy's k."""
         return policy_max if self.config.chain else self.config.max_nodes
 
+    def fork(self) -> "AdedDrafter":
+        """Another generation's drafter beside this one: the same base store and config, its own adaptation."""
+        return AdedDrafter(self.store.fork(), self.config)
+
     # ---- protocol
     def start(self, prompt_ids: torch.Tensor) -> None:
         cfg = self.config

@@ -192,6 +192,15 @@ class TrigramStore:
             del d[weakest]
         self._live_sorted.pop(key, None)
 
+    def fork(self) -> "TrigramStore":
+        """A store sharing this one's base arrays with an empty overlay of its own: one request's adaptation
+        beside others' (batched serving), without copying the base."""
+        import copy
+
+        other = copy.copy(self)
+        other.live, other._live_sorted = {}, {}  # the base lookups memo (_memo) stays shared
+        return other
+
     def reset(self) -> None:
         """Forget the online adaptation: back to the base store."""
         self.live.clear()

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The figures of docs/scale.md, stage by stage (each resumable: rerun it after an interruption; a finished
+# stage is skipped). Needs .venv (this engine) and .venv-vllm (bash eval/setup_vllm.sh).
+#   bash docs/results/scale/run.sh STAGE [STAGE ...]      stages: b8 b32 b1 (in this order: "all")
+#   N=100 NEW=256 OUT=runs/scale                            (defaults)
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+. .venv/bin/activate
+OUT="${OUT:-runs/scale}"; N="${N:-100}"; NEW="${NEW:-256}"; RES=docs/results/scale
+export HF_HUB_OFFLINE=1
+M15=qwen2.5-coder-1.5b-instruct; M05=qwen2.5-coder-0.5b-instruct
+
+batched() {  # batched B: GSM8K (first N, chat) through vLLM, B requests side by side: plain, ngram, aded, draft
+  local b="$1"
+  for setup in plain ngram aded draft; do
+    local args=() name="gsm8k-b$b-$setup"
+    case $setup in
+      ngram) args=(--drafter prompt-lookup -k 4) ;;
+      aded) args=(--drafter aded -k 4) ;;
+      draft) args=(--draft $M05 -k 4) ;;
+    esac
+    if [ -f "$RES/$name/summary.json" ]; then echo "done: $name"; continue; fi
+    specdec eval run gsm8k_chat --backend vllm --model $M15 "${args[@]}" --limit "$N" -n "$NEW" \
+        --vllm-batch "$b" --out "$OUT/$name" --no-plots
+    mkdir -p "$RES/$name" && cp "$OUT/$name"/{summary.json,summary.md,run.json,results.jsonl} "$RES/$name/"
+  done
+}
+
+stage() {
+  case "$1" in
+    b8) batched 8 ;;
+    b32) batched 32 ;;
+    b1)  # batch 1, side by side with this engine: GSM8K first 20 + Spec-Bench 2 per category, 128 tokens
+      [ -f "$RES/batch1.json" ] && { echo "done: b1"; return; }
+      specdec bench --prompts spec_bench:2+gsm8k:20 --per-category --target $M15 --draft $M05 -n 128 \
+          --setup pl=prompt-lookup --setup aded=aded --setup hyb=hybrid \
+          --vllm plain --vllm ngram --vllm aded --vllm draft --json "$OUT/batch1.json"
+      cp "$OUT/batch1.json" "$RES/batch1.json" ;;
+    all) stage b8; stage b32; stage b1 ;;
+    *) echo "unknown stage $1 (b8 b32 b1 all)"; exit 2 ;;
+  esac
+}
+for s in "$@"; do stage "$s"; done

@@ -1,0 +1,184 @@
+"""This project's model-free drafters as vLLM proposers (vLLM's `custom_class` speculative method).
+
+    from vllm import LLM
+    llm = LLM(model=DIR, speculative_config={"method": "custom_class", "num_speculative_tokens": 4,
+                                             "model": "specdec.backends.vllm_proposers.AdedProposer"})
+    vllm serve DIR --speculative-config '{"method": "custom_class", ...}'     (or `specdec serve`)
+
+Drafter options come from the environment, as JSON (vLLM builds the proposer from its own config object and
+has no field for them): SPECDEC_DRAFTER_OPTIONS='{"store": "bundled", "max_ngram": 4}'. They are checked
+with the drafter's own check when the proposer is built, so a typo fails vLLM's start-up with one line.
+
+How a registered drafter runs inside vLLM: vLLM calls `propose(sampled_token_ids, num_tokens_no_spec,
+token_ids_cpu)` once per step for the whole batch; row i holds request i's committed tokens
+token_ids_cpu[i, :num_tokens_no_spec[i]] and sampled_token_ids[i] the tokens this step committed (accepted
+drafts + one target token; empty while the request is still in prefill). Each request gets its own drafter
+object, found by the hash of the tokens it had before this step (rows move when vLLM condenses its batch):
+a new request calls `drafter.start(prompt + first token)`, a continuing one `drafter.observe(...)` with the
+step's tokens, so ADED's tri-gram store adapts per request exactly as in this engine (each request adapts its
+own overlay over one shared base store: `TrigramStore.fork`). vLLM verifies chains, so tree drafters run as
+chains (ADED's best path, `chain=true`). Greedy output equals vLLM's plain greedy output (vLLM's
+rejection sampler); sampling goes through vLLM's own lossless rejection sampling with one-hot drafts.
+
+Acceptance counts come back through vLLM's speculative-decoding metrics (the worker reads them per request).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from specdec.errors import InputError
+
+OPTIONS_ENV = "SPECDEC_DRAFTER_OPTIONS"
+MAX_REQUESTS = 4096  # per-request drafter states kept (least recently used dropped)
+
+
+def drafter_options(env: dict | None = None) -> dict:
+    """The drafter options in SPECDEC_DRAFTER_OPTIONS (a JSON object), {} when unset."""
+    text = (env if env is not None else os.environ).get(OPTIONS_ENV, "").strip()
+    if not text:
+        return {}
+    try:
+        opts = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{OPTIONS_ENV} is not JSON ({e.msg}): {text[:80]!r}") from None
+    if not isinstance(opts, dict):
+        raise InputError(f"{OPTIONS_ENV} must be a JSON object of drafter options, got {text[:80]!r}")
+    return opts
+
+
+@dataclass
+class _ModelFree:
+    """The DrafterEnv's runner for a model-free drafter inside vLLM: its vocabulary size, nothing to run."""
+
+    vocab_size: int
+
+
+def _key(tokens: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(tokens, dtype=np.int64).tobytes(), digest_size=16).digest()
+
+
+class DrafterProposer:
+    """A registered model-free drafter (`drafter`, set by each subclass) behind vLLM's proposer interface."""
+
+    drafter = ""
+    fixed_options: dict[str, Any] = {}  # options the vLLM path needs (ADED: chains)
+
+    def __init__(self, vllm_config=None, *, k: int | None = None, tokenizer=None, vocab_size: int | None = None,
+                 options: dict | None = None) -> None:
+        from policies import POLICIES
+        from specdec.config import SamplingConfig
+        from specdec.drafters import DRAFTERS, DrafterEnv
+
+        if vllm_config is not None:  # built by vLLM: its config object, whole
+            spec, model = vllm_config.speculative_config, vllm_config.model_config
+            k = spec.num_speculative_tokens
+            vocab_size = model.get_vocab_size()
+            if tokenizer is None:
+                from transformers import AutoTokenizer
+
+                tokenizer = AutoTokenizer.from_pretrained(model.tokenizer, trust_remote_code=model.trust_remote_code)
+        if not isinstance(k, int) or k < 1:
+            raise InputError(f"num_speculative_tokens must be >= 1, got {k!r}")
+        self.k = k
+        self.options = {**(drafter_options() if options is None else options), **self.fixed_options}
+        DRAFTERS.check(self.drafter, **self.options)  # before anything runs: one line for a bad option
+
+        def no_models(name: str):
+            raise InputError(f"{self.drafter} inside vLLM is model-free: it cannot load {name!r}")
+
+        vocab = max(vocab_size or 0, len(tokenizer) if tokenizer is not None else 0)
+        self._env = DrafterEnv(target_tokenizer=tokenizer, target_runner=_ModelFree(vocab), load_model=no_models)
+        self._prototype = DRAFTERS.create(self.drafter, env=self._env, **self.options)
+        self._policy = POLICIES.create("constant", k=k)
+        self._sampling = SamplingConfig()
+        self._states: OrderedDict[bytes, tuple[Any, int]] = OrderedDict()  # tokens' hash -> (drafter, prompt_len)
+        self.requests = 0  # requests seen (tests, logs)
+
+    # ---- vLLM's hooks
+    def load_model(self, *args, **kwargs) -> None:
+        """vLLM calls this with the target model; a model-free drafter needs nothing from it."""
+
+    def propose(self, sampled_token_ids: list[list[int]], num_tokens_no_spec: np.ndarray, token_ids_cpu: np.ndarray,
+                slot_mappings=None, **kwargs) -> list[list[int]]:
+        """One draft (a list of at most k token ids) per request row of the batch; [] where nothing is proposed."""
+        out: list[list[int]] = []
+        for i, sampled in enumerate(sampled_token_ids):
+            n = int(num_tokens_no_spec[i])
+            if not sampled or n < 1:
+                out.append([])  # still in prefill (chunked) or nothing committed yet
+                continue
+            seq = np.asarray(token_ids_cpu[i, :n], dtype=np.int64)  # (n,) prompt + committed output
+            out.append(self._propose_row(seq, list(sampled)))
+        return out
+
+    # ---- one request
+    def _drafter_for(self, seq: np.ndarray, new: list[int]):
+        before = _key(seq[: len(seq) - len(new)])
+        state = self._states.pop(before, None)
+        if state is None:  # a new request: this engine's start() on prompt + its first token
+            drafter = self._new_drafter()
+            drafter.start(torch.from_numpy(seq.copy())[None])
+            self.requests += 1
+            state = (drafter, len(seq) - len(new))
+        else:
+            drafter = state[0]
+            result = _committed(new)
+            drafter.observe(result)
+        self._states[_key(seq)] = state
+        while len(self._states) > MAX_REQUESTS:
+            self._states.popitem(last=False)
+        return state
+
+    def _propose_row(self, seq: np.ndarray, new: list[int]) -> list[int]:
+        from specdec.drafters.base import DraftContext
+
+        drafter, prompt_len = self._drafter_for(seq, new)
+        ctx = DraftContext(tokens=torch.from_numpy(seq.copy())[None], prompt_len=prompt_len, max_draft=self.k,
+                           policy=self._policy, sampling=self._sampling, policy_k=self.k)
+        draft = drafter.propose(ctx)
+        return [int(t) for t in draft.tokens[0, : self.k].tolist()]
+
+    def _new_drafter(self):
+        """A drafter for one request. ADED: its own adaptation overlay over the one shared base store."""
+        return self._prototype.fork()
+
+
+def _committed(tokens: list[int]):
+    """The VerifyResult a drafter's observe() reads for one vLLM step: the tokens it committed (vLLM does not say
+    which of them were drafts; drafters that adapt read only the tokens)."""
+    from specdec.drafters.base import VerifyResult
+
+    t = torch.tensor([tokens], dtype=torch.long)  # (1, A+1)
+    return VerifyResult(tokens=t, num_accepted=len(tokens) - 1, draft_length=len(tokens) - 1,
+                        accepted_nodes=list(range(len(tokens) - 1)), bonus=True)
+
+
+class PromptLookupProposer(DrafterProposer):
+    """`prompt-lookup` (this project's: the latest earlier occurrence of the longest matching n-gram)."""
+
+    drafter = "prompt-lookup"
+
+
+class AdedProposer(DrafterProposer):
+    """`aded`: the tri-gram store (bundled for the target's tokenizer by default) adapted per request; chains."""
+
+    drafter = "aded"
+    fixed_options = {"chain": True}
+
+
+PROPOSERS = {"aded": AdedProposer, "prompt-lookup": PromptLookupProposer}
+
+
+def class_path(drafter: str) -> str:
+    """The `speculative_config["model"]` naming the proposer of `drafter`."""
+    if drafter not in PROPOSERS:
+        raise InputError(f"drafter {drafter!r} has no vLLM proposer; known: {', '.join(sorted(PROPOSERS))}")
+    return f"{__name__}.{PROPOSERS[drafter].__name__}"

@@ -1,0 +1,169 @@
+"""specdec.backends.vllm_proposers without vLLM: a scheduler that calls `propose` as vLLM's model runner does
+(one call per step for the whole batch, rows reused by new requests and moved when the batch is condensed), and a
+greedy verifier. The proposals must be exactly the drafts this engine's drafter makes for the same request."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from specdec.backends.vllm_proposers import (OPTIONS_ENV, AdedProposer, PromptLookupProposer, class_path,
+                                             drafter_options)
+from specdec.errors import InputError
+
+V = 50
+K = 4
+
+
+def target_next(seq: list[int]) -> int:
+    """A deterministic 'greedy target' whose text repeats with variations (drafts are partly accepted)."""
+    n = len(seq)
+    return (seq[-1] + 1) % 7 + 7 * ((n // 11) % 3) if n % 5 else (seq[-2] * 3 + 1) % V
+
+
+def plain(prompt: list[int], n: int) -> list[int]:
+    seq = list(prompt)
+    for _ in range(n):
+        seq.append(target_next(seq))
+    return seq[len(prompt):]
+
+
+def serve(proposer, prompts: list[list[int]], new_tokens: int, rows: int, condense_at: int | None = None):
+    """Run `prompts` through `rows` batch rows, vLLM-style. Returns (outputs, drafts made per request)."""
+    width = max(map(len, prompts)) + new_tokens + K + 2
+    token_ids = np.zeros((rows, width), dtype=np.int32)
+    num = np.zeros(rows, dtype=np.int32)
+    slot: list[int | None] = [None] * rows  # request index in each row
+    sampled: list[list[int]] = [[] for _ in range(rows)]
+    drafts: list[list[int]] = [[] for _ in range(rows)]
+    out = {i: [] for i in range(len(prompts))}
+    proposals = {i: [] for i in range(len(prompts))}
+    waiting = list(range(len(prompts)))
+    step = 0
+    while waiting or any(s is not None for s in slot):
+        for r in range(rows):  # admit: prefill writes the prompt and samples the first token
+            if slot[r] is None and waiting:
+                i = waiting.pop(0)
+                p = prompts[i]
+                token_ids[r, :len(p)] = p
+                first = target_next(p)
+                token_ids[r, len(p)] = first
+                num[r], slot[r], sampled[r], drafts[r] = len(p) + 1, i, [first], []
+                out[i] = [first]
+        proposed = proposer.propose(sampled, num, token_ids)
+        for r in range(rows):
+            i = slot[r]
+            if i is None:
+                continue
+            proposals[i].append(list(proposed[r]))
+            seq = token_ids[r, :num[r]].tolist()
+            committed = []
+            for t in proposed[r]:  # greedy verification
+                want = target_next(seq + committed)
+                if t != want:
+                    break
+                committed.append(t)
+            committed.append(target_next(seq + committed))
+            committed = committed[: new_tokens - len(out[i])]
+            token_ids[r, num[r]:num[r] + len(committed)] = committed
+            num[r] += len(committed)
+            out[i] += committed
+            sampled[r] = committed
+            if len(out[i]) >= new_tokens:
+                slot[r], sampled[r] = None, []
+        step += 1
+        if condense_at is not None and step == condense_at:  # vLLM condenses: rows swap places
+            order = list(range(rows))[::-1]
+            token_ids, num = token_ids[order].copy(), num[order].copy()
+            slot, sampled = [slot[o] for o in order], [sampled[o] for o in order]
+    return out, proposals
+
+
+def engine_drafts(drafter_name: str, prompt: list[int], n: int, **options) -> list[list[int]]:
+    """The drafts this engine's drafter makes when the greedy verifier above runs one request alone."""
+    from policies import POLICIES
+    from specdec.config import SamplingConfig
+    from specdec.drafters import DRAFTERS, DrafterEnv
+    from specdec.drafters.base import DraftContext, VerifyResult
+
+    env = DrafterEnv(target_tokenizer=None, target_runner=type("R", (), {"vocab_size": V})(), load_model=None)
+    d = DRAFTERS.create(drafter_name, env=env, **options)
+    seq = list(prompt) + [target_next(prompt)]
+    d.start(torch.tensor([seq]))
+    made = []
+    while len(seq) - len(prompt) < n:
+        ctx = DraftContext(tokens=torch.tensor([seq]), prompt_len=len(prompt), max_draft=K,
+                           policy=POLICIES.create("constant", k=K), sampling=SamplingConfig(), policy_k=K)
+        draft = d.propose(ctx).tokens[0, :K].tolist()
+        made.append(draft)
+        committed = []
+        for t in draft:
+            if t != target_next(seq + committed):
+                break
+            committed.append(t)
+        committed.append(target_next(seq + committed))
+        committed = committed[: n - (len(seq) - len(prompt))]
+        seq += committed
+        d.observe(VerifyResult(tokens=torch.tensor([committed]), num_accepted=len(committed) - 1,
+                               draft_length=len(draft), accepted_nodes=list(range(len(committed) - 1)), bonus=True))
+    return made
+
+
+PROMPTS = [[1, 2, 3, 1, 2, 3, 4], [5, 6, 7, 8, 5, 6], [9, 1, 9, 1, 9], [2, 4, 6, 8, 2, 4, 6, 8, 3]]
+
+
+@pytest.mark.parametrize("cls,name,options", [(AdedProposer, "aded", {"store": "empty"}),
+                                              (PromptLookupProposer, "prompt-lookup", {})])
+@pytest.mark.parametrize("rows,condense", [(1, None), (2, None), (3, 4)])
+def test_proposals_are_this_engines_drafts_per_request_whatever_the_batch(cls, name, options, rows, condense):
+    prop = cls(k=K, tokenizer=None, vocab_size=V, options=options)
+    out, proposals = serve(prop, PROMPTS, 24, rows, condense_at=condense)
+    for i, p in enumerate(PROMPTS):
+        assert out[i] == plain(p, 24)  # greedy: vLLM's verification keeps the target's output
+        engine_opts = dict(options, **prop.fixed_options)
+        assert proposals[i] == engine_drafts(name, p, 24, **engine_opts), (name, i)
+    assert prop.requests == len(PROMPTS)  # rows reused and moved: no request mistaken for another
+    assert any(len(x) for per in proposals.values() for x in per)  # it did draft
+
+
+def test_aded_adapts_per_request_over_one_shared_base():
+    prop = AdedProposer(k=K, tokenizer=None, vocab_size=V, options={"store": "empty"})
+    serve(prop, PROMPTS[:2], 16, 2)
+    stores = [s[0].store for s in prop._states.values()]
+    assert len(stores) == 2 and stores[0].live is not stores[1].live  # each request its own overlay
+    assert stores[0].keys is stores[1].keys  # the base arrays are shared, not copied
+    assert prop._prototype.store.live == {}  # the shared base never adapts
+
+
+def test_options_from_the_environment_checked_before_anything_runs(monkeypatch):
+    assert drafter_options({}) == {}
+    assert drafter_options({OPTIONS_ENV: '{"max_ngram": 4}'}) == {"max_ngram": 4}
+    with pytest.raises(InputError, match="is not JSON"):
+        drafter_options({OPTIONS_ENV: "max_ngram=4"})
+    with pytest.raises(InputError, match="JSON object"):
+        drafter_options({OPTIONS_ENV: "[1]"})
+    monkeypatch.setenv(OPTIONS_ENV, '{"max_ngram": 0}')
+    with pytest.raises(InputError, match="min_ngram <= max_ngram"):
+        PromptLookupProposer(k=K, tokenizer=None, vocab_size=V)
+    monkeypatch.setenv(OPTIONS_ENV, '{"nodes": "many"}')
+    with pytest.raises(InputError):
+        AdedProposer(k=K, tokenizer=None, vocab_size=V)
+    with pytest.raises(InputError, match="num_speculative_tokens"):
+        PromptLookupProposer(k=0, tokenizer=None, vocab_size=V, options={})
+
+
+def test_class_paths_name_importable_proposers():
+    import importlib
+
+    for drafter in ("aded", "prompt-lookup"):
+        mod, _, cls = class_path(drafter).rpartition(".")
+        assert hasattr(importlib.import_module(mod), cls)
+    with pytest.raises(InputError, match="has no vLLM proposer"):
+        class_path("draft-model")
+
+
+def test_drafters_with_per_generation_model_state_refuse_to_fork():
+    from specdec.drafters.base import DrafterBase
+
+    with pytest.raises(InputError, match="one generation at a time"):
+        DrafterBase().fork()
