@@ -66,16 +66,16 @@ def speculative_config(drafter: str | None, k: int = 4, draft_path: str | None =
     if drafter in ("prompt-lookup", "ngram"):
         return {"method": "ngram", "num_speculative_tokens": int(k),
                 "prompt_lookup_max": int(opts.get("max_ngram", 3)), "prompt_lookup_min": int(opts.get("min_ngram", 1))}
-    if drafter == "aded":  # this project's proposer inside vLLM (custom_class); options reach it by environment
+    if drafter in ("aded", "suffix"):  # this project's proposers inside vLLM (custom_class); options by environment
         from specdec.backends.vllm_proposers import class_path
 
-        return {"method": "custom_class", "model": class_path("aded"), "num_speculative_tokens": int(k)}
+        return {"method": "custom_class", "model": class_path(drafter), "num_speculative_tokens": int(k)}
     if drafter == "draft-model":
         if not draft_path:
             raise InputError("the draft-model drafter needs --draft MODEL")
         return {"model": str(draft_path), "num_speculative_tokens": int(k)}
     raise InputError(f"drafter {drafter!r} has no vLLM counterpart; with --backend vllm use none, "
-                     f"prompt-lookup (vLLM ngram), aded (this project's proposer) or draft-model (--draft)")
+                     f"prompt-lookup (vLLM ngram), aded or suffix (this project's proposers) or draft-model (--draft)")
 
 
 @dataclass
@@ -215,7 +215,7 @@ def root_cause(lines) -> str:
         if m and not any(g in line for g in _GENERIC):
             msg = f"{m.group(1)}: {m.group(2).strip()}"
             if "kv cache" in msg.lower() or "memory" in msg.lower():
-                msg += f" (free memory, or lower the KV cache: VLLM_CPU_KVCACHE_SPACE=2, in GiB; default 4)"
+                msg += " (free memory, or lower the KV cache: VLLM_CPU_KVCACHE_SPACE=2, in GiB; default 4)"
             return msg
     return ""
 

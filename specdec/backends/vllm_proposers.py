@@ -174,7 +174,15 @@ class AdedProposer(DrafterProposer):
     fixed_options = {"chain": True}
 
 
-PROPOSERS = {"aded": AdedProposer, "prompt-lookup": PromptLookupProposer}
+class SuffixProposer(DrafterProposer):
+    """`suffix`: the longest suffix match's most frequent continuation (chains); vLLM's own `suffix` method needs
+    arctic-inference, which has no wheel for this platform."""
+
+    drafter = "suffix"
+    fixed_options = {"chain": True}
+
+
+PROPOSERS = {"aded": AdedProposer, "prompt-lookup": PromptLookupProposer, "suffix": SuffixProposer}
 
 
 def class_path(drafter: str) -> str:

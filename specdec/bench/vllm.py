@@ -19,6 +19,8 @@ Setups (names in the report: ``vllm_<setup>``):
   ngram   vLLM's n-gram prompt lookup, K draft tokens, prompt_lookup_max 3 / min 1 (like prompt-lookup here)
   draft   vLLM's draft-model speculation with the bench's --draft, K draft tokens
   aded    this project's ADED drafter as a vLLM proposer (custom_class, specdec/backends/vllm_proposers.py), K tokens
+  suffix  this project's suffix drafter (longest suffix match) as a vLLM proposer, K tokens (vLLM's own `suffix`
+          method needs arctic-inference: no wheel for this platform)
 Sampling (--temperature, --top-p, --top-k, --seed) goes to vLLM's SamplingParams; outputs are then compared by
 nobody (the bench compares greedy outputs only), and vLLM's own rejection sampling keeps speculation lossless.
 """
@@ -33,7 +35,8 @@ from specdec.config import SamplingConfig, StopConfig
 from specdec.errors import InputError
 from specdec.stats import GenerationStats, prompt_row
 
-SETUPS = {"plain": None, "ngram": "prompt-lookup", "draft": "draft-model", "aded": "aded"}  # setup -> drafter
+SETUPS = {"plain": None, "ngram": "prompt-lookup", "draft": "draft-model", "aded": "aded",
+          "suffix": "suffix"}  # setup -> this engine's drafter
 PREFIX = "vllm_"
 WARMUP_ID = "warmup"
 
@@ -175,7 +178,8 @@ def vllm_backends(setups: Iterable[str], *, target: str, draft: str | None, k: i
         req = V.WorkerRequest(model=model_dir, dtype=dtype, max_model_len=int(max_context),
                               speculative_config=spec_cfg, max_tokens=stop.max_new_tokens,
                               stop=list(stop.stop_strings), ignore_eos=stop.ignore_eos, batch=False,
-                              **V.sampling_fields(sampling), drafter_options=dict(drafter_options or {}) if s == "aded" else {})
+                              **V.sampling_fields(sampling),
+                              drafter_options=dict(drafter_options or {}) if s in ("aded", "suffix") else {})
         name = setup_name(s)
         info = {"backend": "vllm", "vllm_setup": s, "drafter": "ngram" if s == "ngram" else drafter,
                 "sampling": {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,

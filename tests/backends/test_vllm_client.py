@@ -24,6 +24,8 @@ from evalhelpers import byte_tokenizer, tiny_model
     ("draft-model", {"draft_path": "/m/draft", "k": 3}, {"model": "/m/draft", "num_speculative_tokens": 3}),
     ("aded", {"k": 6}, {"method": "custom_class", "model": "specdec.backends.vllm_proposers.AdedProposer",
                         "num_speculative_tokens": 6}),
+    ("suffix", {"k": 5}, {"method": "custom_class", "model": "specdec.backends.vllm_proposers.SuffixProposer",
+                          "num_speculative_tokens": 5}),
 ])
 def test_speculative_config_mapping(drafter, kw, want):
     assert V.speculative_config(drafter, **kw) == want

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from specdec.backends.vllm_proposers import (OPTIONS_ENV, AdedProposer, PromptLookupProposer, class_path,
-                                             drafter_options)
+from specdec.backends.vllm_proposers import (OPTIONS_ENV, AdedProposer, PromptLookupProposer, SuffixProposer,
+                                             class_path, drafter_options)
 from specdec.errors import InputError
 
 V = 50
@@ -113,7 +113,8 @@ PROMPTS = [[1, 2, 3, 1, 2, 3, 4], [5, 6, 7, 8, 5, 6], [9, 1, 9, 1, 9], [2, 4, 6,
 
 
 @pytest.mark.parametrize("cls,name,options", [(AdedProposer, "aded", {"store": "empty"}),
-                                              (PromptLookupProposer, "prompt-lookup", {})])
+                                              (PromptLookupProposer, "prompt-lookup", {}),
+                                              (SuffixProposer, "suffix", {})])
 @pytest.mark.parametrize("rows,condense", [(1, None), (2, None), (3, 4)])
 def test_proposals_are_this_engines_drafts_per_request_whatever_the_batch(cls, name, options, rows, condense):
     prop = cls(k=K, tokenizer=None, vocab_size=V, options=options)
@@ -155,7 +156,7 @@ def test_options_from_the_environment_checked_before_anything_runs(monkeypatch):
 def test_class_paths_name_importable_proposers():
     import importlib
 
-    for drafter in ("aded", "prompt-lookup"):
+    for drafter in ("aded", "prompt-lookup", "suffix"):
         mod, _, cls = class_path(drafter).rpartition(".")
         assert hasattr(importlib.import_module(mod), cls)
     with pytest.raises(InputError, match="has no vLLM proposer"):

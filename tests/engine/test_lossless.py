@@ -117,17 +117,22 @@ def exact_first_two(target, prompt, cfg):
     return p1[:, None] * p2  # (V, V)
 
 
+SHORT = [3, 4, 5, 3, 4]  # prompt-lookup drafts [5, 3, 4] after the repeated [3, 4]
+TWO_WAYS = [3, 4, 5, 3, 4, 6, 3, 4]  # "3 4" went on with 5 once and 6 once: suffix drafts a tree, 5 and 6 as siblings
+
+
 @pytest.mark.parametrize(
-    "drafter,cfg,n",
-    [("draft-model", SamplingConfig(temperature=1.0), 2000),
-     ("draft-model", SamplingConfig(temperature=0.8, top_k=6, top_p=0.95), 1500),
-     ("prompt-lookup", SamplingConfig(temperature=1.0), 1500)],
-    ids=["draft-model", "draft-model-topk-topp", "prompt-lookup"],
+    "drafter,cfg,n,prompt_ids",
+    [("draft-model", SamplingConfig(temperature=1.0), 2000, SHORT),
+     ("draft-model", SamplingConfig(temperature=0.8, top_k=6, top_p=0.95), 1500, SHORT),
+     ("prompt-lookup", SamplingConfig(temperature=1.0), 1500, SHORT),
+     ("suffix", SamplingConfig(temperature=1.0), 1500, TWO_WAYS)],
+    ids=["draft-model", "draft-model-topk-topp", "prompt-lookup", "suffix-tree"],
 )
-def test_speculative_sampling_matches_the_target_distribution(small, drafter, cfg, n):
+def test_speculative_sampling_matches_the_target_distribution(small, drafter, cfg, n, prompt_ids):
     target, draft, tok = small
     dec = SpecDecoder(target, tok, model_loader=lambda name: (draft, tok), draft="d")
-    prompt = torch.tensor([[3, 4, 5, 3, 4]])  # prompt-lookup drafts [5, 3, 4] after the repeated [3, 4]
+    prompt = torch.tensor([prompt_ids])
     stop = StopConfig(max_new_tokens=3, eos_token_ids=())  # the first round drafts 2 tokens (budget 3 - 1)
     spec = SpecConfig(drafter=drafter, k=3)
     joint = torch.zeros(V_SMALL, V_SMALL)

