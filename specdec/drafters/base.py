@@ -76,6 +76,28 @@ class DraftTree:
         return DraftTree(parents=list(range(-1, n - 1)))
 
 
+def merge_trees(first: tuple[list[int], list[int]], second: tuple[list[int], list[int]],
+                budget: int) -> tuple[list[int], list[int]]:
+    """The union of two draft trees (tokens, parents), `first`'s nodes before `second`'s, a path both hold kept once,
+    cut to `budget` nodes. Each input is in topological order, so every kept node's parent is kept before it."""
+    paths: dict[tuple[int, ...], int] = {}
+    tokens: list[int] = []
+    parents: list[int] = []
+    for toks, pars in (first, second):
+        own: list[tuple[int, ...]] = []
+        for t, p in zip(toks, pars):
+            path = (own[p] if p >= 0 else ()) + (t,)
+            own.append(path)
+            if path in paths or len(tokens) >= budget:
+                continue
+            if p >= 0 and path[:-1] not in paths:
+                continue  # its parent was cut: so is the node
+            paths[path] = len(tokens)
+            tokens.append(t)
+            parents.append(paths[path[:-1]] if p >= 0 else -1)
+    return tokens, parents
+
+
 @dataclass
 class Draft:
     """Candidate tokens proposed by a drafter.

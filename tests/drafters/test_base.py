@@ -40,3 +40,16 @@ def test_every_registered_drafter_declares_the_hooks_the_loop_calls():
         assert issubclass(cls, DrafterBase), name
         for hook in ("draft_limit", "start", "propose", "observe", "compile_seconds", "runner"):
             assert hasattr(cls, hook), (name, hook)
+
+
+def test_merge_trees_keeps_the_first_trees_nodes_first_and_each_path_once():
+    from specdec.drafters.base import merge_trees
+
+    first = ([5, 6, 7], [-1, 0, 0])  # 5 -> (6, 7)
+    second = ([5, 6, 9, 8], [-1, 0, 1, -1])  # 5 -> 6 -> 9, and 8
+    tokens, parents = merge_trees(first, second, budget=10)
+    assert list(zip(tokens, parents)) == [(5, -1), (6, 0), (7, 0), (9, 1), (8, -1)]
+    tokens, parents = merge_trees(first, second, budget=4)
+    assert list(zip(tokens, parents)) == [(5, -1), (6, 0), (7, 0), (9, 1)]
+    assert merge_trees(([], []), second, budget=2) == ([5, 6], [-1, 0])
+    DraftTree(parents)  # topological: a valid tree

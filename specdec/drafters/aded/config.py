@@ -37,9 +37,16 @@ class AdedConfig:
     max_depth: int = 4
     depth_from_policy: bool = True  # the policy's k (ctx.policy.max_draft()) caps the depth
     chain: bool = False  # ablation: draft only the best single path (a chain) instead of a tree
+    # ---- longer matches than a tri-gram (specdec/drafters/suffix.py): where the committed text's longest
+    # suffix match is at least `suffix_min_match` tokens, that match's continuation tree goes first and the
+    # tri-gram tree fills the rest of the node budget
+    suffix: bool = False
+    suffix_min_match: int = 3
+    suffix_max_match: int = 32
 
     def __post_init__(self) -> None:
-        positive = ("top_k", "iterations", "search_depth", "top_paths", "max_nodes", "max_depth", "window")
+        positive = ("top_k", "iterations", "search_depth", "top_paths", "max_nodes", "max_depth", "window",
+                    "suffix_min_match", "suffix_max_match")
         for name in positive:
             if getattr(self, name) < 1:
                 raise InputError(f"aded: {name} must be >= 1, got {getattr(self, name)}")

@@ -66,6 +66,9 @@ class AdedDrafter(DrafterBase):
         a = int(seq[-2]) if len(seq) >= 2 else None
         res = search(self.store, a, b, cfg, max_nodes=nodes, max_depth=depth)
         info = {"tree_size": len(res), "tree_depth": res.depth, "search_ms": res.ms}
+        if cfg.suffix:
+            res, info["suffix_nodes"] = self._with_suffix(seq, res, nodes, depth)
+            info["tree_size"] = len(res)
         self.rounds.append(dict(info, expected=res.expected_accepted))
         if len(self.rounds) == 1:  # once per generation (stats.extra gets one-element lists)
             info.update(store_pairs=self.store.num_pairs, store_bytes=self.store.nbytes(), store_live_pairs=len(self.store.live))
@@ -74,6 +77,27 @@ class AdedDrafter(DrafterBase):
         tokens = torch.tensor([res.tokens], dtype=torch.long)  # (1, N)
         tree = None if cfg.chain else DraftTree(parents=res.parents)
         return Draft(tokens=tokens, tree=tree, info=info)
+
+    def _with_suffix(self, seq: torch.Tensor, res, nodes: int, depth: int):
+        """The longest suffix match's continuation tree first (when the match is long enough), then the tri-gram
+        tree's nodes, within the same budget. Returns (the merged result, how many nodes came from the match)."""
+        import numpy as np
+
+        from specdec.drafters.aded.search import SearchResult
+        from specdec.drafters.base import merge_trees
+        from specdec.drafters.suffix import SuffixConfig, continuation_tree, longest_match
+
+        cfg = self.config
+        hay = seq.numpy().astype(np.int64, copy=False)  # (T,)
+        length, ends = longest_match(hay, hay, len(hay) - 1, cfg.suffix_max_match)
+        if length < cfg.suffix_min_match:
+            return res, 0
+        scfg = SuffixConfig(max_match=cfg.suffix_max_match, nodes=nodes, depth=depth, chain=cfg.chain)
+        first = continuation_tree(hay, ends, len(hay), scfg)
+        if cfg.chain:  # one path: the match's, where it has one
+            return (SearchResult(tokens=first[0], parents=first[1]) if first[0] else res), len(first[0])
+        tokens, parents = merge_trees(first, (res.tokens, res.parents), nodes)
+        return SearchResult(tokens=tokens, parents=parents, ms=res.ms), min(len(first[0]), len(tokens))
 
     def observe(self, result: VerifyResult) -> None:
         cfg = self.config

@@ -51,6 +51,8 @@ VARIANTS = {
     "chain": {"chain": True, "depth": 5, "store": "CORPUS"},
     "no-adapt": {"nodes": 8, "adapt": False, "store": "CORPUS"},
     "persist-no-backoff": {"nodes": 8, "persist": True, "backoff": False},
+    "suffix-tree": {"nodes": 12, "depth": 4, "store": "CORPUS", "suffix": True, "suffix_min_match": 2},
+    "suffix-chain": {"chain": True, "depth": 5, "suffix": True, "suffix_min_match": 2},
 }
 
 
@@ -61,17 +63,19 @@ def test_greedy_identical_to_plain(kind, variant, corpus_store, target_model, to
     dec = SpecDecoder(model, tokenizer)
     opts = {k: (corpus_store if v == "CORPUS" else v) for k, v in VARIANTS[variant].items()}
     spec = SpecConfig(drafter="aded", k=64, drafter_options=opts)  # k >= nodes: the policy's k caps the depth only
-    accepted = 0
+    accepted = from_suffix = 0
     for ids in random_prompts(12, seed=7):
         plain, _ = run(dec, ids, SpecConfig())
         out, stats = run(dec, ids, spec)
         assert out == plain, f"{variant}: prompt {ids.tolist()}"
         accepted += stats.accepted
+        from_suffix += sum(stats.extra.get("suffix_nodes", []))
         assert stats.new_tokens == len(plain)
         if stats.extra.get("tree_size"):
             assert max(stats.extra["tree_size"]) <= opts.get("nodes", 64)
             assert max(stats.extra["tree_depth"]) <= opts.get("depth", 5)
     assert accepted > 0, "the test is only meaningful when some drafts are accepted"
+    assert ("suffix" in opts) == (from_suffix > 0), "suffix=true drafts from long matches (and only then)"
 
 
 def test_small_policy_k_caps_depth_node_budget_from_config(target_model, tokenizer, corpus_store):
