@@ -6,7 +6,7 @@ from dataclasses import replace
 import torch
 
 from policies.base import DraftStep
-from specdec.drafters.base import Draft, DraftContext, DrafterBase, VerifyResult
+from specdec.drafters.base import Draft, DraftContext, DrafterBase, DraftTree, VerifyResult
 from specdec.drafters.registry import DRAFTERS, DrafterEnv
 from specdec.runners.base import Runner
 from specdec.errors import InputError, TokenizerMismatchError
@@ -30,9 +30,11 @@ def check_same_vocabulary(target_tok, draft_tok) -> None:
 class DraftModelDrafter(DrafterBase):
     name = "draft-model"
 
-    def __init__(self, runner: Runner, target_vocab: int) -> None:
+    def __init__(self, runner: Runner, target_vocab: int, tree_nodes: int = 0, tree_branch: int = 2,
+                 tree_width: int = 4) -> None:
         self.runner = runner
         self.target_vocab = target_vocab
+        self.tree_nodes, self.tree_branch, self.tree_width = tree_nodes, tree_branch, tree_width
         self.cached = torch.zeros(0, dtype=torch.long)  # (n,) token ids whose KV the draft cache holds
         self._logits: torch.Tensor | None = None
 
@@ -60,7 +62,13 @@ class DraftModelDrafter(DrafterBase):
         self.cached = seq.clone()
         return logits[0, -1], (hidden[:, -1] if need_hidden and hidden is not None else None)
 
+    def draft_limit(self, policy_max: int) -> int:
+        """Tree mode: the node budget (the policy's k caps the depth); chain: the policy's k."""
+        return self.tree_nodes if self.tree_nodes else policy_max
+
     def propose(self, ctx: DraftContext) -> Draft:
+        if self.tree_nodes and not ctx.policy.needs_hidden:
+            return self._propose_tree(ctx)
         # after the sync the cache holds all T committed tokens, then max_draft - 1 drafted ones are fed
         # (judged on T, not on the cache's stale length: the draft's context may be shorter than the target's)
         if ctx.tokens.shape[1] + ctx.max_draft > self.runner.max_context:
@@ -91,6 +99,46 @@ class DraftModelDrafter(DrafterBase):
         q_all = torch.stack(qs)[None] if qs else None  # (1, K, V)
         return Draft(tokens=torch.tensor([toks]), q=q_all)
 
+    def _propose_tree(self, ctx: DraftContext) -> Draft:
+        """EAGLE-2-style tree from the draft model: each frontier node's `tree_branch` most likely tokens are
+        candidates, ranked by path probability (the product of the draft's probabilities from the root); the
+        best `tree_width` become the next frontier, until the node budget or the depth cap (the policy's k).
+        One draft pass per depth over the whole tree so far (tree attention, nothing committed). Children are
+        chosen, not sampled: q is one-hot (None), which keeps speculative sampling lossless in verify()."""
+        seq = ctx.tokens[0]
+        budget = min(ctx.max_draft, self.tree_nodes)
+        max_depth = min(budget, ctx.policy_k or budget)
+        if budget < 1 or len(seq) + budget > self.runner.max_context:
+            return Draft.empty()
+        logits, _ = self._sync(seq, False)
+        toks: list[int] = []
+        parents: list[int] = []
+        path_p: list[float] = []
+        frontier = [(-1, logits, 1.0)]  # (node, the draft's logits for its children, its path probability)
+        for depth in range(max_depth):
+            cands = []
+            for node, lg, pp in frontier:
+                probs = torch.softmax(self._fit(lg).float(), -1)  # (V,)
+                top = torch.topk(probs, self.tree_branch)
+                cands += [(pp * float(p), node, int(t)) for p, t in zip(top.values, top.indices)]
+            cands.sort(key=lambda c: -c[0])
+            chosen = cands[: min(self.tree_width, budget - len(toks))]
+            new = []
+            for pp, parent, tok in chosen:
+                toks.append(tok)
+                parents.append(parent)
+                path_p.append(pp)
+                new.append(len(toks) - 1)
+            if len(toks) >= budget or depth == max_depth - 1 or not new:
+                break
+            tree = DraftTree(parents)
+            out, _ = self.runner.forward(torch.tensor([toks]), tree_mask=tree.ancestor_mask(),
+                                         depths=torch.tensor(tree.depths))  # (1, N, V)
+            frontier = [(i, out[0, i], path_p[i]) for i in new]
+        chain = all(p == i - 1 for i, p in enumerate(parents))
+        return Draft(tokens=torch.tensor([toks]), tree=None if chain else DraftTree(parents),
+                     info={"tree_size": len(toks), "expected_accepted": sum(path_p)})
+
     def _fit(self, logits: torch.Tensor) -> torch.Tensor:
         """Draft logits (Vd,) -> (Vt,): padded rows never sampled, extra rows dropped; a draft whose output
         layer computes only some token ids (`vocab=N`) has the others at -inf (never drafted)."""
@@ -112,10 +160,15 @@ class DraftModelDrafter(DrafterBase):
 
 
 def check_options(draft: str | None = None, vocab: int = 0, draft_weights: str | None = None,
-                  draft_backend: str | None = None) -> None:
+                  draft_backend: str | None = None, tree_nodes: int = 0, tree_branch: int = 2,
+                  tree_width: int = 4) -> None:
     """The draft-model drafter's option checks that need no model (hybrid runs them too)."""
     from specdec.config import WEIGHTS
     from specdec.runners import check_backend
+
+    if tree_nodes < 0 or tree_branch < 1 or tree_width < 1:
+        raise InputError(f"draft-model: need tree_nodes >= 0 (0 = a chain), tree_branch >= 1 and tree_width >= 1, "
+                         f"got {tree_nodes}, {tree_branch}, {tree_width}")
 
     if vocab < 0:
         raise InputError(f"draft-model: vocab must be >= 0 (0 = the whole vocabulary), got {vocab}")
@@ -127,17 +180,21 @@ def check_options(draft: str | None = None, vocab: int = 0, draft_weights: str |
 
 @DRAFTERS.register("draft-model", check=check_options)
 def _build(env: DrafterEnv, draft: str | None = None, vocab: int = 0, draft_weights: str | None = None,
-           draft_backend: str | None = None) -> DraftModelDrafter:
+           draft_backend: str | None = None, tree_nodes: int = 0, tree_branch: int = 2,
+           tree_width: int = 4) -> DraftModelDrafter:
     """vocab=N: the draft's output layer computes only the N lowest token ids (the tokenizer's most frequent:
     BPE ids follow merge order) and the special tokens; the draft never proposes the others. On the 0.5B
     draft the output layer is 151,936 x 896, an eighth of its bytes read per token. Lossless either way:
     the target verifies every token (torch runner only). draft_weights= / draft_backend=: run the draft
     differently from the target. Default for a zoo GGUF draft on the torch runner with automatic weights:
-    int4-all (4-bit everywhere, 21 vs 38 ms a token for the 0.5B here, whose GGUF is mostly 5-bit)."""
+    int4-all (4-bit everywhere, 21 vs 38 ms a token for the 0.5B here, whose GGUF is mostly 5-bit).
+    tree_nodes=N (> 0): draft a tree of N nodes instead of a chain (EAGLE-2-style: tree_branch candidates per
+    node, the tree_width best by path probability kept per depth; the policy's k caps the depth; needs the
+    target and draft on runners that take tree masks: torch)."""
     name = draft or env.draft
     if not name:
         raise InputError("the draft-model drafter needs a draft model: pass draft=... (CLI: --draft NAME)")
-    check_options(draft, vocab, draft_weights, draft_backend)
+    check_options(draft, vocab, draft_weights, draft_backend, tree_nodes, tree_branch, tree_width)
     if draft_weights is None and env.engine is not None and env.engine.weights == "auto":
         from specdec.runners import resolve_backend, resolve_weights
 
@@ -153,4 +210,4 @@ def _build(env: DrafterEnv, draft: str | None = None, vocab: int = 0, draft_weig
         special = [int(i) for i in getattr(tokenizer, "all_special_ids", [])]
         added = [int(i) for i in getattr(tokenizer, "added_tokens_decoder", {})]
         runner.restrict_vocab(sorted(set(range(min(vocab, runner.vocab_size))) | set(special) | set(added)))
-    return DraftModelDrafter(runner, env.target_runner.vocab_size)
+    return DraftModelDrafter(runner, env.target_runner.vocab_size, tree_nodes, tree_branch, tree_width)

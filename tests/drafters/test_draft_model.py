@@ -249,3 +249,61 @@ def test_a_restricted_draft_vocabulary_is_lossless_and_drafts_only_those_ids(tar
         got = [t for r in dec.stream_ids(p, stop=StopConfig(max_new_tokens=20), stats=st) for t in r.tokens]
         assert got == want
     assert seen and seen <= set(drafter.runner.vocab_ids.tolist()) and st.accepted > 0
+
+
+# ------------------------------------------------------------------ trees from the draft model
+@pytest.mark.parametrize("kind", ["qwen2", "llama"])
+@pytest.mark.parametrize("nodes,branch,width", [(6, 2, 3), (8, 3, 4)])
+def test_tree_drafts_greedy_identical_to_plain(kind, nodes, branch, width, tokenizer, target_model):
+    from conftest import make_model, random_prompts
+
+    target = target_model if kind == "qwen2" else make_model("llama", seed=5, layers=2, sharp=8.0)
+    draft = close_draft(target, eps=0.3)
+    dec = SpecDecoder(target, tokenizer, model_loader=lambda name: (draft, tokenizer), draft="d")
+    stop = StopConfig(max_new_tokens=20)
+    spec = SpecConfig(drafter="draft-model", k=4, drafter_options={"tree_nodes": nodes, "tree_branch": branch,
+                                                                   "tree_width": width})
+    total, trees = GenerationStats(), 0
+    for p in random_prompts(10, seed=3):
+        plain = [t for r in dec.stream_ids(p, stop=stop, spec=SpecConfig()) for t in r.tokens]
+        st = GenerationStats()
+        out = [t for r in dec.stream_ids(p, stop=stop, spec=spec, stats=st) for t in r.tokens]
+        assert out == plain
+        total.accepted += st.accepted
+        total.drafted += st.drafted
+        trees += sum(1 for n in st.extra.get("tree_size", []) if n > 4)  # more nodes than the depth cap: branches
+    assert total.accepted > 0 and trees > 0
+
+
+def test_tree_drafts_keep_speculative_sampling_lossless(tokenizer, target_model):
+    """Deterministic children (q one-hot): the first two sampled tokens follow the target's own distribution."""
+    from spec_helpers import chi2_pvalue
+
+    target = target_model
+    draft = close_draft(target, eps=0.3)
+    dec = SpecDecoder(target, tokenizer, model_loader=lambda name: (draft, tokenizer), draft="d")
+    prompt = torch.tensor([[3, 4, 5, 3, 4]])
+    cfg = SamplingConfig(temperature=1.0)
+    spec = SpecConfig(drafter="draft-model", k=3, drafter_options={"tree_nodes": 4, "tree_branch": 2, "tree_width": 2})
+    stop = StopConfig(max_new_tokens=3, eos_token_ids=())
+    V = target.config.vocab_size
+    joint = torch.zeros(V, V)
+    st = GenerationStats()
+    for seed in range(1200):
+        out = [t for r in dec.stream_ids(prompt, sampling=SamplingConfig(temperature=1.0, seed=seed), stop=stop,
+                                         spec=spec, stats=st) for t in r.tokens]
+        joint[out[0], out[1]] += 1
+    with torch.no_grad():
+        p1 = process_logits(target(prompt).logits[0, -1], cfg)
+        seqs = torch.cat([prompt.expand(V, -1), torch.arange(V)[:, None]], dim=1)
+        p2 = process_logits(target(seqs).logits[:, -1], cfg)
+    exact = p1[:, None] * p2
+    assert 0 < st.accepted < st.drafted
+    assert chi2_pvalue(joint.flatten(), exact.flatten()) > 1e-3
+
+
+def test_tree_options_are_checked_before_any_model():
+    from specdec.drafters import DRAFTERS
+
+    with pytest.raises(InputError, match="tree_branch >= 1"):
+        DRAFTERS.check("draft-model", tree_nodes=4, tree_branch=0)
