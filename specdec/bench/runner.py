@@ -299,7 +299,7 @@ def add_baseline_speedups(results: dict[str, dict], info: dict[str, dict]) -> No
     relative to this engine's plain decoding)."""
     for name, r in results.items():
         base = (info.get(name) or {}).get("speedup_baseline")
-        if base and base in results and base != name:
+        if base and base in results and base != name and not r.get("failed") and not results[base].get("failed"):
             r[f"speedup_vs_{base}"] = _ratio(r["median_tokens_per_s"], results[base]["median_tokens_per_s"])
 
 

@@ -27,7 +27,7 @@ GGUF's values exactly:
 Kernels: specdec's AVX512-VNNI kernel (`kernels/qmatmul.cpp`: activations quantized to int8 per group of 32,
 like llama.cpp's K-quant dot products), or, on CPUs without VNNI, PyTorch's int4 / int8 kernels
 (`_weight_int4pack_mm_for_cpu` with bf16 scale / zero per group, `_weight_int8pack_mm` per channel).
-The zoo caches the `QWeight` tensors (`weights-<format>.safetensors` next to the bf16 copy).
+The zoo caches the `QWeight` tensors (`weights-<format>.packed`, a safetensors file, next to the bf16 copy).
 """
 from __future__ import annotations
 

@@ -1,8 +1,12 @@
 """Quantized weights of a pulled zoo model, built once from its GGUF and cached next to the bf16 copy.
 
     <cache>/<name>/model.gguf                  the GGUF as shipped (the llama.cpp runner reads it too)
-    <cache>/<name>/weights-int4.safetensors    4-bit codes where the GGUF is 4-bit, 8-bit elsewhere (weights/quant.py)
-    <cache>/<name>/weights-int8.safetensors    8-bit codes everywhere
+    <cache>/<name>/weights-int4.packed    4-bit codes where the GGUF is 4-bit, 8-bit elsewhere (weights/quant.py)
+    <cache>/<name>/weights-int8.packed    8-bit codes everywhere
+
+The files are safetensors, named `.packed` so that loaders reading every `*.safetensors` of a model folder (vLLM:
+seen failing on "lm_head.codes" when the folder held `weights-int4.safetensors`, the name before) see only the
+bf16 model. A file of the old name is removed (and rebuilt under the new one) the first time it is needed.
 
 Built on first use under the model's pull lock (about 10-30 s for the 1.5B), checked against the bf16
 weights, and recorded in the manifest (size, sha256) so `specdec models verify` covers it.
@@ -28,7 +32,11 @@ from specdec.zoo.store import GGUF_FILE, MANIFEST, TEMP_MARK, _pull_lock, leftov
 
 
 def packed_name(weights: str) -> str:
-    return f"weights-{weights}.safetensors"
+    return f"weights-{weights}.packed"
+
+
+def _legacy_name(weights: str) -> str:
+    return f"weights-{weights}.safetensors"  # before stop 26: vLLM loaded it as part of the model
 
 
 def _gguf_arch_map(reader):
@@ -137,9 +145,18 @@ def ensure_packed(name: str, folder: Path, weights: str, cache_dir=None, say=lam
             return False
         return meta.get("format_version") == str(quant.FORMAT_VERSION)
 
-    if current():
+    legacy = folder / _legacy_name(weights)
+    if current() and not legacy.exists():
         return path
     with _pull_lock(cache_root(cache_dir), folder.name, say):
+        if legacy.exists():  # its old name made it part of the model for vLLM / other loaders: gone, rebuilt below
+            say(f"removing {legacy.name} (renamed {path.name}: a *.safetensors file in the model folder is read as "
+                "part of the model by other loaders)")
+            legacy.unlink()
+            manifest_path = folder / MANIFEST
+            manifest = json.loads(manifest_path.read_text())
+            manifest.get("files", {}).pop(legacy.name, None)
+            write_text_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
         for stale in leftovers(folder):  # a killed packing's temp (under the lock: nobody else writes one now)
             say(f"removing {stale.name}, left by an interrupted packing")
             shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)

@@ -135,6 +135,10 @@ def test_acceptance_and_tau_counted_like_the_engine(venv, models, monkeypatch):
     add_baseline_speedups(res, info)
     assert "speedup_vs_vllm_plain" not in res["vllm_plain"]
     assert res["vllm_ngram"]["speedup_vs_vllm_plain"] == pytest.approx(2.0)
+    failed = {"vllm_plain": {"failed": True, "error": "worker failed"}, "vllm_ngram": dict(res["vllm_ngram"])}
+    add_baseline_speedups(failed, info)  # a failed baseline (kept going) is skipped, not a KeyError traceback
+    failed["vllm_plain"], failed["vllm_ngram"] = res["vllm_ngram"], {"failed": True, "error": "x"}
+    add_baseline_speedups(failed, info)
 
 
 def test_refusals(venv, models, monkeypatch, tmp_path):

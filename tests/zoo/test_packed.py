@@ -110,3 +110,27 @@ def test_a_killed_packings_temp_files_are_removed_and_a_new_one_leaves_none(tmp_
     path = ensure_packed("tiny", folder, "int4", say=said.append)
     assert path.is_file() and not stale.exists() and any("interrupted packing" in s for s in said)
     assert [p.name for p in folder.iterdir() if ".tmp" in p.name] == []
+
+
+def test_packed_weights_are_not_named_like_model_weights_and_the_old_name_is_replaced(tmp_path, monkeypatch):
+    """vLLM (and any loader) reads every *.safetensors of a model folder: with `weights-int4.safetensors` there it
+    failed on "lm_head.codes". The packed file is `weights-int4.packed`; an old-named one is removed, with its
+    manifest entry, and rebuilt under the new name."""
+    import json
+
+    from specdec.zoo.store import MANIFEST
+
+    monkeypatch.setenv("SPECDEC_CACHE", str(tmp_path / "cache"))
+    folder, _ = _folder(tmp_path, "Q4_K", seed=3)
+    legacy = folder / "weights-int4.safetensors"
+    legacy.write_bytes(b"old")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["files"][legacy.name] = {"size": 3, "sha256": "0" * 64}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    said = []
+    path = ensure_packed("tiny", folder, "int4", say=said.append)
+    assert path.name == "weights-int4.packed" and path.is_file() and not legacy.exists()
+    assert not [p for p in folder.glob("*.safetensors") if p.name != "model.safetensors"]
+    files = json.loads((folder / MANIFEST).read_text())["files"]
+    assert legacy.name not in files and path.name in files
+    assert any("removing weights-int4.safetensors" in s for s in said)

@@ -32,6 +32,26 @@ def same_outputs(b: int, setup: str) -> tuple[int, int]:
     return sum(base[k] == other[k] for k in common), len(common)
 
 
+def divergences(b: int, setup: str) -> list[str]:
+    """For each item whose answer differs from vLLM plain's at the same batch size: where the texts part, with
+    a few words of context, and whether the scored answer changed."""
+    def rows(s):
+        f = HERE / f"gsm8k-b{b}-{s}" / "results.jsonl"
+        return {r["id"]: r for r in (json.loads(x) for x in f.read_text().splitlines() if x.strip())} if f.is_file() else {}
+    base, other = rows("plain"), rows(setup)
+    out = []
+    for k, r in other.items():
+        p = base.get(k)
+        if p is None or p["text"] == r["text"]:
+            continue
+        i = next((j for j, (a, c) in enumerate(zip(p["text"], r["text"])) if a != c), min(len(p["text"]), len(r["text"])))
+        lo = max(0, i - 40)
+        same_answer = p.get("correct") == r.get("correct")
+        out.append(f"{k}: at character {i}: plain '...{p['text'][lo:i + 25]!s}' vs '...{r['text'][lo:i + 25]!s}'"
+                   f" (scored the same: {same_answer})".replace("\n", " "))
+    return out
+
+
 def main() -> None:
     lines = []
     bt = batched()
@@ -50,6 +70,12 @@ def main() -> None:
             lines.append(f"| vllm {s} | {r['acc']:.3f} | {sp['tokens_per_s']:.1f} | {ratio} | "
                          f"{sp['acceptance_rate']:.2f} | {sp['mean_accepted_length']:.2f} | {same}/{n} |")
         lines.append("")
+        for s in SETUPS[1:]:
+            if s in rows:
+                d = divergences(b, s)
+                if d:
+                    lines += [f"Where vllm {s}'s answers part from vllm plain's ({len(d)} of {rows[s]['n']}):", ""]
+                    lines += [f"- {x}" for x in d] + [""]
     b1 = HERE / "batch1.json"
     if b1.is_file():
         rep = json.loads(b1.read_text())

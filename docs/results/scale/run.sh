@@ -2,7 +2,7 @@
 # The figures of docs/scale.md, stage by stage (each resumable: rerun it after an interruption; a finished
 # stage is skipped). Needs .venv (this engine) and .venv-vllm (bash eval/setup_vllm.sh).
 #   bash docs/results/scale/run.sh STAGE [STAGE ...]      stages: b8 b32 b1 (in this order: "all")
-#   N=100 NEW=256 OUT=runs/scale                            (defaults)
+#   N=100 NEW=256 OUT=runs/scale SETUPS="plain aded ngram draft"   (defaults)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 . .venv/bin/activate
@@ -10,9 +10,9 @@ OUT="${OUT:-runs/scale}"; N="${N:-100}"; NEW="${NEW:-256}"; RES=docs/results/sca
 export HF_HUB_OFFLINE=1
 M15=qwen2.5-coder-1.5b-instruct; M05=qwen2.5-coder-0.5b-instruct
 
-batched() {  # batched B: GSM8K (first N, chat) through vLLM, B requests side by side: plain, ngram, aded, draft
+batched() {  # batched B: GSM8K (first N, chat) through vLLM, B requests side by side: plain, aded, ngram, draft
   local b="$1"
-  for setup in plain aded ngram draft; do
+  for setup in ${SETUPS:-plain aded ngram draft}; do
     local args=() name="gsm8k-b$b-$setup"
     case $setup in
       ngram) args=(--drafter prompt-lookup -k 4) ;;
@@ -30,11 +30,10 @@ stage() {
   case "$1" in
     b8) batched 8 ;;
     b32) batched 32 ;;
-    b1)  # batch 1, side by side with this engine: GSM8K first 20 + Spec-Bench 2 per category, 128 tokens
+    b1)  # batch 1, this engine's plain and ADED beside vLLM's: Spec-Bench 1 per category + GSM8K 5, 128 tokens
       [ -f "$RES/batch1.json" ] && { echo "done: b1"; return; }
-      specdec bench --prompts spec_bench:2+gsm8k:20 --per-category --target $M15 --draft $M05 -n 128 \
-          --setup pl=prompt-lookup --setup aded=aded --setup hyb=hybrid \
-          --vllm plain --vllm ngram --vllm aded --vllm draft --json "$OUT/batch1.json"
+      specdec bench --prompts spec_bench:1+gsm8k:5 --per-category --target $M15 -n 128 --setup aded=aded \
+          --vllm plain --vllm ngram --vllm aded --vllm suffix --json "$OUT/batch1.json"
       cp "$OUT/batch1.json" "$RES/batch1.json" ;;
     all) stage b8; stage b32; stage b1 ;;
     *) echo "unknown stage $1 (b8 b32 b1 all)"; exit 2 ;;
