@@ -79,18 +79,32 @@ def main() -> None:
     b1 = HERE / "batch1.json"
     if b1.is_file():
         rep = json.loads(b1.read_text())
-        lines += ["### Batch 1 (bench: Spec-Bench 2 per category + GSM8K 20, 128 tokens, greedy)", "",
-                  "| setup | median tokens/s | vs this engine's plain | α | τ | identical |", "|---|---:|---:|---:|---:|---:|"]
-        for name, s in rep["setups"].items():
-            if s.get("failed"):
-                lines.append(f"| {name} | failed: {s.get('error', '')[:60]} | | | | |")
-                continue
-            a = s.get("acceptance_rate")
-            t = s.get("mean_accepted_length")
-            lines.append(f"| {name} | {s['median_tokens_per_s']:.2f} | {s['speedup']:.2f}x | "
-                         f"{'-' if a is None else f'{a:.2f}'} | {'-' if t is None else f'{t:.2f}'} | "
-                         f"{s.get('identical_prompts')}/{len(s['per_prompt'])} |")
+        st = {n: s for n, s in rep["setups"].items() if not s.get("failed")}
+        cats = rep["config"].get("prompt_categories") or []
+        lines += [f"### Batch 1 (bench: Spec-Bench 1 per category + GSM8K 5 = {len(cats)} prompts, 128 tokens, greedy)", "",
+                  "| setup | median tokens/s | vs this engine's plain | vs vLLM plain | α | τ | outputs = own plain's |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        eng, vp = st.get("plain", {}).get("median_tokens_per_s"), st.get("vllm_plain", {}).get("median_tokens_per_s")
+        for name, s in st.items():
+            ref = st["vllm_plain"] if name.startswith("vllm_") else st["plain"]
+            same = sum(a["output_ids"] == b["output_ids"] for a, b in zip(s["per_prompt"], ref["per_prompt"]))
+            a, t, m = s.get("acceptance_rate"), s.get("mean_accepted_length"), s["median_tokens_per_s"]
+            lines.append(f"| {name} | {m:.2f} | {m / eng:.2f}x | {m / vp:.2f}x | {'-' if a is None else f'{a:.2f}'} | "
+                         f"{'-' if t is None else f'{t:.2f}'} | {same}/{len(s['per_prompt'])} |")
         lines.append("")
+        if cats and "vllm_aded" in st and vp:
+            import statistics
+
+            lines += ["Per category, vLLM with this project's ADED over vLLM plain (median tokens/s ratio; "
+                      "one prompt per Spec-Bench category):", "", "| category | vllm_aded / vllm_plain | vllm_ngram / vllm_plain |",
+                      "|---|---:|---:|"]
+            for c in dict.fromkeys(cats):
+                idx = [i for i, x in enumerate(cats) if x == c]
+                def med(n):
+                    return statistics.median(st[n]["per_prompt"][i]["tokens_per_s"] for i in idx)
+                lines.append(f"| {c} | {med('vllm_aded') / med('vllm_plain'):.2f} | "
+                             f"{med('vllm_ngram') / med('vllm_plain'):.2f} |" if "vllm_ngram" in st else "")
+            lines.append("")
     print("\n".join(lines))
     if bt:
         import matplotlib
