@@ -255,7 +255,7 @@ def test_a_restricted_draft_vocabulary_is_lossless_and_drafts_only_those_ids(tar
 @pytest.mark.parametrize("kind", ["qwen2", "llama"])
 @pytest.mark.parametrize("nodes,branch,width", [(6, 2, 3), (8, 3, 4)])
 def test_tree_drafts_greedy_identical_to_plain(kind, nodes, branch, width, tokenizer, target_model):
-    from conftest import make_model, random_prompts
+    from spec_helpers import make_model, random_prompts
 
     target = target_model if kind == "qwen2" else make_model("llama", seed=5, layers=2, sharp=8.0)
     draft = close_draft(target, eps=0.3)
