@@ -277,7 +277,7 @@ def _vllm_lm(run: RunConfig, max_context: int, venv, batch: bool, out, say):
     spec_cfg = V.speculative_config(spec.drafter, spec.k or DEFAULT_K, draft_dir, spec.drafter_options, spec.policy)
     return VLLMLM(model_dir, load_tokenizer(model_dir), dtype=run.engine.dtype, max_context=max_context,
                   speculative_config=spec_cfg, venv=venv, batch=batch, sampling=run.sampling,
-                  drafter_options=spec.drafter_options if spec_cfg and spec_cfg.get("method") == "custom_class" else None,
+                  drafter_options=spec.drafter_options if V.uses_proposer(spec_cfg) else None,
                   log_path=Path(out).parent / f".{Path(out).name}.vllm.log", say=say)
 
 

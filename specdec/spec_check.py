@@ -77,7 +77,7 @@ def build_policy(spec: SpecConfig):
     from policies import POLICIES
 
     opts = dict(spec.policy_options)
-    fields = getattr(POLICIES.get(spec.policy), "__dataclass_fields__", {})
+    fields = _policy_fields(spec.policy)
     if "k" in fields:
         opts.setdefault("k", DEFAULT_K if spec.k is None else spec.k)
     elif spec.k is not None:  # -k is the longest draft of a policy that sizes its drafts itself
@@ -93,11 +93,16 @@ def build_policy(spec: SpecConfig):
 def draft_length(spec: SpecConfig) -> int:
     """The k a run reports: -k where given, else the policy's: DEFAULT_K for a policy with a `k`, its default
     longest draft for one without (specdecpp: 20)."""
-    from policies import POLICIES
-
     if spec.k is not None:
         return spec.k
-    fields = getattr(POLICIES.get(spec.policy), "__dataclass_fields__", {})
+    fields = _policy_fields(spec.policy)
     if "k" in fields or "k_max" not in fields:
         return DEFAULT_K
     return int(spec.policy_options.get("k_max", fields["k_max"].default))
+
+
+def _policy_fields(name: str) -> dict:
+    """The dataclass fields of policy `name`'s factory ({} for a plain function)."""
+    from policies import POLICIES
+
+    return getattr(POLICIES.get(name), "__dataclass_fields__", {})

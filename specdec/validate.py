@@ -110,3 +110,17 @@ def check_option_value(flag: str, what: str, key: str, value, annotation) -> Non
     if not ok:
         want = " or ".join(_TYPE_WORDS[t] for t in sorted(types))
         raise InputError(f"{flag} {key}={value!r}: {what} expects {want} for {key}")
+
+
+def config_from_options(cls, options: dict, name: str):
+    """A drafter's frozen config dataclass from its --drafter-opt KEY=VALUEs: an unknown key lists the known ones,
+    each value is checked against its field's declared type, the dataclass checks the ranges."""
+    from dataclasses import fields
+
+    types = {f.name: f.type for f in fields(cls)}
+    bad = sorted(set(options) - set(types))
+    if bad:
+        raise InputError(f"{name}: unknown option(s) {', '.join(bad)}; known: {', '.join(sorted(types))}")
+    for key, value in options.items():
+        check_option_value("--drafter-opt", f"drafter {name!r}", key, value, types[key])
+    return cls(**options)

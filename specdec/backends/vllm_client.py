@@ -105,6 +105,21 @@ class WorkerRequest:
         return cls(**json.loads(text))
 
 
+def uses_proposer(spec_cfg: dict | None) -> bool:
+    """Whether vLLM's speculative_config names one of this project's proposers (custom_class)."""
+    return (spec_cfg or {}).get("method") == "custom_class"
+
+
+def proposer_env(env: dict, spec_cfg: dict | None, drafter_options: dict | None) -> dict:
+    """`env` for a vLLM process: with one of this project's proposers, this checkout on PYTHONPATH (vLLM imports the
+    class by name) and the drafter options in SPECDEC_DRAFTER_OPTIONS (else the caller's own, if any)."""
+    if uses_proposer(spec_cfg):
+        env["PYTHONPATH"] = str(REPO_ROOT)
+        if drafter_options:
+            env["SPECDEC_DRAFTER_OPTIONS"] = json.dumps(drafter_options)
+    return env
+
+
 def sampling_fields(sampling) -> dict:
     """A SamplingConfig -> the WorkerRequest's sampling fields (None: greedy)."""
     if sampling is None or sampling.greedy:
@@ -157,11 +172,7 @@ def run_worker(req: WorkerRequest, venv: str | os.PathLike | None = None, log_pa
         req_path = f.name
     log = open(log_path, "a", encoding="utf-8") if log_path else None
     tail: deque[str] = deque(maxlen=400)
-    env = worker_env(venv, threads_bind, kv_cache_gb)
-    if (req.speculative_config or {}).get("method") == "custom_class":  # vLLM imports this project's proposer
-        env["PYTHONPATH"] = str(REPO_ROOT)
-        if req.drafter_options:  # else the caller's own SPECDEC_DRAFTER_OPTIONS, if any
-            env["SPECDEC_DRAFTER_OPTIONS"] = json.dumps(req.drafter_options)
+    env = proposer_env(worker_env(venv, threads_bind, kv_cache_gb), req.speculative_config, req.drafter_options)
     proc = subprocess.Popen([str(py), str(WORKER), req_path], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, bufsize=1, env=env)
     finished = False

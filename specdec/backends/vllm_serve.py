@@ -63,12 +63,7 @@ def serve_command(run: RunConfig, serve: ServeConfig = ServeConfig(), venv: str 
     if spec_cfg:
         argv += ["--speculative-config", json.dumps(spec_cfg)]
     threads = f"0-{run.engine.threads - 1}" if run.engine.threads else None
-    env = V.worker_env(venv, threads)
-    if spec_cfg and spec_cfg.get("method") == "custom_class":
-        env["PYTHONPATH"] = str(V.REPO_ROOT)
-        if spec.drafter_options:
-            env["SPECDEC_DRAFTER_OPTIONS"] = json.dumps(spec.drafter_options)
-    return argv, env
+    return argv, V.proposer_env(V.worker_env(venv, threads), spec_cfg, spec.drafter_options)
 
 
 def shell_line(argv: list[str], env: dict[str, str]) -> str:

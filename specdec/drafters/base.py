@@ -75,6 +75,11 @@ class DraftTree:
     def chain(n: int) -> "DraftTree":
         return DraftTree(parents=list(range(-1, n - 1)))
 
+    @staticmethod
+    def of(parents: list[int]) -> "DraftTree | None":
+        """The tree `parents` describe, or None where it is a chain (the loop's cheaper path)."""
+        return None if parents == list(range(-1, len(parents) - 1)) else DraftTree(parents)
+
 
 def merge_trees(first: tuple[list[int], list[int]], second: tuple[list[int], list[int]],
                 budget: int) -> tuple[list[int], list[int]]:

@@ -135,8 +135,7 @@ class DraftModelDrafter(DrafterBase):
             out, _ = self.runner.forward(torch.tensor([toks]), tree_mask=tree.ancestor_mask(),
                                          depths=torch.tensor(tree.depths))  # (1, N, V)
             frontier = [(i, out[0, i], path_p[i]) for i in new]
-        chain = all(p == i - 1 for i, p in enumerate(parents))
-        return Draft(tokens=torch.tensor([toks]), tree=None if chain else DraftTree(parents),
+        return Draft(tokens=torch.tensor([toks]), tree=DraftTree.of(parents),
                      info={"tree_size": len(toks), "expected_accepted": sum(path_p)})
 
     def _fit(self, logits: torch.Tensor) -> torch.Tensor:

@@ -157,23 +157,13 @@ class SuffixDrafter(DrafterBase):
         info = {"match": length, "occurrences": int(len(ends)), "tree_size": len(tokens)}
         if not tokens:
             return Draft(tokens=torch.zeros(1, 0, dtype=torch.long), info=info)
-        chain = all(p == i - 1 for i, p in enumerate(parents))
-        return Draft(tokens=torch.tensor([tokens], dtype=torch.long), tree=None if chain else DraftTree(parents),
-                     info=info)
+        return Draft(tokens=torch.tensor([tokens], dtype=torch.long), tree=DraftTree.of(parents), info=info)
 
 
 def _config(**options) -> SuffixConfig:
-    from dataclasses import fields
+    from specdec.validate import config_from_options
 
-    from specdec.validate import check_option_value
-
-    types = {f.name: f.type for f in fields(SuffixConfig)}
-    bad = sorted(set(options) - set(types))
-    if bad:
-        raise InputError(f"suffix: unknown option(s) {', '.join(bad)}; known: {', '.join(sorted(types))}")
-    for key, value in options.items():
-        check_option_value("--drafter-opt", "drafter 'suffix'", key, value, types[key])
-    return SuffixConfig(**options)
+    return config_from_options(SuffixConfig, options, "suffix")
 
 
 def _check(**options) -> None:

@@ -163,19 +163,13 @@ def _config(compiled: bool, nodes: int | None = None, depth: int | None = None, 
             adapt: bool | None = None, chain: bool | None = None, **options) -> AdedConfig:
     """The AdedConfig the options ask for (short names: nodes, depth, iterations, adapt, chain), each value
     checked against its field's type first."""
-    from dataclasses import fields
-
-    from specdec.validate import check_option_value
+    from specdec.validate import config_from_options
 
     if nodes is None and "max_nodes" not in options and compiled:
         nodes = COMPILED_NODES  # compiled target: the 8-token bucket costs the same for 1 + 5 and 1 + 7 tokens
     short = {"max_nodes": nodes, "max_depth": depth, "iterations": iterations, "adapt": adapt, "chain": chain}
     opts = {k: v for k, v in short.items() if v is not None} | options
-    types = {f.name: f.type for f in fields(AdedConfig)}
-    for key, value in opts.items():
-        if key in types:
-            check_option_value("--drafter-opt", "drafter 'aded'", key, value, types[key])
-    return AdedConfig().with_options(**opts)
+    return config_from_options(AdedConfig, opts, "aded")
 
 
 def _check(store: str | None = "auto", **options) -> None:
