@@ -95,6 +95,7 @@ class WorkerRequest:
     top_p: float = 1.0
     top_k: int = 0
     drafter_options: dict = field(default_factory=dict)  # for a custom_class proposer (SPECDEC_DRAFTER_OPTIONS)
+    proposer_options: dict = field(default_factory=dict)  # its batch budget (SPECDEC_PROPOSER_OPTIONS; {}: the caller's)
     max_num_seqs: int | None = None  # requests decoded side by side (vLLM's default: 256)
 
     def to_json(self) -> str:
@@ -110,10 +111,18 @@ def uses_proposer(spec_cfg: dict | None) -> bool:
     return (spec_cfg or {}).get("method") == "custom_class"
 
 
-def proposer_env(env: dict, spec_cfg: dict | None, drafter_options: dict | None) -> dict:
+def proposer_env(env: dict, spec_cfg: dict | None, drafter_options: dict | None,
+                 proposer_options: dict | None = None) -> dict:
     """`env` for a vLLM process: with one of this project's proposers, this checkout on PYTHONPATH (vLLM imports the
-    class by name) and the drafter options in SPECDEC_DRAFTER_OPTIONS (else the caller's own, if any)."""
+    class by name) and the drafter options in SPECDEC_DRAFTER_OPTIONS (else the caller's own, if any). The batch
+    budget's options (`proposer_options`, else SPECDEC_PROPOSER_OPTIONS from the caller's environment) are checked
+    here, before vLLM loads."""
     if uses_proposer(spec_cfg):
+        from specdec.backends.vllm_proposers import PROPOSER_ENV, budget_config
+
+        if proposer_options:
+            env[PROPOSER_ENV] = json.dumps(proposer_options)
+        budget_config(env)
         env["PYTHONPATH"] = str(REPO_ROOT)
         if drafter_options:
             env["SPECDEC_DRAFTER_OPTIONS"] = json.dumps(drafter_options)
@@ -172,7 +181,8 @@ def run_worker(req: WorkerRequest, venv: str | os.PathLike | None = None, log_pa
         req_path = f.name
     log = open(log_path, "a", encoding="utf-8") if log_path else None
     tail: deque[str] = deque(maxlen=400)
-    env = proposer_env(worker_env(venv, threads_bind, kv_cache_gb), req.speculative_config, req.drafter_options)
+    env = proposer_env(worker_env(venv, threads_bind, kv_cache_gb), req.speculative_config, req.drafter_options,
+                       req.proposer_options)
     proc = subprocess.Popen([str(py), str(WORKER), req_path], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, bufsize=1, env=env)
     finished = False

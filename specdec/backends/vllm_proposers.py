@@ -20,24 +20,34 @@ own overlay over one shared base store: `TrigramStore.fork`). vLLM verifies chai
 chains (ADED's best path, `chain=true`). Greedy output equals vLLM's plain greedy output (vLLM's
 rejection sampler); sampling goes through vLLM's own lossless rejection sampling with one-hot drafts.
 
+At batch > 1 a drafted token costs a row of a pass the batch already fills: the proposer times its own steps
+and keeps only the tokens whose chance of acceptance pays for their row (specdec.backends.draft_budget; options
+in SPECDEC_PROPOSER_OPTIONS, e.g. '{"budget": "off"}' to verify every drafted token).
+
 Acceptance counts come back through vLLM's speculative-decoding metrics (the worker reads them per request).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from specdec.backends.draft_budget import BudgetConfig, Calibration, StepCosts, select
 from specdec.errors import InputError
 
 OPTIONS_ENV = "SPECDEC_DRAFTER_OPTIONS"
+PROPOSER_ENV = "SPECDEC_PROPOSER_OPTIONS"  # the batch budget's options (specdec.backends.draft_budget)
 MAX_REQUESTS = 4096  # per-request drafter states kept (least recently used dropped)
+LOG_EVERY = 200  # steps between the proposer's log lines (in vLLM's log: the "vllm." logger's handlers)
+_log = logging.getLogger("vllm.specdec_proposer")
 
 
 def drafter_options(env: dict | None = None) -> dict:
@@ -65,6 +75,31 @@ def _key(tokens: np.ndarray) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(tokens, dtype=np.int64).tobytes(), digest_size=16).digest()
 
 
+@dataclass
+class _Request:
+    """One request's drafter and what it proposed last step (the kept nodes' scores, None where unscored)."""
+
+    drafter: Any
+    prompt_len: int
+    proposed: list = field(default_factory=list)
+
+
+def budget_config(env: dict | None = None) -> BudgetConfig:
+    """The batch budget's options in SPECDEC_PROPOSER_OPTIONS (a JSON object; default: budget auto)."""
+    text = (env if env is not None else os.environ).get(PROPOSER_ENV, "").strip()
+    if not text:
+        return BudgetConfig()
+    try:
+        opts = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{PROPOSER_ENV} is not JSON ({e.msg}): {text[:80]!r}") from None
+    known = set(BudgetConfig.__dataclass_fields__)
+    if not isinstance(opts, dict) or set(opts) - known:
+        raise InputError(f"{PROPOSER_ENV} must be a JSON object with keys among {', '.join(sorted(known))}, "
+                         f"got {text[:80]!r}")
+    return BudgetConfig(**opts)
+
+
 class DrafterProposer:
     """A registered model-free drafter (`drafter`, set by each subclass) behind vLLM's proposer interface."""
 
@@ -72,7 +107,7 @@ class DrafterProposer:
     fixed_options: dict[str, Any] = {}  # options the vLLM path needs (ADED: chains)
 
     def __init__(self, vllm_config=None, *, k: int | None = None, tokenizer=None, vocab_size: int | None = None,
-                 options: dict | None = None) -> None:
+                 options: dict | None = None, budget: BudgetConfig | None = None, clock=time.perf_counter) -> None:
         from policies import POLICIES
         from specdec.config import SamplingConfig
         from specdec.drafters import DRAFTERS, DrafterEnv
@@ -90,6 +125,7 @@ class DrafterProposer:
         self.k = k
         self.options = {**(drafter_options() if options is None else options), **self.fixed_options}
         DRAFTERS.check(self.drafter, **self.options)  # before anything runs: one line for a bad option
+        self.budget = budget if budget is not None else budget_config()
 
         def no_models(name: str):
             raise InputError(f"{self.drafter} inside vLLM is model-free: it cannot load {name!r}")
@@ -99,8 +135,12 @@ class DrafterProposer:
         self._prototype = DRAFTERS.create(self.drafter, env=self._env, **self.options)
         self._policy = POLICIES.create("constant", k=k)
         self._sampling = SamplingConfig()
-        self._states: OrderedDict[bytes, tuple[Any, int]] = OrderedDict()  # tokens' hash -> (drafter, prompt_len)
+        self._states: OrderedDict[bytes, _Request] = OrderedDict()  # tokens' hash -> the request
         self.requests = 0  # requests seen (tests, logs)
+        self.costs, self.calibration = StepCosts(self.budget.ema), Calibration(self.budget.prior)
+        self.drafted = self.kept = 0  # tokens the drafters proposed / the budget kept
+        self._clock, self._last_call, self._expected_rows = clock, None, -1
+        self.steps = 0
 
     # ---- vLLM's hooks
     def load_model(self, *args, **kwargs) -> None:
@@ -109,42 +149,76 @@ class DrafterProposer:
     def propose(self, sampled_token_ids: list[list[int]], num_tokens_no_spec: np.ndarray, token_ids_cpu: np.ndarray,
                 slot_mappings=None, **kwargs) -> list[list[int]]:
         """One draft (a list of at most k token ids) per request row of the batch; [] where nothing is proposed."""
+        now = self._clock()
+        clean, rows_before = True, 0  # the step just run: only decoding rows, the ones proposed for (timed then)
+        live: list[tuple[int, _Request, Any]] = []
         out: list[list[int]] = []
         for i, sampled in enumerate(sampled_token_ids):
             n = int(num_tokens_no_spec[i])
+            out.append([])
             if not sampled or n < 1:
-                out.append([])  # still in prefill (chunked) or nothing committed yet
+                clean = False  # still in prefill (chunked) or nothing committed yet
                 continue
             seq = np.asarray(token_ids_cpu[i, :n], dtype=np.int64)  # (n,) prompt + committed output
-            out.append(self._propose_row(seq, list(sampled)))
+            req, new = self._request_for(seq, list(sampled))
+            if new:
+                clean = False
+            else:
+                rows_before += 1 + len(req.proposed)
+                self.calibration.observe(req.proposed, len(sampled) - 1)
+            live.append((i, req, self._draft(req, seq)))
+        if self._last_call is not None and clean and rows_before == self._expected_rows:
+            self.costs.observe(rows_before, now - self._last_call)
+        keep = self._keep([d for _, _, d in live])
+        self._expected_rows = 0
+        for (i, req, draft), n_keep in zip(live, keep):
+            tokens = [int(t) for t in draft.tokens[0, :n_keep].tolist()]
+            scores = draft.scores[0, :n_keep].tolist() if draft.scores is not None else [None] * n_keep
+            out[i], req.proposed = tokens, scores
+            self._expected_rows += 1 + len(tokens)
+            self.drafted += min(draft.length, self.k)
+            self.kept += len(tokens)
+        self._last_call = now
+        self.steps += 1
+        if self.steps % LOG_EVERY == 0:
+            _log.info("specdec %s proposer: %d steps, %d requests, kept %d of %d drafted tokens (budget %s, %s)",
+                      self.drafter, self.steps, self.requests, self.kept, self.drafted, self.budget.budget,
+                      self.costs.describe())
         return out
 
+    def _keep(self, drafts: list) -> list[int]:
+        """Tokens kept of each draft: all of them (up to k) until the step costs are known, then the budget's."""
+        full = [min(d.length, self.k) for d in drafts]
+        if self.budget.budget == "off" or self.costs.steps < self.budget.warmup or not self.costs.known:
+            return full
+        chains = []
+        for d, n in zip(drafts, full):
+            scores = d.scores[0, :n].tolist() if d.scores is not None else [None] * n
+            chains.append([self.calibration.p(s, depth) for depth, s in enumerate(scores)])
+        return select(chains, self.costs)
+
     # ---- one request
-    def _drafter_for(self, seq: np.ndarray, new: list[int]):
+    def _request_for(self, seq: np.ndarray, new: list[int]) -> tuple[_Request, bool]:
         before = _key(seq[: len(seq) - len(new)])
-        state = self._states.pop(before, None)
-        if state is None:  # a new request: this engine's start() on prompt + its first token
-            drafter = self._new_drafter()
-            drafter.start(torch.from_numpy(seq.copy())[None])
+        req = self._states.pop(before, None)
+        fresh = req is None
+        if fresh:  # a new request: this engine's start() on prompt + its first token
+            req = _Request(self._new_drafter(), len(seq) - len(new))
+            req.drafter.start(torch.from_numpy(seq.copy())[None])
             self.requests += 1
-            state = (drafter, len(seq) - len(new))
         else:
-            drafter = state[0]
-            result = _committed(new)
-            drafter.observe(result)
-        self._states[_key(seq)] = state
+            req.drafter.observe(_committed(new))
+        self._states[_key(seq)] = req
         while len(self._states) > MAX_REQUESTS:
             self._states.popitem(last=False)
-        return state
+        return req, fresh
 
-    def _propose_row(self, seq: np.ndarray, new: list[int]) -> list[int]:
+    def _draft(self, req: _Request, seq: np.ndarray):
         from specdec.drafters.base import DraftContext
 
-        drafter, prompt_len = self._drafter_for(seq, new)
-        ctx = DraftContext(tokens=torch.from_numpy(seq.copy())[None], prompt_len=prompt_len, max_draft=self.k,
+        ctx = DraftContext(tokens=torch.from_numpy(seq.copy())[None], prompt_len=req.prompt_len, max_draft=self.k,
                            policy=self._policy, sampling=self._sampling, policy_k=self.k)
-        draft = drafter.propose(ctx)
-        return [int(t) for t in draft.tokens[0, : self.k].tolist()]
+        return req.drafter.propose(ctx)
 
     def _new_drafter(self):
         """A drafter for one request. ADED: its own adaptation overlay over the one shared base store."""

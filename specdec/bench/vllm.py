@@ -35,8 +35,9 @@ from specdec.config import SamplingConfig, StopConfig
 from specdec.errors import InputError
 from specdec.stats import GenerationStats, prompt_row
 
-SETUPS = {"plain": None, "ngram": "prompt-lookup", "draft": "draft-model", "aded": "aded",
+SETUPS = {"plain": None, "ngram": "prompt-lookup", "draft": "draft-model", "aded": "aded", "aded-nobudget": "aded",
           "suffix": "suffix"}  # setup -> this engine's drafter
+PROPOSER_OPTIONS = {"aded-nobudget": {"budget": "off"}}  # the ablation: every drafted token verified
 PREFIX = "vllm_"
 WARMUP_ID = "warmup"
 
@@ -179,7 +180,8 @@ def vllm_backends(setups: Iterable[str], *, target: str, draft: str | None, k: i
                               speculative_config=spec_cfg, max_tokens=stop.max_new_tokens,
                               stop=list(stop.stop_strings), ignore_eos=stop.ignore_eos, batch=False,
                               **V.sampling_fields(sampling),
-                              drafter_options=dict(drafter_options or {}) if s in ("aded", "suffix") else {})
+                              drafter_options=dict(drafter_options or {}) if drafter in ("aded", "suffix") else {},
+                              proposer_options=dict(PROPOSER_OPTIONS.get(s, {})))
         name = setup_name(s)
         info = {"backend": "vllm", "vllm_setup": s, "drafter": "ngram" if s == "ngram" else drafter,
                 "sampling": {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,

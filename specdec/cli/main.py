@@ -220,8 +220,9 @@ def bench(
     vllm: Annotated[Optional[list[str]], typer.Option(
         "--vllm", metavar="SETUP",
         help="Also time vLLM (.venv-vllm, $SPECDEC_VLLM_VENV) on the same prompt ids (repeatable): plain, "
-             "ngram (prompt lookup, K=-k), draft (--draft, K=-k) or aded (this project's ADED as a vLLM proposer, K=-k); "
-             "reported as vllm_<SETUP>. Sampling options apply.")] = None,
+             "ngram (prompt lookup, K=-k), draft (--draft, K=-k), aded or suffix (this project's drafters as vLLM "
+             "proposers, K=-k, with their batch budget; aded-nobudget: every drafted token verified); reported as "
+             "vllm_<SETUP>. Sampling options apply.")] = None,
     llamacpp: Annotated[Optional[list[str]], typer.Option(
         "--llamacpp", metavar="SETUP",
         help="Also time llama.cpp's own decoding through llama-server on the same prompt ids and GGUF "

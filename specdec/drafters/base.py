@@ -111,11 +111,16 @@ class Draft:
     q:      (B, K, V) float draft distributions the tokens were sampled from (after temperature/top-k/top-p),
             or None for a deterministic drafter (then q is one-hot at each token, which keeps sampling lossless).
     tree:   None for a chain; else the tree the K nodes form.
+    scores: None, or (B, K) float: the drafter's own estimate of each node's path probability (the chance that the
+            node and all its ancestors are accepted), e.g. ADED's product of tri-gram priors, the suffix drafter's
+            share of occurrences. Read by callers that ration drafted tokens (the vLLM proposers at batch > 1);
+            never by verification, so a wrong estimate costs speed, not correctness.
     """
 
     tokens: torch.Tensor
     q: torch.Tensor | None = None
     tree: DraftTree | None = None
+    scores: torch.Tensor | None = None
     info: dict[str, Any] = field(default_factory=dict)  # drafter-specific stats (tree size, search time...)
 
     @property

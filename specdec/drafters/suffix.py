@@ -15,6 +15,7 @@ Deterministic (q = None): lossless for greedy and sampling through the shared ve
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -78,9 +79,18 @@ def longest_match(hay: np.ndarray, seq: np.ndarray, end: int, max_match: int) ->
     return (length, cand) if len(cand) else (0, cand)
 
 
-def continuation_tree(hay: np.ndarray, ends: np.ndarray, limit: int, cfg: SuffixConfig) -> tuple[list[int], list[int]]:
-    """A draft tree (tokens, parents) from what follows each occurrence in `hay` (up to `limit`, the end of
-    usable text): nodes scored by the share of occurrences through them, best-first, `cfg.nodes` at most."""
+class Continuations(NamedTuple):
+    """A draft tree in topological order: tokens, parents (-1: child of the root), and each node's share of the
+    match's occurrences that continue through it (the drafter's estimate of its path probability)."""
+
+    tokens: list[int]
+    parents: list[int]
+    scores: list[float]
+
+
+def continuation_tree(hay: np.ndarray, ends: np.ndarray, limit: int, cfg: SuffixConfig) -> Continuations:
+    """A draft tree from what follows each occurrence in `hay` (up to `limit`, the end of usable text): nodes
+    scored by the share of occurrences through them, best-first, `cfg.nodes` at most."""
     ends = ends[-MAX_OCCURRENCES:]  # the most recent ones: a short, common match is not worth a long scan
     total = len(ends)
     trie: dict[tuple[int, ...], int] = {}  # token path -> occurrences through it
@@ -105,7 +115,8 @@ def continuation_tree(hay: np.ndarray, ends: np.ndarray, limit: int, cfg: Suffix
             frontier = []
         frontier += [p for p in trie if len(p) == len(best) + 1 and p[:-1] == best]
     index = {p: i for i, p in enumerate(chosen)}  # parents are chosen before their children (best-first)
-    return [p[-1] for p in chosen], [index.get(p[:-1], -1) for p in chosen]
+    return Continuations([p[-1] for p in chosen], [index.get(p[:-1], -1) for p in chosen],
+                         [trie[p] / total for p in chosen])
 
 
 class SuffixDrafter(DrafterBase):
@@ -153,11 +164,12 @@ class SuffixDrafter(DrafterBase):
         length, hay, ends, limit = best
         if length < cfg.min_match:
             return Draft(tokens=torch.zeros(1, 0, dtype=torch.long), info={"match": length})
-        tokens, parents = continuation_tree(hay, ends, limit, replace(cfg, nodes=nodes, depth=depth))
+        tokens, parents, shares = continuation_tree(hay, ends, limit, replace(cfg, nodes=nodes, depth=depth))
         info = {"match": length, "occurrences": int(len(ends)), "tree_size": len(tokens)}
         if not tokens:
             return Draft(tokens=torch.zeros(1, 0, dtype=torch.long), info=info)
-        return Draft(tokens=torch.tensor([tokens], dtype=torch.long), tree=DraftTree.of(parents), info=info)
+        return Draft(tokens=torch.tensor([tokens], dtype=torch.long), tree=DraftTree.of(parents), info=info,
+                     scores=torch.tensor([shares], dtype=torch.float32))  # (1, N)
 
 
 def _config(**options) -> SuffixConfig:

@@ -210,3 +210,15 @@ def test_real_vllm_with_the_aded_proposer_matches_the_engine(tiny_dir):
         drafted = sum(e["spec"]["draft_tokens"] for e in items) if not batch else \
             next(e for e in evs if e["event"] == "batch")["spec"]["draft_tokens"]
         assert drafted > 0, batch
+
+
+def test_proposer_env_carries_the_options_and_checks_the_budget_before_vllm_loads():
+    aded = V.speculative_config("aded", 4)
+    env = V.proposer_env({}, aded, {"store": "empty"}, {"budget": "off"})
+    assert json.loads(env["SPECDEC_DRAFTER_OPTIONS"]) == {"store": "empty"} and "PYTHONPATH" in env
+    assert json.loads(env["SPECDEC_PROPOSER_OPTIONS"]) == {"budget": "off"}
+    kept = V.proposer_env({"SPECDEC_PROPOSER_OPTIONS": '{"warmup": 4}'}, aded, None)
+    assert kept["SPECDEC_PROPOSER_OPTIONS"] == '{"warmup": 4}'  # the caller's own, when none is given
+    with pytest.raises(InputError, match="budget"):
+        V.proposer_env({"SPECDEC_PROPOSER_OPTIONS": '{"budget": "always"}'}, aded, None)
+    assert V.proposer_env({}, V.speculative_config("prompt-lookup", 4), None) == {}  # vLLM's own ngram: nothing

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from specdec.backends.vllm_proposers import (OPTIONS_ENV, AdedProposer, PromptLookupProposer, SuffixProposer,
+from specdec.backends.draft_budget import BudgetConfig
+from specdec.backends.vllm_proposers import (OPTIONS_ENV, PROPOSER_ENV, AdedProposer, budget_config, PromptLookupProposer, SuffixProposer,
                                              class_path, drafter_options)
 from specdec.errors import InputError
 
@@ -117,7 +118,7 @@ PROMPTS = [[1, 2, 3, 1, 2, 3, 4], [5, 6, 7, 8, 5, 6], [9, 1, 9, 1, 9], [2, 4, 6,
                                               (SuffixProposer, "suffix", {})])
 @pytest.mark.parametrize("rows,condense", [(1, None), (2, None), (3, 4)])
 def test_proposals_are_this_engines_drafts_per_request_whatever_the_batch(cls, name, options, rows, condense):
-    prop = cls(k=K, tokenizer=None, vocab_size=V, options=options)
+    prop = cls(k=K, tokenizer=None, vocab_size=V, options=options, budget=BudgetConfig(budget="off"))
     out, proposals = serve(prop, PROMPTS, 24, rows, condense_at=condense)
     for i, p in enumerate(PROMPTS):
         assert out[i] == plain(p, 24)  # greedy: vLLM's verification keeps the target's output
@@ -130,7 +131,7 @@ def test_proposals_are_this_engines_drafts_per_request_whatever_the_batch(cls, n
 def test_aded_adapts_per_request_over_one_shared_base():
     prop = AdedProposer(k=K, tokenizer=None, vocab_size=V, options={"store": "empty"})
     serve(prop, PROMPTS[:2], 16, 2)
-    stores = [s[0].store for s in prop._states.values()]
+    stores = [s.drafter.store for s in prop._states.values()]
     assert len(stores) == 2 and stores[0].live is not stores[1].live  # each request its own overlay
     assert stores[0].keys is stores[1].keys  # the base arrays are shared, not copied
     assert prop._prototype.store.live == {}  # the shared base never adapts
@@ -168,3 +169,51 @@ def test_drafters_with_per_generation_model_state_refuse_to_fork():
 
     with pytest.raises(InputError, match="one generation at a time"):
         DrafterBase().fork()
+
+
+class StepClock:
+    """A clock that a step of `rows` rows moves by base + per_row * rows (the proposer times its own steps)."""
+
+    def __init__(self, base: float, per_row: float) -> None:
+        self.now, self.base, self.per_row = 0.0, base, per_row
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def timed_serve(prop, clock: StepClock, prompts, new_tokens: int, rows: int):
+    """serve(), with the clock moved before each call by the cost of the pass the previous proposals made."""
+    last: list[list[int]] = []
+    inner = prop.propose
+
+    def propose(sampled, num, token_ids):
+        clock.now += clock.base + clock.per_row * sum(1 + len(x) for x, s in zip(last, sampled) if s)
+        last[:] = inner(sampled, num, token_ids)
+        return last
+
+    prop.propose = propose
+    return serve(prop, prompts, new_tokens, rows)
+
+
+@pytest.mark.parametrize("cls,options", [(AdedProposer, {"store": "empty"}), (PromptLookupProposer, {})])
+def test_the_batch_budget_cuts_drafts_only_where_rows_are_dear_and_output_stays_the_same(cls, options):
+    prompts = PROMPTS * 3
+    cheap, dear = StepClock(0.1, 0.0), StepClock(0.0, 0.01)  # rows free beside the step / a step is its rows
+    kept = {}
+    for name, clock in (("cheap", cheap), ("dear", dear)):
+        prop = cls(k=K, tokenizer=None, vocab_size=V, options=options, budget=BudgetConfig(warmup=4), clock=clock)
+        out, _ = timed_serve(prop, clock, prompts, 24, 4)
+        assert all(out[i] == plain(p, 24) for i, p in enumerate(prompts))  # lossless whatever is cut
+        assert prop.costs.known and prop.drafted > 0
+        kept[name] = prop.kept / prop.drafted
+    assert kept["cheap"] == 1.0  # a flat cost curve: every drafted token is verified
+    # a step that costs its rows: a draft token pays only if p > T' n / T = 1 (n = rows at plain decoding)
+    assert kept["dear"] < 0.5
+
+
+def test_budget_options_from_the_environment():
+    assert budget_config({}) == BudgetConfig()
+    assert budget_config({PROPOSER_ENV: '{"budget": "off"}'}).budget == "off"
+    for bad in ('{"budget": "sometimes"}', '{"bugdet": "off"}', "[1]", "{"):
+        with pytest.raises(InputError):
+            budget_config({PROPOSER_ENV: bad})

@@ -165,6 +165,11 @@ def test_sampling_and_the_aded_proposer_reach_the_worker(venv, models, monkeypat
     assert req.speculative_config == {"method": "custom_class", "num_speculative_tokens": 5,
                                       "model": "specdec.backends.vllm_proposers.AdedProposer"}
     assert req.drafter_options == {"store": "empty"} and b.info["sampling"]["temperature"] == 0.7
+    assert req.proposer_options == {}  # the batch budget's default (auto)
+    off = backends(["aded-nobudget"], k=5, sampling=s, drafter_options={"store": "empty"})["vllm_aded-nobudget"]
+    off([5, 6])
+    assert fake.requests[1].proposer_options == {"budget": "off"}
+    assert fake.requests[1].speculative_config == req.speculative_config and fake.requests[1].drafter_options
 
 
 def test_draft_setup_uses_the_draft_folder(venv, models, monkeypatch):

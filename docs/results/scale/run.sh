@@ -2,25 +2,29 @@
 # The figures of docs/scale.md, stage by stage (each resumable: rerun it after an interruption; a finished
 # stage is skipped). Needs .venv (this engine) and .venv-vllm (bash eval/setup_vllm.sh).
 #   bash docs/results/scale/run.sh STAGE [STAGE ...]      stages: b8 b32 b1 (in this order: "all")
-#   N=100 NEW=256 OUT=runs/scale SETUPS="plain aded ngram draft"   (defaults)
+#   N=100 NEW=256 OUT=runs/scale SETUPS="plain aded aded-off ngram suffix draft"   (defaults)
+# aded: this project's ADED proposer with its batch budget (the default); aded-off: every drafted token verified.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 . .venv/bin/activate
-OUT="${OUT:-runs/scale}"; N="${N:-100}"; NEW="${NEW:-256}"; RES=docs/results/scale
+OUT="${OUT:-runs/scale}"; N="${N:-100}"; NEW="${NEW:-256}"
+RES="${RES:-docs/results/scale/2026-12-05}"  # one folder per run (figures are compared within a run only)
 export HF_HUB_OFFLINE=1
 M15=qwen2.5-coder-1.5b-instruct; M05=qwen2.5-coder-0.5b-instruct
 
 batched() {  # batched B: GSM8K (first N, chat) through vLLM, B requests side by side: plain, aded, ngram, draft
   local b="$1"
-  for setup in ${SETUPS:-plain aded ngram draft}; do
-    local args=() name="gsm8k-b$b-$setup"
+  for setup in ${SETUPS:-plain aded aded-off ngram suffix draft}; do
+    local args=() name="gsm8k-b$b-$setup" budget='{"budget": "auto"}'
     case $setup in
       ngram) args=(--drafter prompt-lookup -k 4) ;;
       aded) args=(--drafter aded -k 4) ;;
+      aded-off) args=(--drafter aded -k 4); budget='{"budget": "off"}' ;;
+      suffix) args=(--drafter suffix -k 4) ;;
       draft) args=(--draft $M05 -k 4) ;;
     esac
-    if [ -f "$RES/$name/summary.json" ]; then echo "done: $name"; continue; fi
-    specdec eval run gsm8k_chat --backend vllm --model $M15 "${args[@]}" --limit "$N" -n "$NEW" \
+    mkdir -p "$RES"; if [ -f "$RES/$name/summary.json" ]; then echo "done: $name"; continue; fi
+    SPECDEC_PROPOSER_OPTIONS="$budget" specdec eval run gsm8k_chat --backend vllm --model $M15 "${args[@]}" --limit "$N" -n "$NEW" \
         --vllm-batch "$b" --out "$OUT/$name" --no-plots
     mkdir -p "$RES/$name" && cp "$OUT/$name"/{summary.json,summary.md,run.json,results.jsonl} "$RES/$name/"
   done
@@ -32,8 +36,8 @@ stage() {
     b32) batched 32 ;;
     b1)  # batch 1, this engine's plain and ADED beside vLLM's: Spec-Bench 1 per category + GSM8K 5, 128 tokens
       [ -f "$RES/batch1.json" ] && { echo "done: b1"; return; }
-      specdec bench --prompts spec_bench:1+gsm8k:5 --per-category --target $M15 -n 128 --setup aded=aded \
-          --vllm plain --vllm ngram --vllm aded --vllm suffix --json "$OUT/batch1.json"
+      specdec bench --prompts spec_bench:1+gsm8k:5 --per-category --target $M15 -n 128 ${B1_SETUPS---setup aded=aded} \
+          ${B1_VLLM:---vllm plain --vllm ngram --vllm aded --vllm aded-nobudget --vllm suffix} --json "$OUT/batch1.json"
       cp "$OUT/batch1.json" "$RES/batch1.json" ;;
     all) stage b8; stage b32; stage b1 ;;
     *) echo "unknown stage $1 (b8 b32 b1 all)"; exit 2 ;;

@@ -76,7 +76,8 @@ class AdedDrafter(DrafterBase):
             return Draft(tokens=torch.zeros(1, 0, dtype=torch.long), info=info)
         tokens = torch.tensor([res.tokens], dtype=torch.long)  # (1, N)
         tree = None if cfg.chain else DraftTree(parents=res.parents)
-        return Draft(tokens=tokens, tree=tree, info=info)
+        scores = torch.tensor([res.path_probs], dtype=torch.float32) if len(res.path_probs) == len(res) else None  # (1, N)
+        return Draft(tokens=tokens, tree=tree, info=info, scores=scores)
 
     def _with_suffix(self, seq: torch.Tensor, res, nodes: int, depth: int):
         """The longest suffix match's continuation tree first (when the match is long enough), then the tri-gram
@@ -95,9 +96,10 @@ class AdedDrafter(DrafterBase):
         scfg = SuffixConfig(max_match=cfg.suffix_max_match, nodes=nodes, depth=depth, chain=cfg.chain)
         first = continuation_tree(hay, ends, len(hay), scfg)
         if cfg.chain:  # one path: the match's, where it has one
-            return (SearchResult(tokens=first[0], parents=first[1]) if first[0] else res), len(first[0])
-        tokens, parents = merge_trees(first, (res.tokens, res.parents), nodes)
-        return SearchResult(tokens=tokens, parents=parents, ms=res.ms), min(len(first[0]), len(tokens))
+            found = SearchResult(tokens=first.tokens, parents=first.parents, path_probs=first.scores)
+            return (found if first.tokens else res), len(first.tokens)
+        tokens, parents = merge_trees(first[:2], (res.tokens, res.parents), nodes)
+        return SearchResult(tokens=tokens, parents=parents, ms=res.ms), min(len(first.tokens), len(tokens))
 
     def observe(self, result: VerifyResult) -> None:
         cfg = self.config

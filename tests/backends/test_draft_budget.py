@@ -1,0 +1,64 @@
+"""specdec.backends.draft_budget: the cost curve learnt from steps, the calibration of drafters' scores, and the
+batch-wide choice of which drafted tokens to verify."""
+from __future__ import annotations
+
+import pytest
+
+from specdec.backends.draft_budget import BudgetConfig, Calibration, StepCosts, select
+from specdec.errors import InputError
+
+
+def costs(points) -> StepCosts:
+    c = StepCosts()
+    for rows, t in points:
+        c.observe(rows, t)
+    return c
+
+
+def test_step_costs_draw_the_line_through_the_buckets_around_the_rows():
+    c = costs([(1, 0.118), (8, 0.159), (32, 0.419)])
+    t, slope = c.line(20)
+    assert slope == pytest.approx((0.419 - 0.159) / 24) and t == pytest.approx(0.159 + slope * 12)
+    assert c.line(4)[1] == pytest.approx((0.159 - 0.118) / 7)
+    assert c.line(64)[1] == pytest.approx((0.419 - 0.159) / 24)  # past the last bucket: the last segment
+    assert not costs([(8, 0.1), (8, 0.2)]).known  # one bucket: no slope
+    c = costs([(8, 0.1)] * 3 + [(8, 0.3)] * 50 + [(16, 0.5)])
+    assert c.line(8)[0] == pytest.approx(0.3, rel=1e-3)  # a running mean follows the step time as it moves
+
+
+def test_calibration_starts_at_the_score_and_follows_outcomes():
+    cal = Calibration(prior=4)
+    assert cal.p(0.92, 0) == pytest.approx(0.925)
+    assert cal.p(None, 0) == 0.5 and cal.p(None, 2) == 0.125  # unscored: by depth
+    for _ in range(100):
+        cal.observe([0.92, 0.92, 0.92], accepted=0)  # a store that is sure and wrong
+    assert cal.p(0.92, 0) < 0.05
+    for _ in range(100):
+        cal.observe([None, None], accepted=2)
+    assert cal.p(None, 1) > 0.95
+
+
+def test_select_keeps_a_token_while_its_chance_beats_the_rows_marginal_cost_per_committed_token():
+    flat = costs([(1, 0.1), (64, 0.1)])
+    assert select([[0.01] * 4, [0.2, 0.1]], flat) == [4, 2]  # free rows: keep everything
+    linear = costs([(1, 0.01), (64, 0.64)])  # a step costs its rows: only p > n / rows ~ 1 pays
+    assert select([[0.9, 0.8], [0.7]], linear) == [0, 0]
+    # T = 0.1 + 0.01 r: at 2 rows T = 0.12, n = 2 -> p must beat 0.01 * 2 / 0.12 = 0.167, then rises as n grows
+    half = costs([(1, 0.11), (65, 0.75)])
+    keep = select([[0.9, 0.6, 0.3, 0.1], [0.5, 0.15]], half)
+    assert keep == [3, 1]
+    assert select([], half) == [] and select([[], []], half) == [0, 0]
+
+
+def test_select_takes_a_node_only_after_its_parent():
+    half = costs([(1, 0.11), (65, 0.75)])
+    assert select([[0.05, 0.9, 0.9]], half) == [0]  # 0.09 to pay; a child cannot be likelier than its parent: capped by it
+
+
+def test_budget_config_checks_its_values():
+    with pytest.raises(InputError):
+        BudgetConfig(budget="maybe")
+    with pytest.raises(InputError):
+        BudgetConfig(warmup=1)
+    with pytest.raises(InputError):
+        BudgetConfig(ema=0)
