@@ -45,6 +45,7 @@ class BenchPlan:
     json_out: str | None = None
     plot_out: str | None = None
     config_extra: dict = field(default_factory=dict)  # recorded as is (the command's own options)
+    cost_curve: bool = False  # also time one pass of 1..64 rows on each of this engine's runners (report["cost_curves"])
 
 
 def _group_key(engine: EngineConfig, target: str) -> tuple[str, str]:
@@ -77,6 +78,7 @@ class Recorder:
         self.plan, self.config, self.machine, self.categories, self.say = plan, config, machine, categories, say
         self.results: dict[str, dict] = {}
         self.info: dict[str, dict] = {}
+        self.curves: dict[str, dict] = {}  # plain row name -> its runner's pass cost curve
 
     def add(self, name: str, result: dict, info: dict | None = None) -> None:
         self.results[name] = result
@@ -92,6 +94,8 @@ class Recorder:
     def report(self, complete: bool) -> dict:
         rep = build_report(self.results, self.info, self.machine, {**self.config, "complete": complete})
         rep["complete"] = complete
+        if self.curves:
+            rep["cost_curves"] = dict(self.curves)
         return rep
 
     def write(self, complete: bool) -> dict:
@@ -220,6 +224,8 @@ def run(plan: BenchPlan, say: Say, progress: Callable[[str, int, int], None] | N
         if plain == "plain":  # the machine section describes the bench's own runner as really loaded
             rec.machine.update(runner=dec.target.name, weights=getattr(dec.target, "weights", "gguf"),
                                dtype=str(getattr(dec.target, "dtype", "gguf")).removeprefix("torch."))
+        if plan.cost_curve:
+            rec.curves[plain] = _cost_curve(dec.target, say)
         backends, info = R.build_setups(dec, specs, plan.sampling, plan.stop, plain=plain)
         for name in backends:
             info[name]["load_s"] = time.perf_counter() - t0
@@ -258,6 +264,17 @@ def run(plan: BenchPlan, say: Say, progress: Callable[[str, int, int], None] | N
     if plan.json_out:
         write_json_atomic(plan.json_out, final)
     return final
+
+
+def _cost_curve(runner, say: Say) -> dict:
+    """One pass of 1..64 rows after 256 committed tokens, the fastest of 5 (specdec.runners.costs.measure)."""
+    from specdec.runners.costs import CURVE_ROWS, measure
+
+    t0 = time.perf_counter()
+    curve = measure(runner, rows=CURVE_ROWS).curve()
+    say(f"{runner.name} pass costs by rows: " + ", ".join(f"{r}: {ms:.0f} ms" for r, ms in zip(curve["rows"], curve["ms"]))
+        + f" ({time.perf_counter() - t0:.0f} s)")
+    return {"runner": runner.name, "weights": getattr(runner, "weights", "gguf"), **curve}
 
 
 def vars_(cfg) -> dict:

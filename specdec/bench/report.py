@@ -164,3 +164,20 @@ def render_category_table(report: dict):
                   _fmt(rows.get(ref, {}).get("median_tokens_per_s")), *cells)
     return t
 
+
+
+def render_cost_table(report: dict):
+    """A rich Table: each runner's pass time by rows (ms, and over its own 1-row pass)."""
+    from rich.table import Table
+
+    curves = report["cost_curves"]
+    rows = sorted({r for c in curves.values() for r in c["rows"]})
+    t = Table(title="verification pass by rows: ms (x the 1-row pass), after 256 committed tokens")
+    t.add_column("runner")
+    for r in rows:
+        t.add_column(str(r), justify="right")
+    for name, c in curves.items():
+        by = dict(zip(c["rows"], zip(c["ms"], c["vs_one_row"])))
+        t.add_row(f"{name} ({c['runner']}, {c['weights']})",
+                  *[f"{by[r][0]:.0f} ({by[r][1]:.2f}x)" if r in by else "-" for r in rows])
+    return t

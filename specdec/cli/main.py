@@ -229,6 +229,9 @@ def bench(
              "(repeatable): plain, draft (--draft, K=-k), ngram, ngram-mod; reported as llamacpp_<SETUP>.")] = None,
     llama_server: Annotated[Optional[str], typer.Option(
         "--llama-server", help="llama-server binary (default: $SPECDEC_LLAMA_SERVER, else on PATH).")] = None,
+    cost_curve: Annotated[bool, typer.Option(
+        "--cost-curve", help="Also time one verification pass of 1..64 rows on each of this engine's runners "
+        "(the report's cost_curves; a setup with backend=llamacpp adds llama.cpp's).")] = False,
 ) -> None:
     """Time plain decoding and speculative setups side by side on the same prompts, with llama.cpp, vLLM and HF
     rows when asked; the JSON report is rewritten after every setup."""
@@ -245,7 +248,7 @@ def bench(
         target=target, draft=draft, prompts=[], engine=run.engine, setups=specs, sampling=run.sampling,
         stop=replace(run.stop, ignore_eos=not stop_at_eos), k=k, chat=chat, hf=hf,
         vllm=bench_vllm.parse_setups(vllm or []), llamacpp=[s.strip().lower() for s in (llamacpp or [])],
-        llama_server=llama_server, json_out=json_out, plot_out=plot_out,
+        llama_server=llama_server, json_out=json_out, plot_out=plot_out, cost_curve=cost_curve,
         config_extra={"prompts": prompts, "per_category": per_category, "max_context_given": max_context is not None,
                       "data_dir": str(B.prompts.resolve_data_dir(data_dir).resolve())})
     pipeline.check_plan(plan)  # output paths, setups, engines: refused before any prompt or model is read
@@ -267,6 +270,8 @@ def bench(
     out.print(B.render_table(report))
     if "per_category" in report:
         out.print(B.render_category_table(report))
+    if "cost_curves" in report:
+        out.print(B.render_cost_table(report))
     if json_out:
         err.print(f"[dim]wrote {escape(json_out)}[/]")
     if plot_out:

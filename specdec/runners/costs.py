@@ -25,6 +25,7 @@ import torch
 from specdec.jsonl import write_text_atomic
 
 ROWS = (1, 2, 3, 4, 5, 6, 8, 12, 16)
+CURVE_ROWS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64)  # the published curve (`specdec bench --cost-curve`)
 CONTEXT = 256
 REPEATS = 5
 FORMAT = 1
@@ -63,6 +64,12 @@ class PassCosts:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def curve(self) -> dict:
+        """For reports: rows, milliseconds, and each pass's time over the 1-row pass's."""
+        return {"rows": list(self.rows), "ms": [round(t * 1e3, 2) for t in self.seconds],
+                "vs_one_row": [round(t / self.seconds[0], 3) for t in self.seconds], "context": self.context,
+                "measured": self.measured}
 
     @classmethod
     def from_dict(cls, d: dict) -> "PassCosts":

@@ -266,3 +266,17 @@ def test_a_plain_setup_on_another_runner_is_that_runners_plain_row():
     groups = plan_groups(SimpleNamespace(engine=EngineConfig(backend="torch"), target="tiny-target", setups=setups))
     assert [(g[0], [s.name for s in g[2]]) for g in groups] == [("plain", ["pl", "again"]),
                                                                ("plain@torch-int8", ["q8pl"])]
+
+
+def test_cost_curve_is_measured_per_runner_and_reported(tiny_zoo, tmp_path, prompt_file):
+    res, out = bench(tmp_path, prompt_file, "--setup", "lookup=prompt-lookup", "--cost-curve")
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    curve = rep["cost_curves"]["plain"]
+    from specdec.runners.costs import CURVE_ROWS
+
+    assert curve["rows"] == [r for r in CURVE_ROWS if r <= 64] and len(curve["ms"]) == len(curve["rows"])
+    assert all(ms > 0 for ms in curve["ms"]) and curve["vs_one_row"][0] == 1.0
+    assert curve["runner"] and "verification pass by rows" in res.output
+    res, out = bench(tmp_path, prompt_file, "--setup", "lookup=prompt-lookup")
+    assert "cost_curves" not in json.loads(out.read_text())  # only when asked

@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 . .venv/bin/activate
-OUT="${OUT:-runs/scale}"; N="${N:-100}"; NEW="${NEW:-256}"
 RES="${RES:-docs/results/scale/2026-12-05}"  # one folder per run (figures are compared within a run only)
+OUT="${OUT:-runs/scale/$(basename "$RES")}"; N="${N:-100}"; NEW="${NEW:-256}"  # a new OUT: eval resumes what it holds
 export HF_HUB_OFFLINE=1
 M15=qwen2.5-coder-1.5b-instruct; M05=qwen2.5-coder-0.5b-instruct
 
