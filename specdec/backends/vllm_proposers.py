@@ -21,7 +21,7 @@ chains (ADED's best path, `chain=true`). Greedy output equals vLLM's plain greed
 rejection sampler); sampling goes through vLLM's own lossless rejection sampling with one-hot drafts.
 
 At batch > 1 a drafted token costs a row of a pass the batch already fills: the proposer times its own steps
-and keeps only the tokens whose chance of acceptance pays for their row (specdec.backends.draft_budget; options
+and keeps only the tokens whose chance of acceptance pays for their row (specdec.budget; options
 in SPECDEC_PROPOSER_OPTIONS, e.g. '{"budget": "off"}' to verify every drafted token).
 
 Acceptance counts come back through vLLM's speculative-decoding metrics (the worker reads them per request).
@@ -40,11 +40,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from specdec.backends.draft_budget import BudgetConfig, Calibration, StepCosts, select
+from specdec.budget import BudgetConfig, Calibration, StepCosts, chain_parents, select
 from specdec.errors import InputError
 
 OPTIONS_ENV = "SPECDEC_DRAFTER_OPTIONS"
-PROPOSER_ENV = "SPECDEC_PROPOSER_OPTIONS"  # the batch budget's options (specdec.backends.draft_budget)
+PROPOSER_ENV = "SPECDEC_PROPOSER_OPTIONS"  # the batch budget's options (specdec.budget)
 MAX_REQUESTS = 4096  # per-request drafter states kept (least recently used dropped)
 LOG_EVERY = 200  # steps between the proposer's log lines (in vLLM's log: the "vllm." logger's handlers)
 _log = logging.getLogger("vllm.specdec_proposer")
@@ -194,8 +194,8 @@ class DrafterProposer:
         chains = []
         for d, n in zip(drafts, full):
             scores = d.scores[0, :n].tolist() if d.scores is not None else [None] * n
-            chains.append([self.calibration.p(s, depth) for depth, s in enumerate(scores)])
-        return select(chains, self.costs)
+            chains.append((chain_parents(n), [self.calibration.p(s, depth) for depth, s in enumerate(scores)]))
+        return [len(kept) for kept in select(chains, self.costs.line)]
 
     # ---- one request
     def _request_for(self, seq: np.ndarray, new: list[int]) -> tuple[_Request, bool]:
@@ -245,7 +245,7 @@ class AdedProposer(DrafterProposer):
     """`aded`: the tri-gram store (bundled for the target's tokenizer by default) adapted per request; chains."""
 
     drafter = "aded"
-    fixed_options = {"chain": True}
+    fixed_options = {"chain": True, "sized": False}  # chains; the batch budget sizes them
 
 
 class SuffixProposer(DrafterProposer):

@@ -135,7 +135,7 @@ class DraftModelDrafter(DrafterBase):
             out, _ = self.runner.forward(torch.tensor([toks]), tree_mask=tree.ancestor_mask(),
                                          depths=torch.tensor(tree.depths))  # (1, N, V)
             frontier = [(i, out[0, i], path_p[i]) for i in new]
-        return Draft(tokens=torch.tensor([toks]), tree=DraftTree.of(parents),
+        return Draft(tokens=torch.tensor([toks]), tree=DraftTree.of(parents), scores=torch.tensor([path_p]),  # (1, N)
                      info={"tree_size": len(toks), "expected_accepted": sum(path_p)})
 
     def _fit(self, logits: torch.Tensor) -> torch.Tensor:

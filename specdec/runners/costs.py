@@ -62,6 +62,11 @@ class PassCosts:
     def marginal(self, n: int) -> float:
         return self(n) - self(n - 1) if n > 1 else self(1)
 
+    def line(self, rows: float) -> tuple[float, float]:
+        """(seconds of a `rows`-row pass, seconds the next row adds): the cost curve as specdec.budget reads it."""
+        n = max(int(rows), 1)
+        return self(n), max(self.marginal(n + 1), 0.0)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

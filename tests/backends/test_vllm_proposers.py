@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from specdec.backends.draft_budget import BudgetConfig
+from specdec.budget import BudgetConfig
 from specdec.backends.vllm_proposers import (OPTIONS_ENV, PROPOSER_ENV, AdedProposer, budget_config, PromptLookupProposer, SuffixProposer,
                                              class_path, drafter_options)
 from specdec.errors import InputError

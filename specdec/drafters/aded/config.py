@@ -37,6 +37,9 @@ class AdedConfig:
     max_depth: int = 4
     depth_from_policy: bool = True  # the policy's k (ctx.policy.max_draft()) caps the depth
     chain: bool = False  # ablation: draft only the best single path (a chain) instead of a tree
+    # per round, keep only the nodes whose calibrated path probability pays for their row on the target's
+    # measured pass costs (specdec.budget; max_nodes is then the search's cap, e.g. nodes=16)
+    sized: bool = False
     # ---- longer matches than a tri-gram (specdec/drafters/suffix.py): where the committed text's longest
     # suffix match is at least `suffix_min_match` tokens, that match's continuation tree goes first and the
     # tri-gram tree fills the rest of the node budget

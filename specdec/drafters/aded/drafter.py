@@ -27,11 +27,18 @@ from specdec.errors import InputError
 class AdedDrafter(DrafterBase):
     name = "aded"
 
-    def __init__(self, store: TrigramStore, config: AdedConfig = AdedConfig()) -> None:
+    def __init__(self, store: TrigramStore, config: AdedConfig = AdedConfig(), costs=None) -> None:
+        """costs: for `sized` trees, the target's pass costs (anything with `line(rows) -> (seconds, seconds per
+        extra row)`, e.g. specdec.runners.costs.PassCosts), or None (nothing is cut)."""
+        from specdec.budget import Calibration
+
         self.store = store
         self.config = config
         self._hist: list[int] = []  # committed tokens (prompt + output) of this generation
         self.rounds: list[dict] = []  # per-round record of this generation (tree size, accepted depth, ms)
+        self.costs = costs
+        self.calibration = Calibration()  # store path probability -> chance of acceptance (kept across generations)
+        self._drafted: tuple[list, list] | None = None  # the last draft's (scores, depths), for the calibration
 
     # ---- the loop's budget hook
     def draft_limit(self, policy_max: int) -> int:
@@ -41,7 +48,7 @@ class AdedDrafter(DrafterBase):
 
     def fork(self) -> "AdedDrafter":
         """Another generation's drafter beside this one: the same base store and config, its own adaptation."""
-        return AdedDrafter(self.store.fork(), self.config)
+        return AdedDrafter(self.store.fork(), self.config, self.costs)
 
     # ---- protocol
     def start(self, prompt_ids: torch.Tensor) -> None:
@@ -69,6 +76,9 @@ class AdedDrafter(DrafterBase):
         if cfg.suffix:
             res, info["suffix_nodes"] = self._with_suffix(seq, res, nodes, depth)
             info["tree_size"] = len(res)
+        if cfg.sized and len(res):
+            res = self._sized(res)
+            info["tree_size"], info["tree_depth"] = len(res), res.depth
         self.rounds.append(dict(info, expected=res.expected_accepted))
         if len(self.rounds) == 1:  # once per generation (stats.extra gets one-element lists)
             info.update(store_pairs=self.store.num_pairs, store_bytes=self.store.nbytes(), store_live_pairs=len(self.store.live))
@@ -78,6 +88,26 @@ class AdedDrafter(DrafterBase):
         tree = None if cfg.chain else DraftTree(parents=res.parents)
         scores = torch.tensor([res.path_probs], dtype=torch.float32) if len(res.path_probs) == len(res) else None  # (1, N)
         return Draft(tokens=tokens, tree=tree, info=info, scores=scores)
+
+    def _sized(self, res):
+        """The nodes of `res` that pay for their row (specdec.budget.select on the target's pass costs), each
+        node's chance of acceptance from its store path probability as calibrated by this drafter's outcomes."""
+        from specdec.budget import select
+        from specdec.drafters.aded.search import SearchResult
+
+        scores = res.path_probs if len(res.path_probs) == len(res) else [None] * len(res)
+        depths = DraftTree(parents=res.parents).depths
+        self._drafted = (scores, depths)
+        if self.costs is None:
+            return res
+        p = [self.calibration.p(s, d) for s, d in zip(scores, depths)]
+        kept = select([(res.parents, p)], self.costs.line)[0]
+        index = {j: i for i, j in enumerate(kept)}
+        self._drafted = ([scores[j] for j in kept], [depths[j] for j in kept])
+        return SearchResult(tokens=[res.tokens[j] for j in kept],
+                            parents=[index[res.parents[j]] if res.parents[j] >= 0 else -1 for j in kept],
+                            path_probs=[res.path_probs[j] for j in kept] if res.path_probs else [],
+                            visits=[res.visits[j] for j in kept] if res.visits else [], ms=res.ms)
 
     def _with_suffix(self, seq: torch.Tensor, res, nodes: int, depth: int):
         """The longest suffix match's continuation tree first (when the match is long enough), then the tri-gram
@@ -106,6 +136,11 @@ class AdedDrafter(DrafterBase):
         self._hist += result.tokens[0].tolist()
         if self.rounds and "accepted" not in self.rounds[-1]:
             self.rounds[-1]["accepted"] = result.num_accepted
+        if self._drafted is not None:  # sized trees: what was accepted calibrates the store's path probabilities
+            scores, depths = self._drafted
+            ok = set(result.accepted_nodes or ())
+            self.calibration.observe_nodes(scores, depths, [j in ok for j in range(len(scores))])
+            self._drafted = None
         if cfg.adapt:
             self.store.update(self._hist[-cfg.window:], cfg.increment, cfg.cap, cfg.top_k, bigrams=cfg.backoff)
         if len(self._hist) > 4 * cfg.window:
@@ -193,4 +228,13 @@ def _build(env: DrafterEnv, store: str | None = "auto", **options) -> AdedDrafte
     "empty"; or the path of a `specdec aded build` file), nodes, depth, iterations,
     adapt, chain, and any other AdedConfig field (persist, backoff, increment, cap, window, c1, c2, ...)."""
     cfg = _config(env.compile, **options)
-    return AdedDrafter(_resolve_store(store, env, cfg), cfg)
+    return AdedDrafter(_resolve_store(store, env, cfg), cfg, _target_costs(env) if cfg.sized else None)
+
+
+def _target_costs(env: DrafterEnv):
+    """The target runner's measured pass costs (once per machine, cached on disk), measured here, when the drafter is
+    built, before any generation (measuring resets the runner's cache). Inside vLLM (model-free) the proposer
+    sizes drafts itself and sets sized=false."""
+    from specdec.runners.costs import pass_costs
+
+    return pass_costs(env.target_runner, env.cache_dir)

@@ -53,6 +53,7 @@ VARIANTS = {
     "persist-no-backoff": {"nodes": 8, "persist": True, "backoff": False},
     "suffix-tree": {"nodes": 12, "depth": 4, "store": "CORPUS", "suffix": True, "suffix_min_match": 2},
     "suffix-chain": {"chain": True, "depth": 5, "suffix": True, "suffix_min_match": 2},
+    "sized": {"nodes": 16, "depth": 5, "store": "CORPUS", "sized": True},
 }
 
 

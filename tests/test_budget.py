@@ -1,10 +1,15 @@
-"""specdec.backends.draft_budget: the cost curve learnt from steps, the calibration of drafters' scores, and the
+"""specdec.budget: the cost curve learnt from steps, the calibration of drafters' scores, and the
 batch-wide choice of which drafted tokens to verify."""
 from __future__ import annotations
 
 import pytest
 
-from specdec.backends.draft_budget import BudgetConfig, Calibration, StepCosts, select
+from specdec.budget import BudgetConfig, Calibration, StepCosts, chain_parents, select
+
+
+def chains(c: StepCosts, probs):
+    """select() over chains: how many nodes of each are kept."""
+    return [len(k) for k in select([(chain_parents(len(p)), p) for p in probs], c.line)]
 from specdec.errors import InputError
 
 
@@ -40,19 +45,19 @@ def test_calibration_starts_at_the_score_and_follows_outcomes():
 
 def test_select_keeps_a_token_while_its_chance_beats_the_rows_marginal_cost_per_committed_token():
     flat = costs([(1, 0.1), (64, 0.1)])
-    assert select([[0.01] * 4, [0.2, 0.1]], flat) == [4, 2]  # free rows: keep everything
+    assert chains(flat, [[0.01] * 4, [0.2, 0.1]]) == [4, 2]  # free rows: keep everything
     linear = costs([(1, 0.01), (64, 0.64)])  # a step costs its rows: only p > n / rows ~ 1 pays
-    assert select([[0.9, 0.8], [0.7]], linear) == [0, 0]
+    assert chains(linear, [[0.9, 0.8], [0.7]]) == [0, 0]
     # T = 0.1 + 0.01 r: at 2 rows T = 0.12, n = 2 -> p must beat 0.01 * 2 / 0.12 = 0.167, then rises as n grows
     half = costs([(1, 0.11), (65, 0.75)])
-    keep = select([[0.9, 0.6, 0.3, 0.1], [0.5, 0.15]], half)
+    keep = chains(half, [[0.9, 0.6, 0.3, 0.1], [0.5, 0.15]])
     assert keep == [3, 1]
-    assert select([], half) == [] and select([[], []], half) == [0, 0]
+    assert chains(half, []) == [] and chains(half, [[], []]) == [0, 0]
 
 
 def test_select_takes_a_node_only_after_its_parent():
     half = costs([(1, 0.11), (65, 0.75)])
-    assert select([[0.05, 0.9, 0.9]], half) == [0]  # 0.09 to pay; a child cannot be likelier than its parent: capped by it
+    assert chains(half, [[0.05, 0.9, 0.9]]) == [0]  # 0.09 to pay; a child cannot be likelier than its parent: capped by it
 
 
 def test_budget_config_checks_its_values():
@@ -62,3 +67,12 @@ def test_budget_config_checks_its_values():
         BudgetConfig(warmup=1)
     with pytest.raises(InputError):
         BudgetConfig(ema=0)
+
+
+def test_select_over_a_tree_takes_the_likely_branches_and_skips_the_rest():
+    half = costs([(1, 0.11), (65, 0.75)])  # T = 0.1 + 0.01 r
+    #        0: 0.6 (root child)   1: 0.3 (root child)   2: 0.5 (child of 0)   3: 0.04 (child of 1)  4: 0.45 (child of 2)
+    parents, p = [-1, -1, 0, 1, 2], [0.6, 0.3, 0.5, 0.04, 0.45]
+    kept = select([(parents, p)], half.line)[0]
+    assert kept == [0, 1, 2, 4]  # 0.04 does not pay (threshold ~0.2 by then); the rest do, parents first
+    assert select([(parents, p)], costs([(1, 0.1), (64, 0.1)]).line)[0] == [0, 1, 2, 3, 4]  # free rows: all

@@ -1,4 +1,5 @@
-"""Which drafted tokens are worth a row of the verification pass when many requests share it (vLLM, batch > 1).
+"""Which drafted tokens are worth a row of the verification pass: one rule for a batch of chains (vLLM's
+proposers at batch > 1) and for one request's tree (ADED's trees sized per round by the runner's measured costs).
 
 Why: a drafted token costs one more row of the target's pass whether or not it is accepted. At batch 1 on a
 2-core CPU a row costs little beside the step (this engine: 8 rows for 1.55x one row), and vLLM + ADED ran 1.50x
@@ -12,16 +13,19 @@ one more row pays when (n + p) / (T(r) + T'(r)) > n / T(r), i.e. when
 
     p > T'(r) * n / T(r)        (the row's marginal cost times the step's current tokens per second).
 
-Tokens are taken best-first over every request's chain (a node only after its parent), until the next one does not
-pay. T is learnt online from the steps themselves (`StepCosts`: wall time between calls, per bucket of rows); p from
-the drafters' own scores calibrated by what was accepted (`Calibration`). Until both are known (the first steps),
-nothing is cut: the drafts are what the drafter proposed, as without a budget. Lossless either way: cutting a
-draft only changes what is verified.
+Nodes are taken best-first over every request's tree or chain (a node only after its parent), until the next one
+does not pay. A node's p is its path probability (the node and its ancestors accepted); siblings' events are
+disjoint, so the expected accepted length of a tree is the sum of its nodes' p. T comes from the steps themselves
+in vLLM (`StepCosts`: wall time between calls, per bucket of rows) or from the runner's measured pass costs in this
+engine (`specdec.runners.costs.PassCosts.line`); p from the drafters' own scores calibrated by what was accepted
+(`Calibration`). Until both are known, nothing is cut. Lossless either way: cutting a draft only changes what is
+verified.
 """
 from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from specdec.errors import InputError
@@ -129,30 +133,49 @@ class Calibration:
 
     def observe(self, scores: list[float | None], accepted: int) -> None:
         """One request's chain of drafted nodes (their scores, in order) and how many of them were accepted."""
-        for depth, s in enumerate(scores):
+        self.observe_nodes(scores, list(range(len(scores))), [d < accepted for d in range(len(scores))])
+
+    def observe_nodes(self, scores: Sequence[float | None], depths: Sequence[int], accepted: Sequence[bool]) -> None:
+        """A tree's drafted nodes: their scores, depths (0: a child of the root) and whether each was accepted."""
+        for s, depth, ok in zip(scores, depths, accepted):
             c = self.counts.setdefault(self._key(s, depth), [0.0, 0.0])
-            c[0] += depth < accepted
+            c[0] += bool(ok)
             c[1] += 1
 
 
-def select(chains: list[list[float]], costs: StepCosts) -> list[int]:
-    """How many tokens of each request's chain to keep. `chains[i]` holds request i's nodes' calibrated chances
-    of acceptance, in chain order (each a path probability: it includes its ancestors'). Every request commits at
-    least one token a step and fills one row; a node is taken when it pays (the module's rule), best first, and
-    only after its parent."""
-    rows = len(chains)
+Line = Callable[[float], "tuple[float, float]"]  # rows -> (seconds of a pass, seconds per extra row)
+
+
+def chain_parents(n: int) -> list[int]:
+    return list(range(-1, n - 1))
+
+
+def select(trees: list[tuple[Sequence[int], Sequence[float]]], line: Line) -> list[list[int]]:
+    """The nodes worth verifying: `trees[i]` = (parents, p) of request i's draft in topological order (parents[j]
+    = -1 for a child of the root; chains: `chain_parents(n)`), p its nodes' calibrated chances of acceptance (path
+    probabilities). Every request commits at least one token a pass and fills one row; a node is taken when it
+    pays (the module's rule), best first, and only after its parent (its chance capped by its parent's).
+    Returns each request's kept node indices, in order (a chain's: a prefix)."""
+    rows = len(trees)
     tokens = float(rows)
-    keep = [0] * len(chains)
-    heap = [(-c[0], i) for i, c in enumerate(chains) if c]
+    keep: list[list[int]] = [[] for _ in trees]
+    kids: list[dict[int, list[int]]] = []
+    heap: list[tuple[float, int, int]] = []
+    for i, (parents, p) in enumerate(trees):
+        k: dict[int, list[int]] = {}
+        for j, par in enumerate(parents):
+            k.setdefault(par, []).append(j)
+        kids.append(k)
+        heap += [(-p[j], i, j) for j in k.get(-1, ())]
     heapq.heapify(heap)
     while heap:
-        neg_p, i = heapq.heappop(heap)
-        t, slope = costs.line(rows)
+        neg_p, i, j = heapq.heappop(heap)
+        t, slope = line(rows)
         if -neg_p <= slope * tokens / t:
             break  # the best remaining node does not pay; none after it does
-        keep[i] += 1
+        keep[i].append(j)
         rows += 1
         tokens += -neg_p
-        if keep[i] < len(chains[i]):
-            heapq.heappush(heap, (-min(chains[i][keep[i]], -neg_p), i))  # a path's chance never exceeds its parent's
-    return keep
+        for c in kids[i].get(j, ()):
+            heapq.heappush(heap, (-min(trees[i][1][c], -neg_p), i, c))
+    return [sorted(k) for k in keep]

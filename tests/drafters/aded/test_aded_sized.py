@@ -1,0 +1,54 @@
+"""ADED's cost-sized trees (`sized=true`): the tree the search finds, cut per round to the nodes whose calibrated
+path probability pays for their row on the target's pass costs (specdec.budget.select)."""
+from __future__ import annotations
+
+import torch
+
+from policies import POLICIES
+from specdec.config import SamplingConfig
+from specdec.drafters.aded.config import AdedConfig
+from specdec.drafters.aded.drafter import AdedDrafter
+from specdec.drafters.aded.store import TrigramStore
+from specdec.drafters.base import DraftContext, VerifyResult
+from specdec.runners.costs import PassCosts
+
+V = 40
+FLAT = PassCosts((1, 64), (0.1, 0.1))  # rows cost nothing beside the pass
+DEAR = PassCosts((1, 65), (0.11, 0.75))  # each row adds 1/11 of a 1-row pass
+
+
+def drafter(costs) -> AdedDrafter:
+    # several continuations per pair: a tree of likely and unlikely branches
+    text = [1, 2, 3, 4, 5, 1, 2, 3, 6, 7, 1, 2, 8, 9, 1, 2, 3, 4, 5, 1, 2, 3, 4, 10] * 3
+    store = TrigramStore.build([text], V, meta={"tokenizer": "toy"})
+    d = AdedDrafter(store, AdedConfig(max_nodes=16, max_depth=5, sized=True, adapt=False), costs)
+    d.start(torch.tensor([[5, 1]]))
+    return d
+
+
+def propose(d: AdedDrafter, seq=(5, 1, 2)):
+    ctx = DraftContext(tokens=torch.tensor([list(seq)]), prompt_len=1, max_draft=16,
+                       policy=POLICIES.create("constant", k=5), sampling=SamplingConfig(), policy_k=5)
+    return d.propose(ctx)
+
+
+def test_sized_trees_keep_everything_on_a_flat_curve_and_cut_on_a_steep_one():
+    full = propose(drafter(None))  # no costs: nothing cut
+    flat, dear = propose(drafter(FLAT)), propose(drafter(DEAR))
+    assert flat.length == full.length > 4
+    assert 0 < dear.length < full.length
+    assert propose(drafter(PassCosts((1, 64), (0.01, 0.64)))).length == 0  # a pass that costs its rows: none pays
+    assert dear.scores is not None and torch.all(dear.scores[0] > 0)
+    tree = dear.tree.parents if dear.tree is not None else list(range(-1, dear.length - 1))
+    assert all(p < i for i, p in enumerate(tree))  # still a tree in topological order
+
+
+def test_outcomes_calibrate_the_store_probabilities():
+    d = drafter(PassCosts((1, 64), (0.1, 0.74)))  # T' = 0.01 s a row
+    before = propose(d).length
+    for _ in range(60):  # the store is sure and the target never agrees
+        draft = propose(d)
+        d.observe(VerifyResult(tokens=torch.tensor([[0]]), num_accepted=0, draft_length=draft.length,
+                               accepted_nodes=[], bonus=False))
+    after = propose(d).length
+    assert before > 0 and after < before  # drafts that never pay shrink
