@@ -131,6 +131,12 @@ class Calibration:
         acc, n = self.counts.get(key, (0.0, 0.0))
         return (acc + self.prior * self._prior_mean(key)) / (n + self.prior)
 
+    def max_p(self, scored: bool) -> float:
+        """The highest chance any node can get now: no node of a draft pays unless this one would."""
+        if not scored:
+            return self.p(None, 0)  # a child's chance is capped by its parent's
+        return max(self.p((b + 0.5) / self.BUCKETS, 0) for b in range(self.BUCKETS))
+
     def observe(self, scores: list[float | None], accepted: int) -> None:
         """One request's chain of drafted nodes (their scores, in order) and how many of them were accepted."""
         self.observe_nodes(scores, list(range(len(scores))), [d < accepted for d in range(len(scores))])
@@ -148,6 +154,12 @@ Line = Callable[[float], "tuple[float, float]"]  # rows -> (seconds of a pass, s
 
 def chain_parents(n: int) -> list[int]:
     return list(range(-1, n - 1))
+
+
+def first_node_threshold(rows: int, line: Line) -> float:
+    """The chance a first drafted node needs to pay when `rows` requests share a pass without drafts."""
+    t, slope = line(rows)
+    return slope * rows / t
 
 
 def select(trees: list[tuple[Sequence[int], Sequence[float]]], line: Line) -> list[list[int]]:

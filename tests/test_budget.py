@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from specdec.budget import BudgetConfig, Calibration, StepCosts, chain_parents, select
+from specdec.budget import BudgetConfig, Calibration, StepCosts, chain_parents, first_node_threshold, select
 
 
 def chains(c: StepCosts, probs):
@@ -76,3 +76,12 @@ def test_select_over_a_tree_takes_the_likely_branches_and_skips_the_rest():
     kept = select([(parents, p)], half.line)[0]
     assert kept == [0, 1, 2, 4]  # 0.04 does not pay (threshold ~0.2 by then); the rest do, parents first
     assert select([(parents, p)], costs([(1, 0.1), (64, 0.1)]).line)[0] == [0, 1, 2, 3, 4]  # free rows: all
+
+
+def test_first_node_threshold_and_the_highest_chance():
+    assert first_node_threshold(8, costs([(8, 0.16), (16, 0.24)]).line) == pytest.approx(0.01 * 8 / 0.16)
+    cal = Calibration(prior=4)
+    assert cal.max_p(scored=True) == pytest.approx(0.975) and cal.max_p(scored=False) == 0.5
+    for _ in range(50):
+        cal.observe([None], accepted=0)
+    assert cal.max_p(scored=False) < 0.05

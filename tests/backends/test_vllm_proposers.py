@@ -217,3 +217,17 @@ def test_budget_options_from_the_environment():
     for bad in ('{"budget": "sometimes"}', '{"bugdet": "off"}', "[1]", "{"):
         with pytest.raises(InputError):
             budget_config({PROPOSER_ENV: bad})
+
+
+def test_no_search_at_all_while_no_token_can_pay():
+    clock = StepClock(0.0, 0.01)  # a step costs its rows: a first node needs p >= 1
+    prop = AdedProposer(k=K, tokenizer=None, vocab_size=V, options={"store": "empty"},
+                        budget=BudgetConfig(warmup=4), clock=clock)
+    searched = []
+    inner = prop._draft
+    prop._draft = lambda req, seq: searched.append(1) or inner(req, seq)
+    out, proposals = timed_serve(prop, clock, PROMPTS * 2, 24, 4)
+    assert all(out[i] == plain(p, 24) for i, p in enumerate(PROMPTS * 2))
+    steps = sum(len(p) for p in proposals.values())
+    assert prop.costs.known and 0 < len(searched) < steps / 2  # searches stop once the costs are known
+    assert all(x == [] for p in proposals.values() for x in p[-5:])
