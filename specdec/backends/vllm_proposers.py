@@ -53,16 +53,21 @@ _log = logging.getLogger("vllm.specdec_proposer")
 
 def drafter_options(env: dict | None = None) -> dict:
     """The drafter options in SPECDEC_DRAFTER_OPTIONS (a JSON object), {} when unset."""
-    text = (env if env is not None else os.environ).get(OPTIONS_ENV, "").strip()
-    if not text:
-        return {}
-    try:
-        opts = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{OPTIONS_ENV} is not JSON ({e.msg}): {text[:80]!r}") from None
+    opts, text = _env_json(OPTIONS_ENV, env)
     if not isinstance(opts, dict):
         raise InputError(f"{OPTIONS_ENV} must be a JSON object of drafter options, got {text[:80]!r}")
     return opts
+
+
+def _env_json(name: str, env: dict | None) -> tuple[Any, str]:
+    """(the JSON value of environment variable `name`, its text); ({}, "") when unset or blank."""
+    text = (env if env is not None else os.environ).get(name, "").strip()
+    if not text:
+        return {}, ""
+    try:
+        return json.loads(text), text
+    except json.JSONDecodeError as e:
+        raise InputError(f"{name} is not JSON ({e.msg}): {text[:80]!r}") from None
 
 
 @dataclass
@@ -87,13 +92,7 @@ class _Request:
 
 def budget_config(env: dict | None = None) -> BudgetConfig:
     """The batch budget's options in SPECDEC_PROPOSER_OPTIONS (a JSON object; default: budget auto)."""
-    text = (env if env is not None else os.environ).get(PROPOSER_ENV, "").strip()
-    if not text:
-        return BudgetConfig()
-    try:
-        opts = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{PROPOSER_ENV} is not JSON ({e.msg}): {text[:80]!r}") from None
+    opts, text = _env_json(PROPOSER_ENV, env)
     known = set(BudgetConfig.__dataclass_fields__)
     if not isinstance(opts, dict) or set(opts) - known:
         raise InputError(f"{PROPOSER_ENV} must be a JSON object with keys among {', '.join(sorted(known))}, "
@@ -176,7 +175,7 @@ class DrafterProposer:
         self._expected_rows = 0
         for (i, req, draft), n_keep in zip(live, keep):
             tokens = [int(t) for t in draft.tokens[0, :n_keep].tolist()]
-            scores = draft.scores[0, :n_keep].tolist() if draft.scores is not None else [None] * n_keep
+            scores = _scores(draft, n_keep)
             out[i], req.proposed = tokens, scores
             self._expected_rows += 1 + len(tokens)
             self.drafted += min(draft.length, self.k)
@@ -189,22 +188,26 @@ class DrafterProposer:
                       self.costs.describe())
         return out
 
+    def _budget_ready(self) -> bool:
+        """The budget cuts drafts: on, past its warm-up, with a cost curve to read."""
+        return self.budget.budget != "off" and self.costs.steps >= self.budget.warmup and self.costs.known
+
     def _nothing_pays(self, rows: int) -> bool:
         """Whether no drafted token can pay this step (then no drafter searches: at 32 requests on 2 CPU cores
         ADED's searches, about 1 ms each against a step of about 430 ms, were estimated at 7% of a step while
         nearly every token was cut). Drafters still observe."""
-        if self.budget.budget == "off" or self.costs.steps < self.budget.warmup or not self.costs.known or rows < 1:
+        if not self._budget_ready() or rows < 1:
             return False
         return first_node_threshold(rows, self.costs.line) >= self.calibration.max_p(self.scored)
 
     def _keep(self, drafts: list) -> list[int]:
         """Tokens kept of each draft: all of them (up to k) until the step costs are known, then the budget's."""
         full = [min(d.length, self.k) for d in drafts]
-        if self.budget.budget == "off" or self.costs.steps < self.budget.warmup or not self.costs.known:
+        if not self._budget_ready():
             return full
         chains = []
         for d, n in zip(drafts, full):
-            scores = d.scores[0, :n].tolist() if d.scores is not None else [None] * n
+            scores = _scores(d, n)
             chains.append((chain_parents(n), [self.calibration.p(s, depth) for depth, s in enumerate(scores)]))
         return [len(kept) for kept in select(chains, self.costs.line)]
 
@@ -234,6 +237,11 @@ class DrafterProposer:
     def _new_drafter(self):
         """A drafter for one request. ADED: its own adaptation overlay over the one shared base store."""
         return self._prototype.fork()
+
+
+def _scores(draft, n: int) -> list:
+    """The first n nodes' scores of a one-row draft (None each where the drafter has none)."""
+    return draft.scores[0, :n].tolist() if draft.scores is not None else [None] * n
 
 
 def _committed(tokens: list[int]):
