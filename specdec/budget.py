@@ -16,7 +16,7 @@ one more row pays when (n + p) / (T(r) + T'(r)) > n / T(r), i.e. when
 Nodes are taken best-first over every request's tree or chain (a node only after its parent), until the next one
 does not pay. A node's p is its path probability (the node and its ancestors accepted); siblings' events are
 disjoint, so the expected accepted length of a tree is the sum of its nodes' p. T comes from the steps themselves
-in vLLM (`StepCosts`: wall time between calls, per bucket of rows) or from the runner's measured pass costs in this
+in vLLM (`StepCosts`: wall time between calls, fit on rows and context) or from the runner's measured pass costs in this
 engine (`specdec.runners.costs.PassCosts.line`); p from the drafters' own scores calibrated by what was accepted
 (`Calibration`). Until both are known, nothing is cut. Lossless either way: cutting a draft only changes what is
 verified.
@@ -24,9 +24,11 @@ verified.
 from __future__ import annotations
 
 import heapq
-import math
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from specdec.errors import InputError
 
@@ -34,75 +36,110 @@ from specdec.errors import InputError
 @dataclass(frozen=True)
 class BudgetConfig:
     """budget: "auto" (cut drafts by the rule above) or "off" (every drafted token is verified).
-    warmup: clean steps measured before anything is cut. ema: weight of a new step time in its bucket's mean.
-    prior: prior strength (pseudo-counts) of a score's calibration toward the score itself."""
+    warmup: clean steps measured before anything is cut. window: clean steps the cost fit reads (the latest).
+    explore: every `explore`-th step keeps a few tokens past the rule (max(2, rows // 8), the likeliest), so
+    that the fit sees the rows vary (0: never). prior: prior strength (pseudo-counts) of a score's
+    calibration toward the score itself."""
 
     budget: str = "auto"
     warmup: int = 8
-    ema: float = 0.2
+    window: int = 128
+    explore: int = 16
     prior: float = 4.0
 
     def __post_init__(self) -> None:
         if self.budget not in ("auto", "off"):
             raise InputError(f"budget must be auto or off, got {self.budget!r}")
-        if not isinstance(self.warmup, int) or self.warmup < 2:
-            raise InputError(f"budget warmup must be an integer >= 2, got {self.warmup!r}")
-        if not 0 < self.ema <= 1:
-            raise InputError(f"budget ema must be in (0, 1], got {self.ema!r}")
+        for name, low in (("warmup", 2), ("window", 8), ("explore", 0)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                raise InputError(f"budget {name} must be an integer >= {low}, got {v!r}")
         if not self.prior > 0:
             raise InputError(f"budget prior must be > 0, got {self.prior!r}")
 
 
 class StepCosts:
-    """The step time as a function of the rows in the pass, learnt from measured steps.
+    """The step time as a function of the rows in the pass and the batch's context, learnt from measured steps:
+    a least-squares plane over the last `window` clean steps,
 
-    Buckets of rows on a half-octave grid each keep a running mean of (rows, seconds); T and T' at r come from the
-    line through the two populated buckets around r (the two nearest at either end). Context growth moves every
-    bucket alike, so it shifts T and leaves T' nearly unchanged."""
+        T(rows, context) = t + b (rows - r) + c (context - x)     (r, x, t: the window's mean rows, context, time),
 
-    def __init__(self, ema: float = 0.2) -> None:
-        self.ema = ema
-        self.buckets: dict[int, list[float]] = {}  # key -> [mean rows, mean seconds, steps]
+    with context the committed tokens of the batch's requests (attention reads them) and T' = b >= 0.
+
+    Why a fit over recent steps (stop 28): the buckets of rows with running means used before went stale (a bucket
+    no step visits keeps its old mean) and mixed up rows with context growth: at batch 8 the line through an early
+    11-row bucket said 26 ms a row and nothing was kept for 1000 steps; at batch 32 two buckets filled at different
+    context lengths said 0.6 ms a row, so tokens that did not pay were kept (0.90x vLLM plain). The proposer keeps
+    a few extra rows now and then (`BudgetConfig.explore`) so that the slope stays measured where the batch is."""
+
+    MIN_STEPS = 4
+
+    def __init__(self, window: int = 128) -> None:
+        self.points: deque[tuple[float, float, float]] = deque(maxlen=window)  # (rows, context, seconds)
         self.steps = 0
+        self._fit: tuple[float, float, float, float, float] | None = None
+        self._stale = True
 
-    @staticmethod
-    def _key(rows: int) -> int:
-        return round(2 * math.log2(max(rows, 1)))
-
-    def observe(self, rows: int, seconds: float) -> None:
+    def observe(self, rows: int, seconds: float, context: float = 0.0) -> None:
         if rows < 1 or not seconds > 0:
             return
-        b = self.buckets.get(self._key(rows))
-        if b is None:
-            self.buckets[self._key(rows)] = [float(rows), seconds, 1]
-        else:
-            w = max(self.ema, 1.0 / (b[2] + 1))  # a plain mean for the first steps, then a running one
-            b[0] += w * (rows - b[0])
-            b[1] += w * (seconds - b[1])
-            b[2] += 1
+        self.points.append((float(rows), float(context), float(seconds)))
         self.steps += 1
+        self._stale = True
+
+    def _solve(self) -> tuple[float, float, float, float, float] | None:
+        """(t, r, x, b, c) of the plane above, or None while the rows have not varied enough to draw a slope."""
+        if self._stale:
+            self._stale, self._fit = False, None
+            if len(self.points) >= self.MIN_STEPS:
+                self._fit = _plane(np.asarray(self.points, dtype=np.float64))  # (n, 3)
+        return self._fit
 
     @property
     def known(self) -> bool:
-        """Two buckets with distinct rows: a slope can be drawn."""
-        return len(self.buckets) >= 2
+        """Enough steps at different rows to draw a slope."""
+        return self._solve() is not None
 
     def describe(self) -> str:
-        """The learnt curve for a log line: 'rows:ms' per bucket."""
-        pts = sorted((b[0], b[1]) for b in self.buckets.values())
-        return "step ms by rows " + (" ".join(f"{r:.0f}:{t * 1e3:.0f}" for r, t in pts) or "(none yet)")
+        """The learnt plane for a log line."""
+        f = self._solve()
+        if f is None:
+            return f"step costs: {len(self.points)} steps, no slope yet"
+        t, r, x, b, c = f
+        return (f"step ms {t * 1e3:.0f} at {r:.0f} rows and {x:.0f} context tokens, {b * 1e3:.2f} ms a row, "
+                f"{c * 1e6:.2f} ms per 1000 context tokens ({len(self.points)} steps)")
 
-    def line(self, rows: float) -> tuple[float, float]:
-        """(T(rows), T'(rows)): seconds of a step at `rows`, seconds per extra row (>= 0)."""
-        pts = sorted((b[0], b[1]) for b in self.buckets.values())
-        if len(pts) < 2:
-            raise ValueError("step costs need two buckets")
-        i = 1
-        while i < len(pts) - 1 and pts[i][0] < rows:
-            i += 1
-        (r0, t0), (r1, t1) = pts[i - 1], pts[i]
-        slope = max((t1 - t0) / (r1 - r0), 0.0) if r1 > r0 else 0.0
-        return max(t0 + slope * (rows - r0), 1e-9), slope
+    def line(self, rows: float, context: float | None = None) -> tuple[float, float]:
+        """(T(rows), T'(rows)): seconds of a step at `rows` (and `context`; default the window's mean), seconds per
+        extra row (>= 0)."""
+        f = self._solve()
+        if f is None:
+            raise ValueError("step costs need steps at different rows")
+        t, r, x, b, c = f
+        ctx = x if context is None else context
+        return max(t + b * (rows - r) + c * (ctx - x), 1e-3 * t), b
+
+    def at(self, context: float) -> "Line":
+        """The line at this step's context (for `select` and `first_node_threshold`)."""
+        return lambda rows: self.line(rows, context)
+
+
+def _plane(pts: np.ndarray) -> tuple[float, float, float, float, float] | None:
+    """Least squares of seconds on (rows, context), centred; the context term dropped where it does not vary
+    apart from the rows; the slope clipped at 0 (then the context term refit alone)."""
+    r, x, t = pts.mean(axis=0)
+    dr, dx, dt = pts[:, 0] - r, pts[:, 1] - x, pts[:, 2] - t  # (n,) each
+    srr, sxx, srx, srt, sxt = dr @ dr, dx @ dx, dr @ dx, dr @ dt, dx @ dt
+    if srr < 2.0:  # rows all but constant (fewer than two steps a row off the mean): no slope to read
+        return None
+    det = srr * sxx - srx * srx
+    if sxx <= 0 or det <= 1e-9 * srr * sxx:
+        b, c = srt / srr, 0.0
+    else:
+        b, c = (srt * sxx - sxt * srx) / det, (sxt * srr - srt * srx) / det
+    if b < 0:
+        b, c = 0.0, (sxt / sxx if sxx > 0 else 0.0)
+    return float(t), float(r), float(x), float(b), float(c)
 
 
 class Calibration:
@@ -137,6 +174,13 @@ class Calibration:
             return self.p(None, 0)  # a child's chance is capped by its parent's
         return max(self.p((b + 0.5) / self.BUCKETS, 0) for b in range(self.BUCKETS))
 
+    def max_p_upto(self, score: float | None) -> float:
+        """The highest chance of a node whose score is at most `score` (a draft's bound: `Drafter.score_bound`)."""
+        if score is None:
+            return self.max_p(scored=False)
+        top = min(int(score * self.BUCKETS), self.BUCKETS - 1)
+        return max(self.p((b + 0.5) / self.BUCKETS, 0) for b in range(top + 1))
+
     def observe(self, scores: list[float | None], accepted: int) -> None:
         """One request's chain of drafted nodes (their scores, in order) and how many of them were accepted."""
         self.observe_nodes(scores, list(range(len(scores))), [d < accepted for d in range(len(scores))])
@@ -162,12 +206,13 @@ def first_node_threshold(rows: int, line: Line) -> float:
     return slope * rows / t
 
 
-def select(trees: list[tuple[Sequence[int], Sequence[float]]], line: Line) -> list[list[int]]:
+def select(trees: list[tuple[Sequence[int], Sequence[float]]], line: Line, extra: int = 0) -> list[list[int]]:
     """The nodes worth verifying: `trees[i]` = (parents, p) of request i's draft in topological order (parents[j]
     = -1 for a child of the root; chains: `chain_parents(n)`), p its nodes' calibrated chances of acceptance (path
     probabilities). Every request commits at least one token a pass and fills one row; a node is taken when it
     pays (the module's rule), best first, and only after its parent (its chance capped by its parent's).
-    Returns each request's kept node indices, in order (a chain's: a prefix)."""
+    `extra`: that many more nodes past the last that pays, the likeliest (exploration: the cost fit needs the rows
+    to vary). Returns each request's kept node indices, in order (a chain's: a prefix)."""
     rows = len(trees)
     tokens = float(rows)
     keep: list[list[int]] = [[] for _ in trees]
@@ -184,7 +229,9 @@ def select(trees: list[tuple[Sequence[int], Sequence[float]]], line: Line) -> li
         neg_p, i, j = heapq.heappop(heap)
         t, slope = line(rows)
         if -neg_p <= slope * tokens / t:
-            break  # the best remaining node does not pay; none after it does
+            if extra <= 0:
+                break  # the best remaining node does not pay; none after it does
+            extra -= 1
         keep[i].append(j)
         rows += 1
         tokens += -neg_p

@@ -14,21 +14,40 @@ from specdec.errors import InputError
 
 
 def costs(points) -> StepCosts:
+    """A fit through `points` (rows, seconds), each seen twice (the fit wants a few steps)."""
     c = StepCosts()
-    for rows, t in points:
+    for rows, t in list(points) * 2:
         c.observe(rows, t)
     return c
 
 
-def test_step_costs_draw_the_line_through_the_buckets_around_the_rows():
-    c = costs([(1, 0.118), (8, 0.159), (32, 0.419)])
-    t, slope = c.line(20)
-    assert slope == pytest.approx((0.419 - 0.159) / 24) and t == pytest.approx(0.159 + slope * 12)
-    assert c.line(4)[1] == pytest.approx((0.159 - 0.118) / 7)
-    assert c.line(64)[1] == pytest.approx((0.419 - 0.159) / 24)  # past the last bucket: the last segment
-    assert not costs([(8, 0.1), (8, 0.2)]).known  # one bucket: no slope
-    c = costs([(8, 0.1)] * 3 + [(8, 0.3)] * 50 + [(16, 0.5)])
-    assert c.line(8)[0] == pytest.approx(0.3, rel=1e-3)  # a running mean follows the step time as it moves
+def plane(rows, ctx):
+    return 0.1 + 0.01 * rows + 2e-5 * ctx
+
+
+def test_step_costs_fit_the_slope_per_row_apart_from_context_growth():
+    c = StepCosts()
+    for step in range(60):  # the budget kicks in: rows fall while the context grows (buckets mixed the two up)
+        rows, ctx = 40 - step // 3, 2000 + 50 * step
+        c.observe(rows, plane(rows, ctx) + (0.002 if step % 2 else -0.002), ctx)
+    t, slope = c.line(20, 5000)
+    assert slope == pytest.approx(0.01, rel=0.05) and t == pytest.approx(plane(20, 5000), rel=0.02)
+    assert c.at(5000)(20) == c.line(20, 5000)
+    assert "ms a row" in c.describe()
+
+
+def test_step_costs_need_rows_that_vary_and_follow_the_latest_steps():
+    c = StepCosts(window=16)
+    for _ in range(20):
+        c.observe(32, 0.4, 8000)
+    assert not c.known  # one row count: no slope
+    with pytest.raises(ValueError):
+        c.line(32)
+    for step in range(16):  # the window holds only these: a new machine load, slope 0.02
+        c.observe(30 + step % 4, 0.2 + 0.02 * (30 + step % 4), 8000)
+    assert c.line(32)[1] == pytest.approx(0.02) and c.line(32)[0] == pytest.approx(0.84)
+    down = costs([(8, 0.3), (16, 0.2)])  # noise that says more rows cost less: no slope below 0
+    assert down.line(12)[1] == 0.0
 
 
 def test_calibration_starts_at_the_score_and_follows_outcomes():
@@ -66,7 +85,9 @@ def test_budget_config_checks_its_values():
     with pytest.raises(InputError):
         BudgetConfig(warmup=1)
     with pytest.raises(InputError):
-        BudgetConfig(ema=0)
+        BudgetConfig(window=4)
+    with pytest.raises(InputError):
+        BudgetConfig(explore=-1)
 
 
 def test_select_over_a_tree_takes_the_likely_branches_and_skips_the_rest():

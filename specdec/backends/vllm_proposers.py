@@ -104,7 +104,8 @@ class DrafterProposer:
     """A registered model-free drafter (`drafter`, set by each subclass) behind vLLM's proposer interface."""
 
     drafter = ""
-    fixed_options: dict[str, Any] = {}  # options the vLLM path needs (ADED: chains)
+    default_options: dict[str, Any] = {}  # the vLLM path's defaults, under the user's options
+    fixed_options: dict[str, Any] = {}  # options the vLLM path needs (ADED: chains), over the user's options
     scored = True  # the drafter's drafts carry scores (Draft.scores); else the budget calibrates by depth
 
     def __init__(self, vllm_config=None, *, k: int | None = None, tokenizer=None, vocab_size: int | None = None,
@@ -124,7 +125,8 @@ class DrafterProposer:
         if not isinstance(k, int) or k < 1:
             raise InputError(f"num_speculative_tokens must be >= 1, got {k!r}")
         self.k = k
-        self.options = {**(drafter_options() if options is None else options), **self.fixed_options}
+        self.options = {**self.default_options, **(drafter_options() if options is None else options),
+                        **self.fixed_options}
         DRAFTERS.check(self.drafter, **self.options)  # before anything runs: one line for a bad option
         self.budget = budget if budget is not None else budget_config()
 
@@ -138,10 +140,10 @@ class DrafterProposer:
         self._sampling = SamplingConfig()
         self._states: OrderedDict[bytes, _Request] = OrderedDict()  # tokens' hash -> the request
         self.requests = 0  # requests seen (tests, logs)
-        self.costs, self.calibration = StepCosts(self.budget.ema), Calibration(self.budget.prior)
+        self.costs, self.calibration = StepCosts(self.budget.window), Calibration(self.budget.prior)
         self.drafted = self.kept = 0  # tokens the drafters proposed / the budget kept
-        self._clock, self._last_call, self._expected_rows = clock, None, -1
-        self.steps = 0
+        self._clock, self._last_call, self._expected_rows, self._context = clock, None, -1, 0.0
+        self.steps, self.busy = 0, 0.0  # calls; seconds spent inside propose()
 
     # ---- vLLM's hooks
     def load_model(self, *args, **kwargs) -> None:
@@ -151,65 +153,72 @@ class DrafterProposer:
                 slot_mappings=None, **kwargs) -> list[list[int]]:
         """One draft (a list of at most k token ids) per request row of the batch; [] where nothing is proposed."""
         now = self._clock()
-        idle = self._nothing_pays(sum(1 for x in sampled_token_ids if x))
-        clean, rows_before = True, 0  # the step just run: only decoding rows, the ones proposed for (timed then)
-        live: list[tuple[int, _Request, Any]] = []
-        out: list[list[int]] = []
-        for i, sampled in enumerate(sampled_token_ids):
-            n = int(num_tokens_no_spec[i])
-            out.append([])
-            if not sampled or n < 1:
-                clean = False  # still in prefill (chunked) or nothing committed yet
-                continue
-            seq = np.asarray(token_ids_cpu[i, :n], dtype=np.int64)  # (n,) prompt + committed output
-            req, new = self._request_for(seq, list(sampled))
+        decoding = [i for i, x in enumerate(sampled_token_ids) if x and int(num_tokens_no_spec[i]) >= 1]
+        clean = len(decoding) == len(sampled_token_ids)  # the step just run: only decoding rows, the ones proposed for
+        rows_before = 0
+        requests: list[tuple[int, _Request, np.ndarray]] = []
+        for i in decoding:  # each request's drafter learns what the step committed
+            sampled = list(sampled_token_ids[i])
+            seq = np.asarray(token_ids_cpu[i, :int(num_tokens_no_spec[i])], dtype=np.int64)  # (n,) prompt + output
+            req, new = self._request_for(seq, sampled)
             if new:
                 clean = False
             else:
                 rows_before += 1 + len(req.proposed)
                 self.calibration.observe(req.proposed, len(sampled) - 1)
-            live.append((i, req, Draft.empty() if idle else self._draft(req, seq)))
+            requests.append((i, req, seq))
         if self._last_call is not None and clean and rows_before == self._expected_rows:
-            self.costs.observe(rows_before, now - self._last_call)
-        keep = self._keep([d for _, _, d in live])
-        self._expected_rows = 0
+            self.costs.observe(rows_before, now - self._last_call, self._context)
+        context = float(sum(len(seq) for _, _, seq in requests))  # committed tokens this step's pass attends to
+        line = self.costs.at(context) if self._budget_ready() else None
+        explore = line is not None and self.budget.explore > 0 and self.steps % self.budget.explore == 0
+        bar = None if line is None or explore else first_node_threshold(len(requests), line)  # a first node's price
+        idle = bar is not None and bar >= self.calibration.max_p(self.scored)
+        live = [(i, req, Draft.empty() if idle or not self._worth(req, seq, bar) else self._draft(req, seq))
+                for i, req, seq in requests]
+        out: list[list[int]] = [[] for _ in sampled_token_ids]
+        keep = self._keep([d for _, _, d in live], line, explore)
+        self._expected_rows, self._context = 0, context
         for (i, req, draft), n_keep in zip(live, keep):
             tokens = [int(t) for t in draft.tokens[0, :n_keep].tolist()]
-            scores = _scores(draft, n_keep)
-            out[i], req.proposed = tokens, scores
+            out[i], req.proposed = tokens, _scores(draft, n_keep)
             self._expected_rows += 1 + len(tokens)
             self.drafted += min(draft.length, self.k)
             self.kept += len(tokens)
         self._last_call = now
         self.steps += 1
+        self.busy += self._clock() - now
         if self.steps % LOG_EVERY == 0:
-            _log.info("specdec %s proposer: %d steps, %d requests, kept %d of %d drafted tokens (budget %s, %s)",
-                      self.drafter, self.steps, self.requests, self.kept, self.drafted, self.budget.budget,
-                      self.costs.describe())
+            _log.info("specdec %s proposer: %d steps, %d requests, kept %d of %d drafted tokens, %.1f ms a step in the "
+                      "proposer (budget %s; %s)", self.drafter, self.steps, self.requests, self.kept, self.drafted,
+                      self.busy / self.steps * 1e3, self.budget.budget, self.costs.describe())
         return out
 
     def _budget_ready(self) -> bool:
-        """The budget cuts drafts: on, past its warm-up, with a cost curve to read."""
+        """The budget cuts drafts: on, past its warm-up, with a cost slope to read."""
         return self.budget.budget != "off" and self.costs.steps >= self.budget.warmup and self.costs.known
 
-    def _nothing_pays(self, rows: int) -> bool:
-        """Whether no drafted token can pay this step (then no drafter searches: at 32 requests on 2 CPU cores
-        ADED's searches, about 1 ms each against a step of about 430 ms, were estimated at 7% of a step while
-        nearly every token was cut). Drafters still observe."""
-        if not self._budget_ready() or rows < 1:
-            return False
-        return first_node_threshold(rows, self.costs.line) >= self.calibration.max_p(self.scored)
+    def _worth(self, req: _Request, seq: np.ndarray, bar: float | None) -> bool:
+        """Whether request `req` may draft a token that pays: its drafter's bound on a node's score, calibrated,
+        beats the first node's threshold `bar` (None: no threshold yet). One store lookup instead of a search:
+        at 32 requests on 2 CPU cores ADED's searches took about 0.8 ms each (26 ms of a 430 ms step)."""
+        if bar is None:
+            return True
+        bound = req.drafter.score_bound(torch.from_numpy(seq)[None])
+        return bound is None or (bound > 0 and self.calibration.max_p_upto(bound) > bar)  # 0: nothing to draft
 
-    def _keep(self, drafts: list) -> list[int]:
-        """Tokens kept of each draft: all of them (up to k) until the step costs are known, then the budget's."""
+    def _keep(self, drafts: list, line, explore: bool) -> list[int]:
+        """Tokens kept of each draft: all of them (up to k) until the step costs are known (`line` None), then the
+        budget's (plus a few past it on an exploring step)."""
         full = [min(d.length, self.k) for d in drafts]
-        if not self._budget_ready():
+        if line is None:
             return full
         chains = []
         for d, n in zip(drafts, full):
             scores = _scores(d, n)
             chains.append((chain_parents(n), [self.calibration.p(s, depth) for depth, s in enumerate(scores)]))
-        return [len(kept) for kept in select(chains, self.costs.line)]
+        extra = max(2, len(drafts) // 8) if explore else 0
+        return [len(kept) for kept in select(chains, line, extra)]
 
     # ---- one request
     def _request_for(self, seq: np.ndarray, new: list[int]) -> tuple[_Request, bool]:
@@ -265,6 +274,10 @@ class AdedProposer(DrafterProposer):
     """`aded`: the tri-gram store (bundled for the target's tokenizer by default) adapted per request; chains."""
 
     drafter = "aded"
+    # 16 search iterations, not 150: a chain is the most visited path, and 16 found as many accepted tokens in a
+    # replay of GSM8K-100 at batch 1 and 8 (11351 vs 11449; 7655 with 12 vs 7684) at a third of the time (batch 32:
+    # 4.8 vs 8 ms a step); docs/scale.md
+    default_options = {"iterations": 16}
     fixed_options = {"chain": True, "sized": False}  # chains; the batch budget sizes them
 
 

@@ -194,6 +194,11 @@ class Drafter(Protocol):
     def observe(self, result: VerifyResult) -> None:
         """Learn what was committed (roll back caches, adapt statistics)."""
 
+    def score_bound(self, tokens: torch.Tensor) -> float | None:
+        """A cheap upper bound on the score (`Draft.scores`) of any node the next `propose` after `tokens`
+        (B, T) could return, or None where the drafter has none. A caller that rations rows skips the search
+        when even the bound does not pay (vLLM's proposers at batch > 1); it never changes what is proposed."""
+
     def fork(self) -> "Drafter":
         """A drafter for another generation running beside this one (batched serving: vLLM's proposers keep one
         per request); per-generation state is its own, heavy read-only state (a store's base) may be shared."""
@@ -219,6 +224,9 @@ class DrafterBase:
 
     def observe(self, result: VerifyResult) -> None:
         pass
+
+    def score_bound(self, tokens: torch.Tensor) -> float | None:
+        return None
 
     def fork(self) -> "DrafterBase":
         """Drafters with per-generation state (a draft model's KV cache) serve one generation at a time."""

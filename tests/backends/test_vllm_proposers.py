@@ -122,7 +122,7 @@ def test_proposals_are_this_engines_drafts_per_request_whatever_the_batch(cls, n
     out, proposals = serve(prop, PROMPTS, 24, rows, condense_at=condense)
     for i, p in enumerate(PROMPTS):
         assert out[i] == plain(p, 24)  # greedy: vLLM's verification keeps the target's output
-        engine_opts = dict(options, **prop.fixed_options)
+        engine_opts = {**prop.default_options, **options, **prop.fixed_options}
         assert proposals[i] == engine_drafts(name, p, 24, **engine_opts), (name, i)
     assert prop.requests == len(PROMPTS)  # rows reused and moved: no request mistaken for another
     assert any(len(x) for per in proposals.values() for x in per)  # it did draft
@@ -195,20 +195,49 @@ def timed_serve(prop, clock: StepClock, prompts, new_tokens: int, rows: int):
     return serve(prop, prompts, new_tokens, rows)
 
 
+def kept_per_step(prop) -> dict[int, int]:
+    """Tokens `prop` keeps at each step (filled as it runs)."""
+    kept_at: dict[int, int] = {}
+    inner = prop.propose
+
+    def propose(sampled, num, token_ids):
+        before, step = prop.kept, prop.steps
+        out = inner(sampled, num, token_ids)
+        kept_at[step] = prop.kept - before
+        return out
+
+    prop.propose = propose
+    return kept_at
+
+
 @pytest.mark.parametrize("cls,options", [(AdedProposer, {"store": "empty"}), (PromptLookupProposer, {})])
 def test_the_batch_budget_cuts_drafts_only_where_rows_are_dear_and_output_stays_the_same(cls, options):
     prompts = PROMPTS * 3
     cheap, dear = StepClock(0.1, 0.0), StepClock(0.0, 0.01)  # rows free beside the step / a step is its rows
-    kept = {}
     for name, clock in (("cheap", cheap), ("dear", dear)):
-        prop = cls(k=K, tokenizer=None, vocab_size=V, options=options, budget=BudgetConfig(warmup=4), clock=clock)
+        prop = cls(k=K, tokenizer=None, vocab_size=V, options=options, budget=BudgetConfig(warmup=4, explore=0),
+                   clock=clock)
+        kept_at = kept_per_step(prop)
         out, _ = timed_serve(prop, clock, prompts, 24, 4)
         assert all(out[i] == plain(p, 24) for i, p in enumerate(prompts))  # lossless whatever is cut
         assert prop.costs.known and prop.drafted > 0
-        kept[name] = prop.kept / prop.drafted
-    assert kept["cheap"] == 1.0  # a flat cost curve: every drafted token is verified
-    # a step that costs its rows: a draft token pays only if p > T' n / T = 1 (n = rows at plain decoding)
-    assert kept["dear"] < 0.5
+        if name == "cheap":  # a flat cost curve: every drafted token is verified
+            assert prop.kept == prop.drafted
+        else:  # a step that costs its rows: a draft token pays only if p > T' n / T = 1: none past the warm-up
+            assert sum(kept_at.values()) > 0 and sum(n for s, n in kept_at.items() if s >= 8) == 0
+
+
+def test_exploring_steps_keep_a_few_tokens_past_the_rule_so_the_slope_stays_measured():
+    clock = StepClock(0.0, 0.01)  # a step costs its rows: nothing pays after the warm-up
+    prop = PromptLookupProposer(k=K, tokenizer=None, vocab_size=V, budget=BudgetConfig(warmup=4, explore=4),
+                                clock=clock)
+    kept_at = kept_per_step(prop)
+    out, _ = timed_serve(prop, clock, PROMPTS * 3, 24, 4)
+    assert all(out[i] == plain(p, 24) for i, p in enumerate(PROMPTS * 3))
+    late = {s: n for s, n in kept_at.items() if s >= 8}  # past the warm-up (and the first fit)
+    assert any(late.values()) and all(n == 0 for s, n in late.items() if s % 4)  # only on exploring steps ...
+    assert max(late.values()) <= 2  # ... and only max(2, rows // 8) of them
+    assert prop.costs.line(4)[1] == pytest.approx(0.01)  # the slope is still the true one
 
 
 def test_budget_options_from_the_environment():
@@ -231,3 +260,15 @@ def test_no_search_at_all_while_no_token_can_pay():
     steps = sum(len(p) for p in proposals.values())
     assert prop.costs.known and 0 < len(searched) < steps / 2  # searches stop once the costs are known
     assert all(x == [] for p in proposals.values() for x in p[-5:])
+
+
+def test_a_request_searches_only_when_its_drafters_bound_can_pay():
+    prop = AdedProposer(k=K, tokenizer=None, vocab_size=V, options={"store": "empty"})
+    prompt = [1, 2, 3, 1, 2, 4, 1, 2, 3]  # after (1, 2): 3 twice, 4 once -> bound 2/3 of the weight
+    req, _ = prop._request_for(np.array(prompt + [1, 2]), [2])
+    seq = np.array(prompt + [1, 2])
+    bound = req.drafter.score_bound(torch.from_numpy(seq)[None])
+    assert bound == pytest.approx(2 / 3, abs=0.05)
+    assert prop._worth(req, seq, None)  # no threshold yet: search
+    assert prop._worth(req, seq, 0.3) and not prop._worth(req, seq, 0.9)  # calibrated from the prior: about 2/3
+    assert not prop._worth(req, np.array(prompt + [7, 8]), 0.01)  # nothing known after (7, 8): no search

@@ -11,6 +11,7 @@ from specdec.drafters.base import Drafter, DrafterBase, DraftTree
 def test_defaults_of_the_base_class():
     d = DrafterBase()
     assert d.runner is None and d.compile_seconds == 0.0 and d.draft_limit(7) == 7
+    assert d.score_bound(torch.tensor([[1, 2, 3]])) is None  # no bound: callers search
     assert isinstance(d, Drafter)
 
 

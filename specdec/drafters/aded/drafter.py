@@ -89,6 +89,17 @@ class AdedDrafter(DrafterBase):
         scores = torch.tensor([res.path_probs], dtype=torch.float32) if len(res.path_probs) == len(res) else None  # (1, N)
         return Draft(tokens=tokens, tree=tree, info=info, scores=scores)
 
+    def score_bound(self, tokens: torch.Tensor) -> float | None:
+        """The first node's prior at most (a path's probability is a product of priors): the largest share of the
+        store's successors of the last two tokens, one lookup. None with `suffix` (its nodes score otherwise)."""
+        if self.config.suffix:
+            return None
+        seq = tokens[0]  # (T,)
+        if len(seq) == 0:
+            return 0.0
+        succ, w = self.store.successors(int(seq[-2]) if len(seq) >= 2 else None, int(seq[-1]), self.config.backoff)
+        return w[0] / (sum(w) or 1.0) if succ else 0.0
+
     def _sized(self, res):
         """The nodes of `res` that pay for their row (specdec.budget.select on the target's pass costs), each
         node's chance of acceptance from its store path probability as calibrated by this drafter's outcomes."""

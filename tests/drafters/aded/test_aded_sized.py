@@ -52,3 +52,17 @@ def test_outcomes_calibrate_the_store_probabilities():
                                accepted_nodes=[], bonus=False))
     after = propose(d).length
     assert before > 0 and after < before  # drafts that never pay shrink
+
+
+def test_the_score_bound_covers_every_node_of_the_next_draft_in_one_lookup():
+    d = drafter(None)
+    for seq in ((5, 1, 2), (1, 2, 3), (2, 3, 4), (9, 1, 2), (3, 6, 7), (7, 39)):
+        bound, draft = d.score_bound(torch.tensor([list(seq)])), propose(d, seq)
+        assert bound is not None and 0 <= bound <= 1
+        if draft.length:
+            assert float(draft.scores.max()) <= bound + 1e-6  # a path's probability is at most its first prior
+            assert float(draft.scores.max()) == bound or draft.tree is not None  # the likeliest first node
+        else:
+            assert bound == 0.0  # nothing known after these tokens
+    suffix = AdedDrafter(d.store, AdedConfig(suffix=True))
+    assert suffix.score_bound(torch.tensor([[1, 2]])) is None  # its match nodes score otherwise
