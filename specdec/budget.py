@@ -238,3 +238,50 @@ def select(trees: list[tuple[Sequence[int], Sequence[float]]], line: Line, extra
         for c in kids[i].get(j, ()):
             heapq.heappush(heap, (-min(trees[i][1][c], -neg_p), i, c))
     return [sorted(k) for k in keep]
+
+
+class TreeSizer:
+    """One request's tree cut per round to the nodes that pay for their row on the target's pass costs (`select`
+    on one tree), each node's chance of acceptance its drafter's score calibrated by this sizer's outcomes. Used
+    by the drafters' `sized` option (ADED's store path probabilities, the draft model's path probabilities).
+
+        kept = sizer.cut(parents, scores)      # indices of the nodes to verify, parents first
+        ...                                    # the drafter returns those nodes
+        sizer.observe(accepted_nodes)          # indices into the kept nodes (VerifyResult.accepted_nodes)
+
+    costs: anything with `line(rows) -> (seconds, seconds per extra row)` (specdec.runners.costs.PassCosts), or
+    None: nothing is cut, nothing learnt."""
+
+    def __init__(self, costs, prior: float = 4.0) -> None:
+        self.costs = costs
+        self.calibration = Calibration(prior)  # kept across generations: the drafter's scores mean the same
+        self._drafted: tuple[list, list] | None = None  # the kept nodes' (scores, depths) until their outcome
+
+    def chances(self, parents: Sequence[int], scores: Sequence[float | None]) -> list[float]:
+        """Each node's calibrated chance of acceptance."""
+        return [self.calibration.p(s, d) for s, d in zip(scores, _depths(parents))]
+
+    def cut(self, parents: Sequence[int], scores: Sequence[float | None]) -> list[int]:
+        """The nodes worth verifying (all of them without costs), remembered for `observe`."""
+        depths = _depths(parents)
+        kept = list(range(len(parents))) if self.costs is None else \
+            select([(parents, self.chances(parents, scores))], self.costs.line)[0]
+        self._drafted = ([scores[j] for j in kept], [depths[j] for j in kept])
+        return kept
+
+    def observe(self, accepted_nodes: Sequence[int] | None) -> None:
+        """The outcome of the last cut's nodes: which of them were accepted."""
+        if self._drafted is None:
+            return
+        scores, depths = self._drafted
+        ok = set(accepted_nodes or ())
+        self.calibration.observe_nodes(scores, depths, [j in ok for j in range(len(scores))])
+        self._drafted = None
+
+
+def _depths(parents: Sequence[int]) -> list[int]:
+    """Each node's depth, 0 for a child of the root (parents in topological order)."""
+    d: list[int] = []
+    for p in parents:
+        d.append(0 if p < 0 else d[p] + 1)
+    return d

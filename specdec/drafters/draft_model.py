@@ -31,7 +31,12 @@ class DraftModelDrafter(DrafterBase):
     name = "draft-model"
 
     def __init__(self, runner: Runner, target_vocab: int, tree_nodes: int = 0, tree_branch: int = 2,
-                 tree_width: int = 4) -> None:
+                 tree_width: int = 4, costs=None) -> None:
+        """costs: for sized trees, the target's pass costs (`line(rows)`, specdec.runners.costs.PassCosts), else
+        None (the tree is tree_nodes nodes)."""
+        from specdec.budget import TreeSizer
+
+        self.sizer = TreeSizer(costs) if costs is not None else None
         self.runner = runner
         self.target_vocab = target_vocab
         self.tree_nodes, self.tree_branch, self.tree_width = tree_nodes, tree_branch, tree_width
@@ -131,10 +136,19 @@ class DraftModelDrafter(DrafterBase):
                 new.append(len(toks) - 1)
             if len(toks) >= budget or depth == max_depth - 1 or not new:
                 break
+            if self.sizer is not None and not set(self.sizer.cut(parents, path_p)) & set(new):
+                break  # no node of this depth pays: their children would not either (saves a draft pass)
             tree = DraftTree(parents)
             out, _ = self.runner.forward(torch.tensor([toks]), tree_mask=tree.ancestor_mask(),
                                          depths=torch.tensor(tree.depths))  # (1, N, V)
             frontier = [(i, out[0, i], path_p[i]) for i in new]
+        if self.sizer is not None:  # the nodes that pay for their row on the target's pass
+            kept = self.sizer.cut(parents, path_p)
+            index = {j: i for i, j in enumerate(kept)}
+            toks, path_p = [toks[j] for j in kept], [path_p[j] for j in kept]
+            parents = [index[parents[j]] if parents[j] >= 0 else -1 for j in kept]
+        if not toks:
+            return Draft.empty()
         return Draft(tokens=torch.tensor([toks]), tree=DraftTree.of(parents), scores=torch.tensor([path_p]),  # (1, N)
                      info={"tree_size": len(toks), "expected_accepted": sum(path_p)})
 
@@ -155,12 +169,14 @@ class DraftModelDrafter(DrafterBase):
         return torch.cat([logits, logits.new_full((V - logits.shape[0],), float("-inf"))])
 
     def observe(self, result: VerifyResult) -> None:
-        pass  # the next propose() rolls the cache back to what was committed
+        """The next propose() rolls the cache back to what was committed; sized trees learn what was accepted."""
+        if self.sizer is not None:
+            self.sizer.observe(result.accepted_nodes)
 
 
 def check_options(draft: str | None = None, vocab: int = 0, draft_weights: str | None = None,
                   draft_backend: str | None = None, tree_nodes: int = 0, tree_branch: int = 2,
-                  tree_width: int = 4) -> None:
+                  tree_width: int = 4, sized: bool = False) -> None:
     """The draft-model drafter's option checks that need no model (hybrid runs them too)."""
     from specdec.config import WEIGHTS
     from specdec.runners import check_backend
@@ -168,6 +184,10 @@ def check_options(draft: str | None = None, vocab: int = 0, draft_weights: str |
     if tree_nodes < 0 or tree_branch < 1 or tree_width < 1:
         raise InputError(f"draft-model: need tree_nodes >= 0 (0 = a chain), tree_branch >= 1 and tree_width >= 1, "
                          f"got {tree_nodes}, {tree_branch}, {tree_width}")
+    if not isinstance(sized, bool):
+        raise InputError(f"draft-model: sized must be true or false, got {sized!r}")
+    if sized and not tree_nodes:
+        raise InputError("draft-model: sized=true sizes trees: pass tree_nodes=N too (the node cap, e.g. 16)")
 
     if vocab < 0:
         raise InputError(f"draft-model: vocab must be >= 0 (0 = the whole vocabulary), got {vocab}")
@@ -180,7 +200,7 @@ def check_options(draft: str | None = None, vocab: int = 0, draft_weights: str |
 @DRAFTERS.register("draft-model", check=check_options)
 def _build(env: DrafterEnv, draft: str | None = None, vocab: int = 0, draft_weights: str | None = None,
            draft_backend: str | None = None, tree_nodes: int = 0, tree_branch: int = 2,
-           tree_width: int = 4) -> DraftModelDrafter:
+           tree_width: int = 4, sized: bool = False) -> DraftModelDrafter:
     """vocab=N: the draft's output layer computes only the N lowest token ids (the tokenizer's most frequent:
     BPE ids follow merge order) and the special tokens; the draft never proposes the others. On the 0.5B
     draft the output layer is 151,936 x 896, an eighth of its bytes read per token. Lossless either way:
@@ -189,11 +209,13 @@ def _build(env: DrafterEnv, draft: str | None = None, vocab: int = 0, draft_weig
     int4-all (4-bit everywhere, 21 vs 38 ms a token for the 0.5B here, whose GGUF is mostly 5-bit).
     tree_nodes=N (> 0): draft a tree of N nodes instead of a chain (EAGLE-2-style: tree_branch candidates per
     node, the tree_width best by path probability kept per depth; the policy's k caps the depth; needs the
-    target and draft on runners that take tree masks: torch)."""
+    target and draft on runners that take tree masks: torch). sized=true: each round's tree cut to the nodes whose
+    calibrated path probability pays for their row on the target's measured pass costs (tree_nodes the cap;
+    specdec.budget.TreeSizer, as ADED's sized trees)."""
     name = draft or env.draft
     if not name:
         raise InputError("the draft-model drafter needs a draft model: pass draft=... (CLI: --draft NAME)")
-    check_options(draft, vocab, draft_weights, draft_backend, tree_nodes, tree_branch, tree_width)
+    check_options(draft, vocab, draft_weights, draft_backend, tree_nodes, tree_branch, tree_width, sized)
     if draft_weights is None and env.engine is not None and env.engine.weights == "auto":
         from specdec.runners import resolve_backend, resolve_weights
 
@@ -209,4 +231,9 @@ def _build(env: DrafterEnv, draft: str | None = None, vocab: int = 0, draft_weig
         special = [int(i) for i in getattr(tokenizer, "all_special_ids", [])]
         added = [int(i) for i in getattr(tokenizer, "added_tokens_decoder", {})]
         runner.restrict_vocab(sorted(set(range(min(vocab, runner.vocab_size))) | set(special) | set(added)))
-    return DraftModelDrafter(runner, env.target_runner.vocab_size, tree_nodes, tree_branch, tree_width)
+    costs = None
+    if sized:
+        from specdec.runners.costs import pass_costs
+
+        costs = pass_costs(env.target_runner, env.cache_dir)  # measured once per machine and runner, cached
+    return DraftModelDrafter(runner, env.target_runner.vocab_size, tree_nodes, tree_branch, tree_width, costs)

@@ -11,6 +11,7 @@ from specdec.api import SpecDecoder
 from specdec.config import SamplingConfig, SpecConfig, StopConfig
 from specdec.drafters.base import DraftContext
 from specdec.drafters.draft_model import DraftModelDrafter, check_same_vocabulary
+from specdec.runners.costs import PassCosts
 from specdec.runners.torch_runner import TorchRunner
 from specdec.errors import InputError, TokenizerMismatchError
 from specdec.sampling import process_logits
@@ -307,3 +308,70 @@ def test_tree_options_are_checked_before_any_model():
 
     with pytest.raises(InputError, match="tree_branch >= 1"):
         DRAFTERS.check("draft-model", tree_nodes=4, tree_branch=0)
+
+    with pytest.raises(InputError, match="sized=true sizes trees"):
+        DRAFTERS.check("draft-model", sized=True)
+    with pytest.raises(InputError, match="sized must be true or false"):
+        DRAFTERS.check("draft-model", tree_nodes=8, sized="yes")
+
+
+# ------------------------------------------------------------------ trees sized by the target's pass costs
+# 3 ms a row beside a 100 ms pass: a first node pays above a 0.03 chance (this tiny draft's best paths: about 0.06)
+DEAR = PassCosts((1, 65), (0.1, 0.1 + 64 * 0.003))
+
+
+def sized_draft(close, costs) -> DraftModelDrafter:
+    return DraftModelDrafter(TorchRunner(close, max_context=64), target_vocab=64, tree_nodes=12, tree_branch=3,
+                             tree_width=4, costs=costs)
+
+
+def tree_ctx(ids):
+    return DraftContext(ids, 4, 12, ConstantPolicy(k=4), SamplingConfig(), policy_k=4)
+
+
+def test_sized_draft_trees_keep_all_on_a_flat_curve_and_cut_on_a_steep_one(close):
+    from specdec.runners.costs import PassCosts
+
+    ids = torch.tensor([[5, 6, 7, 8]])
+    sizes = {}
+    for name, costs in (("none", None), ("flat", PassCosts((1, 64), (0.1, 0.1))),
+                        ("dear", DEAR), ("rows", PassCosts((1, 64), (0.01, 0.64)))):
+        d = sized_draft(close, costs)
+        d.start(ids)
+        draft = d.propose(tree_ctx(ids))
+        sizes[name] = draft.length
+        if draft.length:  # what is returned is a tree of the kept nodes, scores still path probabilities
+            assert draft.scores.shape == (1, draft.length) and float(draft.scores.max()) <= 1
+    assert sizes["flat"] == sizes["none"] == 12
+    assert 0 < sizes["dear"] < 12 and sizes["rows"] == 0  # a pass that costs its rows: no node pays
+
+
+def test_sized_draft_trees_learn_from_what_was_accepted(close):
+    from specdec.drafters.base import VerifyResult
+
+    ids = torch.tensor([[5, 6, 7, 8]])
+    d = sized_draft(close, DEAR)
+    d.start(ids)
+    before = d.propose(tree_ctx(ids)).length
+    for _ in range(40):  # every node rejected: the draft's path probabilities overstate its chances
+        d.propose(tree_ctx(ids))
+        d.observe(VerifyResult(tokens=torch.tensor([[1]]), num_accepted=0, draft_length=1, accepted_nodes=[],
+                               bonus=False))
+    assert d.propose(tree_ctx(ids)).length < before
+
+
+@pytest.mark.parametrize("kind", ["qwen2", "llama"])
+def test_sized_draft_trees_greedy_identical_to_plain(kind, tokenizer, target_model):
+    from spec_helpers import make_model, random_prompts
+
+    target = target_model if kind == "qwen2" else make_model("llama", seed=5, layers=2, sharp=8.0)
+    draft = close_draft(target, eps=0.3)
+    dec = SpecDecoder(target, tokenizer, model_loader=lambda name: (draft, tokenizer), draft="d")
+    stop = StopConfig(max_new_tokens=20)
+    spec = SpecConfig(drafter="draft-model", k=4, drafter_options={"tree_nodes": 12, "tree_branch": 3,
+                                                                   "tree_width": 4, "sized": True})
+    st = GenerationStats()
+    for p in random_prompts(8, seed=3):
+        plain = [t for r in dec.stream_ids(p, stop=stop, spec=SpecConfig()) for t in r.tokens]
+        assert [t for r in dec.stream_ids(p, stop=stop, spec=spec, stats=st) for t in r.tokens] == plain
+    assert st.accepted > 0

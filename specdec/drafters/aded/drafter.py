@@ -30,15 +30,14 @@ class AdedDrafter(DrafterBase):
     def __init__(self, store: TrigramStore, config: AdedConfig = AdedConfig(), costs=None) -> None:
         """costs: for `sized` trees, the target's pass costs (anything with `line(rows) -> (seconds, seconds per
         extra row)`, e.g. specdec.runners.costs.PassCosts), or None (nothing is cut)."""
-        from specdec.budget import Calibration
+        from specdec.budget import TreeSizer
 
         self.store = store
         self.config = config
         self._hist: list[int] = []  # committed tokens (prompt + output) of this generation
         self.rounds: list[dict] = []  # per-round record of this generation (tree size, accepted depth, ms)
         self.costs = costs
-        self.calibration = Calibration()  # store path probability -> chance of acceptance (kept across generations)
-        self._drafted: tuple[list, list] | None = None  # the last draft's (scores, depths), for the calibration
+        self.sizer = TreeSizer(costs)  # store path probability -> chance of acceptance (kept across generations)
 
     # ---- the loop's budget hook
     def draft_limit(self, policy_max: int) -> int:
@@ -101,20 +100,15 @@ class AdedDrafter(DrafterBase):
         return w[0] / (sum(w) or 1.0) if succ else 0.0
 
     def _sized(self, res):
-        """The nodes of `res` that pay for their row (specdec.budget.select on the target's pass costs), each
+        """The nodes of `res` that pay for their row (specdec.budget.TreeSizer on the target's pass costs), each
         node's chance of acceptance from its store path probability as calibrated by this drafter's outcomes."""
-        from specdec.budget import select
         from specdec.drafters.aded.search import SearchResult
 
         scores = res.path_probs if len(res.path_probs) == len(res) else [None] * len(res)
-        depths = DraftTree(parents=res.parents).depths
-        self._drafted = (scores, depths)
-        if self.costs is None:
+        kept = self.sizer.cut(res.parents, scores)
+        if len(kept) == len(res):
             return res
-        p = [self.calibration.p(s, d) for s, d in zip(scores, depths)]
-        kept = select([(res.parents, p)], self.costs.line)[0]
         index = {j: i for i, j in enumerate(kept)}
-        self._drafted = ([scores[j] for j in kept], [depths[j] for j in kept])
         return SearchResult(tokens=[res.tokens[j] for j in kept],
                             parents=[index[res.parents[j]] if res.parents[j] >= 0 else -1 for j in kept],
                             path_probs=[res.path_probs[j] for j in kept] if res.path_probs else [],
@@ -147,11 +141,8 @@ class AdedDrafter(DrafterBase):
         self._hist += result.tokens[0].tolist()
         if self.rounds and "accepted" not in self.rounds[-1]:
             self.rounds[-1]["accepted"] = result.num_accepted
-        if self._drafted is not None:  # sized trees: what was accepted calibrates the store's path probabilities
-            scores, depths = self._drafted
-            ok = set(result.accepted_nodes or ())
-            self.calibration.observe_nodes(scores, depths, [j in ok for j in range(len(scores))])
-            self._drafted = None
+        if cfg.sized:  # what was accepted calibrates the store's path probabilities
+            self.sizer.observe(result.accepted_nodes)
         if cfg.adapt:
             self.store.update(self._hist[-cfg.window:], cfg.increment, cfg.cap, cfg.top_k, bigrams=cfg.backoff)
         if len(self._hist) > 4 * cfg.window:
