@@ -43,8 +43,8 @@ class BudgetConfig:
 
     budget: str = "auto"
     warmup: int = 8
-    window: int = 128
-    explore: int = 16
+    window: int = 256
+    explore: int = 32
     prior: float = 4.0
 
     def __post_init__(self) -> None:
@@ -60,7 +60,7 @@ class BudgetConfig:
 
 class StepCosts:
     """The step time as a function of the rows in the pass and the batch's context, learnt from measured steps:
-    a least-squares plane over the last `window` clean steps,
+    a least-squares plane over the last `window` clean steps (256),
 
         T(rows, context) = t + b (rows - r) + c (context - x)     (r, x, t: the window's mean rows, context, time),
 
@@ -74,7 +74,7 @@ class StepCosts:
 
     MIN_STEPS = 4
 
-    def __init__(self, window: int = 128) -> None:
+    def __init__(self, window: int = 256) -> None:
         self.points: deque[tuple[float, float, float]] = deque(maxlen=window)  # (rows, context, seconds)
         self.steps = 0
         self._fit: tuple[float, float, float, float, float] | None = None

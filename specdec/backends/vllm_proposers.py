@@ -170,8 +170,7 @@ class DrafterProposer:
         if self._last_call is not None and clean and rows_before == self._expected_rows:
             self.costs.observe(rows_before, now - self._last_call, self._context)
         context = float(sum(len(seq) for _, _, seq in requests))  # committed tokens this step's pass attends to
-        line = self.costs.at(context) if self._budget_ready() else None
-        explore = line is not None and self.budget.explore > 0 and self.steps % self.budget.explore == 0
+        line, explore = self._line(context)
         bar = None if line is None or explore else first_node_threshold(len(requests), line)  # a first node's price
         idle = bar is not None and bar >= self.calibration.max_p(self.scored)
         live = [(i, req, Draft.empty() if idle or not self._worth(req, seq, bar) else self._draft(req, seq))
@@ -197,6 +196,17 @@ class DrafterProposer:
     def _budget_ready(self) -> bool:
         """The budget cuts drafts: on, past its warm-up, with a cost slope to read."""
         return self.budget.budget != "off" and self.costs.steps >= self.budget.warmup and self.costs.known
+
+    def _line(self, context: float):
+        """(the cost line this step's cuts use, or None: keep every drafted token; whether this step explores).
+        Until the slope is known, every other step keeps only the exploring few and the others nothing (keeping
+        every token then cost 2.6% of a batch-32 run: 8 steps of 160 rows instead of 32, 1.3 s each instead of
+        0.3 s); past it, every `explore`-th step explores."""
+        if self.budget.budget == "off":
+            return None, False
+        if not self._budget_ready():
+            return _NOTHING_PAYS, self.steps % 2 == 0
+        return self.costs.at(context), self.budget.explore > 0 and self.steps % self.budget.explore == 0
 
     def _worth(self, req: _Request, seq: np.ndarray, bar: float | None) -> bool:
         """Whether request `req` may draft a token that pays: its drafter's bound on a node's score, calibrated,
@@ -246,6 +256,11 @@ class DrafterProposer:
     def _new_drafter(self):
         """A drafter for one request. ADED: its own adaptation overlay over the one shared base store."""
         return self._prototype.fork()
+
+
+def _NOTHING_PAYS(rows: float) -> tuple[float, float]:
+    """A cost line on which no drafted token pays (before the slope is known): only exploring nodes are kept."""
+    return 1.0, float("inf")
 
 
 def _scores(draft, n: int) -> list:

@@ -195,15 +195,17 @@ def timed_serve(prop, clock: StepClock, prompts, new_tokens: int, rows: int):
     return serve(prop, prompts, new_tokens, rows)
 
 
-def kept_per_step(prop) -> dict[int, int]:
-    """Tokens `prop` keeps at each step (filled as it runs)."""
+def kept_per_step(prop, drafted_at: dict[int, int] | None = None) -> dict[int, int]:
+    """Tokens `prop` keeps at each step (filled as it runs; `drafted_at`: the tokens its drafters drafted)."""
     kept_at: dict[int, int] = {}
     inner = prop.propose
 
     def propose(sampled, num, token_ids):
-        before, step = prop.kept, prop.steps
+        before, drafted, step = prop.kept, prop.drafted, prop.steps
         out = inner(sampled, num, token_ids)
         kept_at[step] = prop.kept - before
+        if drafted_at is not None:
+            drafted_at[step] = prop.drafted - drafted
         return out
 
     prop.propose = propose
@@ -217,14 +219,18 @@ def test_the_batch_budget_cuts_drafts_only_where_rows_are_dear_and_output_stays_
     for name, clock in (("cheap", cheap), ("dear", dear)):
         prop = cls(k=K, tokenizer=None, vocab_size=V, options=options, budget=BudgetConfig(warmup=4, explore=0),
                    clock=clock)
-        kept_at = kept_per_step(prop)
+        drafted_at: dict[int, int] = {}
+        kept_at = kept_per_step(prop, drafted_at)
         out, _ = timed_serve(prop, clock, prompts, 24, 4)
         assert all(out[i] == plain(p, 24) for i, p in enumerate(prompts))  # lossless whatever is cut
         assert prop.costs.known and prop.drafted > 0
+        # the warm-up: every other step keeps max(2, rows // 8) = 2 tokens, the others none
+        assert all(kept_at[s] <= (2 if s % 2 == 0 else 0) for s in range(4))
+        late = [s for s in kept_at if s >= 12]  # past the warm-up (4 clean steps) and the first fit
         if name == "cheap":  # a flat cost curve: every drafted token is verified
-            assert prop.kept == prop.drafted
+            assert sum(kept_at[s] for s in late) == sum(drafted_at[s] for s in late) > 0
         else:  # a step that costs its rows: a draft token pays only if p > T' n / T = 1: none past the warm-up
-            assert sum(kept_at.values()) > 0 and sum(n for s, n in kept_at.items() if s >= 8) == 0
+            assert sum(kept_at.values()) > 0 and sum(kept_at[s] for s in late) == 0
 
 
 def test_exploring_steps_keep_a_few_tokens_past_the_rule_so_the_slope_stays_measured():

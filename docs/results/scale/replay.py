@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 
 def main() -> None:
@@ -27,20 +26,16 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="append one JSON line per setup here")
     a = ap.parse_args()
 
-    from eval.data import load_gsm8k
-    from eval.gsm8k import GSM8KPrompter
-    from eval.tasks import get_task
+    from eval.references import run_references
     from specdec.backends.vllm_proposers import PROPOSERS
     from specdec.backends.vllm_replay import StepModel, replay
     from specdec.budget import BudgetConfig
     from specdec.errors import InputError
     from specdec.zoo.load import load_tokenizer
 
+    from specdec.errors import DataError
+
     try:
-        results = Path(a.refs) / "results.jsonl"
-        if not results.is_file():
-            raise InputError(f"--refs {a.refs}: no results.jsonl (a finished `specdec eval run` folder)")
-        rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
         setups = []
         for s in a.setup:  # every setup checked before anything runs
             name, _, opt = s.partition(":")
@@ -51,16 +46,10 @@ def main() -> None:
             setups.append((s, name, drafter, BudgetConfig(**opts)))
         base, per_row, per_ctx = (float(x) for x in a.cost.split(","))
         model = StepModel(base=base, per_row=per_row, per_context=per_ctx)
-    except (InputError, ValueError, TypeError) as e:
+        tok = load_tokenizer(a.model)
+        prompts, refs = run_references(a.refs, tok, a.data)
+    except (InputError, DataError, ValueError, TypeError) as e:
         sys.exit(f"error: {e}")
-    tok = load_tokenizer(a.model)
-    task = get_task("gsm8k_chat")
-    items = {it.id: it for it in load_gsm8k(a.data, task.split)}
-    prompter = GSM8KPrompter(task)
-    prompts = [tok.apply_chat_template(prompter.prompt(items[r["id"]]), add_generation_prompt=True, tokenize=False)
-               for r in rows]
-    prompts = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    refs = [tok(r["text"], add_special_tokens=False)["input_ids"] for r in rows]
     plain = None
     for label, name, drafter, budget in setups:
         prop = None if name == "plain" else PROPOSERS[name](k=4, tokenizer=tok, options=drafter, budget=budget)
