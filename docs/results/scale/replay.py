@@ -5,7 +5,7 @@ against a vLLM plain run's outputs, a step-cost model for the clock. Ranks setti
         --setup plain --setup aded --setup 'aded:{"budget": "off"}' --setup 'aded:{"drafter": {"iterations": 150}}'
 
 A setup is `plain` or `NAME[:JSON]` with NAME a proposer (aded, prompt-lookup, suffix) and JSON the budget's
-options (specdec.budget.BudgetConfig) plus "drafter": the drafter's options. Writes one JSON line per setup.
+options (specdec.budget.BudgetConfig) plus "drafter": the drafter's options. Prints one JSON line per setup; --json writes the list.
 """
 from __future__ import annotations
 
@@ -23,13 +23,14 @@ def main() -> None:
     ap.add_argument("--data", default=None, help="data folder (default: the project's data path)")
     ap.add_argument("--new", type=int, default=256)
     ap.add_argument("--cost", default="0.075,0.0065,1.25e-5", help="step model: base,per_row,per_context seconds")
-    ap.add_argument("--json", default=None, help="append one JSON line per setup here")
+    ap.add_argument("--json", default=None, help="write the rows (a JSON list) here")
     a = ap.parse_args()
 
     from eval.references import run_references
     from specdec.backends.vllm_proposers import PROPOSERS
     from specdec.backends.vllm_replay import StepModel, replay
     from specdec.budget import BudgetConfig
+    from specdec.jsonl import write_json_atomic
     from specdec.errors import InputError
     from specdec.zoo.load import load_tokenizer
 
@@ -50,7 +51,7 @@ def main() -> None:
         prompts, refs = run_references(a.refs, tok, a.data)
     except (InputError, DataError, ValueError, TypeError) as e:
         sys.exit(f"error: {e}")
-    plain = None
+    plain, rows = None, []
     for label, name, drafter, budget in setups:
         prop = None if name == "plain" else PROPOSERS[name](k=4, tokenizer=tok, options=drafter, budget=budget)
         r = replay(prop, prompts, refs, a.batch, model, a.new)
@@ -59,10 +60,10 @@ def main() -> None:
                "vs_plain": round(r.tokens_per_second / plain, 3) if plain else None, "steps": r.steps,
                "drafted": r.drafted, "accepted": r.accepted,
                "proposer_ms_per_step": round(r.proposer_seconds / r.steps * 1e3, 2)}
+        rows.append(out)
         print(json.dumps(out), flush=True)
-        if a.json:
-            with open(a.json, "a") as f:
-                f.write(json.dumps(out) + "\n")
+        if a.json:  # the rows so far, atomically, after each one
+            write_json_atomic(a.json, rows)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ def main() -> None:
     from specdec.drafters.aded.drafter import bundled_store
     from specdec.drafters.aded.store import TrigramStore
     from specdec.drafters.aded.tune import replay
+    from specdec.jsonl import write_json_atomic
     from specdec.errors import DataError, InputError
     from specdec.zoo.load import load_tokenizer
 
@@ -46,15 +47,16 @@ def main() -> None:
                 stores[s] = TrigramStore.load(s)
     except (InputError, DataError, OSError) as e:
         sys.exit(f"error: {e}")
+    rows: list[dict] = []
     for name, store in stores.items():
         r = replay(store, AdedConfig(), prompts, refs, a.nodes, a.depth)
         out = {"store": name, "pairs": store.num_pairs, "tau": round(r["accepted_per_round"] + 1, 3),
                "accepted_per_round": round(r["accepted_per_round"], 3), "rounds": r["rounds"],
                "search_ms": round(r["search_ms"], 3), "nodes": a.nodes, "depth": a.depth, "prompts": len(prompts)}
+        rows.append(out)
+        if a.json:  # the rows so far, atomically, after each one
+            write_json_atomic(a.json, rows)
         print(json.dumps(out), flush=True)
-        if a.json:
-            with open(a.json, "a") as f:
-                f.write(json.dumps(out) + "\n")
 
 
 if __name__ == "__main__":
