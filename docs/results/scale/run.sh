@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 . .venv/bin/activate
-RES="${RES:-docs/results/scale/2026-12-05-c}"  # one folder per run (figures are compared within a run only)
+RES="${RES:-docs/results/scale/2026-12-05-d}"  # one folder per run (figures are compared within a run only)
 OUT="${OUT:-runs/scale/$(basename "$RES")}"; N="${N:-100}"; NEW="${NEW:-256}"  # a new OUT: eval resumes what it holds
 export HF_HUB_OFFLINE=1
 M15=qwen2.5-coder-1.5b-instruct; M05=qwen2.5-coder-0.5b-instruct
@@ -28,7 +28,7 @@ batched() {  # batched B: GSM8K (first N, chat) through vLLM, B requests side by
     SPECDEC_PROPOSER_OPTIONS="$budget" specdec eval run gsm8k_chat --backend vllm --model $M15 "${args[@]}" --limit "$N" -n "$NEW" \
         --vllm-batch "$b" --out "$OUT/$name" --no-plots 2>&1 | tee "$OUT/$name.log"
     mkdir -p "$RES/$name" && cp "$OUT/$name"/{summary.json,summary.md,run.json,results.jsonl} "$RES/$name/"
-    grep -E "specdec .* proposer:|SpecDecoding metrics" "$OUT/$name.log" > "$RES/$name/proposer.log" || true  # the budget's log
+    grep -hE "specdec .* proposer:|SpecDecoding metrics" "$OUT/$name.log" "$OUT/.$name.vllm.log" > "$RES/$name/proposer.log" 2>/dev/null || true  # the budget's log (the vLLM worker's lines are in .NAME.vllm.log)
   done
 }
 
