@@ -43,3 +43,39 @@ def run_references(folder: str | Path, tokenizer, data_dir: str | None = None, l
         prompts.append(tokenizer(text, add_special_tokens=False)["input_ids"])
         refs.append(tokenizer(r["text"], add_special_tokens=False)["input_ids"])
     return prompts, refs
+
+
+def bench_references(path: str | Path, tokenizer, setup: str = "plain", data_dir: str | None = None
+                     ) -> tuple[list[list[int]], list[list[int]], list[str]]:
+    """(prompt ids, output ids, category) per prompt of a `specdec bench --json` file: the prompts rebuilt from
+    the bench's own prompt spec and data (each checked against the token count the bench recorded), the outputs
+    those of `setup` (its greedy outputs: the plain row's are the target's own). Spec-Bench prompts cover
+    categories a GSM8K run does not (coding, translation, ...)."""
+    from specdec.bench.prompts import load_prompts
+    from specdec.prompt import encode_prompt
+
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+        cfg, rows = doc["config"], doc["setups"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: not a `specdec bench --json` file ({e})") from None
+    if setup not in rows or not rows[setup].get("per_prompt"):
+        raise DataError(f"{path}: no per-prompt outputs for setup {setup!r} (setups: {', '.join(rows)})")
+    if (cfg.get("sampling") or {}).get("temperature", 0.0) != 0.0:
+        raise DataError(f"{path}: a sampled bench; replay references must be greedy outputs")
+    items = load_prompts(cfg["prompts"], data_dir or cfg.get("data_dir"), bool(cfg.get("per_category")))
+    counts = cfg.get("prompt_tokens") or []
+    prompts, refs, cats = [], [], []
+    for r in rows[setup]["per_prompt"]:
+        i = int(r["prompt_index"])
+        if i >= len(items) or "output_ids" not in r:
+            raise DataError(f"{path}: prompt {i} is not in {cfg['prompts']!r} or has no output ids")
+        ids = encode_prompt(tokenizer, items[i].text, cfg.get("chat"))
+        if i < len(counts) and len(ids) != counts[i]:
+            raise DataError(f"{path}: prompt {i} has {len(ids)} tokens here, {counts[i]} in the bench "
+                            "(other data, tokenizer or chat setting)")
+        prompts.append(ids)
+        refs.append([int(t) for t in r["output_ids"]])
+        cats.append(items[i].category or items[i].source)
+    return prompts, refs, cats

@@ -8,7 +8,7 @@ import pytest
 from evalhelpers import byte_tokenizer
 from eval.data import load_gsm8k
 from eval.gsm8k import GSM8KPrompter, prompt_sha256
-from eval.references import run_references
+from eval.references import bench_references, run_references
 from eval.tasks import get_task
 from specdec.errors import DataError
 
@@ -46,3 +46,40 @@ def test_a_run_that_does_not_match_its_data_or_is_not_gsm8k_is_one_line(tmp_path
     (tmp_path / "mmlu" / "results.jsonl").write_text("")
     with pytest.raises(DataError, match="not a zero-shot GSM8K"):
         run_references(tmp_path / "mmlu", tok)
+
+
+def write_bench(path, data_dir, tok, outputs, temperature=0.0, tokens=None):
+    (data_dir / "spec_bench").mkdir(parents=True, exist_ok=True)
+    qs = [{"question_id": i, "category": c, "turns": [f"Question {i} about {c}?"]}
+          for i, c in enumerate(["coding", "coding", "writing"])]
+    (data_dir / "spec_bench" / "question.jsonl").write_text("".join(json.dumps(q) + "\n" for q in qs))
+    from specdec.prompt import encode_prompt
+    counts = tokens or [len(encode_prompt(tok, q["turns"][0], True)) for q in qs[::2]]
+    cfg = {"prompts": "spec_bench:1", "per_category": True, "chat": True, "data_dir": str(data_dir),
+           "prompt_tokens": counts, "sampling": {"temperature": temperature}}
+    per = [{"prompt_index": i, "output_ids": o} for i, o in enumerate(outputs)]
+    path.write_text(json.dumps({"config": cfg, "setups": {"plain": {"per_prompt": per}}}))
+
+
+def test_bench_references_rebuild_the_bench_prompts_with_their_categories(tmp_path, data_dir):
+    tok = byte_tokenizer(chat=True)
+    write_bench(tmp_path / "b.json", data_dir, tok, [[5, 6, 7], [8]])
+    prompts, refs, cats = bench_references(tmp_path / "b.json", tok)
+    assert cats == ["coding", "writing"]  # one per category: question 1 (coding) is skipped
+    assert refs == [[5, 6, 7], [8]]
+    assert "Question 2 about writing?" in tok.decode(prompts[1])
+
+
+def test_bench_references_refuse_other_prompts_sampled_runs_and_missing_setups(tmp_path, data_dir):
+    tok = byte_tokenizer(chat=True)
+    write_bench(tmp_path / "b.json", data_dir, tok, [[5], [8]], tokens=[3, 3])
+    with pytest.raises(DataError, match="tokens here"):
+        bench_references(tmp_path / "b.json", tok)
+    with pytest.raises(DataError, match="no per-prompt outputs for setup 'aded'"):
+        bench_references(tmp_path / "b.json", tok, setup="aded")
+    write_bench(tmp_path / "s.json", data_dir, tok, [[5], [8]], temperature=0.7)
+    with pytest.raises(DataError, match="sampled"):
+        bench_references(tmp_path / "s.json", tok)
+    (tmp_path / "x.json").write_text("[]")
+    with pytest.raises(DataError, match="not a `specdec bench --json` file"):
+        bench_references(tmp_path / "x.json", tok)
