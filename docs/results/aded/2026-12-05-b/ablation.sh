@@ -4,7 +4,7 @@
 # and as a tree cut per round by the target's measured pass costs (sized=true, 16 nodes at most); ADED sized, and
 # sized with suffix matches (the two parts that paid best in the first ablation, together), the same with the broad
 # store (STORE: stdlib_store.sh's broad-all store; left out when unset), and suffix and prompt lookup beside them.
-#   STORE=/path/broad-all.safetensors bash docs/results/aded/2026-12-05-b/ablation.sh [PROMPTS]
+#   NAME=ablation STORE=/path/broad2.safetensors bash docs/results/aded/2026-12-05-b/ablation.sh [PROMPTS]
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
 . .venv/bin/activate
@@ -17,4 +17,4 @@ specdec bench --target qwen2.5-coder-1.5b-instruct --draft qwen2.5-coder-0.5b-in
   --setup aded-sized=aded,nodes=16,sized=true --setup aded-sized-suffix=aded,nodes=16,sized=true,suffix=true \
   ${STORE:+--setup aded-sized-suffix-broad=aded,nodes=16,sized=true,suffix=true,store=$STORE} \
   --setup suffix=suffix --setup prompt-lookup=prompt-lookup \
-  --json "$HERE/ablation.json" --plot "$HERE/ablation.png"
+  --cost-curve --json "$HERE/${NAME:-ablation}.json" --plot "$HERE/${NAME:-ablation}.png"

@@ -4,7 +4,7 @@
 #   bash docs/results/aded/2026-12-05-b/stdlib_store.sh OUT_DIR
 # The standard library's .py files without its tests, IDLE, lib2to3, tkinter and turtledemo, copied (build --from
 # takes every file of a folder) and counted with the target's tokenizer, tri-grams seen at least twice
-# (broad-all: every tri-gram).
+# (broad-all: every tri-gram; broad2: the answers counted twice, so that min-count 2 keeps their tri-grams).
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
 . .venv/bin/activate
@@ -23,4 +23,6 @@ specdec aded build --from "$SRC" --from $C/self_gsm8k_05b.jsonl --from $C/self_m
     --min-count 2 --out "$OUT/broad.safetensors"    # tri-grams seen once dropped (the answers' too)
 specdec aded build --from "$SRC" --from $C/self_gsm8k_05b.jsonl --from $C/self_mmlu_05b.jsonl --tokenizer $T \
     --out "$OUT/broad-all.safetensors"             # every tri-gram kept, like the bundled store
-sha256sum "$OUT"/*.safetensors
+A="--from $C/self_gsm8k_05b.jsonl --from $C/self_mmlu_05b.jsonl"
+specdec aded build --from "$SRC" $A $A --tokenizer $T --min-count 2 --out "$OUT/broad2.safetensors"  # the answers
+sha256sum "$OUT"/*.safetensors                                                  # twice: min-count 2 keeps them
