@@ -1,9 +1,12 @@
 """Markdown tables of ablation.json (docs/aded.md, docs/runners.md): setups, per category (speedup over the same
-runner's plain decoding, tau incl. bonus), the pass cost curves.   python docs/results/aded/2026-12-05/report.py"""
+runner's plain decoding, tau incl. bonus), the pass cost curves.
+    python docs/results/aded/2026-12-05/report.py [ABLATION.json]"""
 import json
 from pathlib import Path
 
-r = json.loads((Path(__file__).parent / "ablation.json").read_text())
+import sys
+
+r = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "ablation.json").read_text())
 S = r["setups"]
 print("| setup | median tok/s | vs its runner's plain | α | τ | same as plain |\n|---|---:|---:|---:|---:|---:|")
 for n, s in S.items():
