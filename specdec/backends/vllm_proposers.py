@@ -233,8 +233,8 @@ class DrafterProposer:
     # ---- one request
     def _request_for(self, seq: np.ndarray, new: list[int]) -> tuple[_Request, bool]:
         before = _key(seq[: len(seq) - len(new)])
-        req = self._states.pop(before, None)
-        fresh = req is None
+        req = self._states.pop(before, None)  # two rows with the same tokens (same prompt, same output so far):
+        fresh = req is None  # the second finds nothing and starts afresh each step (output unchanged; counted anew)
         if fresh:  # a new request: this engine's start() on prompt + its first token
             req = _Request(self._new_drafter(), len(seq) - len(new))
             req.drafter.start(torch.from_numpy(seq.copy())[None])
