@@ -25,7 +25,7 @@ from specdec.validate import check_output_path, set_threads
 aded_app = typer.Typer(cls=OneLineGroup, help="ADED drafter: build tri-gram stores, measure the tree budget.", no_args_is_help=True)
 @aded_app.command("build")
 def build(
-    sources: list[str] = typer.Option(..., "--from", help="files, folders, or datasets: gsm8k, spec_bench (repeatable)"),
+    sources: list[str] = typer.Option(..., "--from", help="files, folders, or datasets: gsm8k (train), spec_bench, stdlib (this Python's standard library sources) (repeatable)"),
     tokenizer: str = typer.Option(DEFAULT_TARGET, help="zoo name or local model folder whose tokenizer to use"),
     out: Path = typer.Option(..., help="the store file to write (.safetensors)"),
     top_k: int = typer.Option(12, help="successors kept per token pair"),

@@ -1,5 +1,5 @@
 """The corpus an ADED store is counted from (`specdec aded build --from ...`): datasets by name (GSM8K train,
-Spec-Bench), files (.jsonl: every string field of a record is a document; other files: the whole text, UTF-8
+Spec-Bench, `stdlib`: this Python's standard library sources, code that lies on every machine), files (.jsonl: every string field of a record is a document; other files: the whole text, UTF-8
 checked) and folders; the datasets folder and the tokenizer to count with."""
 from __future__ import annotations
 
@@ -11,7 +11,24 @@ from specdec.errors import DataError
 from specdec.jsonl import read_jsonl
 from specdec.validate import read_utf8
 
-DATASETS = ("gsm8k", "spec_bench")
+DATASETS = ("gsm8k", "spec_bench", "stdlib")
+# left out of `stdlib`: tests (they would teach the store test boilerplate), IDLE, lib2to3, tkinter, turtledemo
+STDLIB_SKIP = ("test", "tests", "idlelib", "lib2to3", "tkinter", "turtledemo", "site-packages")
+
+
+def stdlib_files(root: Path | None = None) -> list[Path]:
+    """The standard library's .py files (of the running Python, or under `root`), sorted, without STDLIB_SKIP's
+    folders (at any depth) and the top-level test helpers (`test_*.py`, `__phello__`)."""
+    import sysconfig
+
+    root = Path(root or sysconfig.get_paths()["stdlib"])
+    out = []
+    for f in root.rglob("*.py"):
+        rel = f.relative_to(root).parts
+        if any(part in STDLIB_SKIP for part in rel[:-1]) or rel[0].startswith(("test", "__phello__")):
+            continue
+        out.append(f)
+    return sorted(out)
 
 
 def data_dir(explicit: str | None = None) -> Path:
@@ -39,6 +56,10 @@ def _strings(obj) -> Iterator[str]:
 def iter_texts(source: str, data: Path | None) -> Iterator[str]:
     """Documents of one source: a dataset name, a file (.jsonl: every string field of a record is one
     document; other files: the whole text) or a folder (its files, recursively)."""
+    if source == "stdlib":  # recorded as "stdlib" in the store, so a rebuild elsewhere gives the same file
+        for f in stdlib_files():
+            yield read_utf8(f, f"--from stdlib ({f})")
+        return
     if source in DATASETS:
         base = data_dir(str(data) if data else None)
         if source == "gsm8k":
