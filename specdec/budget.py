@@ -261,11 +261,16 @@ class TreeSizer:
         """Each node's calibrated chance of acceptance."""
         return [self.calibration.p(s, d) for s, d in zip(scores, _depths(parents))]
 
+    def keep(self, parents: Sequence[int], scores: Sequence[float | None]) -> list[int]:
+        """The nodes worth verifying (all of them without costs); nothing remembered (a drafter may ask while it
+        still expands its tree)."""
+        if self.costs is None:
+            return list(range(len(parents)))
+        return select([(parents, self.chances(parents, scores))], self.costs.line)[0]
+
     def cut(self, parents: Sequence[int], scores: Sequence[float | None]) -> list[int]:
-        """The nodes worth verifying (all of them without costs), remembered for `observe`."""
-        depths = _depths(parents)
-        kept = list(range(len(parents))) if self.costs is None else \
-            select([(parents, self.chances(parents, scores))], self.costs.line)[0]
+        """`keep`, the nodes remembered for `observe`."""
+        kept, depths = self.keep(parents, scores), _depths(parents)
         self._drafted = ([scores[j] for j in kept], [depths[j] for j in kept])
         return kept
 
@@ -280,8 +285,7 @@ class TreeSizer:
 
 
 def _depths(parents: Sequence[int]) -> list[int]:
-    """Each node's depth, 0 for a child of the root (parents in topological order)."""
-    d: list[int] = []
-    for p in parents:
-        d.append(0 if p < 0 else d[p] + 1)
-    return d
+    """Each node's depth, 0 for a child of the root (the drafters' DraftTree.depths)."""
+    from specdec.drafters.base import DraftTree
+
+    return DraftTree(list(parents)).depths

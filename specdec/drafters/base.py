@@ -44,6 +44,11 @@ class DraftTree:
             d.append(0 if p < 0 else d[p] + 1)
         return d
 
+    def subset_parents(self, kept: list[int]) -> list[int]:
+        """The parents of the subtree of nodes `kept` (sorted, each node's parent kept too), re-indexed into it."""
+        index = {j: i for i, j in enumerate(kept)}
+        return [index[self.parents[j]] if self.parents[j] >= 0 else -1 for j in kept]
+
     def children(self, node: int) -> list[int]:
         """Children of `node` (-1 = root), in node order."""
         return [i for i, p in enumerate(self.parents) if p == node]

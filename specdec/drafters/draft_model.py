@@ -136,7 +136,7 @@ class DraftModelDrafter(DrafterBase):
                 new.append(len(toks) - 1)
             if len(toks) >= budget or depth == max_depth - 1 or not new:
                 break
-            if self.sizer is not None and not set(self.sizer.cut(parents, path_p)) & set(new):
+            if self.sizer is not None and not set(self.sizer.keep(parents, path_p)) & set(new):
                 break  # no node of this depth pays: their children would not either (saves a draft pass)
             tree = DraftTree(parents)
             out, _ = self.runner.forward(torch.tensor([toks]), tree_mask=tree.ancestor_mask(),
@@ -144,9 +144,8 @@ class DraftModelDrafter(DrafterBase):
             frontier = [(i, out[0, i], path_p[i]) for i in new]
         if self.sizer is not None:  # the nodes that pay for their row on the target's pass
             kept = self.sizer.cut(parents, path_p)
-            index = {j: i for i, j in enumerate(kept)}
             toks, path_p = [toks[j] for j in kept], [path_p[j] for j in kept]
-            parents = [index[parents[j]] if parents[j] >= 0 else -1 for j in kept]
+            parents = DraftTree(parents).subset_parents(kept)
         if not toks:
             return Draft.empty()
         return Draft(tokens=torch.tensor([toks]), tree=DraftTree.of(parents), scores=torch.tensor([path_p]),  # (1, N)

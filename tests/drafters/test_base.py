@@ -54,3 +54,11 @@ def test_merge_trees_keeps_the_first_trees_nodes_first_and_each_path_once():
     assert list(zip(tokens, parents)) == [(5, -1), (6, 0), (7, 0), (9, 1)]
     assert merge_trees(([], []), second, budget=2) == ([5, 6], [-1, 0])
     DraftTree(parents)  # topological: a valid tree
+
+
+def test_subset_parents_reindexes_a_parent_closed_subtree():
+    from specdec.drafters.base import DraftTree
+
+    tree = DraftTree([-1, 0, 0, 1, -1, 4])  # two branches from the root
+    assert tree.subset_parents([0, 2, 4, 5]) == [-1, 0, -1, 2]
+    assert tree.subset_parents([]) == []

@@ -108,9 +108,7 @@ class AdedDrafter(DrafterBase):
         kept = self.sizer.cut(res.parents, scores)
         if len(kept) == len(res):
             return res
-        index = {j: i for i, j in enumerate(kept)}
-        return SearchResult(tokens=[res.tokens[j] for j in kept],
-                            parents=[index[res.parents[j]] if res.parents[j] >= 0 else -1 for j in kept],
+        return SearchResult(tokens=[res.tokens[j] for j in kept], parents=DraftTree(res.parents).subset_parents(kept),
                             path_probs=[res.path_probs[j] for j in kept] if res.path_probs else [],
                             visits=[res.visits[j] for j in kept] if res.visits else [], ms=res.ms)
 
