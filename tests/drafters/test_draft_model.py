@@ -318,6 +318,7 @@ def test_tree_options_are_checked_before_any_model():
 # ------------------------------------------------------------------ trees sized by the target's pass costs
 # 3 ms a row beside a 100 ms pass: a first node pays above a 0.03 chance (this tiny draft's best paths: about 0.06)
 DEAR = PassCosts((1, 65), (0.1, 0.1 + 64 * 0.003))
+FLAT = PassCosts((1, 64), (0.1, 0.1))  # rows cost nothing beside the pass: every node pays
 
 
 def sized_draft(close, costs) -> DraftModelDrafter:
@@ -360,10 +361,15 @@ def test_sized_draft_trees_learn_from_what_was_accepted(close):
     assert d.propose(tree_ctx(ids)).length < before
 
 
+@pytest.mark.parametrize("costs", ["flat", "measured"])
 @pytest.mark.parametrize("kind", ["qwen2", "llama"])
-def test_sized_draft_trees_greedy_identical_to_plain(kind, tokenizer, target_model):
-    from spec_helpers import make_model, random_prompts
+def test_sized_draft_trees_greedy_identical_to_plain(kind, costs, tokenizer, target_model, monkeypatch):
+    """Identity on whatever curve this machine measures; drafts accepted on a flat curve (a measured one may
+    cut every node on a busy machine: then nothing is drafted, still identical)."""
+    from spec_helpers import make_model, pin_pass_costs, random_prompts
 
+    if costs == "flat":
+        pin_pass_costs(monkeypatch, FLAT)
     target = target_model if kind == "qwen2" else make_model("llama", seed=5, layers=2, sharp=8.0)
     draft = close_draft(target, eps=0.3)
     dec = SpecDecoder(target, tokenizer, model_loader=lambda name: (draft, tokenizer), draft="d")
@@ -374,4 +380,5 @@ def test_sized_draft_trees_greedy_identical_to_plain(kind, tokenizer, target_mod
     for p in random_prompts(8, seed=3):
         plain = [t for r in dec.stream_ids(p, stop=stop, spec=SpecConfig()) for t in r.tokens]
         assert [t for r in dec.stream_ids(p, stop=stop, spec=spec, stats=st) for t in r.tokens] == plain
-    assert st.accepted > 0
+    if costs == "flat":
+        assert st.accepted > 0
