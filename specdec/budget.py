@@ -261,16 +261,55 @@ class TreeSizer:
         """Each node's calibrated chance of acceptance."""
         return [self.calibration.p(s, d) for s, d in zip(scores, _depths(parents))]
 
-    def keep(self, parents: Sequence[int], scores: Sequence[float | None]) -> list[int]:
+    def keep(self, parents: Sequence[int], scores: Sequence[float | None], spent: float = 0.0) -> list[int]:
         """The nodes worth verifying (all of them without costs); nothing remembered (a drafter may ask while it
-        still expands its tree)."""
+        still expands its tree). spent: seconds the round has already spent drafting (a draft model's passes),
+        counted with the target's pass in the round's time."""
         if self.costs is None:
             return list(range(len(parents)))
-        return select([(parents, self.chances(parents, scores))], self.costs.line)[0]
+        return select([(parents, self.chances(parents, scores))], self._line(spent))[0]
 
-    def cut(self, parents: Sequence[int], scores: Sequence[float | None]) -> list[int]:
+    def _line(self, spent: float) -> Line:
+        if not spent:
+            return self.costs.line
+
+        def line(rows: float) -> tuple[float, float]:
+            t, slope = self.costs.line(rows)
+            return t + spent, slope
+
+        return line
+
+    def deepen_pays(self, parents: Sequence[int], scores: Sequence[float | None], frontier: Sequence[int],
+                    pass_seconds: float, spent: float) -> bool:
+        """Whether one more draft pass (`pass_seconds`, expanding the `frontier` nodes' children) is expected to
+        pay, in tokens per second of the round. The next depth's chance mass is guessed from this tree's own
+        decay (this depth's kept mass times its ratio to the depth above, at most this depth's mass: children's
+        chances are at most their parent's), its rows as many as this depth keeps:
+
+            pays iff  mass_next * (T(rows) + spent) > n * (pass_seconds + rows_next * T'(rows))
+
+        with n the tokens the round commits as it stands (1 + the kept nodes' chances). Why (issue 13's
+        ablation b, 2026-12-05): sized draft trees cut rows by the target's costs only and ran 0.87x plain
+        against the chain's 0.94x, while each depth also costs the draft model a pass over the whole tree."""
+        if self.costs is None:
+            return True
+        p, depths = self.chances(parents, scores), _depths(parents)
+        kept = self.keep(parents, scores, spent)
+        ks = set(kept)
+        level = [p[j] for j in frontier if j in ks]
+        if not level:
+            return False
+        d = depths[frontier[0]]
+        mass = sum(level)
+        above = 1.0 if d == 0 else sum(p[j] for j in kept if depths[j] == d - 1)
+        guess = mass * min(1.0, mass / above) if above > 0 else 0.0
+        n = 1.0 + sum(p[j] for j in kept)
+        t, slope = self.costs.line(1 + len(kept))
+        return guess * (t + spent) > n * (pass_seconds + len(level) * slope)
+
+    def cut(self, parents: Sequence[int], scores: Sequence[float | None], spent: float = 0.0) -> list[int]:
         """`keep`, the nodes remembered for `observe`."""
-        kept, depths = self.keep(parents, scores), _depths(parents)
+        kept, depths = self.keep(parents, scores, spent), _depths(parents)
         self._drafted = ([scores[j] for j in kept], [depths[j] for j in kept])
         return kept
 

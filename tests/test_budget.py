@@ -106,3 +106,34 @@ def test_first_node_threshold_and_the_highest_chance():
     for _ in range(50):
         cal.observe([None], accepted=0)
     assert cal.max_p(scored=False) < 0.05
+
+
+def test_tree_sizer_counts_the_rounds_drafting_time_with_the_target_pass():
+    from specdec.budget import TreeSizer
+    from specdec.runners.costs import PassCosts
+
+    sizer = TreeSizer(PassCosts((1, 65), (0.1, 0.1 + 64 * 0.01)), prior=1e-9)  # 10 ms a row beside a 100 ms pass
+    parents, scores = [-1, -1], [0.12, 0.08]  # calibrated to their buckets' 0.125, 0.075; the second needs
+    # p > 0.01 * 1.125 / 0.11 = 0.10 (a 1-row round of 110 ms), 0.054 when the round spent 100 ms drafting
+    assert sizer.keep(parents, scores) == [0]
+    assert sizer.keep(parents, scores, spent=0.1) == [0, 1]  # a 200 ms round: a row is a smaller share of it
+
+
+def test_deepening_pays_only_while_the_next_draft_pass_buys_its_time():
+    from specdec.budget import TreeSizer
+    from specdec.runners.costs import PassCosts
+
+    flat = TreeSizer(PassCosts((1, 64), (0.1, 0.1)), prior=1e-9)  # rows free: only the draft pass costs
+    chain = [-1]
+    # one likely node: the next depth's guess 0.9 * 0.9 = 0.81 of a token for 10 ms of a ~110 ms round pays
+    assert flat.deepen_pays(chain, [0.9], [0], pass_seconds=0.01, spent=0.01)
+    # the same pass at the price of a target pass: 0.81 * 0.11 < 1.9 * 0.1
+    assert not flat.deepen_pays(chain, [0.9], [0], pass_seconds=0.1, spent=0.01)
+    # a tree whose chances fall fast: depth 1 holds 0.2 of depth 0's 0.8, so depth 2 is guessed at 0.05
+    parents, scores = [-1, 0], [0.8, 0.2]
+    assert flat.deepen_pays(parents, scores, [1], pass_seconds=0.002, spent=0.01)
+    assert not flat.deepen_pays(parents, scores, [1], pass_seconds=0.01, spent=0.01)
+    # a frontier whose nodes are all cut by the target's costs never deepens
+    steep = TreeSizer(PassCosts((1, 64), (0.01, 0.64)), prior=1e-9)
+    assert not steep.deepen_pays(chain, [0.9], [0], pass_seconds=0.0, spent=0.0)
+    assert TreeSizer(None).deepen_pays(chain, [0.1], [0], pass_seconds=1.0, spent=0.0)  # no costs: nothing cut

@@ -31,12 +31,15 @@ class DraftModelDrafter(DrafterBase):
     name = "draft-model"
 
     def __init__(self, runner: Runner, target_vocab: int, tree_nodes: int = 0, tree_branch: int = 2,
-                 tree_width: int = 4, costs=None) -> None:
+                 tree_width: int = 4, costs=None, draft_costs=None) -> None:
         """costs: for sized trees, the target's pass costs (`line(rows)`, specdec.runners.costs.PassCosts), else
-        None (the tree is tree_nodes nodes)."""
+        None (the tree is tree_nodes nodes). draft_costs: the draft runner's own pass costs (`draft_costs(rows)`
+        seconds): a sized tree then stops deepening where the next draft pass is not expected to pay for itself;
+        None: it deepens while any node of the last depth is kept."""
         from specdec.budget import TreeSizer
 
         self.sizer = TreeSizer(costs) if costs is not None else None
+        self.draft_costs = draft_costs if costs is not None else None
         self.runner = runner
         self.target_vocab = target_vocab
         self.tree_nodes, self.tree_branch, self.tree_width = tree_nodes, tree_branch, tree_width
@@ -116,6 +119,7 @@ class DraftModelDrafter(DrafterBase):
         if budget < 1 or len(seq) + budget > self.runner.max_context:
             return Draft.empty()
         logits, _ = self._sync(seq, False)
+        spent = self.draft_costs(1) if self.draft_costs is not None else 0.0  # the model's seconds this round
         toks: list[int] = []
         parents: list[int] = []
         path_p: list[float] = []
@@ -136,14 +140,21 @@ class DraftModelDrafter(DrafterBase):
                 new.append(len(toks) - 1)
             if len(toks) >= budget or depth == max_depth - 1 or not new:
                 break
-            if self.sizer is not None and not set(self.sizer.keep(parents, path_p)) & set(new):
-                break  # no node of this depth pays: their children would not either (saves a draft pass)
+            if self.sizer is not None:
+                if self.draft_costs is None:
+                    if not set(self.sizer.keep(parents, path_p)) & set(new):
+                        break  # no node of this depth pays: their children would not either (saves a draft pass)
+                else:
+                    step = self.draft_costs(len(toks))  # the next draft pass runs the whole tree so far
+                    if not self.sizer.deepen_pays(parents, path_p, new, step, spent):
+                        break
+                    spent += step
             tree = DraftTree(parents)
             out, _ = self.runner.forward(torch.tensor([toks]), tree_mask=tree.ancestor_mask(),
                                          depths=torch.tensor(tree.depths))  # (1, N, V)
             frontier = [(i, out[0, i], path_p[i]) for i in new]
         if self.sizer is not None:  # the nodes that pay for their row on the target's pass
-            kept = self.sizer.cut(parents, path_p)
+            kept = self.sizer.cut(parents, path_p, spent)
             toks, path_p = [toks[j] for j in kept], [path_p[j] for j in kept]
             parents = DraftTree(parents).subset_parents(kept)
         if not toks:
@@ -210,7 +221,8 @@ def _build(env: DrafterEnv, draft: str | None = None, vocab: int = 0, draft_weig
     node, the tree_width best by path probability kept per depth; the policy's k caps the depth; needs the
     target and draft on runners that take tree masks: torch). sized=true: each round's tree cut to the nodes whose
     calibrated path probability pays for their row on the target's measured pass costs (tree_nodes the cap;
-    specdec.budget.TreeSizer, as ADED's sized trees)."""
+    specdec.budget.TreeSizer, as ADED's sized trees), and deepened only while the next draft pass is expected to
+    pay on the draft's own measured pass costs."""
     name = draft or env.draft
     if not name:
         raise InputError("the draft-model drafter needs a draft model: pass draft=... (CLI: --draft NAME)")
@@ -230,9 +242,11 @@ def _build(env: DrafterEnv, draft: str | None = None, vocab: int = 0, draft_weig
         special = [int(i) for i in getattr(tokenizer, "all_special_ids", [])]
         added = [int(i) for i in getattr(tokenizer, "added_tokens_decoder", {})]
         runner.restrict_vocab(sorted(set(range(min(vocab, runner.vocab_size))) | set(special) | set(added)))
-    costs = None
+    costs = draft_costs = None
     if sized:
         from specdec.runners.costs import pass_costs
 
         costs = pass_costs(env.target_runner, env.cache_dir)  # measured once per machine and runner, cached
-    return DraftModelDrafter(runner, env.target_runner.vocab_size, tree_nodes, tree_branch, tree_width, costs)
+        draft_costs = pass_costs(runner, env.cache_dir)  # the draft's own passes: what each depth costs
+    return DraftModelDrafter(runner, env.target_runner.vocab_size, tree_nodes, tree_branch, tree_width, costs,
+                             draft_costs)

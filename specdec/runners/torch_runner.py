@@ -266,7 +266,8 @@ class TorchRunner:
         cfg = self.config
         return (f"torch|{getattr(cfg, '_name_or_path', '') or UNNAMED}|{cfg.model_type}|{cfg.num_hidden_layers}x"
                 f"{cfg.hidden_size}|{self.weights}|compile={self.compiled}|exact={self.query_len}|"
-                f"threads={torch.get_num_threads()}|torch={torch.__version__}")
+                f"threads={torch.get_num_threads()}|torch={torch.__version__}"
+                + (f"|vocab={len(self.vocab_ids)}" if self.vocab_ids is not None else ""))  # a smaller output layer
 
     def reset(self) -> None:
         self.length = 0

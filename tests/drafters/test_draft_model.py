@@ -321,9 +321,22 @@ DEAR = PassCosts((1, 65), (0.1, 0.1 + 64 * 0.003))
 FLAT = PassCosts((1, 64), (0.1, 0.1))  # rows cost nothing beside the pass: every node pays
 
 
-def sized_draft(close, costs) -> DraftModelDrafter:
+def sized_draft(close, costs, draft_costs=None) -> DraftModelDrafter:
     return DraftModelDrafter(TorchRunner(close, max_context=64), target_vocab=64, tree_nodes=12, tree_branch=3,
-                             tree_width=4, costs=costs)
+                             tree_width=4, costs=costs, draft_costs=draft_costs)
+
+
+def test_sized_draft_trees_stop_deepening_where_the_draft_pass_does_not_pay(close):
+    ids = torch.tensor([[5, 6, 7, 8]])
+    depth = {}
+    for name, draft_costs in (("none", None), ("cheap", PassCosts((1, 64), (1e-4, 1e-4))),
+                              ("dear", PassCosts((1, 64), (0.1, 0.1)))):
+        d = sized_draft(close, FLAT, draft_costs)  # the target's rows free: only the draft's passes decide
+        d.start(ids)
+        draft = d.propose(tree_ctx(ids))
+        depth[name] = max(draft.tree.depths) + 1 if draft.length else 0
+    assert depth["none"] == depth["cheap"] == 4  # the policy's k caps the depth
+    assert depth["dear"] == 1  # a draft pass at the target's price: the first depth only (no second pass)
 
 
 def tree_ctx(ids):

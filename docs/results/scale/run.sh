@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 . .venv/bin/activate
-RES="${RES:-docs/results/scale/2026-12-05-d}"  # one folder per run (figures are compared within a run only)
+RES="${RES:-docs/results/scale/2026-12-05-e}"  # one folder per run (figures are compared within a run only)
 OUT="${OUT:-runs/scale/$(basename "$RES")}"; N="${N:-100}"; NEW="${NEW:-256}"  # a new OUT: eval resumes what it holds
 export HF_HUB_OFFLINE=1
 M15=qwen2.5-coder-1.5b-instruct; M05=qwen2.5-coder-0.5b-instruct
@@ -38,8 +38,10 @@ stage() {
     b32) batched 32 ;;
     b1)  # batch 1, this engine's plain and ADED beside vLLM's: Spec-Bench 1 per category + GSM8K 5, 128 tokens
       [ -f "$RES/batch1.json" ] && { echo "done: b1"; return; }
-      specdec bench --prompts spec_bench:1+gsm8k:5 --per-category --target $M15 -n 128 ${B1_SETUPS---setup aded=aded} \
-          ${B1_VLLM:---vllm plain --vllm ngram --vllm aded --vllm aded-nobudget --vllm suffix} --json "$OUT/batch1.json"
+      local vl="${B1_VLLM:---vllm plain --vllm ngram --vllm aded --vllm aded-nobudget --vllm suffix}" dr=()
+      case " $vl " in *" draft "*) dr=(--draft $M05) ;; esac  # vLLM's draft-model setup needs the draft's name
+      specdec bench --prompts spec_bench:1+gsm8k:5 --per-category --target $M15 "${dr[@]}" -n 128 ${B1_SETUPS---setup aded=aded} \
+          $vl --json "$OUT/batch1.json"
       cp "$OUT/batch1.json" "$RES/batch1.json" ;;
     all) stage b8; stage b32; stage b1 ;;
     *) echo "unknown stage $1 (b8 b32 b1 all)"; exit 2 ;;
