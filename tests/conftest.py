@@ -38,6 +38,19 @@ def make_model(kind: str = "qwen2", seed: int = 0, vocab: int = VOCAB, layers: i
     return model
 
 
+@pytest.fixture(scope="session", autouse=True)
+def costs_cache_of_this_run(tmp_path_factory):
+    """Runners' measured pass costs go to a folder of this test run, not the user's model cache: tests build
+    GGUF files with new names each run (each would leave a costs file behind: 24 were found there), and a
+    cost measured on a machine busy with tests is not one a later real run should read."""
+    import specdec.runners.costs as costs
+
+    root = tmp_path_factory.mktemp("costs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(costs, "cache_file", lambda runner, cache_dir=None, _f=costs.cache_file: root / _f(runner).name)
+        yield root
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     return make_tokenizer()

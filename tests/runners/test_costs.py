@@ -24,3 +24,78 @@ def test_rows_must_be_increasing_and_match():
         PassCosts((4, 1), (0.1, 0.2))
     with pytest.raises(ValueError):
         PassCosts((1, 2), (0.1,))
+
+
+def test_settle_takes_the_least_of_a_row_count_and_every_larger_one():
+    from specdec.runners.costs import disturbed, settle
+
+    assert settle((0.150, 0.085, 0.133, 0.161)) == (0.085, 0.085, 0.133, 0.161)  # this machine's cached 1.5B curve
+    assert settle((0.03, 0.04, 0.05)) == (0.03, 0.04, 0.05)
+    assert disturbed((0.150, 0.085, 0.133)) and not disturbed((0.030, 0.029, 0.05))  # 3% noise is not disturbance
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class SlowFirstRunner:
+    """Passes cost 10 ms + 1 ms a row, except the first `slow` calls (another process, pages touched the first
+    time): 100 ms more each."""
+
+    name, max_pass, max_context, vocab_size = "fake", 64, 1024, 1000
+
+    def __init__(self, clock, slow):
+        self.clock, self.slow, self.calls, self.length = clock, slow, 0, 0
+
+    def reset(self):
+        self.length = 0
+
+    def prefill(self, ids):
+        self.length = ids.shape[1]
+
+    def forward(self, ids, **kw):
+        self.calls += 1
+        self.clock.now += 0.010 + 0.001 * ids.shape[1] + (0.1 if self.calls <= self.slow else 0.0)
+
+
+def test_measure_sweeps_interleave_so_a_burst_does_not_own_a_row_count(monkeypatch):
+    import specdec.runners.costs as costs
+
+    clock = FakeClock()
+    monkeypatch.setattr(costs.time, "perf_counter", clock)
+    rows = (1, 2, 4, 8)
+    # the first 8 passes slow: the warm-up sweep and the first timed one (measured one row count at a time,
+    # as before, they would have been all of the 1-row passes)
+    runner = SlowFirstRunner(clock, slow=8)
+    got = costs.measure(runner, rows=rows, context=16, repeats=3)
+    assert got.seconds == pytest.approx((0.011, 0.012, 0.014, 0.018))
+    assert runner.length == 0
+    # slow through every timed sweep alike: the shape is not disturbed, nothing to tell it from a slower machine
+    said = []
+    runner = SlowFirstRunner(clock, slow=4 * 4)
+    got = costs.measure(runner, rows=rows, context=16, repeats=3, say=said.append)
+    assert runner.calls == 4 * 4 and not said
+    assert got.seconds == pytest.approx((0.111, 0.112, 0.114, 0.118))
+
+
+def test_a_disturbed_shape_is_measured_once_more(monkeypatch):
+    import specdec.runners.costs as costs
+
+    clock = FakeClock()
+    monkeypatch.setattr(costs.time, "perf_counter", clock)
+
+    class OneRowSlow(SlowFirstRunner):  # only 1-row passes slow during the first attempt
+        def forward(self, ids, **kw):
+            self.calls += 1
+            slow = ids.shape[1] == 1 and self.calls <= 16
+            self.clock.now += 0.010 + 0.001 * ids.shape[1] + (0.1 if slow else 0.0)
+
+    said = []
+    runner = OneRowSlow(clock, slow=0)
+    got = costs.measure(runner, rows=(1, 2, 4, 8), context=16, repeats=3, say=said.append)
+    assert runner.calls == 16 + 12 and len(said) == 1 and "disturbed" in said[0]
+    assert got.seconds == pytest.approx((0.011, 0.012, 0.014, 0.018))
