@@ -11,6 +11,9 @@ maps this engine's drafter settings to vLLM's ``speculative_config``:
   prompt-lookup (or "ngram")  -> {"method": "ngram", "num_speculative_tokens": k,
                                   "prompt_lookup_max": max_ngram (3), "prompt_lookup_min": min_ngram (1)}
   draft-model (or --draft)    -> {"model": <local folder of the draft>, "num_speculative_tokens": k}
+  aded, suffix                -> {"method": "custom_class", ...}: this project's proposers (vllm_proposers)
+  suffixdecoding              -> {"method": "suffix", "num_speculative_tokens": k}: vLLM's own SuffixDecoding
+                                  (arctic-inference; on a CPU build: eval/setup_vllm_suffix.sh)
 Other drafters have no vLLM counterpart and are refused with the list above. vLLM's speculation uses a
 fixed k: policies other than "constant" are refused too.
 """
@@ -52,6 +55,17 @@ def available(venv: str | os.PathLike | None = None) -> bool:
     return venv_python(venv).is_file()
 
 
+def has_module(module: str, venv: str | os.PathLike | None = None) -> bool:
+    """Whether the vLLM venv's Python imports `module` (checked before a run that needs it)."""
+    if not available(venv):
+        return False
+    r = subprocess.run([str(venv_python(venv)), "-c", f"import {module}"], capture_output=True, timeout=120)
+    return r.returncode == 0
+
+
+VLLM_SUFFIX = "suffixdecoding"  # vLLM's own suffix method (this project's `suffix` drafter is another)
+
+
 def speculative_config(drafter: str | None, k: int = 4, draft_path: str | None = None,
                        drafter_options: dict | None = None, policy: str = "constant") -> dict | None:
     """This engine's drafter settings -> vLLM's speculative_config (None = plain decoding)."""
@@ -70,6 +84,8 @@ def speculative_config(drafter: str | None, k: int = 4, draft_path: str | None =
         from specdec.backends.vllm_proposers import class_path
 
         return {"method": "custom_class", "model": class_path(drafter), "num_speculative_tokens": int(k)}
+    if drafter == VLLM_SUFFIX:
+        return {"method": "suffix", "num_speculative_tokens": int(k)}
     if drafter == "draft-model":
         if not draft_path:
             raise InputError("the draft-model drafter needs --draft MODEL")

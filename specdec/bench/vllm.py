@@ -19,8 +19,9 @@ Setups (names in the report: ``vllm_<setup>``):
   ngram   vLLM's n-gram prompt lookup, K draft tokens, prompt_lookup_max 3 / min 1 (like prompt-lookup here)
   draft   vLLM's draft-model speculation with the bench's --draft, K draft tokens
   aded    this project's ADED drafter as a vLLM proposer (custom_class, specdec/backends/vllm_proposers.py), K tokens
-  suffix  this project's suffix drafter (longest suffix match) as a vLLM proposer, K tokens (vLLM's own `suffix`
-          method needs arctic-inference: no wheel for this platform)
+  suffix  this project's suffix drafter (longest suffix match) as a vLLM proposer, K tokens
+  suffixdecoding  vLLM's own `suffix` method (SuffixDecoding, arctic-inference: no wheel for this platform,
+          `bash eval/setup_vllm_suffix.sh` builds its suffix tree for the vLLM venv), K tokens at most
 Sampling (--temperature, --top-p, --top-k, --seed) goes to vLLM's SamplingParams; outputs are then compared by
 nobody (the bench compares greedy outputs only), and vLLM's own rejection sampling keeps speculation lossless.
 """
@@ -36,7 +37,7 @@ from specdec.errors import InputError
 from specdec.stats import GenerationStats, prompt_row
 
 SETUPS = {"plain": None, "ngram": "prompt-lookup", "draft": "draft-model", "aded": "aded", "aded-nobudget": "aded",
-          "suffix": "suffix"}  # setup -> this engine's drafter
+          "suffix": "suffix", "suffixdecoding": "suffixdecoding"}  # setup -> drafter (speculative_config's names)
 PROPOSER_OPTIONS = {"aded-nobudget": {"budget": "off"}}  # the ablation: every drafted token verified
 PREFIX = "vllm_"
 WARMUP_ID = "warmup"
@@ -79,6 +80,9 @@ def check(setups: list[str], *, sampling: SamplingConfig, stop: StopConfig, draf
     if not V.available(venv):
         raise V.VLLMBackendError(f"--vllm needs the vLLM venv at {V.venv_path(venv)}; build it with "
                                  f"`bash eval/setup_vllm.sh` (a few minutes) or point ${V.VENV_ENV} at one")
+    if "suffixdecoding" in setups and not V.has_module("arctic_inference.suffix_decoding", venv):
+        raise V.VLLMBackendError(f"--vllm suffixdecoding needs arctic-inference's suffix tree in {V.venv_path(venv)}: "
+                                 f"`bash eval/setup_vllm_suffix.sh` builds it (about a minute)")
 
 
 class VLLMBackend:

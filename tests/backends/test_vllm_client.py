@@ -26,6 +26,7 @@ from evalhelpers import byte_tokenizer, tiny_model
                         "num_speculative_tokens": 6}),
     ("suffix", {"k": 5}, {"method": "custom_class", "model": "specdec.backends.vllm_proposers.SuffixProposer",
                           "num_speculative_tokens": 5}),
+    ("suffixdecoding", {"k": 8}, {"method": "suffix", "num_speculative_tokens": 8}),  # vLLM's own
 ])
 def test_speculative_config_mapping(drafter, kw, want):
     assert V.speculative_config(drafter, **kw) == want

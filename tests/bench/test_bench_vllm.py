@@ -172,6 +172,22 @@ def test_sampling_and_the_aded_proposer_reach_the_worker(venv, models, monkeypat
     assert fake.requests[1].speculative_config == req.speculative_config and fake.requests[1].drafter_options
 
 
+def test_vllms_own_suffix_method_needs_its_suffix_tree_in_the_venv(venv, models, monkeypatch):
+    fake = FakeWorker()
+    monkeypatch.setattr(BV, "run_worker", fake)
+    asked = []
+    monkeypatch.setattr(V, "has_module", lambda module, venv=None: asked.append(module) or False)
+    with pytest.raises(V.VLLMBackendError, match="eval/setup_vllm_suffix.sh"):
+        backends(["plain", "suffixdecoding"])
+    assert asked == ["arctic_inference.suffix_decoding"]
+    monkeypatch.setattr(V, "has_module", lambda module, venv=None: True)
+    b = backends(["suffixdecoding"], k=6)["vllm_suffixdecoding"]
+    b([5, 6])
+    assert fake.requests[0].speculative_config == {"method": "suffix", "num_speculative_tokens": 6}
+    assert fake.requests[0].drafter_options == {}  # vLLM's method takes none of this project's options
+    assert backends(["plain"])  # the other setups never ask for it
+
+
 def test_draft_setup_uses_the_draft_folder(venv, models, monkeypatch):
     fake = FakeWorker()
     monkeypatch.setattr(BV, "run_worker", fake)
