@@ -154,20 +154,42 @@ def measure(runner, rows: tuple[int, ...] = ROWS, context: int = CONTEXT, repeat
     return PassCosts(rows, settle(best), context, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
+PROBE_CONTEXT = 16
+STALE = 0.8  # a fresh 1-row pass under this share of the cached one: the cache was measured on a busier machine
+
+
+def probe(runner) -> float:
+    """Seconds of a 1-row pass now: the fastest of 3 after a 16-token context (and an untimed one)."""
+    return measure(runner, rows=(1,), context=PROBE_CONTEXT, repeats=3).seconds[0]
+
+
 def pass_costs(runner, cache_dir=None, remeasure: bool = False, say=None) -> PassCosts:
     """The runner's costs from the cache, else measured now and cached (atomically). A model without a name
-    (built in memory) is measured every time: nothing identifies it on disk."""
+    (built in memory) is measured every time: nothing identifies it on disk. A cached curve is checked by a
+    `probe` (4 one-row passes): where a pass now runs well under the cached 1-row time, the curve was measured
+    while other work ran and is measured again. Why: this machine's cache held a 1.5B curve measured during a
+    test run (75 ms a 1-row pass, 40 ms alone), which every later run's guard and sized drafters read."""
     if "<unnamed>" in runner.fingerprint():
         return measure(runner)
     path = cache_file(runner, cache_dir)
     if not remeasure and path.is_file():
+        cached = None
         try:
             d = json.loads(path.read_text())
             if d.get("format") == FORMAT:
-                return PassCosts.from_dict(d["costs"])
+                cached = PassCosts.from_dict(d["costs"])
         except (ValueError, KeyError, TypeError):
             pass  # unreadable: measure again
-    if say:
+        if cached is not None:
+            now = probe(runner)
+            if now >= STALE * cached.seconds[0]:
+                return cached
+            if say:
+                say(f"{runner.name} pass costs were cached from a busier machine (1 row: "
+                    f"{cached.seconds[0] * 1e3:.0f} ms cached, {now * 1e3:.0f} ms now): measuring again")
+        elif say:
+            say(f"measuring {runner.name} pass costs on this machine (once; cached in {path.parent})")
+    elif say:
         say(f"measuring {runner.name} pass costs on this machine (once; cached in {path.parent})")
     costs = measure(runner, say=say)
     try:

@@ -99,3 +99,33 @@ def test_a_disturbed_shape_is_measured_once_more(monkeypatch):
     got = costs.measure(runner, rows=(1, 2, 4, 8), context=16, repeats=3, say=said.append)
     assert runner.calls == 16 + 12 and len(said) == 1 and "disturbed" in said[0]
     assert got.seconds == pytest.approx((0.011, 0.012, 0.014, 0.018))
+
+
+def test_a_cached_curve_from_a_busier_machine_is_measured_again(monkeypatch, tmp_path):
+    import json
+
+    import specdec.runners.costs as costs
+
+    clock = FakeClock()
+    monkeypatch.setattr(costs.time, "perf_counter", clock)
+    monkeypatch.setattr(costs, "cache_file", lambda runner, cache_dir=None: tmp_path / "fake.json")
+
+    class Named(SlowFirstRunner):
+        def fingerprint(self):
+            return "fake|named"
+
+    said = []
+    first = costs.pass_costs(Named(clock, slow=0), say=said.append)  # measured and cached
+    assert "measuring" in said[0] and first.seconds[0] == pytest.approx(0.011)
+    runner = Named(clock, slow=0)
+    assert costs.pass_costs(runner, say=said.append) == first and len(said) == 1  # cached: only the probe ran
+    assert runner.calls == 4  # one untimed 1-row pass and three timed ones
+    # a curve cached while other work ran: every pass 0.1 s slower
+    busy = costs.PassCosts((1, 2), (0.111, 0.112), measured="then")
+    (tmp_path / "fake.json").write_text(json.dumps({"format": costs.FORMAT, "costs": busy.to_dict()}))
+    again = costs.pass_costs(Named(clock, slow=0), say=said.append)
+    assert "busier machine" in said[-1] and again.seconds[0] == pytest.approx(0.011)
+    assert json.loads((tmp_path / "fake.json").read_text())["costs"]["seconds"][0] == pytest.approx(0.011)
+    # a machine busier now than when the curve was cached keeps the cache
+    runner = Named(clock, slow=4)
+    assert costs.pass_costs(runner, say=said.append) == again and runner.calls == 4

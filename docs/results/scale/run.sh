@@ -42,7 +42,7 @@ stage() {
       case " $vl " in *" draft "*) dr=(--draft $M05) ;; esac  # vLLM's draft-model setup needs the draft's name
       specdec bench --prompts spec_bench:1+gsm8k:5 --per-category --target $M15 "${dr[@]}" -n 128 ${B1_SETUPS---setup aded=aded} \
           $vl --json "$OUT/batch1.json"
-      cp "$OUT/batch1.json" "$RES/batch1.json" ;;
+      mkdir -p "$RES" && cp "$OUT/batch1.json" "$RES/batch1.json" ;;
     all) stage b8; stage b32; stage b1 ;;
     *) echo "unknown stage $1 (b8 b32 b1 all)"; exit 2 ;;
   esac
