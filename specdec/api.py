@@ -87,7 +87,6 @@ class SpecDecoder:
         self.env = DrafterEnv(tokenizer, self.target, self._load_draft, draft=draft, compile=engine.compile,
                               cache_dir=engine.cache_dir, engine=engine)
         self.say = None  # callable(str) for one-off notices (e.g. measuring this machine's costs), or None
-        self._pass_costs: dict[int, Any] = {}
         self._drafters: dict[tuple, Any] = {}
         self.drafter_for(spec)  # fail early on unknown names / missing draft models
 
@@ -117,10 +116,8 @@ class SpecDecoder:
         from policies.base import RoundCosts
         from specdec.runners.costs import pass_costs
 
-        def costs_of(runner):
-            if id(runner) not in self._pass_costs:
-                self._pass_costs[id(runner)] = pass_costs(runner, self.engine.cache_dir, say=self.say)
-            return self._pass_costs[id(runner)]
+        def costs_of(runner):  # once per runner in this process (pass_costs remembers)
+            return pass_costs(runner, self.engine.cache_dir, say=self.say)
 
         runner = drafter.runner  # declared by the Drafter protocol (None: a model-free drafter)
         return RoundCosts(costs_of(self.target), costs_of(runner)(1) if runner is not None else 0.0)

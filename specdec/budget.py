@@ -257,9 +257,10 @@ class TreeSizer:
         self.calibration = Calibration(prior)  # kept across generations: the drafter's scores mean the same
         self._drafted: tuple[list, list] | None = None  # the kept nodes' (scores, depths) until their outcome
 
-    def chances(self, parents: Sequence[int], scores: Sequence[float | None]) -> list[float]:
-        """Each node's calibrated chance of acceptance."""
-        return [self.calibration.p(s, d) for s, d in zip(scores, _depths(parents))]
+    def chances(self, parents: Sequence[int], scores: Sequence[float | None],
+                depths: Sequence[int] | None = None) -> list[float]:
+        """Each node's calibrated chance of acceptance (`depths`: the tree's, when the caller has them)."""
+        return [self.calibration.p(s, d) for s, d in zip(scores, depths or _depths(parents))]
 
     def keep(self, parents: Sequence[int], scores: Sequence[float | None], spent: float = 0.0) -> list[int]:
         """The nodes worth verifying (all of them without costs); nothing remembered (a drafter may ask while it
@@ -267,7 +268,10 @@ class TreeSizer:
         counted with the target's pass in the round's time."""
         if self.costs is None:
             return list(range(len(parents)))
-        return select([(parents, self.chances(parents, scores))], self._line(spent))[0]
+        return self._select(parents, self.chances(parents, scores), spent)
+
+    def _select(self, parents: Sequence[int], p: Sequence[float], spent: float) -> list[int]:
+        return select([(parents, p)], self._line(spent))[0]
 
     def _line(self, spent: float) -> Line:
         if not spent:
@@ -280,9 +284,10 @@ class TreeSizer:
         return line
 
     def deepen_pays(self, parents: Sequence[int], scores: Sequence[float | None], frontier: Sequence[int],
-                    pass_seconds: float, spent: float) -> bool:
+                    pass_seconds: float | None, spent: float) -> bool:
         """Whether one more draft pass (`pass_seconds`, expanding the `frontier` nodes' children) is expected to
-        pay, in tokens per second of the round. The next depth's chance mass is guessed from this tree's own
+        pay, in tokens per second of the round; with the pass's cost unknown (None), whether any frontier node is
+        kept (none kept: their children would not be either). The next depth's chance mass is guessed from this tree's own
         decay (this depth's kept mass times its ratio to the depth above, at most this depth's mass: children's
         chances are at most their parent's), its rows as many as this depth keeps:
 
@@ -293,12 +298,13 @@ class TreeSizer:
         against the chain's 0.94x, while each depth also costs the draft model a pass over the whole tree."""
         if self.costs is None:
             return True
-        p, depths = self.chances(parents, scores), _depths(parents)
-        kept = self.keep(parents, scores, spent)
+        depths = _depths(parents)
+        p = self.chances(parents, scores, depths)
+        kept = self._select(parents, p, spent)
         ks = set(kept)
         level = [p[j] for j in frontier if j in ks]
-        if not level:
-            return False
+        if not level or pass_seconds is None:
+            return bool(level)
         d = depths[frontier[0]]
         mass = sum(level)
         above = 1.0 if d == 0 else sum(p[j] for j in kept if depths[j] == d - 1)

@@ -140,15 +140,11 @@ class DraftModelDrafter(DrafterBase):
                 new.append(len(toks) - 1)
             if len(toks) >= budget or depth == max_depth - 1 or not new:
                 break
-            if self.sizer is not None:
-                if self.draft_costs is None:
-                    if not set(self.sizer.keep(parents, path_p)) & set(new):
-                        break  # no node of this depth pays: their children would not either (saves a draft pass)
-                else:
-                    step = self.draft_costs(len(toks))  # the next draft pass runs the whole tree so far
-                    if not self.sizer.deepen_pays(parents, path_p, new, step, spent):
-                        break
-                    spent += step
+            if self.sizer is not None:  # the next draft pass runs the whole tree so far: stop where it does not pay
+                step = self.draft_costs(len(toks)) if self.draft_costs is not None else None
+                if not self.sizer.deepen_pays(parents, path_p, new, step, spent):
+                    break
+                spent += step or 0.0
             tree = DraftTree(parents)
             out, _ = self.runner.forward(torch.tensor([toks]), tree_mask=tree.ancestor_mask(),
                                          depths=torch.tensor(tree.depths))  # (1, N, V)

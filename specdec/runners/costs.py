@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import time
+import weakref
 from dataclasses import asdict, dataclass
 from collections.abc import Sequence
 from pathlib import Path
@@ -163,34 +164,48 @@ def probe(runner) -> float:
     return measure(runner, rows=(1,), context=PROBE_CONTEXT, repeats=3).seconds[0]
 
 
+_KNOWN: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # runner -> its costs, in this process
+
+
 def pass_costs(runner, cache_dir=None, remeasure: bool = False, say=None) -> PassCosts:
-    """The runner's costs from the cache, else measured now and cached (atomically). A model without a name
-    (built in memory) is measured every time: nothing identifies it on disk. A cached curve is checked by a
-    `probe` (4 one-row passes): where a pass now runs well under the cached 1-row time, the curve was measured
-    while other work ran and is measured again. Why: this machine's cache held a 1.5B curve measured during a
-    test run (75 ms a 1-row pass, 40 ms alone), which every later run's guard and sized drafters read."""
+    """The runner's costs, once per runner object in a process (the guard's round costs and a sized drafter
+    ask for the same runner's: one probe, one measurement), from the cache, else measured now and cached
+    (atomically). A model without a name (built in memory) is measured, not cached on disk: nothing identifies
+    it there. A cached curve is checked by a `probe` (4 one-row passes): where a pass now runs well under the
+    cached 1-row time, the curve was measured while other work ran and is measured again. Why: this machine's
+    cache held a 1.5B curve measured during a test run (75 ms a 1-row pass, 40 ms alone), which every later
+    run's guard and sized drafters read."""
+    if not remeasure and runner in _KNOWN:
+        return _KNOWN[runner]
+    costs = _pass_costs(runner, cache_dir, remeasure, say)
+    _KNOWN[runner] = costs
+    return costs
+
+
+def _read_cached(path: Path) -> PassCosts | None:
+    """The cached curve at `path`, or None (missing, unreadable, an older format)."""
+    try:
+        d = json.loads(path.read_text())
+        return PassCosts.from_dict(d["costs"]) if d.get("format") == FORMAT else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _pass_costs(runner, cache_dir, remeasure: bool, say) -> PassCosts:
     if "<unnamed>" in runner.fingerprint():
         return measure(runner)
     path = cache_file(runner, cache_dir)
-    if not remeasure and path.is_file():
-        cached = None
-        try:
-            d = json.loads(path.read_text())
-            if d.get("format") == FORMAT:
-                cached = PassCosts.from_dict(d["costs"])
-        except (ValueError, KeyError, TypeError):
-            pass  # unreadable: measure again
-        if cached is not None:
-            now = probe(runner)
-            if now >= STALE * cached.seconds[0]:
-                return cached
-            if say:
-                say(f"{runner.name} pass costs were cached from a busier machine (1 row: "
-                    f"{cached.seconds[0] * 1e3:.0f} ms cached, {now * 1e3:.0f} ms now): measuring again")
-        elif say:
-            say(f"measuring {runner.name} pass costs on this machine (once; cached in {path.parent})")
-    elif say:
-        say(f"measuring {runner.name} pass costs on this machine (once; cached in {path.parent})")
+    cached = None if remeasure else _read_cached(path)
+    if cached is not None:
+        now = probe(runner)
+        if now >= STALE * cached.seconds[0]:
+            return cached
+        note = (f"{runner.name} pass costs were cached from a busier machine (1 row: "
+                f"{cached.seconds[0] * 1e3:.0f} ms cached, {now * 1e3:.0f} ms now): measuring again")
+    else:
+        note = f"measuring {runner.name} pass costs on this machine (once; cached in {path.parent})"
+    if say:
+        say(note)
     costs = measure(runner, say=say)
     try:
         write_text_atomic(path, json.dumps({"format": FORMAT, "machine": machine_id(),
