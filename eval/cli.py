@@ -5,6 +5,7 @@
     specdec eval run gsm8k_chat --model qwen2.5-coder-1.5b-instruct --draft qwen2.5-coder-0.5b-instruct \
         --limit 100 --compare-plain --out runs/gsm8k-15b-draft
     specdec eval run gsm8k --model qwen2.5-coder-0.5b-instruct --backend vllm --drafter prompt-lookup --out ...
+    specdec eval run gsm8k_chat --backend vllm --drafter suffixdecoding --vllm-batch 8 --out ...   # vLLM's own suffix
     specdec eval report runs/a runs/b --out runs/compare
 
 Everything is checked (task, data files, subjects, model, chat template) before the output folder is

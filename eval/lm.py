@@ -210,9 +210,7 @@ class VLLMLM:
                  sampling=None, drafter_options: dict | None = None) -> None:
         from specdec.backends import vllm_client as V
 
-        if not V.available(venv):
-            raise V.VLLMBackendError(f"--backend vllm needs the vLLM venv at {V.venv_path(venv)}; build it with "
-                                     f"`bash eval/setup_vllm.sh` (a few minutes)")
+        V.check_ready(V.VLLM_SUFFIX if (speculative_config or {}).get("method") == "suffix" else None, venv)
         self.model_dir, self.tokenizer, self.dtype = model_dir, tokenizer, dtype
         self.max_context, self.speculative_config = max_context, speculative_config
         self.venv, self.batch, self.log_path, self.say = venv, batch, log_path, say

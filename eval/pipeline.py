@@ -123,7 +123,12 @@ def execute(task_name: str, run: RunConfig | None = None, *, backend: str | None
 
     # the one validation, before any data or model: this engine's runs whole (model names, drafter / policy
     # names, options and k), vLLM's speculative setup (its models are checked by the vLLM client)
-    if backend == "vllm" or decoder is not None:
+    if backend == "vllm":
+        from specdec.backends import vllm_client
+
+        vllm_client.check_spec(spec, draft)  # this engine's drafters by their registry, vLLM's own by name
+        vllm_client.check_ready(spec.drafter, vllm_venv)
+    elif decoder is not None:
         check_spec(spec)
     elif task.scoring != "mlm":
         check_run(replace(run, stop=None))

@@ -64,6 +64,37 @@ def has_module(module: str, venv: str | os.PathLike | None = None) -> bool:
 
 
 VLLM_SUFFIX = "suffixdecoding"  # vLLM's own suffix method (this project's `suffix` drafter is another)
+SUFFIX_MODULE = "arctic_inference.suffix_decoding"
+
+
+def check_ready(drafter: str | None, venv: str | os.PathLike | None = None, flag: str = "--backend vllm") -> None:
+    """The vLLM venv is there, and what `drafter` needs in it (vLLM's own suffix method: arctic-inference's
+    suffix tree), before anything loads."""
+    if not available(venv):
+        raise VLLMBackendError(f"{flag} needs the vLLM venv at {venv_path(venv)}; build it with "
+                               f"`bash eval/setup_vllm.sh` (a few minutes) or point ${VENV_ENV} at one")
+    if drafter == VLLM_SUFFIX and not has_module(SUFFIX_MODULE, venv):
+        raise VLLMBackendError(f"{VLLM_SUFFIX} (vLLM's own suffix method) needs arctic-inference's suffix tree in "
+                               f"{venv_path(venv)}: `bash eval/setup_vllm_suffix.sh` builds it (about a minute)")
+
+
+def check_spec(spec, draft: str | None = None) -> None:
+    """The check of a speculative setup that runs in vLLM, before anything loads: this engine's drafters by
+    their registry (specdec.spec_check), vLLM's own methods (suffixdecoding) by name (they take no
+    --drafter-opt), then the mapping to speculative_config (a drafter or policy vLLM has no counterpart for)."""
+    from dataclasses import replace
+
+    from specdec.config import DEFAULT_K
+    from specdec.spec_check import check_spec as check_engine_spec
+
+    if spec.drafter == VLLM_SUFFIX:
+        if spec.drafter_options:
+            raise InputError(f"--drafter {VLLM_SUFFIX} (vLLM's own suffix method) takes no --drafter-opt; "
+                             f"got {', '.join(sorted(spec.drafter_options))}")
+        check_engine_spec(replace(spec, drafter=None))
+    else:
+        check_engine_spec(spec)
+    speculative_config(spec.drafter, spec.k or DEFAULT_K, draft or "", spec.drafter_options, spec.policy)
 
 
 def speculative_config(drafter: str | None, k: int = 4, draft_path: str | None = None,

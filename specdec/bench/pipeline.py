@@ -46,6 +46,7 @@ class BenchPlan:
     plot_out: str | None = None
     config_extra: dict = field(default_factory=dict)  # recorded as is (the command's own options)
     cost_curve: bool = False  # also time one pass of 1..64 rows on each of this engine's runners (report["cost_curves"])
+    interleave: bool = True  # this engine's setups prompt by prompt (specdec.bench.runner.run_bench), else setup by setup
 
 
 def _group_key(engine: EngineConfig, target: str) -> tuple[str, str]:
@@ -210,7 +211,7 @@ def run(plan: BenchPlan, say: Say, progress: Callable[[str, int, int], None] | N
               "max_new_tokens": plan.stop.max_new_tokens, "ignore_eos": plan.stop.ignore_eos,
               "chat": bool(getattr(tokenizer, "chat_template", None)) if plan.chat is None else plan.chat,
               "groups": [{"plain": g[0], "engine": vars_(g[1]), "setups": [s.name for s in g[2]]} for g in groups],
-              "vllm": plan.vllm, "llamacpp": plan.llamacpp, "hf": plan.hf,
+              "vllm": plan.vllm, "llamacpp": plan.llamacpp, "hf": plan.hf, "interleave": plan.interleave,
               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **plan.config_extra}
     rec = Recorder(plan, config, machine_info(engine.dtype, engine.compile), categories, say)
     greedy = plan.sampling.greedy
@@ -230,7 +231,8 @@ def run(plan: BenchPlan, say: Say, progress: Callable[[str, int, int], None] | N
         for name in backends:
             info[name]["load_s"] = time.perf_counter() - t0
         res = R.run_bench(backends, ids, greedy=greedy, reference=plain, progress=progress,
-                          on_setup=lambda n, r: rec.add(n, r, info.get(n)), keep_going=True)
+                          on_setup=lambda n, r: rec.add(n, r, info.get(n)), keep_going=True,
+                          interleave=plan.interleave)
         rec.info.update(info)
         if plain == "plain":  # external engines are compared with this engine's own plain decoding
             ref_out = [row["output_ids"] for row in res[plain]["per_prompt"]]

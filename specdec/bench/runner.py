@@ -234,45 +234,65 @@ def summarize(per_prompt: list[dict]) -> dict:
     }
 
 
+def _steps(name: str, backend: Backend, prompts: list[list[int]], out: dict, *, warmup: bool, greedy: bool,
+           ref_out: list[list[int]], record_ref: bool, progress: Callable[[str, int, int], None] | None):
+    """One setup's generations as steps (run_bench drives them setup by setup or prompt by prompt): yields after
+    the untimed warm-up (prompt 0 again) and after each prompt, filling `out` ("rows", "warmup_s",
+    "warmup_compile_s"); with `record_ref` its outputs become the reference (`ref_out`)."""
+    if warmup:
+        if progress:
+            progress(name, 0, len(prompts))
+        t0 = time.perf_counter()
+        _, st = backend(prompts[0])
+        out["warmup_s"], out["warmup_compile_s"] = time.perf_counter() - t0, st.get("compile_s") or 0.0
+        yield
+    for i, ids in enumerate(prompts):
+        if progress:
+            progress(name, i + 1, len(prompts))
+        got, st = backend(ids)
+        if record_ref:
+            ref_out.append(got)
+        same = (got == ref_out[i]) if greedy and i < len(ref_out) else None
+        out["rows"].append({"prompt_index": i, "prompt_tokens": len(ids), **st, "identical": same,
+                            "output_ids": list(got)})
+        yield
+
+
 def run_bench(setups: dict[str, Backend], prompts: list[list[int]], *, greedy: bool = True,
               reference: str = "plain", speed_reference: str | None = None, warmup: bool = True,
               progress: Callable[[str, int, int], None] | None = None,
               ref_outputs: list[list[int]] | None = None, on_setup: Callable[[str, dict], None] | None = None,
-              keep_going: bool = False) -> dict[str, dict]:
+              keep_going: bool = False, interleave: bool = False) -> dict[str, dict]:
     """Run every setup over every prompt (one untimed warm-up generation per setup first).
     Output ids are compared with `reference`'s (run first), or with `ref_outputs` when given, when `greedy`;
     otherwise `identical` is None. Speedups are ratios of median tokens/s to `speed_reference`'s (default:
     `reference`). `on_setup(name, result)` is called as each setup finishes (the bench writes its report
     then); with `keep_going` a setup that raises is recorded as {"failed": True, "error": ...} and the others
-    still run. Each result has the peak resident memory of the process while it ran (`peak_rss_mb`)."""
+    still run. Each result has the peak resident memory of the process while it ran (`peak_rss_mb`).
+
+    `interleave`: every setup warms up, then each prompt runs through every setup (the reference first) before
+    the next prompt, so a machine whose speed drifts during the run (a shared host: this 2-core machine's
+    one-row pass measured 31 ms and 42 ms an hour apart) slows every setup alike and the per-prompt ratios stay
+    side by side; the peak memory is then the whole run's, the same for every setup. Default: setup by setup."""
     from specdec.bench.memory import RssMeter
 
     if not prompts:
         raise InputError("no prompts to benchmark")
     order = sorted(setups, key=lambda n: n != reference)  # the reference first, others in their given order
     ref_out: list[list[int]] = list(ref_outputs) if ref_outputs is not None else []
+    outs = {name: {"rows": [], "warmup_s": 0.0, "warmup_compile_s": 0.0} for name in order}
+    steps = {name: _steps(name, setups[name], prompts, outs[name], warmup=warmup, greedy=greedy, ref_out=ref_out,
+                          record_ref=name == reference and ref_outputs is None, progress=progress)
+             for name in order}
     results: dict[str, dict] = {}
-    for name in order:
-        backend = setups[name]
-        warm_s, warm_compile = 0.0, 0.0
+
+    def advance(name: str) -> bool:
+        """One step of `name`; False when it is done (finished, or failed and recorded)."""
         try:
-            with RssMeter() as mem:
-                if warmup:
-                    if progress:
-                        progress(name, 0, len(prompts))
-                    t0 = time.perf_counter()
-                    _, st = backend(prompts[0])
-                    warm_s, warm_compile = time.perf_counter() - t0, st.get("compile_s") or 0.0
-                rows = []
-                for i, ids in enumerate(prompts):
-                    if progress:
-                        progress(name, i + 1, len(prompts))
-                    out, st = backend(ids)
-                    if name == reference and ref_outputs is None:
-                        ref_out.append(out)
-                    same = (out == ref_out[i]) if greedy and i < len(ref_out) else None
-                    rows.append({"prompt_index": i, "prompt_tokens": len(ids), **st, "identical": same,
-                                 "output_ids": list(out)})
+            next(steps[name])
+            return True
+        except StopIteration:
+            return False
         except Exception as e:  # noqa: BLE001 - one failing setup must not lose the others' results
             if not keep_going or (name == reference and ref_outputs is None):
                 raise
@@ -280,12 +300,32 @@ def run_bench(setups: dict[str, Backend], prompts: list[list[int]], *, greedy: b
                              "per_prompt": []}
             if on_setup:
                 on_setup(name, results[name])
-            continue
-        results[name] = {**summarize(rows), "warmup_s": warm_s, "warmup_compile_s": warm_compile,
-                         "compile_s": sum(r.get("compile_s") or 0.0 for r in rows), "peak_rss_mb": mem.peak_mb,
+            return False
+
+    def finish(name: str, peak_mb) -> None:
+        if name in results:  # failed
+            return
+        rows = outs[name]["rows"]
+        results[name] = {**summarize(rows), "warmup_s": outs[name]["warmup_s"],
+                         "warmup_compile_s": outs[name]["warmup_compile_s"],
+                         "compile_s": sum(r.get("compile_s") or 0.0 for r in rows), "peak_rss_mb": peak_mb,
                          "per_prompt": rows}
         if on_setup:
             on_setup(name, results[name])
+
+    if interleave:
+        with RssMeter() as mem:
+            active = list(order)
+            while active:
+                active = [name for name in active if advance(name)]
+        for name in order:
+            finish(name, mem.peak_mb)
+    else:
+        for name in order:
+            with RssMeter() as mem:
+                while advance(name):
+                    pass
+            finish(name, mem.peak_mb)
     base = results.get(speed_reference or reference, {}).get("median_tokens_per_s")
     for r in results.values():
         if not r.get("failed"):

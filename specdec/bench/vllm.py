@@ -77,12 +77,7 @@ def check(setups: list[str], *, sampling: SamplingConfig, stop: StopConfig, draf
     if stop.eos_token_ids is not None:
         raise InputError("--vllm stops at the model's own EOS tokens (or none with ignore_eos): custom "
                          "eos_token_ids are not supported")
-    if not V.available(venv):
-        raise V.VLLMBackendError(f"--vllm needs the vLLM venv at {V.venv_path(venv)}; build it with "
-                                 f"`bash eval/setup_vllm.sh` (a few minutes) or point ${V.VENV_ENV} at one")
-    if "suffixdecoding" in setups and not V.has_module("arctic_inference.suffix_decoding", venv):
-        raise V.VLLMBackendError(f"--vllm suffixdecoding needs arctic-inference's suffix tree in {V.venv_path(venv)}: "
-                                 f"`bash eval/setup_vllm_suffix.sh` builds it (about a minute)")
+    V.check_ready(V.VLLM_SUFFIX if V.VLLM_SUFFIX in setups else None, venv, flag="--vllm")
 
 
 class VLLMBackend:

@@ -232,6 +232,9 @@ def bench(
     cost_curve: Annotated[bool, typer.Option(
         "--cost-curve", help="Also time one verification pass of 1..64 rows on each of this engine's runners "
         "(the report's cost_curves; a setup with backend=llamacpp adds llama.cpp's).")] = False,
+    interleave: Annotated[bool, typer.Option(
+        "--interleave/--by-setup", help="This engine's setups prompt by prompt (each prompt through every setup "
+        "before the next: a machine whose speed drifts slows all alike; default) or setup by setup.")] = True,
 ) -> None:
     """Time plain decoding and speculative setups side by side on the same prompts, with llama.cpp, vLLM and HF
     rows when asked; the JSON report is rewritten after every setup."""
@@ -248,7 +251,7 @@ def bench(
         target=target, draft=draft, prompts=[], engine=run.engine, setups=specs, sampling=run.sampling,
         stop=replace(run.stop, ignore_eos=not stop_at_eos), k=k, chat=chat, hf=hf,
         vllm=bench_vllm.parse_setups(vllm or []), llamacpp=[s.strip().lower() for s in (llamacpp or [])],
-        llama_server=llama_server, json_out=json_out, plot_out=plot_out, cost_curve=cost_curve,
+        llama_server=llama_server, json_out=json_out, plot_out=plot_out, cost_curve=cost_curve, interleave=interleave,
         config_extra={"prompts": prompts, "per_category": per_category, "max_context_given": max_context is not None,
                       "data_dir": str(B.prompts.resolve_data_dir(data_dir).resolve())})
     pipeline.check_plan(plan)  # output paths, setups, engines: refused before any prompt or model is read

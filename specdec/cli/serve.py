@@ -25,15 +25,17 @@ def serve(
     print_only: Annotated[bool, typer.Option("--print", help="Print the command instead of running it.")] = False,
 ) -> None:
     """Serve the target through vLLM's OpenAI-compatible server, drafting with this project's drafters
-    (--drafter aded | prompt-lookup (vLLM's ngram) | draft-model (--draft) | none)."""
+    (--drafter aded | suffix | prompt-lookup (vLLM's ngram) | draft-model (--draft) | none), or with vLLM's own
+    suffix method (--drafter suffixdecoding)."""
+    from specdec.backends import vllm_client
     from specdec.backends.vllm_serve import ServeConfig, exec_server, serve_command, shell_line
-    from specdec.spec_check import check_spec
 
     run = run_config({**locals(), "policy": "constant"})
-    check_spec(run.spec)
+    vllm_client.check_spec(run.spec, run.draft)
     cfg = ServeConfig(host=host, port=port, max_model_len=max_model_len, max_num_seqs=max_num_seqs, name=name)
     argv, env = serve_command(run, cfg, venv)
     if print_only:
         typer.echo(shell_line(argv, env))
         return
+    vllm_client.check_ready(run.spec.drafter, venv, flag="specdec serve")
     exec_server(argv, env)

@@ -8,7 +8,8 @@ import torch
 
 from specdec.backends import vllm_client as V
 from specdec.backends.vllm_worker import MARK
-from specdec.errors import InputError
+from specdec.config import SpecConfig
+from specdec.errors import InputError, SpecDecError
 
 from evalhelpers import byte_tokenizer, tiny_model
 
@@ -73,6 +74,44 @@ def test_worker_env_follows_the_notes(tmp_path):
     assert env["VLLM_TARGET_DEVICE"] == "cpu" and env["VLLM_CPU_KVCACHE_SPACE"] == "4"
     assert env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0" and env["VLLM_CPU_OMP_THREADS_BIND"].startswith("0-")
     assert "PYTHONPATH" not in env  # the worker runs by file path: nothing of this repository on its path
+
+
+@pytest.mark.parametrize("spec, draft, match", [
+    (SpecConfig(drafter="suffixdecoding", drafter_options={"max_depth": 8}), None, "takes no --drafter-opt"),
+    (SpecConfig(drafter="suffixdecoding", policy="heuristic"), None, "fixed number"),
+    (SpecConfig(drafter="hybrid"), None, "no vLLM counterpart"),
+    (SpecConfig(drafter="draft-model"), None, "needs --draft"),
+    (SpecConfig(drafter="aded", drafter_options={"nodes": "abc"}), None, "nodes"),
+    (SpecConfig(drafter="nope"), None, "nope"),
+])
+def test_check_spec_refuses_what_vllm_cannot_run(spec, draft, match):
+    with pytest.raises(SpecDecError, match=match):
+        V.check_spec(spec, draft)
+
+
+@pytest.mark.parametrize("spec, draft", [
+    (SpecConfig(drafter="suffixdecoding", k=6), None),  # vLLM's own method: not in this engine's registry
+    (SpecConfig(drafter="aded", drafter_options={"nodes": 8}), None),
+    (SpecConfig(drafter="draft-model"), "qwen2.5-coder-0.5b-instruct"),
+    (SpecConfig(), None),
+])
+def test_check_spec_passes_what_vllm_runs(spec, draft):
+    V.check_spec(spec, draft)
+
+
+def test_check_ready_names_the_setup_script(tmp_path, monkeypatch):
+    with pytest.raises(V.VLLMBackendError, match="bash eval/setup_vllm.sh"):
+        V.check_ready(None, tmp_path / "none")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("")
+    asked = []
+    monkeypatch.setattr(V, "has_module", lambda module, v=None: asked.append(module) or False)
+    V.check_ready("aded", venv)  # nothing more needed
+    assert asked == []
+    with pytest.raises(V.VLLMBackendError, match="eval/setup_vllm_suffix.sh"):
+        V.check_ready("suffixdecoding", venv)
+    assert asked == [V.SUFFIX_MODULE]
 
 
 def test_missing_venv_is_a_clear_error(tmp_path):

@@ -176,6 +176,49 @@ def test_run_bench_detects_differences_and_speedup():
     assert sampled["plain"]["identical"] is None
 
 
+def _logged(name, log, out, tps, fail_at=None):
+    """A fake backend that logs (setup, prompt) for each call and raises on prompt `fail_at`."""
+    def run(ids):
+        log.append((name, ids[0]))
+        if ids[0] == fail_at:
+            raise RuntimeError("out of memory")
+        return list(out), {"tokens": len(out), "seconds": len(out) / tps, "tokens_per_s": tps, "rounds": len(out)}
+    return run
+
+
+@pytest.mark.parametrize("interleave", [False, True])
+def test_run_bench_orders_calls_setup_by_setup_or_prompt_by_prompt(interleave):
+    log = []
+    setups = {"a": _logged("a", log, [1, 2], 20.0), "plain": _logged("plain", log, [1, 2], 10.0),
+              "b": _logged("b", log, [1, 3], 40.0)}
+    res = run_bench(setups, [[5], [6]], interleave=interleave)
+    if interleave:  # warm-ups (prompt 0 again), then each prompt through every setup, the reference first
+        assert log == [("plain", 5), ("a", 5), ("b", 5), ("plain", 5), ("a", 5), ("b", 5),
+                       ("plain", 6), ("a", 6), ("b", 6)]
+    else:
+        assert log == [("plain", 5), ("plain", 5), ("plain", 6), ("a", 5), ("a", 5), ("a", 6),
+                       ("b", 5), ("b", 5), ("b", 6)]
+    assert list(res) == ["plain", "a", "b"]
+    assert res["a"]["identical_prompts"] == 2 and res["b"]["identical_prompts"] == 0
+    assert res["a"]["speedup"] == pytest.approx(2.0) and res["b"]["speedup"] == pytest.approx(4.0)
+    assert [r["prompt_index"] for r in res["b"]["per_prompt"]] == [0, 1]
+
+
+def test_interleaved_run_keeps_going_past_a_failing_setup():
+    log, seen = [], []
+    setups = {"plain": _logged("plain", log, [1], 10.0), "bad": _logged("bad", log, [1], 20.0, fail_at=6),
+              "ok": _logged("ok", log, [1], 30.0)}
+    res = run_bench(setups, [[5], [6], [7]], interleave=True, keep_going=True,
+                    on_setup=lambda n, r: seen.append((n, bool(r.get("failed")))))
+    assert res["bad"]["failed"] and "out of memory" in res["bad"]["error"]
+    assert ("bad", 7) not in log and ("ok", 7) in log  # dropped after its failure, the others go on
+    assert len(res["ok"]["per_prompt"]) == 3 and res["ok"]["speedup"] == pytest.approx(3.0)
+    assert seen[0] == ("bad", True) and sorted(seen[1:]) == [("ok", False), ("plain", False)]
+    failing_reference = {"plain": _logged("plain", [], [1], 10.0, fail_at=6), "ok": _logged("ok", [], [1], 30.0)}
+    with pytest.raises(RuntimeError, match="out of memory"):  # no reference: nothing to compare with
+        run_bench(failing_reference, [[5], [6]], interleave=True, keep_going=True)
+
+
 def test_parse_setup():
     s = parse_setup("pl8=prompt-lookup:confidence:8")
     assert (s.name, s.drafter, s.policy, s.k) == ("pl8", "prompt-lookup", "confidence", 8)

@@ -5,7 +5,7 @@ import pytest
 
 from eval import runner as R
 from eval.pipeline import execute
-from specdec.errors import DataError, InputError, UnknownNameError
+from specdec.errors import DataError, InputError, SpecDecError, UnknownNameError
 
 from evalhelpers import byte_tokenizer
 
@@ -119,6 +119,22 @@ def test_bad_inputs_leave_no_output(tmp_path, data_dir, decoder, task, kw, err, 
     out = tmp_path / "out"
     with pytest.raises(err, match=match):
         execute(task, out=out, decoder=decoder, plots=False, say=lambda m: None, **kw)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kw, err, match", [
+    ({"drafter": "suffixdecoding", "drafter_options": {"x": 1}}, InputError, "takes no --drafter-opt"),
+    ({"drafter": "hybrid"}, InputError, "no vLLM counterpart"),
+    ({"drafter": "suffixdecoding", "vllm_venv": "NONE"}, SpecDecError, "bash eval/setup_vllm.sh"),
+])
+def test_vllm_setups_are_checked_before_data_or_models(tmp_path, data_dir, kw, err, match):
+    kw = dict(kw)
+    if kw.get("vllm_venv") == "NONE":
+        kw["vllm_venv"] = str(tmp_path / "no-venv")
+    out = tmp_path / "out"
+    with pytest.raises(err, match=match):
+        execute("gsm8k", backend="vllm", out=out, data_dir=str(tmp_path / "nowhere"), plots=False,
+                say=lambda m: None, **kw)
     assert not out.exists()
 
 

@@ -2,8 +2,9 @@
 # The figures of docs/scale.md, stage by stage (each resumable: rerun it after an interruption; a finished
 # stage is skipped). Needs .venv (this engine) and .venv-vllm (bash eval/setup_vllm.sh).
 #   bash docs/results/scale/run.sh STAGE [STAGE ...]      stages: b8 b32 b1 (in this order: "all")
-#   N=100 NEW=256 OUT=runs/scale SETUPS="plain aded aded-off ngram suffix draft"   (defaults)
-# aded: this project's ADED proposer with its batch budget (the default); aded-off: every drafted token verified.
+#   N=100 NEW=256 OUT=runs/scale SETUPS="plain aded aded-off ngram suffix draft"   (defaults; also: suffixdecoding)
+# aded: this project's ADED proposer with its batch budget (the default); aded-off: every drafted token verified;
+# suffix: this project's suffix drafter as a proposer; suffixdecoding: vLLM's own suffix method.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 . .venv/bin/activate
@@ -12,7 +13,7 @@ OUT="${OUT:-runs/scale/$(basename "$RES")}"; N="${N:-100}"; NEW="${NEW:-256}"  #
 export HF_HUB_OFFLINE=1
 M15=qwen2.5-coder-1.5b-instruct; M05=qwen2.5-coder-0.5b-instruct
 
-batched() {  # batched B: GSM8K (first N, chat) through vLLM, B requests side by side: plain, aded, ngram, draft
+batched() {  # batched B: GSM8K (first N, chat) through vLLM, B requests side by side, one folder per setup
   local b="$1"
   for setup in ${SETUPS:-plain aded aded-off ngram suffix draft}; do
     local args=() name="gsm8k-b$b-$setup" budget='{"budget": "auto"}'
@@ -21,6 +22,7 @@ batched() {  # batched B: GSM8K (first N, chat) through vLLM, B requests side by
       aded) args=(--drafter aded -k 4) ;;
       aded-off) args=(--drafter aded -k 4); budget='{"budget": "off"}' ;;
       suffix) args=(--drafter suffix -k 4) ;;
+      suffixdecoding) args=(--drafter suffixdecoding -k 4) ;;  # vLLM's own suffix method (eval/setup_vllm_suffix.sh)
       draft) args=(--draft $M05 -k 4) ;;
     esac
     mkdir -p "$RES"; if [ -f "$RES/$name/summary.json" ]; then echo "done: $name"; continue; fi

@@ -1,0 +1,62 @@
+"""The full-size run's tables from its pieces (each a bench JSON with every setup side by side on its prompts):
+per setup over all prompts and per category, speedup = median tokens/s over the prompts / the reference's median
+on the same prompts (this engine's rows over its own plain, llama.cpp's over llama.cpp's plain), as
+specdec.bench.runner.by_category computes it for one bench run.
+    python merge.py FOLDER        (reads FOLDER/piece-*.json, writes FOLDER/full.json and prints markdown)"""
+import json
+import sys
+from pathlib import Path
+
+from specdec.bench.runner import by_category, summarize
+
+folder = Path(sys.argv[1])
+results: dict[str, dict] = {}
+categories: list[str] = []
+pieces = []
+for path in sorted(folder.glob("piece-*.json")):
+    rep = json.loads(path.read_text())
+    if not rep.get("complete"):
+        print(f"{path.name}: not complete, left out", file=sys.stderr)
+        continue
+    pieces.append(path.name)
+    offset = len(categories)
+    categories += rep["config"]["prompt_categories"]
+    for name, r in rep["setups"].items():
+        rows = results.setdefault(name, {"per_prompt": []})["per_prompt"]
+        rows += [{**p, "prompt_index": p["prompt_index"] + offset} for p in r.get("per_prompt", [])]
+
+
+def reference(name: str) -> str:
+    return "llamacpp_plain" if name.startswith("llamacpp_") else "plain"
+
+
+table = {"overall": {n: summarize(r["per_prompt"]) for n, r in results.items()}}
+per_cat = {ref: by_category({n: r for n, r in results.items() if reference(n) == ref}, categories, ref)
+           for ref in dict.fromkeys(map(reference, results))}
+for cat in dict.fromkeys(categories):
+    table[cat] = {n: s for ref in per_cat.values() for n, s in ref.get(cat, {}).items()}
+for n, s in table["overall"].items():
+    base = table["overall"].get(reference(n), {}).get("median_tokens_per_s")
+    s["speedup"] = s["median_tokens_per_s"] / base if base else None
+out = {"pieces": pieces, "prompts": len(categories), "table": table}
+tmp = folder / "full.json.tmp"
+tmp.write_text(json.dumps(out, indent=1))
+tmp.replace(folder / "full.json")
+names = list(results)
+print(f"{len(categories)} prompts from {len(pieces)} pieces; speedup over the row's own plain, tau below\n")
+print("| category | n | " + " | ".join(names) + " |")
+print("|---|---:|" + "---:|" * len(names))
+for cat, row in table.items():
+    n = len(categories) if cat == "overall" else categories.count(cat)
+    cells = []
+    for name in names:
+        s = row.get(name)
+        tau = s and s.get("mean_accepted_length")
+        cells.append("-" if not s or s["speedup"] is None else f"{s['speedup']:.2f}x" + (f" τ{tau:.2f}" if tau else ""))
+    print(f"| {cat} | {n} | " + " | ".join(cells) + " |")
+print("\n| setup | median tok/s | speedup | α | τ | same as plain |")
+print("|---|---:|---:|---:|---:|---:|")
+for name, s in table["overall"].items():
+    a, t = s.get("acceptance_rate"), s.get("mean_accepted_length")
+    print(f"| {name} | {s['median_tokens_per_s']:.2f} | {s['speedup']:.2f}x | {'-' if a is None else f'{a:.2f}'} | "
+          f"{'-' if t is None else f'{t:.2f}'} | {s['identical_prompts']}/{len(s and results[name]['per_prompt'])} |")
