@@ -11,7 +11,7 @@ from pathlib import Path
 import sys
 
 HERE = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "2026-12-05"
-SETUPS = ("plain", "aded", "aded-off", "suffix", "ngram", "draft")
+SETUPS = ("plain", "aded", "aded-off", "suffix", "ngram", "draft", "suffixdecoding")  # run.sh setup names
 
 
 def batched() -> dict[int, dict[str, dict]]:
