@@ -61,10 +61,41 @@ for cat, row in table.items():
         tau = s and s.get("mean_accepted_length")
         cells.append("-" if not s or s["speedup"] is None else f"{s['speedup']:.2f}x" + (f" τ{tau:.2f}" if tau else ""))
     print(f"| {cat} | {n} | " + " | ".join(cells) + " |")
-print("\n| setup | median tok/s | speedup | median of per-prompt ratios | α | τ | same as its own plain |")
-print("|---|---:|---:|---:|---:|---:|---:|")
+def split(name: str) -> str:
+    """Shares of the row's time spent drafting / verifying (target passes) / in prefill, over all prompts."""
+    rows = results[name]["per_prompt"]
+    total = sum(p["seconds"] for p in rows)
+    parts = [sum(p.get(k) or 0.0 for p in rows) if any(p.get(k) for p in rows) else None
+             for k in ("draft_s", "verify_s", "prefill_s")]  # None: the engine does not report it
+    return " / ".join("-" if x is None else f"{100 * x / total:.0f}%" for x in parts) if total else "-"
+
+
+print("\n| setup | median tok/s | speedup | median of per-prompt ratios | α | τ | same as its own plain | "
+      "time: draft / verify / prefill |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for name, s in table["overall"].items():
     a, t = s.get("acceptance_rate"), s.get("mean_accepted_length")
     print(f"| {name} | {s['median_tokens_per_s']:.2f} | {s['speedup']:.2f}x | {s['median_prompt_ratio']:.2f}x | "
           f"{'-' if a is None else f'{a:.2f}'} | {'-' if t is None else f'{t:.2f}'} | "
-          f"{s['same_as_own_plain']}/{len(results[name]['per_prompt'])} |")
+          f"{s['same_as_own_plain']}/{len(results[name]['per_prompt'])} | {split(name)} |")
+
+# the plot: speedup over the row's own plain per category (this engine's speculative rows and llama.cpp's n-gram)
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+shown = [n for n in names if n not in ("plain", "llamacpp_plain")]
+cats = list(table)
+fig, ax = plt.subplots(figsize=(14, 5))
+width = 0.8 / len(shown)
+for j, name in enumerate(shown):
+    ys = [(table[c].get(name) or {}).get("speedup") or 0 for c in cats]
+    ax.bar([i + j * width for i in range(len(cats))], ys, width, label=name, color=f"C{j}")
+ax.axhline(1.0, color="black", lw=0.8)
+ax.set_xticks([i + width * (len(shown) - 1) / 2 for i in range(len(cats))], cats, rotation=35, ha="right")
+ax.set_ylabel("speedup over its own plain decoding")
+ax.set_title(f"Issue 13 full-size run: {len(categories)} prompts, 128 tokens, greedy, 1.5B int4 (llama.cpp rows: over llama-server plain)")
+ax.legend(fontsize=8, ncol=3)
+fig.tight_layout()
+fig.savefig(folder / "full.png", dpi=110)
