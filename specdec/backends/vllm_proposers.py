@@ -292,7 +292,9 @@ class AdedProposer(DrafterProposer):
     # 16 search iterations, not 150: a chain is the most visited path, and 16 found as many accepted tokens in a
     # replay of GSM8K-100 at batch 1 and 8 (11351 vs 11449; 7655 with 12 vs 7684) at a third of the time (batch 32:
     # 4.8 vs 8 ms a step); docs/scale.md
-    default_options = {"iterations": 16}
+    # suffix off: the proposer's figures (docs/scale.md, runs d and e) were measured with tri-gram chains only;
+    # this engine's default (suffix matches first) has not been measured inside vLLM yet
+    default_options = {"iterations": 16, "suffix": False}
     fixed_options = {"chain": True, "sized": False}  # chains; the batch budget sizes them
 
 

@@ -90,9 +90,8 @@ def cost(
     import torch
     from rich.console import Console
 
-    from specdec.drafters.aded.config import AdedConfig
     from specdec.drafters.aded.store import TrigramStore, check_tokenizer
-    from specdec.drafters.aded.tune import choose_budget, replay
+    from specdec.drafters.aded.tune import TRIGRAM_TREE, choose_budget, replay
 
     console = Console(stderr=True)
     set_threads(threads)
@@ -123,7 +122,7 @@ def cost(
             check_tokenizer(st.meta, tok, store)
         else:
             st = TrigramStore.empty(vocab)
-        acc = [replay(st, AdedConfig(), ids, refs, n, d) for n, d in pairs]
+        acc = [replay(st, TRIGRAM_TREE, ids, refs, n, d) for n, d in pairs]
         ranked = choose_budget(t, acc)
         t = {n: t[n] for n in sorted(t)}
     except (KeyError, TypeError, json.JSONDecodeError) as e:
@@ -197,28 +196,33 @@ def replay_cmd(
     references: Path = typer.Option(..., help="a `specdec aded cost` report (its prompts and greedy references)"),
     store: list[str] = typer.Option(["empty"], help="store files, or 'empty' (repeatable)"),
     budget: list[str] = typer.Option(["5:4"], help="nodes:depth (repeatable)"),
-    variants: str = typer.Option("tree,chain,no-adapt,persist", help="comma-separated: tree chain no-adapt persist"),
+    variants: str = typer.Option("tree,chain,no-adapt,persist",
+                                 help="comma-separated: tree chain no-adapt persist suffix (the tri-gram tree alone, "
+                                      "then one change each; suffix: the longest suffix match first)"),
     out: Optional[Path] = typer.Option(None, help="JSON with every row"),
 ) -> None:
     """Ablations without the target: accepted tokens per round, replayed against greedy references."""
     from rich.console import Console
 
-    from specdec.drafters.aded.config import AdedConfig
     from specdec.drafters.aded.store import TrigramStore
-    from specdec.drafters.aded.tune import replay
+    from specdec.drafters.aded.tune import TRIGRAM_TREE, replay
 
     console = Console(stderr=True)
+    opts = {"tree": {}, "chain": {"chain": True}, "no-adapt": {"adapt": False}, "persist": {"persist": True},
+            "suffix": {"suffix": True}}
+    bad = sorted(set(variants.split(",")) - set(opts))
+    if bad:
+        raise InputError(f"--variants: unknown {', '.join(bad)}; known: {', '.join(opts)}")
     rep = json.loads(Path(references).read_text())
     ids, refs = rep["replay_data"]["prompts"], rep["replay_data"]["references"]
     vocab = max(max(max(p) for p in ids), max(max(r) for r in refs if r)) + 1
-    opts = {"tree": {}, "chain": {"chain": True}, "no-adapt": {"adapt": False}, "persist": {"persist": True}}
     rows = []
     for s in store:
         for v in variants.split(","):
             for b in budget:
                 n, d = (int(x) for x in b.split(":"))
                 st = TrigramStore.empty(vocab) if s == "empty" else TrigramStore.load(s)  # fresh: no leftovers
-                r = replay(st, AdedConfig().with_options(**opts[v]), ids, refs, n, d)
+                r = replay(st, TRIGRAM_TREE.with_options(**opts[v]), ids, refs, n, d)
                 rows.append(dict(r, store=s, variant=v))
                 console.print(f"{Path(s).name:28s} {v:9s} nodes {n:2d} depth {d}: {r['accepted_per_round']:.2f} "
                               f"accepted/round, search {r['search_ms']:.1f} ms, depths {r['accepted_depth_hist']}")

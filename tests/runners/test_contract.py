@@ -14,7 +14,7 @@ import importlib.util
 import pytest
 import torch
 
-from spec_helpers import close_draft, make_model, make_tokenizer, random_prompts
+from spec_helpers import close_draft, make_model, make_tokenizer, pin_pass_costs, random_prompts
 from specdec.runners import RUNNERS
 from specdec.weights import kernels, quant
 from specdec.runners.costs import measure
@@ -246,7 +246,7 @@ def _spec_for(drafter: str, policy: str, tmp_path, draft_model, tok):
                       policy_options=p_opts)
 
 
-def test_greedy_speculation_equals_plain_for_every_drafter_and_policy(runner, tiny, tmp_path, request):
+def test_greedy_speculation_equals_plain_for_every_drafter_and_policy(runner, tiny, tmp_path, request, monkeypatch):
     import sys
     from pathlib import Path
 
@@ -256,6 +256,10 @@ def test_greedy_speculation_equals_plain_for_every_drafter_and_policy(runner, ti
     from specdec.config import SpecConfig, StopConfig
     from specdec.stats import GenerationStats
 
+    from specdec.runners.costs import PassCosts
+
+    # sized drafters (ADED's default) on a flat curve: what they draft must not hang on this machine's timing
+    pin_pass_costs(monkeypatch, PassCosts((1, 64), (0.1, 0.1)))
     target, draft, tok = tiny
     builder = VARIANTS[runner.name][runner.variant]
     dec = SpecDecoder(runner, tok, draft="d", model_loader=lambda name: (builder(draft, tmp_path), tok))

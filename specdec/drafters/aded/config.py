@@ -20,7 +20,7 @@ class AdedConfig:
     cap: float = 3.0  # upper bound of an adapted weight
     window: int = 16  # the last `window` committed tokens are reinforced after each verification
     learn_prompt: bool = True  # reinforce every tri-gram of the prompt at start()
-    persist: bool = False  # keep the adaptation across generate() calls (default: reset to the base store)
+    persist: bool = False  # keep the adaptation (and sized trees' calibration) across generate() calls (default: reset)
     backoff: bool = True  # pair (a, b) unknown -> use the bigram successors of b (not in the paper)
     # ---- PUCT / MCTS search (published defaults)
     iterations: int = 150
@@ -30,20 +30,22 @@ class AdedConfig:
     top_paths: int = 24  # most-visited root-to-leaf paths kept ...
     extend: bool = True  # ... each extended by its best successor (one more level)
     # ---- tree budget. Published (GPU): 64 nodes, depth 5 (= search_depth + the extension); see `published()`.
-    # CPU default from `specdec aded cost` (docs/aded.md): an eager target pass costs about the same for
-    # 1..8 tokens and jumps at 9, and 5 nodes at depth 4 ranked first. Compiled runners pad to buckets
-    # (1, 2, 4, 8, ...), so the `aded` factory uses COMPILED_NODES there (1 + 7 = bucket 8).
-    max_nodes: int = 5
+    # CPU default: search up to 16 nodes, then keep only those that pay (`sized`), with the longest suffix
+    # match's continuation first (`suffix`). Measured side by side (issue 13's full-size run, 85 prompts,
+    # interleaved, docs/aded.md): 1.11x plain vs 1.02x for the earlier default (5 nodes, depth 4, neither),
+    # identical outputs; it won in every ablation before it too. Compiled runners pad to buckets (1, 2, 4, 8, ...),
+    # so the `aded` factory caps the search at COMPILED_NODES there (1 + 7 = bucket 8).
+    max_nodes: int = 16
     max_depth: int = 4
     depth_from_policy: bool = True  # the policy's k (ctx.policy.max_draft()) caps the depth
     chain: bool = False  # ablation: draft only the best single path (a chain) instead of a tree
     # per round, keep only the nodes whose calibrated path probability pays for their row on the target's
-    # measured pass costs (specdec.budget; max_nodes is then the search's cap, e.g. nodes=16)
-    sized: bool = False
+    # measured pass costs (specdec.budget; max_nodes is then the search's cap). Without costs nothing is cut.
+    sized: bool = True
     # ---- longer matches than a tri-gram (specdec/drafters/suffix.py): where the committed text's longest
     # suffix match is at least `suffix_min_match` tokens, that match's continuation tree goes first and the
     # tri-gram tree fills the rest of the node budget
-    suffix: bool = False
+    suffix: bool = True
     suffix_min_match: int = 3
     suffix_max_match: int = 32
 
@@ -60,8 +62,8 @@ class AdedConfig:
 
     @classmethod
     def published(cls) -> "AdedConfig":
-        """The paper's GPU setting: trees of up to 64 nodes, depth 5."""
-        return cls(max_nodes=64, max_depth=5)
+        """The paper's GPU setting: trees of up to 64 nodes, depth 5, every node verified, no suffix matches."""
+        return cls(max_nodes=64, max_depth=5, sized=False, suffix=False)
 
     def with_options(self, **opts) -> "AdedConfig":
         """A copy with `opts` replaced; unknown names raise an InputError listing the known ones."""

@@ -1,7 +1,7 @@
 """`aded`: the ADED drafter (Liu et al., AAAI 2025): tri-gram store + online adaptation + MCTS token tree.
 
 Budget per round (docs/aded.md):
-    nodes <= min(ctx.max_draft, cfg.max_nodes)                      default max_nodes 5 (7 if compiled)
+    nodes <= min(ctx.max_draft, cfg.max_nodes)                      default max_nodes 16 (7 if compiled)
     depth <= min(cfg.max_depth, nodes, policy k)                   default max_depth 4
 (policy k = ctx.policy_k, the policy's max_draft() this round, used as the depth cap when depth_from_policy). ctx.max_draft is what
 the loop allows: min(policy k, remaining tokens - 1, cache room - 1). If the loop asks a drafter with
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from specdec.budget import TreeSizer
 from specdec.drafters.aded.config import COMPILED_NODES, AdedConfig
 from specdec.drafters.aded.search import search
 from specdec.drafters.aded.store import TrigramStore, check_tokenizer
@@ -30,14 +31,13 @@ class AdedDrafter(DrafterBase):
     def __init__(self, store: TrigramStore, config: AdedConfig = AdedConfig(), costs=None) -> None:
         """costs: for `sized` trees, the target's pass costs (anything with `line(rows) -> (seconds, seconds per
         extra row)`, e.g. specdec.runners.costs.PassCosts), or None (nothing is cut)."""
-        from specdec.budget import TreeSizer
-
         self.store = store
         self.config = config
         self._hist: list[int] = []  # committed tokens (prompt + output) of this generation
         self.rounds: list[dict] = []  # per-round record of this generation (tree size, accepted depth, ms)
         self.costs = costs
-        self.sizer = TreeSizer(costs)  # store path probability -> chance of acceptance (kept across generations)
+        self.sizer = TreeSizer(costs)  # store path probability -> chance of acceptance (kept across generations
+        # only with persist, as the store's adaptation)
 
     # ---- the loop's budget hook
     def draft_limit(self, policy_max: int) -> int:
@@ -52,8 +52,9 @@ class AdedDrafter(DrafterBase):
     # ---- protocol
     def start(self, prompt_ids: torch.Tensor) -> None:
         cfg = self.config
-        if not cfg.persist:
+        if not cfg.persist:  # each generation starts from the same state: a seeded sampled run repeats itself
             self.store.reset()
+            self.sizer = TreeSizer(self.costs)  # the sized trees' calibration too
         self._hist = prompt_ids[0].tolist()
         self.rounds = []
         if cfg.adapt and cfg.learn_prompt:
@@ -228,7 +229,8 @@ def _build(env: DrafterEnv, store: str | None = "auto", **options) -> AdedDrafte
     "empty"; or the path of a `specdec aded build` file), nodes, depth, iterations,
     adapt, chain, and any other AdedConfig field (persist, backoff, increment, cap, window, c1, c2, ...)."""
     cfg = _config(env.compile, **options)
-    return AdedDrafter(_resolve_store(store, env, cfg), cfg, _target_costs(env) if cfg.sized else None)
+    costs = _target_costs(env) if cfg.sized and env.target_runner is not None else None  # no target: nothing cut
+    return AdedDrafter(_resolve_store(store, env, cfg), cfg, costs)
 
 
 def _target_costs(env: DrafterEnv):

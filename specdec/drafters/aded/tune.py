@@ -22,6 +22,10 @@ from specdec.drafters.aded.store import TrigramStore
 from specdec.drafters.base import DraftContext, VerifyResult
 from specdec.config import SamplingConfig
 
+# The replays rank fixed budgets of the tri-gram tree: no cost curve cuts it (they have no target) and no suffix
+# match goes first (`specdec aded replay --variants suffix` adds that part back).
+TRIGRAM_TREE = AdedConfig(sized=False, suffix=False)
+
 
 @torch.no_grad()
 def verify_cost(runner, ns: Sequence[int], context: int = 256, repeats: int = 5,

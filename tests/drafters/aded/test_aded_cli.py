@@ -62,3 +62,22 @@ def test_replay_command(tmp_path):
     tree = next(r for r in rows if r["variant"] == "tree")
     assert tree["accepted_per_round"] > 0  # the repeated pattern is learned from the prompt
     assert next(r for r in rows if r["variant"] == "no-adapt")["accepted_per_round"] == 0  # empty store, no learning
+
+
+def test_replay_suffix_variant_and_unknown_variant(tmp_path):
+    report = {"dataset": "toy", "replay_data": {"prompts": [[1, 2, 3, 1, 2]], "references": [[3, 1, 2, 3, 1, 2, 3]]}}
+    (tmp_path / "r.json").write_text(json.dumps(report))
+    base = ["replay", "--references", str(tmp_path / "r.json"), "--budget", "3:3", "--out", str(tmp_path / "o.json")]
+    res = CliRunner().invoke(aded_app, base + ["--variants", "no-adapt,suffix"])
+    assert res.exit_code == 0, res.output
+    rows = {r["variant"]: r for r in json.loads((tmp_path / "o.json").read_text())["rows"]}
+    assert rows["no-adapt"]["accepted_per_round"] == 0 and rows["suffix"]["accepted_per_round"] > 0
+    # without adaptation the empty store drafts nothing; the prompt's own repeats still give suffix matches
+    from specdec.drafters.aded.store import TrigramStore
+    from specdec.drafters.aded.tune import TRIGRAM_TREE, replay
+
+    alone = replay(TrigramStore.empty(8), TRIGRAM_TREE.with_options(adapt=False, suffix=True, suffix_min_match=2),
+                   report["replay_data"]["prompts"], report["replay_data"]["references"], 3, 3)
+    assert alone["accepted_per_round"] > 0
+    res = CliRunner().invoke(aded_app, base + ["--variants", "tree,nope"])
+    assert res.exit_code != 0 and "unknown nope" in res.output and "Traceback" not in res.output

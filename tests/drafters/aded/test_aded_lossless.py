@@ -46,24 +46,26 @@ def corpus_store(tmp_path_factory, target_model, tokenizer):
     return str(path)
 
 
-VARIANTS = {
-    "tree-empty": {"nodes": 12, "depth": 4},
-    "tree-corpus": {"nodes": 12, "depth": 4, "store": "CORPUS"},
-    "tree-64": {"nodes": 64, "depth": 5, "store": "CORPUS"},
-    "chain": {"chain": True, "depth": 5, "store": "CORPUS"},
-    "no-adapt": {"nodes": 8, "adapt": False, "store": "CORPUS"},
-    "persist-no-backoff": {"nodes": 8, "persist": True, "backoff": False},
+VARIANTS = {  # tri-gram trees alone (suffix off, as before it was the default) ...
+    "tree-empty": {"nodes": 12, "depth": 4, "suffix": False},
+    "tree-corpus": {"nodes": 12, "depth": 4, "store": "CORPUS", "suffix": False},
+    "tree-64": {"nodes": 64, "depth": 5, "store": "CORPUS", "suffix": False, "sized": False},
+    "chain": {"chain": True, "depth": 5, "store": "CORPUS", "suffix": False},
+    "no-adapt": {"nodes": 8, "adapt": False, "store": "CORPUS", "suffix": False},
+    "persist-no-backoff": {"nodes": 8, "persist": True, "backoff": False, "suffix": False},
+    # ... with suffix matches first (short ones, so that these random prompts have some)
     "suffix-tree": {"nodes": 12, "depth": 4, "store": "CORPUS", "suffix": True, "suffix_min_match": 2},
-    "suffix-chain": {"chain": True, "depth": 5, "suffix": True, "suffix_min_match": 2},
-    "sized": {"nodes": 16, "depth": 5, "store": "CORPUS", "sized": True},  # on a flat curve (pinned below)
-    "sized-measured": {"nodes": 16, "depth": 5, "store": "CORPUS", "sized": True},  # this machine's: may cut all
+    "suffix-chain": {"chain": True, "depth": 5, "store": "CORPUS", "suffix": True, "suffix_min_match": 2},
+    "defaults": {"store": "CORPUS"},  # 16 nodes, sized, suffix first (AdedConfig's defaults)
+    # sized trees on this machine's measured curve (every other variant runs on a flat curve, pinned below)
+    "sized-measured": {"nodes": 16, "depth": 5, "store": "CORPUS", "sized": True},
 }
 
 
 @pytest.mark.parametrize("kind", ["qwen2", "llama"])
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_greedy_identical_to_plain(kind, variant, corpus_store, target_model, tokenizer, monkeypatch):
-    if variant == "sized":  # on a flat curve: drafts accepted whatever this machine's timing
+    if variant != "sized-measured":  # a flat curve: drafts accepted whatever this machine's timing
         pin_pass_costs(monkeypatch, PassCosts((1, 64), (0.1, 0.1)))
     model = target_model if kind == "qwen2" else make_model("llama", seed=5, layers=2, sharp=8.0)
     dec = SpecDecoder(model, tokenizer)
@@ -78,10 +80,13 @@ def test_greedy_identical_to_plain(kind, variant, corpus_store, target_model, to
         from_suffix += sum(stats.extra.get("suffix_nodes", []))
         assert stats.new_tokens == len(plain)
         if stats.extra.get("tree_size"):
-            assert max(stats.extra["tree_size"]) <= opts.get("nodes", 64)
+            assert max(stats.extra["tree_size"]) <= opts.get("nodes", 16)
             assert max(stats.extra["tree_depth"]) <= opts.get("depth", 5)
     assert accepted > 0 or variant == "sized-measured", "the test is only meaningful when some drafts are accepted"
-    assert ("suffix" in opts) == (from_suffix > 0), "suffix=true drafts from long matches (and only then)"
+    if opts.get("suffix") is False:
+        assert from_suffix == 0, "suffix=false drafts from the tri-gram store only"
+    if "suffix_min_match" in opts:
+        assert from_suffix > 0, "suffix=true drafts from long matches"
 
 
 def test_small_policy_k_caps_depth_node_budget_from_config(target_model, tokenizer, corpus_store):
@@ -143,3 +148,13 @@ def test_registry_and_options(target_model, tokenizer, tmp_path):
     d = dec.drafter_for(SpecConfig(drafter="aded", drafter_options={"nodes": 7, "depth": 3, "iterations": 50}))
     assert (d.config.max_nodes, d.config.max_depth, d.config.iterations) == (7, 3, 50)
     assert d.draft_limit(4) == 7 and dec.drafter_for(SpecConfig(drafter="aded", drafter_options={"chain": True})).draft_limit(4) == 4
+
+
+def test_default_drafter_sizes_its_trees_on_the_targets_costs(target_model, tokenizer, monkeypatch):
+    flat = PassCosts((1, 64), (0.1, 0.1))
+    pin_pass_costs(monkeypatch, flat)
+    d = SpecDecoder(target_model, tokenizer).drafter_for(SpecConfig(drafter="aded"))
+    assert (d.config.max_nodes, d.config.sized, d.config.suffix) == (16, True, True)
+    assert d.costs is flat and d.sizer.costs is flat  # the target's measured curve reaches the tree sizer
+    off = SpecDecoder(target_model, tokenizer).drafter_for(SpecConfig(drafter="aded", drafter_options={"sized": False}))
+    assert off.costs is None  # nothing measured when nothing is sized

@@ -21,7 +21,7 @@ def drafter(costs) -> AdedDrafter:
     # several continuations per pair: a tree of likely and unlikely branches
     text = [1, 2, 3, 4, 5, 1, 2, 3, 6, 7, 1, 2, 8, 9, 1, 2, 3, 4, 5, 1, 2, 3, 4, 10] * 3
     store = TrigramStore.build([text], V, meta={"tokenizer": "toy"})
-    d = AdedDrafter(store, AdedConfig(max_nodes=16, max_depth=5, sized=True, adapt=False), costs)
+    d = AdedDrafter(store, AdedConfig(max_nodes=16, max_depth=5, sized=True, adapt=False, suffix=False), costs)
     d.start(torch.tensor([[5, 1]]))
     return d
 
@@ -66,3 +66,19 @@ def test_the_score_bound_covers_every_node_of_the_next_draft_in_one_lookup():
             assert bound == 0.0  # nothing known after these tokens
     suffix = AdedDrafter(d.store, AdedConfig(suffix=True))
     assert suffix.score_bound(torch.tensor([[1, 2]])) is None  # its match nodes score otherwise
+
+
+def test_calibration_starts_afresh_each_generation_unless_persist():
+    for persist, kept in ((False, False), (True, True)):
+        text = [1, 2, 3, 4, 5, 1, 2, 3, 6, 7] * 3
+        store = TrigramStore.build([text], V, meta={"tokenizer": "toy"})
+        d = AdedDrafter(store, AdedConfig(max_nodes=16, max_depth=5, sized=True, suffix=False, persist=persist),
+                        PassCosts((1, 64), (0.1, 0.74)))
+        d.start(torch.tensor([[5, 1]]))
+        for _ in range(20):  # the target never agrees
+            draft = propose(d)
+            d.observe(VerifyResult(tokens=torch.tensor([[0]]), num_accepted=0, draft_length=draft.length,
+                                   accepted_nodes=[], bonus=False))
+        assert d.sizer.calibration.counts  # outcomes were learnt
+        d.start(torch.tensor([[5, 1]]))
+        assert bool(d.sizer.calibration.counts) == kept, f"persist={persist}"
