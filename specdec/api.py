@@ -69,7 +69,9 @@ def load_runner_for(name: str, engine: EngineConfig, max_context: int | None = N
 
 class SpecDecoder:
     """A loaded target (plus whatever drafters were asked for). Drafters and policies are built per call
-    from `spec`; drafter objects (e.g. a loaded draft model) are reused, their state reset every call.
+    from `spec`; drafter objects (e.g. a loaded draft model) are reused, their per-generation state reset every
+    call (what a drafter learns about the target, e.g. ADED's sized-tree calibration, is kept: a seeded sampled
+    output repeats on a fresh SpecDecoder; greedy output never depends on the drafts).
 
     `model`: a runner (specdec.runners) or an HF causal LM (wrapped in the torch runner).
     `model_loader(name) -> (runner or HF model, tokenizer)` loads draft models (default: as `engine` says)."""

@@ -216,6 +216,10 @@ def run(plan: BenchPlan, say: Say, progress: Callable[[str, int, int], None] | N
     rec = Recorder(plan, config, machine_info(engine.dtype, engine.compile), categories, say)
     greedy = plan.sampling.greedy
     ref_out: list[list[int]] | None = None
+    # llama-server rows run interleaved with this engine's own rows (prompt by prompt, its servers up beside the
+    # engine's models: each server uses its CPU only while it answers) so that a machine whose speed drifts slows
+    # them alike; with --by-setup, and vLLM always (its server holds the cores while idle), they run after
+    inline = _llamacpp_backends(plan, say) if plan.interleave else {}
     for plain, eng, specs in groups:
         t0 = time.perf_counter()
         dec = open_run(RunConfig(target=plan.target, draft=plan.draft, spec=SpecConfig(drafter=None, k=plan.k),
@@ -230,18 +234,25 @@ def run(plan: BenchPlan, say: Say, progress: Callable[[str, int, int], None] | N
         backends, info = R.build_setups(dec, specs, plan.sampling, plan.stop, plain=plain)
         for name in backends:
             info[name]["load_s"] = time.perf_counter() - t0
-        res = R.run_bench(backends, ids, greedy=greedy, reference=plain, progress=progress,
-                          on_setup=lambda n, r: rec.add(n, r, info.get(n)), keep_going=True,
-                          interleave=plan.interleave)
-        rec.info.update(info)
+        side = inline if plain == "plain" else {}
+        for name, (backend, binfo) in side.items():
+            backend.prepare(ids)
+            backends[name], info[name] = backend, binfo
+        try:
+            res = R.run_bench(backends, ids, greedy=greedy, reference=plain, progress=progress,
+                              on_setup=lambda n, r: rec.add(n, r, info.get(n)), keep_going=True,
+                              interleave=plan.interleave)
+        finally:
+            for name, (backend, binfo) in side.items():
+                _close(backend, rec, name, binfo)
+        rec.info.update({n: i for n, i in info.items() if n not in side})
         if plain == "plain":  # external engines are compared with this engine's own plain decoding
             ref_out = [row["output_ids"] for row in res[plain]["per_prompt"]]
         del dec, backends
         release_memory()
-    externals = _external_backends(plan, ids, say)
-    for name, (backend, info) in externals.items():
-        if hasattr(backend, "prepare"):
-            backend.prepare(ids)
+    after = {**({} if plan.interleave else _llamacpp_backends(plan, say)), **_vllm_backends(plan, say)}
+    for name, (backend, info) in after.items():
+        backend.prepare(ids)
         try:
             R.run_bench({name: backend}, ids, greedy=greedy, reference=name, progress=progress,
                         ref_outputs=ref_out, on_setup=lambda n, r: rec.add(n, r, info), keep_going=True)
@@ -249,10 +260,7 @@ def run(plan: BenchPlan, say: Say, progress: Callable[[str, int, int], None] | N
             rec.add(name, {"failed": True, "error": " ".join(f"{type(e).__name__}: {e}".split())[:500],
                            "per_prompt": []}, info)
         finally:
-            close = getattr(backend, "close", None)
-            if close:
-                close()
-            rec.info[name] = dict(getattr(backend, "info", None) or info)
+            _close(backend, rec, name, info)
             release_memory()
     if plan.hf:
         _run_hf(plan, ids, engine, ref_out, rec, progress)
@@ -285,36 +293,53 @@ def vars_(cfg) -> dict:
     return asdict(cfg)
 
 
-def _external_backends(plan: BenchPlan, ids, say: Say) -> dict[str, tuple]:
-    """llama.cpp's server rows and vLLM rows: name -> (backend, info)."""
-    out: dict[str, tuple] = {}
-    if plan.llamacpp:
-        from specdec.bench import llamacpp_server as L
-        from specdec.runners import _gguf_of
+def _llamacpp_backends(plan: BenchPlan, say: Say) -> dict[str, tuple]:
+    """llama.cpp's server rows: name -> (backend, info); each server starts at its first call."""
+    if not plan.llamacpp:
+        return {}
+    from specdec.bench import llamacpp_server as L
+    from specdec.runners import _gguf_of
 
-        gguf = _gguf_of(plan.target, plan.engine.cache_dir)
-        draft_gguf = _gguf_of(plan.draft, plan.engine.cache_dir) if plan.draft else None
-        if gguf is None:
-            raise InputError(f"--llamacpp needs a GGUF target (a zoo GGUF model or a .gguf file), not {plan.target!r}")
-        import torch
+    gguf = _gguf_of(plan.target, plan.engine.cache_dir)
+    draft_gguf = _gguf_of(plan.draft, plan.engine.cache_dir) if plan.draft else None
+    if gguf is None:
+        raise InputError(f"--llamacpp needs a GGUF target (a zoo GGUF model or a .gguf file), not {plan.target!r}")
+    import torch
 
-        log_stem = Path(plan.json_out).parent / f".{Path(plan.json_out).name}" if plan.json_out else None
-        for name, b in L.llamacpp_backends(
-                plan.llamacpp, server=L.find_server(plan.llama_server), gguf=gguf, draft_gguf=draft_gguf,
-                k=plan.k or DEFAULT_K, threads=plan.engine.threads or torch.get_num_threads(),
-                max_context=plan.engine.max_context, max_new_tokens=plan.stop.max_new_tokens,
-                greedy=plan.sampling.greedy, log_stem=log_stem, say=say).items():
-            out[name] = (b, b.info)
-    if plan.vllm:
-        from specdec.bench import vllm as bench_vllm
+    backends = L.llamacpp_backends(
+        plan.llamacpp, server=L.find_server(plan.llama_server), gguf=gguf, draft_gguf=draft_gguf,
+        k=plan.k or DEFAULT_K, threads=plan.engine.threads or torch.get_num_threads(),
+        max_context=plan.engine.max_context, max_new_tokens=plan.stop.max_new_tokens,
+        greedy=plan.sampling.greedy, log_stem=_log_stem(plan), say=say)
+    return {name: (b, b.info) for name, b in backends.items()}
 
-        log_stem = Path(plan.json_out).parent / f".{Path(plan.json_out).name}" if plan.json_out else None
-        for name, b in bench_vllm.vllm_backends(
-                plan.vllm, target=plan.target, draft=plan.draft, k=plan.k or DEFAULT_K, sampling=plan.sampling, stop=plan.stop,
-                max_context=plan.engine.max_context, dtype=plan.engine.dtype, cache_dir=plan.engine.cache_dir,
-                threads=plan.engine.threads, log_stem=log_stem, say=say).items():
-            out[name] = (b, b.info)
-    return out
+
+def _vllm_backends(plan: BenchPlan, say: Say) -> dict[str, tuple]:
+    """vLLM rows: name -> (backend, info)."""
+    if not plan.vllm:
+        return {}
+    from specdec.bench import vllm as bench_vllm
+
+    backends = bench_vllm.vllm_backends(
+        plan.vllm, target=plan.target, draft=plan.draft, k=plan.k or DEFAULT_K, sampling=plan.sampling, stop=plan.stop,
+        max_context=plan.engine.max_context, dtype=plan.engine.dtype, cache_dir=plan.engine.cache_dir,
+        threads=plan.engine.threads, log_stem=_log_stem(plan), say=say)
+    return {name: (b, b.info) for name, b in backends.items()}
+
+
+def _log_stem(plan: BenchPlan) -> Path | None:
+    """Where external servers write their logs: beside the report, as .REPORT.NAME.log."""
+    return Path(plan.json_out).parent / f".{Path(plan.json_out).name}" if plan.json_out else None
+
+
+def _close(backend, rec: Recorder, name: str, info: dict) -> None:
+    """Stop an external backend's server and keep its final description (version, peak RSS, ...)."""
+    close = getattr(backend, "close", None)
+    if close:
+        close()
+    rec.info[name] = final = dict(getattr(backend, "info", None) or info)
+    if final.get("peak_rss_mb") and name in rec.results:  # the server's own memory, not this process's
+        rec.results[name]["peak_rss_mb"] = final["peak_rss_mb"]
 
 
 def _run_hf(plan: BenchPlan, ids, engine: EngineConfig, ref_out, rec: Recorder, progress) -> None:

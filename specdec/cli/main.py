@@ -233,8 +233,9 @@ def bench(
         "--cost-curve", help="Also time one verification pass of 1..64 rows on each of this engine's runners "
         "(the report's cost_curves; a setup with backend=llamacpp adds llama.cpp's).")] = False,
     interleave: Annotated[bool, typer.Option(
-        "--interleave/--by-setup", help="This engine's setups prompt by prompt (each prompt through every setup "
-        "before the next: a machine whose speed drifts slows all alike; default) or setup by setup.")] = True,
+        "--interleave/--by-setup", help="This engine's setups and the --llamacpp rows prompt by prompt (each "
+        "prompt through every setup before the next: a machine whose speed drifts slows all alike; default) or "
+        "setup by setup. vLLM and HF rows run after either way.")] = True,
 ) -> None:
     """Time plain decoding and speculative setups side by side on the same prompts, with llama.cpp, vLLM and HF
     rows when asked; the JSON report is rewritten after every setup."""

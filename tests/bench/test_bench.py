@@ -323,3 +323,55 @@ def test_cost_curve_is_measured_per_runner_and_reported(tiny_zoo, tmp_path, prom
     assert curve["runner"] and "verification pass by rows" in res.output
     res, out = bench(tmp_path, prompt_file, "--setup", "lookup=prompt-lookup")
     assert "cost_curves" not in json.loads(out.read_text())  # only when asked
+
+
+class _FakeServer:
+    """A llama-server row as the pipeline sees one (prepare, call, close, info), answering a fixed output."""
+
+    def __init__(self, log: list) -> None:
+        self.log, self.info, self.closed = log, {"backend": "llamacpp-server", "peak_rss_mb": None}, False
+
+    def prepare(self, prompts) -> None:
+        self.log.append(("prepare", len(prompts)))
+
+    def __call__(self, ids):
+        self.log.append(("call", list(ids)))
+        return [7] * 4, {"tokens": 4, "seconds": 0.1, "tokens_per_s": 40.0, "acceptance_rate": None,
+                         "mean_accepted_length": 1.0, "target_calls": 4, "rounds": 4, "compile_s": 0.0}
+
+    def close(self) -> None:
+        self.closed = True
+        self.info = {**self.info, "peak_rss_mb": 123.0}
+
+
+@pytest.mark.parametrize("order", ["--interleave", "--by-setup"])
+def test_llamacpp_rows_run_interleaved_with_the_engines_rows(tiny_zoo, tmp_path, prompt_file, monkeypatch, order):
+    import specdec.bench.llamacpp_server as L
+    import specdec.bench.pipeline as pipeline
+
+    log, calls, fake = [], [], {}
+    monkeypatch.setattr(L, "find_server", lambda path=None: Path("/bin/true"))
+
+    def backends(plan, say):
+        fake["b"] = _FakeServer(log)
+        return {"llamacpp_plain": (fake["b"], fake["b"].info)}
+
+    monkeypatch.setattr(pipeline, "_llamacpp_backends", backends)
+    real = pipeline.R.run_bench
+
+    def spy(setups, prompts, **kw):
+        calls.append((list(setups), kw.get("interleave")))
+        return real(setups, prompts, **kw)
+
+    monkeypatch.setattr(pipeline.R, "run_bench", spy)
+    res, out = bench(tmp_path, prompt_file, "--setup", "pl=prompt-lookup", "--llamacpp", "plain", order)
+    assert res.exit_code == 0, res.output
+    if order == "--interleave":  # one run, prompt by prompt: this engine's rows and the server's side by side
+        assert calls == [(["plain", "pl", "llamacpp_plain"], True)]
+    else:  # the server after this engine's rows, on its own
+        assert calls == [(["plain", "pl"], False), (["llamacpp_plain"], None)]
+    rep = json.loads(out.read_text())
+    row = rep["setups"]["llamacpp_plain"]
+    assert row["median_tokens_per_s"] == 40.0 and row["identical_prompts"] == 0  # compared with our plain's ids
+    assert fake["b"].closed and row["peak_rss_mb"] == 123.0  # the server stopped, its description kept
+    assert log[0] == ("prepare", len(PROMPTS)) and sum(1 for e in log if e[0] == "call") == len(PROMPTS) + 1

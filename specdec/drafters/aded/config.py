@@ -20,7 +20,7 @@ class AdedConfig:
     cap: float = 3.0  # upper bound of an adapted weight
     window: int = 16  # the last `window` committed tokens are reinforced after each verification
     learn_prompt: bool = True  # reinforce every tri-gram of the prompt at start()
-    persist: bool = False  # keep the adaptation (and sized trees' calibration) across generate() calls (default: reset)
+    persist: bool = False  # keep the store's adaptation across generate() calls (default: reset to the base store)
     backoff: bool = True  # pair (a, b) unknown -> use the bigram successors of b (not in the paper)
     # ---- PUCT / MCTS search (published defaults)
     iterations: int = 150
