@@ -244,7 +244,7 @@ def run(plan: BenchPlan, say: Say, progress: Callable[[str, int, int], None] | N
                               interleave=plan.interleave)
         finally:
             for name, (backend, binfo) in side.items():
-                _close(backend, rec, name, binfo)
+                _close(backend, rec, name)
         rec.info.update({n: i for n, i in info.items() if n not in side})
         if plain == "plain":  # external engines are compared with this engine's own plain decoding
             ref_out = [row["output_ids"] for row in res[plain]["per_prompt"]]
@@ -260,7 +260,7 @@ def run(plan: BenchPlan, say: Say, progress: Callable[[str, int, int], None] | N
             rec.add(name, {"failed": True, "error": " ".join(f"{type(e).__name__}: {e}".split())[:500],
                            "per_prompt": []}, info)
         finally:
-            _close(backend, rec, name, info)
+            _close(backend, rec, name)
             release_memory()
     if plan.hf:
         _run_hf(plan, ids, engine, ref_out, rec, progress)
@@ -293,7 +293,7 @@ def vars_(cfg) -> dict:
     return asdict(cfg)
 
 
-def _llamacpp_backends(plan: BenchPlan, say: Say) -> dict[str, tuple]:
+def _llamacpp_backends(plan: BenchPlan, say: Say) -> dict[str, tuple[R.ExternalBackend, dict]]:
     """llama.cpp's server rows: name -> (backend, info); each server starts at its first call."""
     if not plan.llamacpp:
         return {}
@@ -314,7 +314,7 @@ def _llamacpp_backends(plan: BenchPlan, say: Say) -> dict[str, tuple]:
     return {name: (b, b.info) for name, b in backends.items()}
 
 
-def _vllm_backends(plan: BenchPlan, say: Say) -> dict[str, tuple]:
+def _vllm_backends(plan: BenchPlan, say: Say) -> dict[str, tuple[R.ExternalBackend, dict]]:
     """vLLM rows: name -> (backend, info)."""
     if not plan.vllm:
         return {}
@@ -332,12 +332,10 @@ def _log_stem(plan: BenchPlan) -> Path | None:
     return Path(plan.json_out).parent / f".{Path(plan.json_out).name}" if plan.json_out else None
 
 
-def _close(backend, rec: Recorder, name: str, info: dict) -> None:
+def _close(backend: R.ExternalBackend, rec: Recorder, name: str) -> None:
     """Stop an external backend's server and keep its final description (version, peak RSS, ...)."""
-    close = getattr(backend, "close", None)
-    if close:
-        close()
-    rec.info[name] = final = dict(getattr(backend, "info", None) or info)
+    backend.close()
+    rec.info[name] = final = dict(backend.info)
     if final.get("peak_rss_mb") and name in rec.results:  # the server's own memory, not this process's
         rec.results[name]["peak_rss_mb"] = final["peak_rss_mb"]
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Iterable
+from typing import Callable, Protocol, runtime_checkable
 
 import torch
 
@@ -23,6 +24,22 @@ from specdec.stats import GenerationStats, prompt_row
 from specdec.spec_check import draft_length
 
 Backend = Callable[[list[int]], tuple[list[int], dict]]
+
+
+@runtime_checkable
+class ExternalBackend(Protocol):
+    """Another engine's row (llama-server, vLLM): a `Backend` with a life of its own around the calls."""
+
+    info: dict  # the setup's description for the report, filled in as the engine starts and stops
+
+    def prepare(self, prompts: Iterable[list[int]]) -> None:
+        """Every prompt the bench will ask for, before the first call (nothing starts yet)."""
+
+    def __call__(self, prompt_ids: list[int]) -> tuple[list[int], dict]:
+        """(output ids, stats row) of one prompt; the engine starts at the first call."""
+
+    def close(self) -> None:
+        """Stop whatever the calls started (a server process); the bench calls it once, also after a failure."""
 RESERVED = ("plain", "plain_fast", "hf_generate", "hf_assisted")
 ENGINE_KEYS = ("backend", "weights")  # --setup keys that choose the setup's runner, not drafter options
 

@@ -129,6 +129,9 @@ class VLLMBackend:
             raise V.VLLMBackendError(f"{self.name}: the vLLM worker finished without answering "
                                      f"{len(missing)} prompt(s)")
 
+    def close(self) -> None:
+        """Nothing to stop: each worker run ends with the prompts it answered."""
+
     def __call__(self, prompt_ids: list[int]) -> tuple[list[int], dict]:
         key = tuple(prompt_ids)
         if key not in self.cache:

@@ -375,3 +375,13 @@ def test_llamacpp_rows_run_interleaved_with_the_engines_rows(tiny_zoo, tmp_path,
     assert row["median_tokens_per_s"] == 40.0 and row["identical_prompts"] == 0  # compared with our plain's ids
     assert fake["b"].closed and row["peak_rss_mb"] == 123.0  # the server stopped, its description kept
     assert log[0] == ("prepare", len(PROMPTS)) and sum(1 for e in log if e[0] == "call") == len(PROMPTS) + 1
+
+
+def test_external_backends_declare_what_the_pipeline_calls():
+    from specdec.bench.runner import ExternalBackend
+    from specdec.bench.vllm import VLLMBackend
+
+    v = VLLMBackend("vllm_plain", request={}, info={})
+    assert isinstance(v, ExternalBackend) and isinstance(_FakeServer([]), ExternalBackend)
+    v.close()  # nothing started: nothing to stop, no error
+    assert not isinstance(lambda ids: ([], {}), ExternalBackend)  # an engine row is a plain Backend

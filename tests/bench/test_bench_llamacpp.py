@@ -417,3 +417,11 @@ def test_real_server_plain_and_ngram():
             assert len(ids) == st["tokens"] == 16 and st["stop_reason"] == "max_new_tokens", name
             assert st["seconds"] > st["prefill_s"] > 0 and st["decode_tokens_per_s"] > 0
     assert [ids for ids, _ in outs["llamacpp_ngram"]] == [ids for ids, _ in outs["llamacpp_plain"]]
+
+
+def test_the_server_backend_is_an_external_backend(fake, ggufs, backends):
+    from specdec.bench.runner import ExternalBackend
+
+    b = make(fake, ggufs, "plain")
+    backends.append(b)
+    assert isinstance(b, ExternalBackend)  # prepare, call, close and info: what the bench pipeline calls
