@@ -44,8 +44,19 @@ def machine_info(dtype: str, compile: bool) -> dict:
         "cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": usable,
         "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
         "transformers": transformers.__version__, "python": platform.python_version(),
-        "platform": platform.platform(), "dtype": dtype, "compile": compile,
+        "platform": platform.platform(), "dtype": dtype, "compile": compile, **kernel_info(),
     }
+
+
+def kernel_info() -> dict:
+    """Which path of the int4/int8 kernel runs passes of how many rows (specdec.weights.kernels)."""
+    from specdec.weights import kernels
+
+    try:
+        threshold = kernels.amx_threshold()
+    except Exception as e:  # noqa: BLE001 - a bad SPECDEC_QKERNEL is refused where the kernel loads
+        return {"qkernel": f"invalid ({e})"}
+    return {"qkernel": kernels.mode(), "cpu_amx": kernels.cpu_has_amx(), "amx_min_rows": threshold}
 
 
 def build_report(setups: dict[str, dict], info: dict[str, dict], machine: dict, config: dict) -> dict:

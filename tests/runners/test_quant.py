@@ -87,6 +87,45 @@ def test_kernel_matches_its_reference_and_is_row_invariant(bits):
     assert (y - full).abs().max() < 0.02 * full.abs().max()
 
 
+@pytest.fixture
+def amx_ext():
+    ext = _vnni()
+    if not ext.amx_available():
+        pytest.skip("this CPU or OS runs no AMX tiles (no amx_int8 flag, or Linux refused the tile state)")
+    before = ext.amx_min_rows()
+    yield ext
+    ext.set_amx_min_rows(before)
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_amx_path_equals_the_vnni_path_bit_for_bit(amx_ext, bits):
+    """Every row count a pass can have (partial tiles, one and two tiles a chunk, several chunks): the AMX path
+    gives the VNNI path's bits, so a token's logits do not depend on which path its pass took."""
+    ext = amx_ext
+    g = torch.Generator().manual_seed(5)
+    w = quant.pack(quant.rtn_codes(torch.randn(48, 512, generator=g), bits))
+    x = torch.randn(70, 512, generator=g) * 3
+    args = (w.codes, w.sc, w.mn, w.d, w.dm, bits)
+    for m in [1, 2, 5, 15, 16, 17, 31, 32, 33, 48, 64, 70]:
+        assert ext.set_amx_min_rows(0) == 0
+        vnni = ext.qmatmul(x[:m].contiguous(), *args)
+        assert ext.set_amx_min_rows(1) == 1
+        amx = ext.qmatmul(x[:m].contiguous(), *args)
+        assert torch.equal(amx, vnni), m
+    torch.testing.assert_close(amx, quant.reference_qmatmul(x, w), rtol=1e-5, atol=1e-4)
+
+
+def test_amx_threshold_follows_the_mode(monkeypatch):
+    from specdec.errors import ModelLoadError
+
+    for forced, want in (("vnni", 0), ("amx", 1), ("auto", kernels.AMX_MIN_ROWS), ("", kernels.AMX_MIN_ROWS)):
+        monkeypatch.setenv("SPECDEC_QKERNEL", forced)
+        assert kernels.amx_threshold() == want
+    monkeypatch.setenv("SPECDEC_QKERNEL", "tiles")
+    with pytest.raises(ModelLoadError, match="SPECDEC_QKERNEL must be one of"):
+        kernels.mode()
+
+
 @pytest.mark.parametrize("kernel", ["vnni", "aten", "reference"])
 @pytest.mark.parametrize("weights", ["int4", "int8"])
 def test_quantized_model_tracks_the_float_model(kernel, weights):

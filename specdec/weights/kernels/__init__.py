@@ -8,6 +8,11 @@ AVX512-VNNI (Intel Ice Lake / Sapphire Rapids and later, AMD Zen 4 and later); e
 False and the int4 weights run on PyTorch's own int4 kernel instead (specdec.weights.quant).
 `SPECDEC_QKERNEL=aten` forces that fallback; `SPECDEC_QKERNEL=reference` the slow pure-torch emulation of
 this kernel's arithmetic (tests).
+
+AMX (Sapphire Rapids and later, Linux): passes of at least `AMX_MIN_ROWS` rows take the kernel's AMX path (one
+tile multiply for 16 rows), shorter ones the VNNI path; both give the same bits for a row (the same int32 sums,
+the same float steps), so a token's logits do not depend on the path. `SPECDEC_QKERNEL=vnni` keeps every pass
+on VNNI, `SPECDEC_QKERNEL=amx` sends every pass to AMX (refused where the CPU or OS has no AMX).
 """
 from __future__ import annotations
 
@@ -22,27 +27,65 @@ from specdec.errors import ModelLoadError
 
 SOURCE = Path(__file__).with_name("qmatmul.cpp")
 FLAGS = ("avx512f", "avx512bw", "avx512_vnni", "f16c")
+# -mamx-*: the AMX path's instructions are only ever run after a run-time check (amx_available)
 CFLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-mf16c", "-mfma",
-          "-fopenmp"]
+          "-mamx-tile", "-mamx-int8", "-fopenmp"]
 _LOCK = threading.Lock()
 _EXT = None
 
 
-def cpu_supported() -> bool:
+def _cpu_flags() -> list[str]:
     try:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+        return []
+    return next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+
+
+def cpu_supported() -> bool:
+    flags = _cpu_flags()
     return all(f in flags for f in FLAGS)
 
 
+def cpu_has_amx() -> bool:
+    """The CPU's AMX int8 flags (the OS's consent is asked when the kernel turns AMX on)."""
+    flags = _cpu_flags()
+    return "amx_tile" in flags and "amx_int8" in flags
+
+
+MODES = ("auto", "vnni", "amx", "aten", "reference")
+# passes of at least this many rows take the AMX path under "auto": the crossover measured on the 1.5B's layers
+# and output layer (docs/runners.md: 8 rows VNNI 51 vs AMX 59 ms, 12 rows 69 vs 66)
+AMX_MIN_ROWS = 12
+
+
+def _forced() -> str:
+    forced = os.environ.get("SPECDEC_QKERNEL", "").strip().lower() or "auto"
+    if forced not in MODES:
+        raise ModelLoadError(f"SPECDEC_QKERNEL must be one of {', '.join(MODES)}, got {forced!r}")
+    return forced
+
+
 def mode() -> str:
-    """"vnni" (this kernel), "aten" (PyTorch's int4/int8 kernels) or "reference" (pure torch, slow)."""
-    forced = os.environ.get("SPECDEC_QKERNEL", "").strip().lower()
+    """"vnni" (this kernel, with its AMX path where that runs), "aten" (PyTorch's int4/int8 kernels) or
+    "reference" (pure torch, slow)."""
+    forced = _forced()
     if forced in ("vnni", "aten", "reference"):
         return forced
+    if forced == "amx":
+        return "vnni"  # the same kernel and weight layout; load() turns the AMX path on or refuses
     return "vnni" if cpu_supported() else "aten"
+
+
+def amx_threshold() -> int:
+    """Rows from which a pass takes the AMX path as SPECDEC_QKERNEL asks (0: never)."""
+    return {"amx": 1, "auto": AMX_MIN_ROWS}.get(_forced(), 0)
+
+
+def path() -> str:
+    """What the kernel runs now, for run records: "vnni", "vnni+amx>=N" or "amx" (after load())."""
+    n = load().amx_min_rows() if cpu_supported() and mode() == "vnni" else 0
+    return mode() if n == 0 else ("amx" if n == 1 else f"vnni+amx>={n}")
 
 
 def build_dir(cache_dir=None) -> Path:
@@ -73,13 +116,18 @@ def load(cache_dir=None, say=None):
             say("compiling specdec's int4/int8 CPU kernel (once per machine and torch version, about 30 s)")
         out.mkdir(parents=True, exist_ok=True)
         try:
-            _EXT = cpp_load(NAME, [str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=["-fopenmp"],
-                            build_directory=str(out), verbose=False)
+            ext = cpp_load(NAME, [str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=["-fopenmp"],
+                           build_directory=str(out), verbose=False)
         except Exception as e:  # noqa: BLE001 - a compiler problem becomes one line
             raise ModelLoadError(f"could not compile specdec's CPU kernel in {out} ({type(e).__name__}: "
                                  f"{str(e).strip().splitlines()[-1][:200] if str(e).strip() else ''}); it needs "
                                  "gcc and ninja; set SPECDEC_QKERNEL=aten to use PyTorch's int4 kernel") from None
         _record_built(out)
+        want = amx_threshold()
+        if ext.set_amx_min_rows(want) != want and _forced() == "amx":
+            raise ModelLoadError("SPECDEC_QKERNEL=amx, but this CPU or OS does not run AMX tiles (no amx_int8 "
+                                 "flag, or Linux refused the tile state); use auto or vnni")
+        _EXT = ext
         return _EXT
 
 

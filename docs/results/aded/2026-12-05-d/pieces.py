@@ -1,7 +1,8 @@
 """Issue 13's full-size prompt set (Spec-Bench 5 per category + the first 20 GSM8K test questions, read from the
 data folder) split into N pieces for `full.sh`: prompt i goes to piece i % N, so every piece holds a slice of every
 category and a run stopped after some pieces still covers all of them.
-    python pieces.py OUT_FOLDER N        (writes OUT_FOLDER/piece-1.jsonl ..; kept when already there)"""
+    python pieces.py OUT_FOLDER N [SPEC]  (writes OUT_FOLDER/piece-1.jsonl ..; kept when already there)
+SPEC: a `--prompts` spec whose spec_bench part is taken per category (default spec_bench:5+gsm8k:20)."""
 import json
 import sys
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 from specdec.bench.prompts import load_prompts
 
 out, n = Path(sys.argv[1]), int(sys.argv[2])
-prompts = load_prompts("spec_bench:5", per_category=True) + load_prompts("gsm8k:20")
+spec = sys.argv[3] if len(sys.argv) > 3 else "spec_bench:5+gsm8k:20"
+prompts = load_prompts(spec, per_category=True)
 out.mkdir(parents=True, exist_ok=True)
 for j in range(n):
     path = out / f"piece-{j + 1}.jsonl"
