@@ -1,6 +1,7 @@
 // specdec's CPU kernel for quantized linear layers: y = x @ W^T with W in 4- or 8-bit codes per group of 32
 // inputs, activations quantized to int8 per group of 32 on the fly (W4A8 / W8A8, like llama.cpp's K-quant
-// dot products), multiplied with AVX512-VNNI (vpdpbusd: u8 weights x s8 activations -> s32).
+// dot products), multiplied with AVX512-VNNI (vpdpbusd: u8 weights x s8 activations -> s32), or, for passes of
+// many rows on CPUs with AMX, with AMX tiles (tdpbsud, 16 rows at once; the same numbers: see "AMX" below).
 //
 // Why: decoding reads every weight once per token, so a pass is memory-bound while the arithmetic per byte
 // stays small; int8 dot products keep the arithmetic small for many rows too, so verifying a draft of up to
@@ -229,31 +230,25 @@ void amx_block(int R, const uint8_t* codes, const uint8_t* sc, const uint8_t* mn
       const uint8_t* bp = FOUR ? bbuf + 512 * j : codes + (g0 + j) * cbytes;
       const int8_t* xg = xq + (g0 + j) * GROUP;
       int32_t* cj = cbuf + j * cstride;
+      // one group: B into tile BT, rows 0-15 into C0 (and rows 16-31 into C1); tile numbers must be literals
+#define AMX_GROUP(C0, C1, BT)                 \
+  _tile_loadd(BT, bp, 64);                    \
+  _tile_zero(C0);                             \
+  _tile_loadd(2, xg, K);                      \
+  _tile_dpbsud(C0, 2, BT);                    \
+  _tile_stored(C0, cj, 64);                   \
+  if (two) {                                  \
+    _tile_zero(C1);                           \
+    _tile_loadd(3, xg + 16 * K, K);           \
+    _tile_dpbsud(C1, 3, BT);                  \
+    _tile_stored(C1, cj + 256, 64);           \
+  }
       if (j & 1) {
-        _tile_loadd(7, bp, 64);
-        _tile_zero(5);
-        _tile_loadd(2, xg, K);
-        _tile_dpbsud(5, 2, 7);
-        _tile_stored(5, cj, 64);
-        if (two) {
-          _tile_zero(6);
-          _tile_loadd(3, xg + 16 * K, K);
-          _tile_dpbsud(6, 3, 7);
-          _tile_stored(6, cj + 256, 64);
-        }
+        AMX_GROUP(5, 6, 7)
       } else {
-        _tile_loadd(4, bp, 64);
-        _tile_zero(0);
-        _tile_loadd(2, xg, K);
-        _tile_dpbsud(0, 2, 4);
-        _tile_stored(0, cj, 64);
-        if (two) {
-          _tile_zero(1);
-          _tile_loadd(3, xg + 16 * K, K);
-          _tile_dpbsud(1, 3, 4);
-          _tile_stored(1, cj + 256, 64);
-        }
+        AMX_GROUP(0, 1, 4)
       }
+#undef AMX_GROUP
     }
     for (int j = 0; j < nb; ++j) {
       const int64_t g = g0 + j;
@@ -496,7 +491,7 @@ torch::Tensor attention(torch::Tensor q, torch::Tensor kc, torch::Tensor vc, tor
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("qmatmul", &qmatmul, "quantized linear (W4A8 / W8A8, AVX512-VNNI)");
+  m.def("qmatmul", &qmatmul, "quantized linear (W4A8 / W8A8, AVX512-VNNI, AMX for many rows)");
   m.def("amx_available", &amx_available, "whether this CPU and OS run AMX tiles (asks Linux for the tile state)");
   m.def("set_amx_min_rows", &set_amx_min_rows, "passes of at least n rows take the AMX path (0: never)");
   m.def("amx_min_rows", &amx_min_rows, "the current AMX threshold (0: off)");
