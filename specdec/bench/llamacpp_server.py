@@ -102,12 +102,14 @@ def server_flags(setup: str, *, gguf: Path, draft_gguf: Path | None, k: int, thr
 
 
 def _die_with_parent() -> None:
-    """Runs in the child before exec: Linux sends it SIGTERM when the bench dies, even by SIGKILL, where
-    atexit never runs (a no-op elsewhere)."""
+    """Runs in the child before exec: Linux sends it SIGKILL when the bench dies, even by SIGKILL, where
+    atexit never runs (a no-op elsewhere). SIGKILL, not SIGTERM: a llama-server whose bench was killed during
+    its warm-up stayed up for an hour after SIGTERM (2026-12-05; idle, holding its model's memory), and a
+    server whose client is gone has nothing to save."""
     try:
         import ctypes
 
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 

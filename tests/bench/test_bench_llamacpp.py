@@ -20,7 +20,7 @@ FAKE = textwrap.dedent('''\
     #!{python}
     """Fake llama-server: FAKE_RECORD (a JSONL file) gets {{"argv": ...}} at start and each request body;
     FAKE_MODE: crash-start-on-repack | crash-warmup-on-repack | die-at-N (exit at the N-th /completion)
-    | never-ready."""
+    | never-ready | ignore-sigterm (as a real llama-server stuck in its shutdown was seen to)."""
     import json, os, sys
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -31,6 +31,9 @@ FAKE = textwrap.dedent('''\
     spec = "--spec-type" in argv or "--spec-default" in argv
     port = int(argv[argv.index("--port") + 1])
     calls = [0]
+    if mode == "ignore-sigterm":
+        import signal
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def log(obj):
         with open(record, "a") as f:
@@ -302,9 +305,11 @@ def test_close_kills_the_server_and_records_its_rss(fake, ggufs):
 
 
 @pytest.mark.parametrize("how", ["atexit", "parent-death-signal"])
-def test_no_server_outlives_the_interpreter(fake, ggufs, how):
+def test_no_server_outlives_the_interpreter(fake, ggufs, how, monkeypatch):
     """atexit: a normal exit without close() (the death signal switched off, so only atexit can kill it);
-    parent-death-signal: os._exit skips atexit, as a SIGKILLed bench would."""
+    parent-death-signal: os._exit skips atexit, as a SIGKILLed bench would, and the server ignores SIGTERM."""
+    if how != "atexit":
+        monkeypatch.setenv("FAKE_MODE", "ignore-sigterm")
     script = textwrap.dedent(f"""
         import os
         import specdec.bench.llamacpp_server as L
