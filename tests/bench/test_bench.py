@@ -385,3 +385,19 @@ def test_external_backends_declare_what_the_pipeline_calls():
     assert isinstance(v, ExternalBackend) and isinstance(_FakeServer([]), ExternalBackend)
     v.close()  # nothing started: nothing to stop, no error
     assert not isinstance(lambda ids: ([], {}), ExternalBackend)  # an engine row is a plain Backend
+
+
+def test_machine_info_names_the_kernel_path(monkeypatch):
+    """The report says which path of the int4/int8 kernel ran passes of how many rows; a bad SPECDEC_QKERNEL
+    is written as such (it is refused where the kernel loads), not raised here."""
+    from specdec.bench.report import machine_info
+    from specdec.weights import kernels
+
+    monkeypatch.setenv("SPECDEC_QKERNEL", "vnni")
+    info = machine_info("float32", False)
+    assert (info["qkernel"], info["amx_min_rows"], info["cpu_amx"]) == ("vnni", 0, kernels.cpu_has_amx())
+    monkeypatch.setenv("SPECDEC_QKERNEL", "auto")
+    runs_amx = kernels.cpu_supported() and kernels.cpu_has_amx()
+    assert machine_info("float32", False)["amx_min_rows"] == (kernels.AMX_MIN_ROWS if runs_amx else 0)
+    monkeypatch.setenv("SPECDEC_QKERNEL", "tiles")
+    assert machine_info("float32", False)["qkernel"].startswith("invalid")

@@ -82,12 +82,6 @@ def amx_threshold() -> int:
     return {"amx": 1, "auto": AMX_MIN_ROWS}.get(_forced(), 0)
 
 
-def path() -> str:
-    """What the kernel runs now, for run records: "vnni", "vnni+amx>=N" or "amx" (after load())."""
-    n = load().amx_min_rows() if cpu_supported() and mode() == "vnni" else 0
-    return mode() if n == 0 else ("amx" if n == 1 else f"vnni+amx>={n}")
-
-
 def build_dir(cache_dir=None) -> Path:
     from specdec.zoo.catalog import cache_root
 
