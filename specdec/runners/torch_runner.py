@@ -263,11 +263,20 @@ class TorchRunner:
         return str(self.dtype).removeprefix("torch.").replace("bfloat16", "bf16")
 
     def fingerprint(self) -> str:
+        from specdec.weights import kernels
+
         cfg = self.config
         return (f"torch|{getattr(cfg, '_name_or_path', '') or UNNAMED}|{cfg.model_type}|{cfg.num_hidden_layers}x"
                 f"{cfg.hidden_size}|{self.weights}|compile={self.compiled}|exact={self.query_len}|"
                 f"threads={torch.get_num_threads()}|torch={torch.__version__}"
-                + (f"|vocab={len(self.vocab_ids)}" if self.vocab_ids is not None else ""))  # a smaller output layer
+                + (f"|vocab={len(self.vocab_ids)}" if self.vocab_ids is not None else "")  # a smaller output layer
+                + (f"|kernel={kernels.signature()}" if self._on_kernel() else ""))
+
+    def _on_kernel(self) -> bool:
+        """Whether the linear layers run on specdec's int4/int8 kernel (whose path and version set the speed)."""
+        from specdec.weights.quant import QLinear
+
+        return any(isinstance(m, QLinear) and m.kernel == "vnni" for m in self.hf_model.modules())
 
     def reset(self) -> None:
         self.length = 0

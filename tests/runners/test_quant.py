@@ -157,3 +157,21 @@ def test_fused_projections_give_the_separate_ones_outputs():
     for a, b in zip(sep, fused):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
     assert attn.q_proj.codes.data_ptr() == attn.qkv_proj.codes.data_ptr()  # views, not a second copy
+
+
+def test_the_kernels_path_and_version_key_a_runners_cost_cache(monkeypatch):
+    """A pass-cost curve measured on the VNNI path alone (or by an older kernel) is not reused for the AMX path:
+    the kernel's signature is part of a quantized runner's fingerprint; an fp32 runner's has none."""
+    from specdec.runners.torch_runner import TorchRunner
+
+    _vnni()
+    monkeypatch.setenv("SPECDEC_QKERNEL", "vnni")
+    vnni = kernels.signature()
+    monkeypatch.setenv("SPECDEC_QKERNEL", "auto")
+    auto = kernels.signature()
+    assert vnni.startswith("vnni|amx>=0|") and (vnni != auto) == kernels.cpu_has_amx()
+    model = make_model("qwen2", seed=0)
+    assert "kernel=" not in TorchRunner(model, max_context=32).fingerprint()
+    q = quant.quantize_model(make_model("qwen2", seed=0), quant.quantize_from_weights(model, "int4"), kernel="vnni")
+    quant.compute_in_float32(q)
+    assert f"|kernel={auto}" in TorchRunner(q, max_context=32).fingerprint()

@@ -82,14 +82,24 @@ def amx_threshold() -> int:
     return {"amx": 1, "auto": AMX_MIN_ROWS}.get(_forced(), 0)
 
 
+def _digest(*extra: bytes) -> str:
+    return hashlib.sha256(SOURCE.read_bytes() + " ".join(CFLAGS).encode() + b"".join(extra)).hexdigest()[:12]
+
+
+def signature() -> str:
+    """What of the kernel sets a quantized runner's speed: its path, the rows from which AMX runs, its source and
+    flags. Part of the runner's cost-cache key, so a pass-cost curve measured on another path or with an older
+    kernel is measured again (the cache's probe checks only the 1-row pass)."""
+    return f"{mode()}|amx>={amx_threshold() if cpu_has_amx() else 0}|{_digest()}"
+
+
 def build_dir(cache_dir=None) -> Path:
     from specdec.zoo.catalog import cache_root
 
     # the source's path too: torch's build rewrites build.ninja (and relinks) when another checkout of this
     # project builds the same source from another path; each checkout has its own folder, so a recorded
     # library changes only when something else changed it
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(CFLAGS).encode()
-                            + str(SOURCE.resolve()).encode()).hexdigest()[:12]
+    digest = _digest(str(SOURCE.resolve()).encode())
     return cache_root(cache_dir) / "kernels" / f"torch-{torch.__version__}-{digest}"
 
 
