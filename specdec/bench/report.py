@@ -49,16 +49,15 @@ def machine_info(dtype: str, compile: bool) -> dict:
 
 
 def kernel_info() -> dict:
-    """Which path of the int4/int8 kernel runs passes of how many rows (specdec.weights.kernels): amx_min_rows
-    is 0 where no pass will use AMX (no AMX flags, another kernel, or SPECDEC_QKERNEL=vnni)."""
+    """Which path of the int4/int8 kernel runs passes of how many rows (specdec.weights.kernels)."""
+    from specdec.errors import ModelLoadError
     from specdec.weights import kernels
 
     try:
-        threshold = kernels.amx_threshold()
-    except Exception as e:  # noqa: BLE001 - a bad SPECDEC_QKERNEL is refused where the kernel loads
+        return {"qkernel": kernels.mode(), "cpu_amx": kernels.cpu_has_amx(),
+                "amx_min_rows": kernels.amx_rows_in_effect()}
+    except ModelLoadError as e:  # a bad SPECDEC_QKERNEL: refused where the kernel loads, recorded here
         return {"qkernel": f"invalid ({e})"}
-    mode, amx = kernels.mode(), kernels.cpu_has_amx()
-    return {"qkernel": mode, "cpu_amx": amx, "amx_min_rows": threshold if mode == "vnni" and amx else 0}
 
 
 def build_report(setups: dict[str, dict], info: dict[str, dict], machine: dict, config: dict) -> dict:

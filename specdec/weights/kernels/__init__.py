@@ -82,6 +82,12 @@ def amx_threshold() -> int:
     return {"amx": 1, "auto": AMX_MIN_ROWS}.get(_forced(), 0)
 
 
+def amx_rows_in_effect() -> int:
+    """Rows from which passes will really take the AMX path here (0: none will: no AMX flags, another kernel,
+    or SPECDEC_QKERNEL=vnni)."""
+    return amx_threshold() if mode() == "vnni" and cpu_has_amx() else 0
+
+
 def _digest(*extra: bytes) -> str:
     return hashlib.sha256(SOURCE.read_bytes() + " ".join(CFLAGS).encode() + b"".join(extra)).hexdigest()[:12]
 
@@ -90,7 +96,7 @@ def signature() -> str:
     """What of the kernel sets a quantized runner's speed: its path, the rows from which AMX runs, its source and
     flags. Part of the runner's cost-cache key, so a pass-cost curve measured on another path or with an older
     kernel is measured again (the cache's probe checks only the 1-row pass)."""
-    return f"{mode()}|amx>={amx_threshold() if cpu_has_amx() else 0}|{_digest()}"
+    return f"{mode()}|amx>={amx_rows_in_effect()}|{_digest()}"
 
 
 def build_dir(cache_dir=None) -> Path:

@@ -158,7 +158,7 @@ void run_rows(int R, const uint8_t* codes, const uint8_t* sc, const uint8_t* mn,
 // B needs the VNNI layout (8 quads of 4 inputs x 16 outputs x 4 bytes), which is the layout the codes already
 // have: an 8-bit group is read as it lies, a 4-bit chunk's low nibbles are quad 2c and its high nibbles quad 2c+1.
 // The int32 sums of a group are exact on both paths and go through the same group_step, so AMX rows equal VNNI
-// rows bit for bit (tests/weights/test_kernels.py).
+// rows bit for bit (tests/runners/test_quant.py).
 // Tiles: 0, 1 = C for rows 0-15 and 16-31 of a chunk (5, 6 for odd groups); 2, 3 = A for the same rows; 4 = B
 // (7 for odd groups).
 struct alignas(64) TileConfig {
@@ -194,9 +194,10 @@ void amx_configure() {
 // batches of GB: first the batch's tile multiplies back to back (a 4-bit batch unpacked beforehand, so no tile
 // load waits for stores just made; C tiles alternate between groups, so consecutive multiplies do not wait on
 // each other), then the batch's int32 sums through group_step in group order, as the VNNI path does.
-// Measured on the 1.5B's layers (docs/runners.md): one group at a time (multiply, store, rescale) 71 ms for 16
-// rows against VNNI's 80; batches of 2 with prefetching 57 (of 4: 59, of 8: 64): the stores of a batch's sums
-// must leave the tile unit before the vector units read them, and larger batches push the codes out of L1.
+// Measured on the 1.5B's layers, 16 rows (docs/results/bench/profile/amx_variants-2026-12-05.md): batches of 8
+// without prefetching 71.5 ms against VNNI's 80; with prefetching, batches of 1: 68, of 2: 57, of 4: 59, of 8:
+// 64: the stores of a batch's sums must leave the tile unit before the vector units read them, and larger
+// batches push the codes out of L1.
 constexpr int GB = 2;
 
 template <bool FOUR>

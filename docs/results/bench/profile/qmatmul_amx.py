@@ -1,7 +1,7 @@
 """The quantized linear layers of the 1.5B alone, by rows, on the kernel's VNNI path and its AMX path, same
 weights, same inputs, one window: 28 distinct layer sets (qkv 2048x1536, o 1536x1536, gate+up 17920x1536,
-down 1536x8960, 4-bit codes: 0.79 GB, streamed from memory as in a real pass) and the output layer
-(151936x1536, 8-bit, 0.26 GB... here kept as the bundled model has it). Fastest of REPS calls of the whole set.
+down 1536x8960, 4-bit codes, streamed from memory as in a real pass) and the output layer (151936x1536,
+8-bit codes, as the bundled model has it). Fastest of REPS calls of the whole set.
 `python docs/results/bench/profile/qmatmul_amx.py [REPS]` (about 2 minutes). Needs a CPU with AMX for the AMX
 column; prints `-` there otherwise."""
 import sys
