@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from specdec.errors import InputError, ModelLoadError
+from specdec.weights import layer_plan
 
 SUPPORTED = {"llama", "qwen2", "qwen3", "mistral", "smollm3"}
 BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 24, 32, 48, 64, 96, 128)  # compiled query lengths; inputs padded up
@@ -59,6 +60,7 @@ class _Core(nn.Module):
         self.skip_head = False
         self.fast_norm = any(isinstance(m, QLinear) and m.kernel == "vnni" for m in hf_model.modules()) and \
             type(self.model.norm).__name__.endswith("RMSNorm") and cfg.hidden_size % 16 == 0
+        self.plan = layer_plan.build(self)  # None: the Python loop below runs the layers
 
     def _norm(self, mod: nn.Module, x: torch.Tensor, res: torch.Tensor | None = None):
         """RMSNorm of x (+ res first, returning (x + res, norm)). A quantized model on specdec's kernel computes
@@ -99,6 +101,10 @@ class _Core(nn.Module):
         G = self.n_heads // self.n_kv
         row_attn = glue and T <= ROW_ATTENTION_MAX_ROWS
         mask = mask.repeat(1, 1, G, 1)  # (B, 1, G*T, S): rows ordered (group, token) like the query view below
+        if row_attn and self.plan is not None:  # every layer in one kernel-library call (weights/layer_plan.py)
+            x = layer_plan.run(self.plan, ext, x, cos, sin, slots, mask[0, 0, :T], k_cache, v_cache, self.n_heads,
+                               self.n_kv)  # (1, T, H)
+            return (None, x) if self.skip_head else (self.lm_head(x), x)
         res = None  # the last MLP output, added to the residual stream together with the next norm
         for i, layer in enumerate(self.model.layers):
             attn = layer.self_attn

@@ -491,6 +491,70 @@ torch::Tensor attention(torch::Tensor q, torch::Tensor kc, torch::Tensor vc, tor
   return out;
 }
 
+// Every decoder layer of a pass in one call (batch 1, float32, row-by-row attention): the same kernels and ATen
+// ops, in the same order and on the same shapes, as the Python loop of runners/torch_runner.py (_Core.forward),
+// so the numbers are the same bit for bit; what goes is Python's dispatch between them (~10 tensor ops and
+// kernel calls a layer; see weights/layer_plan.py for the measured time).
+//   x (1, T, H) the embedded tokens; cos / sin (1, T, D); slots (T,); mask (T, L) bool; kc / vc one cache a layer
+//   w: per layer LAYER_TENSORS tensors: input norm, post-attention norm, then 7 linears q, k, v, o, gate, up,
+//      down, each codes, sc, mn, d, dm, bias (an empty tensor: none); then the final norm's weight
+//   bits: per layer the 7 linears' bits, 0 where the linear is fused into the one before it: k = v = 0 means
+//      q holds q|k|v (split by sizes[0..2]), up = 0 means gate holds gate|up (split by sizes[3..4])
+// Returns the final norm of the residual stream, (1, T, H): the output layer's input.
+constexpr int64_t LINEARS = 7;
+constexpr int64_t LAYER_TENSORS = 2 + LINEARS * 6;
+
+torch::Tensor forward_layers(torch::Tensor x, torch::Tensor cos, torch::Tensor sin, torch::Tensor slots,
+                             torch::Tensor mask, std::vector<torch::Tensor> kc, std::vector<torch::Tensor> vc,
+                             std::vector<torch::Tensor> w, std::vector<int64_t> bits, std::vector<int64_t> sizes,
+                             int64_t n_heads, int64_t n_kv, double eps, double scale) {
+  const int64_t L = (int64_t)kc.size();
+  TORCH_CHECK(x.dim() == 3 && x.size(0) == 1, "forward_layers: x must be (1, T, H)");
+  TORCH_CHECK((int64_t)vc.size() == L && (int64_t)w.size() == L * LAYER_TENSORS + 1 &&
+                  (int64_t)bits.size() == LINEARS * L && sizes.size() == 5,
+              "forward_layers: the weight plan does not match the layers");
+  const int64_t T = x.size(1);
+  auto lin = [&](const torch::Tensor& in, const torch::Tensor* p, int64_t b) {  // (1, T, K) -> (1, T, N)
+    auto y = qmatmul(in.reshape({-1, in.size(-1)}), p[0], p[1], p[2], p[3], p[4], b);  // (T, N)
+    y = y.reshape({1, T, y.size(1)});
+    return p[5].numel() ? y + p[5] : y;
+  };
+  torch::Tensor res;  // the last MLP output, added to the residual stream together with the next norm
+  for (int64_t i = 0; i < L; ++i) {
+    const torch::Tensor* p = w.data() + i * LAYER_TENSORS;
+    const int64_t* bi = bits.data() + i * LINEARS;
+    auto wl = [&](int j) { return p + 2 + 6 * j; };  // linear j's six tensors
+    torch::Tensor h;
+    if (!res.defined()) {
+      h = rms_norm(x, p[0], eps);
+    } else {
+      auto sy = add_rms_norm(x, res, p[0], eps);
+      x = sy[0]; h = sy[1];
+    }
+    torch::Tensor q, k, v;
+    if (bi[1] == 0) {
+      auto qkv = lin(h, wl(0), bi[0]).split_with_sizes({sizes[0], sizes[1], sizes[2]}, -1);
+      q = qkv[0]; k = qkv[1]; v = qkv[2];
+    } else {
+      q = lin(h, wl(0), bi[0]); k = lin(h, wl(1), bi[1]); v = lin(h, wl(2), bi[2]);
+    }
+    auto qr = rope_write(q, k, v, cos, sin, kc[i], vc[i], slots, n_heads, n_kv);  // (1, Hq, T, D)
+    auto o = attention(qr, kc[i], vc[i], mask, scale);  // (1, T, Hq*D)
+    auto sy = add_rms_norm(x, lin(o, wl(3), bi[3]), p[1], eps);
+    x = sy[0]; h = sy[1];
+    torch::Tensor g, u;
+    if (bi[5] == 0) {
+      auto gu = lin(h, wl(4), bi[4]).split_with_sizes({sizes[3], sizes[4]}, -1);
+      g = gu[0]; u = gu[1];
+    } else {
+      g = lin(h, wl(4), bi[4]); u = lin(h, wl(5), bi[5]);
+    }
+    res = lin(at::silu(g) * u, wl(6), bi[6]);
+  }
+  TORCH_CHECK(res.defined(), "forward_layers: no layers");
+  return add_rms_norm(x, res, w.back(), eps)[1];
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("qmatmul", &qmatmul, "quantized linear (W4A8 / W8A8, AVX512-VNNI, AMX for many rows)");
   m.def("amx_available", &amx_available, "whether this CPU and OS run AMX tiles (asks Linux for the tile state)");
@@ -500,4 +564,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("add_rms_norm", &add_rms_norm, "(x + r, RMSNorm(x + r)) (float32)");
   m.def("rope_write", &rope_write, "rotary embedding of q, k and the KV cache write (float32)");
   m.def("attention", &attention, "grouped-query attention over the cache, row by row (float32)");
+  m.def("forward_layers", &forward_layers, "every decoder layer of a pass in one call (batch 1, float32)");
+  m.attr("LAYER_TENSORS") = LAYER_TENSORS;
 }

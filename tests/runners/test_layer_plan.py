@@ -1,0 +1,75 @@
+"""weights/layer_plan.py: every decoder layer in one kernel-library call gives the Python loop's numbers bit for
+bit (logits, hidden states, KV caches), for chains, trees and prefills, fused or separate projections, Qwen2 (q/k/v
+biases) and Llama (none); models off the kernel path keep the Python loop."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from spec_helpers import make_model
+from specdec.weights import layer_plan
+from specdec.runners.torch_runner import TorchRunner
+from specdec.weights import kernels, quant
+
+
+def _runner(kind: str, weights: str, fuse: bool, kernel: str = "vnni") -> TorchRunner:
+    model = make_model(kind, seed=3, layers=3, sharp=4.0)
+    model = quant.quantize_model(model, quant.quantize_from_weights(model, weights), kernel=kernel)
+    if fuse:
+        assert quant.fuse_projections(model) == 6
+    quant.compute_in_float32(model)
+    return TorchRunner(model, max_context=64)
+
+
+def _passes(r: TorchRunner) -> list[torch.Tensor]:
+    """Prefill, a 1-row pass, a 5-row chain and a 4-node tree, committing between them: every output."""
+    g = torch.Generator().manual_seed(0)
+    ids = lambda n: torch.randint(3, 60, (1, n), generator=g)  # noqa: E731
+    r.reset()
+    r.prefill(ids(9))
+    out = [r.k_cache[:, :, :, :9].clone()]
+    for T in (1, 5):
+        logits, hidden = r.forward(ids(T))
+        out += [logits, hidden]
+        r.commit(T)
+    tree = torch.tensor([[1, 0, 0, 0], [1, 1, 0, 0], [1, 0, 1, 0], [1, 0, 1, 1]], dtype=torch.bool)
+    logits, hidden = r.forward(ids(4), tree_mask=tree, depths=torch.tensor([0, 1, 1, 2]))
+    out += [logits, hidden, r.k_cache[:, :, :, : r.length + 4].clone(), r.v_cache[:, :, :, : r.length + 4].clone()]
+    return out
+
+
+@pytest.mark.parametrize("kind", ["qwen2", "llama"])
+@pytest.mark.parametrize("weights", ["int4", "int8"])
+@pytest.mark.parametrize("fuse", [True, False], ids=["fused", "separate"])
+def test_one_call_equals_the_python_loop_bit_for_bit(kind, weights, fuse):
+    if not kernels.cpu_supported():
+        pytest.skip("this CPU has no AVX512-VNNI for specdec's qmatmul kernel")
+    r = _runner(kind, weights, fuse)
+    assert r.core.plan is not None
+    bits = r.core.plan.bits[:7]  # the first layer's q, k, v, o, gate, up, down
+    assert (bits[1:3] == [0, 0] and bits[5] == 0) if fuse else 0 not in bits
+    one_call = _passes(r)
+    r.core.plan = None
+    loop = _passes(r)
+    assert len(one_call) == len(loop)
+    for a, b in zip(one_call, loop):
+        assert torch.equal(a, b)
+
+
+def test_the_one_call_is_taken_for_short_passes(monkeypatch):
+    """The runner really calls forward_layers on a kernel-path model (not only when tests ask)."""
+    if not kernels.cpu_supported():
+        pytest.skip("this CPU has no AVX512-VNNI for specdec's qmatmul kernel")
+    r = _runner("qwen2", "int4", True)
+    calls = []
+    real = layer_plan.run
+    monkeypatch.setattr(layer_plan, "run", lambda *a, **k: calls.append(a[6].shape) or real(*a, **k))
+    r.prefill(torch.arange(3, 10)[None])
+    r.forward(torch.arange(3, 6)[None])
+    assert calls and calls[-1] == (3, 10)  # the 3-row pass: its mask (T, L) with L = 7 cached + 3 new
+
+
+@pytest.mark.parametrize("kernel", ["aten", "reference"])
+def test_models_off_the_kernel_path_keep_the_python_loop(kernel):
+    assert _runner("qwen2", "int4", False, kernel=kernel).core.plan is None
+    assert TorchRunner(make_model("qwen2", seed=3), max_context=32).core.plan is None
