@@ -433,11 +433,52 @@ torch::Tensor rope_write(torch::Tensor q, torch::Tensor k, torch::Tensor v, torc
   return out;
 }
 
+// sum16's lanes come out as slots 0, 4, 8, 12, 1, 5, ...: where each slot's sum is
+alignas(64) constexpr int32_t SUM16_ORDER[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
+
+// exp(x) of 16 lanes for x <= 0 (softmax weights): x = n ln2 + r, Cephes' expf polynomial on r, times 2^n
+// (vscalefps); within 2 ulp of expf, each lane a function of its own input alone.
+inline __m512 exp16(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));  // exp < 1e-45: 0 after scaling
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+// The 16 lane sums of a[0..15] as one vector (lane s = sum of a[s]): the same add tree for every s, so a dot
+// product's value does not depend on which block of 16 it was computed in.
+inline __m512 sum16(__m512* a) {
+  __m512 b[8], c[4], d[2];
+  for (int i = 0; i < 8; ++i)  // lanes i and i+8: [a0 lo+hi (8), a1 lo+hi (8)]
+    b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
+                         _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xEE));
+  for (int i = 0; i < 4; ++i)  // quarters: 4 lanes each of 4 sums
+    c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
+                         _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xDD));
+  for (int i = 0; i < 2; ++i)  // within 128-bit lanes: elements j and j+2
+    d[i] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0x44),
+                         _mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0xEE));
+  __m512 e = _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], 0x88), _mm512_shuffle_ps(d[0], d[1], 0xDD));
+  return _mm512_permutexvar_ps(_mm512_loadu_si512((const void*)SUM16_ORDER), e);
+}
+
 // Attention of q (B, Hq, T, D) over the cache's first L slots k / v (B, Hkv, S, D), grouped-query (head h reads
 // kv head h / (Hq / Hkv)), `mask` (T, L) bool: which slots each query row sees. Each (head, row) is computed on
-// its own, visiting the visible slots in slot order: a row's output does not depend on the other rows of the
-// pass, nor on invisible slots (a tree node gets exactly the numbers of the same tokens run as a chain).
-// Returns (B, T, Hq*D).
+// its own over its visible slots gathered in slot order, so a row's output depends only on its query and the
+// sequence of keys and values it sees: not on the other rows of the pass, nor on where those slots lie (a tree
+// node gets exactly the numbers of the same tokens run as a chain). D a multiple of 16 (up to 256): scores 16
+// slots at a time, exp 16 lanes at a time, values accumulated in registers (Qwen2.5's D = 128, 1.5B, a layer
+// after 256 tokens: 1 / 8 / 16 rows 25 / 187 / 382 us before, measured in docs/runners.md); other D: one slot
+// at a time. Returns (B, T, Hq*D).
 torch::Tensor attention(torch::Tensor q, torch::Tensor kc, torch::Tensor vc, torch::Tensor mask, double scale) {
   TORCH_CHECK(q.scalar_type() == torch::kFloat32, "float32 only");
   q = q.contiguous();
@@ -452,39 +493,100 @@ torch::Tensor attention(torch::Tensor q, torch::Tensor kc, torch::Tensor vc, tor
   const float *qp = q.data_ptr<float>(), *kp = kc.data_ptr<float>(), *vp = vc.data_ptr<float>();
   const bool* mp = m.data_ptr<bool>();
   float* op = out.data_ptr<float>();
-  at::parallel_for(0, B * Hq, 1, [&](int64_t h0, int64_t h1) {
-    std::vector<float> sc(L);
-    std::vector<float> acc(D);
-    for (int64_t bh = h0; bh < h1; ++bh) {
-      const int64_t b = bh / Hq, h = bh % Hq, kvh = h / G;
+  const bool wide = D % 16 == 0 && D <= 256;
+  // one work item = one row of the G query heads that share a KV head: the keys and values of a block of 16
+  // visible slots are read from L2 once and reused from L1 by the G heads (each head alone re-read the whole
+  // cache from L2: that, not arithmetic, bound the per-head loop)
+  at::parallel_for(0, B * Hkv * T, 1, [&](int64_t i0, int64_t i1) {
+    std::vector<float> sc(G * (L + 16));
+    std::vector<int64_t> idx(L);
+    std::vector<float> acc(G * D), zero(D, 0.0f);
+    for (int64_t it = i0; it < i1; ++it) {
+      const int64_t b = it / (Hkv * T), kvh = (it / T) % Hkv, t = it % T;
       const float* K = kp + b * kb + kvh * kh;
       const float* V = vp + b * vb + kvh * vh;
-      for (int64_t t = 0; t < T; ++t) {
-        const float* x = qp + ((b * Hq + h) * T + t) * D;
-        const bool* vis = mp + t * L;
-        float mx = -INFINITY;
-        for (int64_t s = 0; s < L; ++s) {
-          if (!vis[s]) continue;
-          __m512 a = _mm512_setzero_ps();
-          int64_t i = 0;
-          for (; i + 16 <= D; i += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(K + s * D + i), a);
-          float dot = _mm512_reduce_add_ps(a);
-          for (; i < D; ++i) dot += x[i] * K[s * D + i];
-          sc[s] = dot * (float)scale;
-          mx = std::max(mx, sc[s]);
+      const bool* vis = mp + t * L;
+      int64_t n = 0;
+      for (int64_t s = 0; s < L; ++s)
+        if (vis[s]) idx[n++] = s;
+      auto xq = [&](int64_t g) { return qp + ((b * Hq + kvh * G + g) * T + t) * D; };
+      auto yq = [&](int64_t g) { return op + (b * T + t) * Hq * D + (kvh * G + g) * D; };
+      if (n == 0) {
+        for (int64_t g = 0; g < G; ++g) std::fill(yq(g), yq(g) + D, 0.0f);
+        continue;
+      }
+      if (wide) {
+        const int64_t C = D / 16, ld = L + 16;
+        for (int64_t j0 = 0; j0 < n; j0 += 16) {  // scores of 16 visible slots, each head
+          const float* kr[16];
+          for (int s = 0; s < 16; ++s) kr[s] = j0 + s < n ? K + idx[j0 + s] * D : zero.data();
+          for (int64_t g = 0; g < G; ++g) {
+            const float* x = xq(g);
+            __m512 a[16];
+            for (int s = 0; s < 16; ++s) a[s] = _mm512_setzero_ps();
+            for (int64_t c = 0; c < C; ++c) {
+              const __m512 xv = _mm512_loadu_ps(x + 16 * c);
+              for (int s = 0; s < 16; ++s) a[s] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(kr[s] + 16 * c), a[s]);
+            }
+            _mm512_storeu_ps(sc.data() + g * ld + j0, _mm512_mul_ps(sum16(a), _mm512_set1_ps((float)scale)));
+          }
+        }
+        std::vector<float> inv(G);
+        for (int64_t g = 0; g < G; ++g) {  // softmax weights of each head, unnormalized; 1 / their sum
+          float* sg = sc.data() + g * ld;
+          __m512 mxv = _mm512_set1_ps(-INFINITY);
+          for (int64_t j = 0; j < n; j += 16)
+            mxv = _mm512_mask_max_ps(mxv, (__mmask16)(n - j >= 16 ? 0xFFFF : (1u << (n - j)) - 1), mxv,
+                                     _mm512_loadu_ps(sg + j));
+          const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(mxv));
+          for (int64_t j = 0; j < n; j += 16) _mm512_storeu_ps(sg + j, exp16(_mm512_sub_ps(_mm512_loadu_ps(sg + j), mx)));
+          float den = 0.0f;
+          for (int64_t j = 0; j < n; ++j) den += sg[j];  // in slot order
+          inv[g] = 1.0f / den;
         }
         std::fill(acc.begin(), acc.end(), 0.0f);
-        float den = 0.0f;
-        for (int64_t s = 0; s < L; ++s) {
-          if (!vis[s]) continue;
-          const float p = std::exp(sc[s] - mx);
-          den += p;
-          const float* vr = V + s * D;
-          for (int64_t i = 0; i < D; ++i) acc[i] += p * vr[i];
+        for (int64_t j0 = 0; j0 < n; j0 += 16) {  // values, in slot order, 16 slots a block, each head
+          const int64_t j1 = std::min<int64_t>(n, j0 + 16);
+          for (int64_t g = 0; g < G; ++g) {
+            const float* sg = sc.data() + g * ld;
+            float* ag = acc.data() + g * D;
+            __m512 o[16];
+            for (int64_t c = 0; c < C; ++c) o[c] = _mm512_loadu_ps(ag + 16 * c);
+            for (int64_t j = j0; j < j1; ++j) {
+              const __m512 pj = _mm512_set1_ps(sg[j]);
+              const float* vr = V + idx[j] * D;
+              for (int64_t c = 0; c < C; ++c) o[c] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * c), o[c]);
+            }
+            for (int64_t c = 0; c < C; ++c) _mm512_storeu_ps(ag + 16 * c, o[c]);
+          }
         }
-        float* y = op + (b * T + t) * Hq * D + h * D;
-        const float inv = den > 0 ? 1.0f / den : 0.0f;
-        for (int64_t i = 0; i < D; ++i) y[i] = acc[i] * inv;
+        for (int64_t g = 0; g < G; ++g)
+          for (int64_t c = 0; c < C; ++c)
+            _mm512_storeu_ps(yq(g) + 16 * c, _mm512_mul_ps(_mm512_loadu_ps(acc.data() + g * D + 16 * c),
+                                                           _mm512_set1_ps(inv[g])));
+        continue;
+      }
+      for (int64_t g = 0; g < G; ++g) {  // other D: one slot at a time
+        const float* x = xq(g);
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < n; ++j) {
+          const float* kr = K + idx[j] * D;
+          float dot = 0.0f;
+          for (int64_t i = 0; i < D; ++i) dot += x[i] * kr[i];
+          sc[j] = dot * (float)scale;
+          mx = std::max(mx, sc[j]);
+        }
+        float* ag = acc.data();
+        std::fill(ag, ag + D, 0.0f);
+        float den = 0.0f;
+        for (int64_t j = 0; j < n; ++j) {
+          const float p = std::exp(sc[j] - mx);
+          den += p;
+          const float* vr = V + idx[j] * D;
+          for (int64_t i = 0; i < D; ++i) ag[i] += p * vr[i];
+        }
+        float* y = yq(g);
+        for (int64_t i = 0; i < D; ++i) y[i] = ag[i] / den;
       }
     }
   });
