@@ -476,9 +476,9 @@ inline __m512 sum16(__m512* a) {
 // its own over its visible slots gathered in slot order, so a row's output depends only on its query and the
 // sequence of keys and values it sees: not on the other rows of the pass, nor on where those slots lie (a tree
 // node gets exactly the numbers of the same tokens run as a chain). D a multiple of 16 (up to 256): scores 16
-// slots at a time, exp 16 lanes at a time, values accumulated in registers (Qwen2.5's D = 128, 1.5B, a layer
-// after 256 tokens: 1 / 8 / 16 rows 25 / 187 / 382 us before, measured in docs/runners.md); other D: one slot
-// at a time. Returns (B, T, Hq*D).
+// slots at a time, exp 16 lanes at a time, values accumulated in registers, the heads that share a KV head
+// together (the 1.5B, one layer after 256 tokens: 1 / 8 / 16 rows 25 / 187 / 382 us one head at a time,
+// 18 / 125 / 249 us so; docs/runners.md); other D: one slot at a time. Returns (B, T, Hq*D).
 torch::Tensor attention(torch::Tensor q, torch::Tensor kc, torch::Tensor vc, torch::Tensor mask, double scale) {
   TORCH_CHECK(q.scalar_type() == torch::kFloat32, "float32 only");
   q = q.contiguous();
