@@ -3,10 +3,10 @@
 # and llama-server's rows interleaved prompt by prompt with this engine's (the bench does that since this stop):
 # Spec-Bench 5 per category + the first 20 GSM8K test questions (run d's prompt pieces), 128 new tokens, greedy.
 # Resumable: a finished piece is skipped; merge.py (run d's) makes the tables over the finished pieces.
-#   SPECDEC_LLAMA_SERVER=/path/llama-server bash docs/results/aded/2026-12-05-f/full.sh
+#   SPECDEC_LLAMA_SERVER=/path/llama-server [VENV=/path/.venv] bash docs/results/aded/2026-12-05-f/full.sh
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
-. .venv/bin/activate
+. "${VENV:-.venv}/bin/activate"
 export HF_HUB_OFFLINE=1
 HERE=docs/results/aded/2026-12-05-f; PROMPTS=docs/results/aded/2026-12-05-d/prompts
 python docs/results/aded/2026-12-05-d/pieces.py "$PROMPTS" 4
