@@ -63,7 +63,7 @@ class HybridDrafter(DrafterBase):
 
 
 def _check(draft: str | None = None, min_match: int = 3, max_ngram: int = 6, model_prompt_max: int = 512,
-           vocab: int = 0, draft_weights: str | None = None, draft_backend: str | None = None) -> None:
+           vocab: int | None = None, draft_weights: str | None = None, draft_backend: str | None = None) -> None:
     if min_match < 1 or max_ngram < min_match:
         raise InputError(f"hybrid: need 1 <= min_match <= max_ngram, got {min_match}, {max_ngram}")
     if model_prompt_max < 1:
@@ -73,7 +73,7 @@ def _check(draft: str | None = None, min_match: int = 3, max_ngram: int = 6, mod
 
 @DRAFTERS.register("hybrid", check=_check)
 def _build(env: DrafterEnv, draft: str | None = None, min_match: int = 3, max_ngram: int = 6,
-           model_prompt_max: int = 512, vocab: int = 0, draft_weights: str | None = None,
+           model_prompt_max: int = 512, vocab: int | None = None, draft_weights: str | None = None,
            draft_backend: str | None = None) -> HybridDrafter:
     """Options: min_match (shortest n-gram match that is copied, default 3), max_ngram (longest tried, 6),
     model_prompt_max (prompts longer than this use lookup only, 512 tokens), and the draft-model drafter's

@@ -2,14 +2,16 @@
 
 Why: on the kernel path (int4/int8 weights on specdec's VNNI/AMX kernel, float32, batch 1) a pass is ~10 kernel
 calls and tensor ops a layer, each dispatched from Python. Timed per call (2026-12-05, Sapphire Rapids, 2 cores,
-1-row pass after 256 tokens): the 0.5B draft (int4-all) 19.3 ms a pass, of which 5.0 ms outside the kernels;
-the 1.5B target 57 ms, 8 ms outside. `forward_layers` runs the same kernels and ATen ops in the same order on
-the same shapes, so a pass gives the same numbers bit for bit (tests/runners/test_layer_plan.py), only without
-Python between them.
+1-row pass after 256 tokens; docs/runners.md): the 0.5B draft (int4-all) 19.3 ms a pass, of which 5.0 ms outside
+the kernels; the 1.5B target 57 ms, 8 ms outside. With the layers in one call: 15.8 and 50.7 ms (0.9 and 1.0 ms
+outside). `forward_layers` runs the same kernels and ATen ops in the same order on the same shapes, so a pass
+gives the same numbers bit for bit (tests/runners/test_layer_plan.py), only without Python between them.
 
-A model qualifies when every layer has the fused projections of `weights.quant.fuse_projections` on the kernel
-path, RMSNorms with one epsilon, SiLU-gated MLPs and no q/k norms (Qwen2, Llama); otherwise `build` returns None
-and the runner keeps its Python loop."""
+A model qualifies when every linear layer of its decoder layers is on the kernel path (fused q|k|v and gate|up
+as `weights.quant.fuse_projections` makes them, or separate), its norms are RMSNorms with one epsilon, its MLPs
+SiLU-gated and it has no q/k norms (Qwen2, Llama); otherwise `build` returns None and the runner keeps its
+Python loop. The plan holds the layers' own tensors (no copies), taken when the runner is made: a runner's
+decoder layers are not swapped later (`restrict_vocab` replaces only the output layer, not in the plan)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

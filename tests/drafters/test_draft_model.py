@@ -252,6 +252,25 @@ def test_a_restricted_draft_vocabulary_is_lossless_and_drafts_only_those_ids(tar
     assert seen and seen <= set(drafter.runner.vocab_ids.tolist()) and st.accepted > 0
 
 
+@pytest.mark.parametrize("given,want", [(None, 40), (0, None), (24, 24)])
+def test_the_default_vocabulary_cut_applies_only_where_the_vocabulary_is_larger(
+        monkeypatch, target_model, tokenizer, close, given, want):
+    """Not given: DEFAULT_VOCAB ids (here patched to 40 of the tiny model's 64) on the torch runner; 0: every id;
+    N: N ids (+ specials). A draft whose vocabulary is not larger than the default keeps every id."""
+    import specdec.drafters.draft_model as dm
+
+    monkeypatch.setattr(dm, "DEFAULT_VOCAB", 40)
+    options = {} if given is None else {"vocab": given}
+    dec = SpecDecoder(target_model, tokenizer, spec=SpecConfig(drafter="draft-model", k=4, drafter_options=options),
+                      model_loader=lambda name: (close, tokenizer), draft="d")
+    ids = dec.drafter_for(dec.spec).runner.vocab_ids
+    assert (ids is None) if want is None else ids.tolist()[:want] == list(range(want))
+    monkeypatch.setattr(dm, "DEFAULT_VOCAB", 64)  # not smaller than the vocabulary: nothing cut
+    dec = SpecDecoder(target_model, tokenizer, spec=SpecConfig(drafter="draft-model", k=4),
+                      model_loader=lambda name: (close, tokenizer), draft="d")
+    assert dec.drafter_for(dec.spec).runner.vocab_ids is None
+
+
 # ------------------------------------------------------------------ trees from the draft model
 @pytest.mark.parametrize("kind", ["qwen2", "llama"])
 @pytest.mark.parametrize("nodes,branch,width", [(6, 2, 3), (8, 3, 4)])
