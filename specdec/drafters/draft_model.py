@@ -217,9 +217,10 @@ def _build(env: DrafterEnv, draft: str | None = None, vocab: int | None = None, 
     BPE ids follow merge order) and the special tokens; the draft never proposes the others; 0: every id.
     Default: DEFAULT_VOCAB (65536) where the draft runs on the torch runner with a larger vocabulary, else
     every id. On the 0.5B draft the output layer is 151,936 x 896, a fifth of its pass (15.7 vs 12.7 ms with
-    65536 ids). Lossless either way: the target verifies every token (an explicit N needs the torch runner). draft_weights= / draft_backend=: run the draft
-    differently from the target. Default for a zoo GGUF draft on the torch runner with automatic weights:
-    int4-all (4-bit everywhere, 21 vs 38 ms a token for the 0.5B here, whose GGUF is mostly 5-bit).
+    65536 ids). Lossless either way: the target verifies every token (an explicit N needs the torch runner).
+    draft_weights= / draft_backend=: run the draft differently from the target. Default for a zoo GGUF draft on
+    the torch runner with automatic weights: int4-all (4-bit everywhere, 21 vs 38 ms a token for the 0.5B here,
+    whose GGUF is mostly 5-bit).
     tree_nodes=N (> 0): draft a tree of N nodes instead of a chain (EAGLE-2-style: tree_branch candidates per
     node, the tree_width best by path probability kept per depth; the policy's k caps the depth; needs the
     target and draft on runners that take tree masks: torch). sized=true: each round's tree cut to the nodes whose

@@ -74,7 +74,8 @@ def _layer(layer) -> tuple[list[torch.Tensor], list[int], tuple[int, ...]] | Non
 def build(core: nn.Module) -> LayerPlan | None:
     """The plan for `core` (runners.torch_runner._Core), or None where a layer does not qualify."""
     model = core.model
-    norms = [model.norm] + [n for layer in model.layers for n in (layer.input_layernorm, layer.post_attention_layernorm)]
+    norms = [model.norm] + [n for layer in model.layers
+                            for n in (layer.input_layernorm, layer.post_attention_layernorm)]
     if not core.fast_norm or not all(type(n).__name__.endswith("RMSNorm") for n in norms):
         return None
     eps = {float(n.variance_epsilon) for n in norms}
