@@ -100,11 +100,11 @@ class _Core(nn.Module):
         cos4, sin4 = cos[:, None], sin[:, None]  # (B, 1, T, D)
         G = self.n_heads // self.n_kv
         row_attn = glue and T <= ROW_ATTENTION_MAX_ROWS
-        mask = mask.repeat(1, 1, G, 1)  # (B, 1, G*T, S): rows ordered (group, token) like the query view below
         if row_attn and self.plan is not None:  # every layer in one kernel-library call (weights/layer_plan.py)
-            x = layer_plan.run(self.plan, ext, x, cos, sin, slots, mask[0, 0, :T], k_cache, v_cache, self.n_heads,
+            x = layer_plan.run(self.plan, ext, x, cos, sin, slots, mask[0, 0], k_cache, v_cache, self.n_heads,
                                self.n_kv)  # (1, T, H)
             return (None, x) if self.skip_head else (self.lm_head(x), x)
+        mask = mask.repeat(1, 1, G, 1)  # (B, 1, G*T, S): rows ordered (group, token) like the query view below
         res = None  # the last MLP output, added to the residual stream together with the next norm
         for i, layer in enumerate(self.model.layers):
             attn = layer.self_attn
