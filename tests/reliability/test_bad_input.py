@@ -92,7 +92,8 @@ CASES = [
      "num-fewshot", False),
     (["eval", "run", "gsm8k", "--model", "tiny-target", "--out", "{tmp}/o", "-k", "0", "--drafter", "prompt-lookup"],
      None, "-k", False),
-    (["eval", "run", "gsm8k", "--model", "tiny-target", "--out", "{tmp}/a_file/o"], None, "is a file", False),
+    (["eval", "run", "gsm8k", "--model", "tiny-target", "--out", "{tmp}/a_file/o", "--data-dir", "{tmp}/data"], None,
+     "is a file", False),
     (["eval", "run", "gsm8k", "--model", "tiny-target", "--out", "{tmp}/o", "--policy", "nope"], None,
      "unknown policy 'nope'", False),
     # check lossless
