@@ -500,7 +500,7 @@ torch::Tensor attention(torch::Tensor q, torch::Tensor kc, torch::Tensor vc, tor
   at::parallel_for(0, B * Hkv * T, 1, [&](int64_t i0, int64_t i1) {
     std::vector<float> sc(G * (L + 16));
     std::vector<int64_t> idx(L);
-    std::vector<float> acc(G * D), zero(D, 0.0f);
+    std::vector<float> acc(G * D), zero(D, 0.0f), inv(G);
     for (int64_t it = i0; it < i1; ++it) {
       const int64_t b = it / (Hkv * T), kvh = (it / T) % Hkv, t = it % T;
       const float* K = kp + b * kb + kvh * kh;
@@ -531,7 +531,6 @@ torch::Tensor attention(torch::Tensor q, torch::Tensor kc, torch::Tensor vc, tor
             _mm512_storeu_ps(sc.data() + g * ld + j0, _mm512_mul_ps(sum16(a), _mm512_set1_ps((float)scale)));
           }
         }
-        std::vector<float> inv(G);
         for (int64_t g = 0; g < G; ++g) {  // softmax weights of each head, unnormalized; 1 / their sum
           float* sg = sc.data() + g * ld;
           __m512 mxv = _mm512_set1_ps(-INFINITY);
