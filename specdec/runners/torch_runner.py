@@ -41,6 +41,10 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 ROW_ATTENTION_MAX_ROWS = 32  # passes up to this many rows attend row by row (see _Core.forward)
+# prefill chunks of at least this many rows multiply through bf16 AMX tiles where the CPU has them (weights/quant.py
+# prefill_linear); measured crossover, a whole prefill of the 1.5B (docs/runners.md): 42 rows 0.94x, 48 rows
+# 1.02x, 64 rows 1.09x, 100 rows 1.46x, 300 rows 1.73x the int8 path's speed
+BF16_PREFILL_MIN_ROWS = 48
 
 
 class _Core(nn.Module):
@@ -57,10 +61,15 @@ class _Core(nn.Module):
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         from specdec.weights.quant import QLinear
 
-        self.skip_head = False
+        # a prompt prefill (set by TorchRunner.prefill): only the cache is kept, so no output layer; and on the
+        # quantized kernel with AMX-BF16, chunks past the row-attention size take the bf16 prefill path
+        self.prefilling = False
         self.fast_norm = any(isinstance(m, QLinear) and m.kernel == "vnni" for m in hf_model.modules()) and \
             type(self.model.norm).__name__.endswith("RMSNorm") and cfg.hidden_size % 16 == 0
         self.plan = layer_plan.build(self)  # None: the Python loop below runs the layers
+        from specdec.weights import kernels
+
+        self.bf16_prefill = self.fast_norm and kernels.bf16_prefill_in_effect() and kernels.load().bf16_prefill_available()
 
     def _norm(self, mod: nn.Module, x: torch.Tensor, res: torch.Tensor | None = None):
         """RMSNorm of x (+ res first, returning (x + res, norm)). A quantized model on specdec's kernel computes
@@ -103,8 +112,14 @@ class _Core(nn.Module):
         if row_attn and self.plan is not None:  # every layer in one kernel-library call (weights/layer_plan.py)
             x = layer_plan.run(self.plan, ext, x, cos, sin, slots, mask[0, 0], k_cache, v_cache, self.n_heads,
                                self.n_kv)  # (1, T, H)
-            return (None, x) if self.skip_head else (self.lm_head(x), x)
+            return (None, x) if self.prefilling else (self.lm_head(x), x)
         mask = mask.repeat(1, 1, G, 1)  # (B, 1, G*T, S): rows ordered (group, token) like the query view below
+        # a prefill chunk of BF16_PREFILL_MIN_ROWS+ rows: the linears through bf16 AMX tiles (quant.prefill_linear;
+        # the same for plain and speculative runs, which prefill the same prompt, so greedy identity holds)
+        if self.prefilling and self.bf16_prefill and T >= BF16_PREFILL_MIN_ROWS:
+            from specdec.weights.quant import prefill_linear as lin
+        else:
+            lin = nn.Module.__call__
         res = None  # the last MLP output, added to the residual stream together with the next norm
         for i, layer in enumerate(self.model.layers):
             attn = layer.self_attn
@@ -114,9 +129,9 @@ class _Core(nn.Module):
                 x, h = self._norm(layer.input_layernorm, x, res)
             fused = getattr(attn, "qkv_proj", None)  # quantized models: one kernel call (weights/quant.py)
             if fused is not None:
-                q, k, v = fused(h).split(fused.split_sizes, dim=-1)
+                q, k, v = lin(fused, h).split(fused.split_sizes, dim=-1)
             else:
-                q, k, v = attn.q_proj(h), attn.k_proj(h), attn.v_proj(h)
+                q, k, v = lin(attn.q_proj, h), lin(attn.k_proj, h), lin(attn.v_proj, h)
             if glue:
                 qr = ext.rope_write(q, k, v, cos, sin, k_cache[i], v_cache[i], slots, self.n_heads, self.n_kv)
                 if row_attn:
@@ -139,15 +154,15 @@ class _Core(nn.Module):
                 qg = q.reshape(B, self.n_kv, G * T, self.head_dim)  # (B, Hkv, G*T, D)
                 o = F.scaled_dot_product_attention(qg, k_cache[i], v_cache[i], attn_mask=mask, scale=attn.scaling)
                 o = o.view(B, self.n_heads, T, self.head_dim).transpose(1, 2).reshape(B, T, -1)  # (B, T, Hq*D)
-            x, h = self._norm(layer.post_attention_layernorm, x, attn.o_proj(o))
+            x, h = self._norm(layer.post_attention_layernorm, x, lin(attn.o_proj, o))
             gate_up = getattr(layer.mlp, "gate_up_proj", None)
             if gate_up is not None:
-                g, u = gate_up(h).split(gate_up.split_sizes, dim=-1)
-                res = layer.mlp.down_proj(layer.mlp.act_fn(g) * u)
+                g, u = lin(gate_up, h).split(gate_up.split_sizes, dim=-1)
+                res = lin(layer.mlp.down_proj, layer.mlp.act_fn(g) * u)
             else:
                 res = layer.mlp(h)
         _, x = self._norm(self.model.norm, x, res)  # (B, T, H)
-        if self.skip_head:  # a prefill needs the cache, not the logits (the output layer is ~15% of its work)
+        if self.prefilling:  # a prefill needs the cache, not the logits (the output layer is ~15% of its work)
             return None, x
         return self.lm_head(x), x
 
@@ -366,14 +381,14 @@ class TorchRunner:
 
     def prefill(self, tokens: torch.Tensor, chunk: int = 512) -> None:
         """Run and commit a prompt (B, T) in chunks (no logits: only the cache is kept)."""
-        self.core.skip_head = True
+        self.core.prefilling = True
         try:
             for s in range(0, tokens.shape[1], chunk):
                 part = tokens[:, s : s + chunk]
                 self.forward_eager(part)
                 self.commit(part.shape[1])
         finally:
-            self.core.skip_head = False
+            self.core.prefilling = False
 
     @torch.no_grad()
     def forward_eager(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

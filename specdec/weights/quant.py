@@ -288,6 +288,23 @@ class QLinear(nn.Module):
         return y if self.bias is None else y + self.bias
 
 
+def prefill_linear(mod: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`mod(x)` for a prompt prefill's chunk: a `QLinear` on specdec's kernel multiplies through bf16 AMX tiles
+    (`qmatmul_bf16`: each weight dequantized once per pass, exact Q4_K values rounded to bf16, activations in
+    bf16, fp32 sums), any other module as usual. Why: the int8 paths' per-group float work is paid per row
+    (docs/runners.md, "A prefill through bf16 tiles"). Only for prefills: its numbers differ from a decode
+    pass's, and plain and speculative runs prefill the same prompt through it alike."""
+    if not (isinstance(mod, QLinear) and mod.kernel == "vnni"):
+        return mod(x)
+    from specdec.weights import kernels
+
+    shape = x.shape
+    y = kernels.load().qmatmul_bf16(x.reshape(-1, shape[-1]).float(), mod.codes, mod.sc, mod.mn, mod.d, mod.dm,
+                                    mod.bits)
+    y = y.reshape(*shape[:-1], mod.out_features).to(x.dtype)  # (..., N)
+    return y if mod.bias is None else y + mod.bias
+
+
 def linear_names(model: nn.Module) -> list[str]:
     """The nn.Linear modules that get quantized: every decoder-layer projection and the output layer."""
     return [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.split(".")[-1] in LINEAR_SUFFIXES]

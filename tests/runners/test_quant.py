@@ -115,6 +115,43 @@ def test_amx_path_equals_the_vnni_path_bit_for_bit(amx_ext, bits):
     torch.testing.assert_close(amx, quant.reference_qmatmul(x, w), rtol=1e-5, atol=1e-4)
 
 
+def _q4k_codes(N: int, K: int, seed: int) -> quant.Codes:
+    """Q4_K-shaped codes (6-bit scales and mins, fp16 d / dmin per 8 groups) with random values."""
+    g = torch.Generator().manual_seed(seed)
+    G = K // 32
+    u8 = lambda hi, shape: torch.randint(0, hi, shape, generator=g, dtype=torch.uint8)  # noqa: E731
+    f16 = lambda: (torch.rand(N, G // 8, generator=g) * 0.01 + 1e-4).half()  # noqa: E731
+    return quant.Codes(u8(16, (N, K)), u8(64, (N, G)), u8(64, (N, G)), f16(), f16(), 4)
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_bf16_prefill_path_is_the_bf16_rounded_product(amx_ext, bits):
+    """qmatmul_bf16 (prefill passes): the exact weights rounded to bf16 times the activations rounded to bf16,
+    summed in fp32; every row count (partial tiles, odd block counts, several K slices), each row independent
+    of the rows beside it; and as close to the float product as the int8 path is."""
+    ext = amx_ext
+    if not ext.bf16_prefill_available():
+        pytest.skip("this CPU runs no AMX-BF16 tiles")
+    for M, N, K in [(1, 16, 256), (17, 48, 256), (40, 32, 512), (70, 80, 1024), (512, 16, 2304)]:
+        c = _q4k_codes(N, K, M) if bits == 4 else quant.rtn_codes(torch.randn(N, K), 8)
+        w = quant.pack(c)
+        x = torch.randn(M, K, generator=torch.Generator().manual_seed(M)) * 3
+        y = ext.qmatmul_bf16(x, w.codes, w.sc, w.mn, w.d, w.dm, bits)
+        assert y.shape == (M, N) and y.is_contiguous()
+        wf = c.dequantize()
+        exact = x.double() @ wf.double().T
+        rounded = x.bfloat16().double() @ wf.bfloat16().double().T
+        scale = exact.abs().max()
+        assert (y.double() - rounded).abs().max() < 1e-5 * scale, (M, N, K)  # fp32 sums of bf16 products
+        assert (y.double() - exact).abs().max() < 1e-2 * scale, (M, N, K)
+        int8 = ext.qmatmul(x, w.codes, w.sc, w.mn, w.d, w.dm, bits)
+        bf16_err = (y.double() - exact).abs().mean()
+        assert bf16_err < 2 * (int8.double() - exact).abs().mean(), (M, N, K)
+        for lo, hi in [(0, 1), (M // 2, M)]:  # a row's output does not depend on the rows beside it
+            assert torch.equal(ext.qmatmul_bf16(x[lo:hi].contiguous(), w.codes, w.sc, w.mn, w.d, w.dm, bits),
+                               y[lo:hi]), (M, lo, hi)
+
+
 def test_amx_threshold_follows_the_mode(monkeypatch):
     from specdec.errors import ModelLoadError
 

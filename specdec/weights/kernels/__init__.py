@@ -27,9 +27,10 @@ from specdec.errors import ModelLoadError
 
 SOURCE = Path(__file__).with_name("qmatmul.cpp")
 FLAGS = ("avx512f", "avx512bw", "avx512_vnni", "f16c")
-# -mamx-*: the AMX path's instructions are only ever run after a run-time check (amx_available)
+# -mamx-*, -mavx512bf16: the AMX paths' instructions are only ever run after a run-time check (amx_available,
+# bf16_prefill_available)
 CFLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-mf16c", "-mfma",
-          "-mamx-tile", "-mamx-int8", "-fopenmp"]
+          "-mamx-tile", "-mamx-int8", "-mamx-bf16", "-mavx512bf16", "-fopenmp"]
 _LOCK = threading.Lock()
 _EXT = None
 
@@ -82,6 +83,19 @@ def amx_threshold() -> int:
     return {"amx": 1, "auto": AMX_MIN_ROWS}.get(_forced(), 0)
 
 
+def cpu_has_amx_bf16() -> bool:
+    """The CPU's AMX-BF16 and AVX512-BF16 flags (the bf16 prefill path's instructions)."""
+    flags = _cpu_flags()
+    return cpu_has_amx() and "amx_bf16" in flags and "avx512_bf16" in flags
+
+
+def bf16_prefill_in_effect() -> bool:
+    """Whether prompt prefills of more than ROW_ATTENTION_MAX_ROWS rows take the bf16 AMX path (qmatmul_bf16):
+    the kernel runs with AMX allowed (auto or amx) on a CPU with AMX-BF16. SPECDEC_QKERNEL=vnni keeps prefill on
+    the int8 path too."""
+    return amx_threshold() > 0 and mode() == "vnni" and cpu_has_amx_bf16()
+
+
 def amx_rows_in_effect() -> int:
     """Rows from which passes will really take the AMX path here (0: none will: no AMX flags, another kernel,
     or SPECDEC_QKERNEL=vnni)."""
@@ -96,7 +110,7 @@ def signature() -> str:
     """What of the kernel sets a quantized runner's speed: its path, the rows from which AMX runs, its source and
     flags. Part of the runner's cost-cache key, so a pass-cost curve measured on another path or with an older
     kernel is measured again (the cache's probe checks only the 1-row pass)."""
-    return f"{mode()}|amx>={amx_rows_in_effect()}|{_digest()}"
+    return f"{mode()}|amx>={amx_rows_in_effect()}|{_digest()}"  # (prefill is not in the pass-cost curve)
 
 
 def build_dir(cache_dir=None) -> Path:

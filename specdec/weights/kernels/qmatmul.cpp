@@ -287,8 +287,8 @@ torch::Tensor qmatmul(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, to
   const int64_t B = codes.size(0), G = codes.size(1);
   TORCH_CHECK(G * GROUP == K, "codes do not match K");
   TORCH_CHECK(codes.size(2) == (bits == 4 ? 256 : 512), "codes have the wrong group size");
+  TORCH_CHECK(d.size(1) > 0 && G % d.size(1) == 0, "scales do not match the groups");
   const int64_t S = G / d.size(1);
-  TORCH_CHECK(S >= 1 && d.size(1) * S == G, "scales do not match the groups");
   const int64_t N = B * 16;
   const bool amx = g_amx_min_rows > 0 && M >= g_amx_min_rows;
   const int64_t Mpad = amx ? (M + 15) / 16 * 16 : M;  // AMX loads 16 rows a tile: zero rows past M
@@ -336,6 +336,206 @@ torch::Tensor qmatmul(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, to
                           dmp + b * GS * 16, G, S, xqp + m0 * K, xsp + m0 * G, xsqp + m0 * G, K,
                           yp + m0 * N + b * 16, N);
       }
+    }
+  });
+  return y;
+}
+
+// ------------------------------------------------------------------------------------------ prefill (bf16)
+// A prompt's prefill is the one pass whose rows are many (up to a 512-token chunk) and whose numbers need not match
+// a decode pass's: plain and speculative runs prefill the same prompt the same way, so greedy identity holds
+// whatever prefill computes. The int8 paths above pay their per-group float work per row (3.8 ms a row for the
+// 1.5B at 64 rows on AMX); here every weight is dequantized once per pass into bf16 tiles (w = d*sc*q - dmin*mn
+// in fp32, rounded to bf16) and multiplied with the rows' bf16 activations by AMX-BF16 (tdpbf16ps: 16 rows x 32
+// inputs x 16 outputs, fp32 sums), so the per-row work is the tile multiply alone.
+// Blocking: K in slices whose activations (all rows) stay in L2; per slice, threads take pairs of 16-output
+// blocks; a pair's slice goes BSUB groups at a time: dequantized once into B tiles that stay in L1, then every
+// 16-row tile through 2 C tiles (fp32 sums carried between sub-slices in a packed buffer). Activations and sums
+// are packed tile by tile (1 KB each), so no tile load or store strides across pages.
+// Tiles: 0, 1 = C (block 0 / 1), 2, 3 = A (even / odd groups), 4, 5 and 6, 7 = B (block 0 / 1, even / odd groups).
+// Measured on the 1.5B's layers (one layer = q|k|v, o, gate|up, down; ms a layer for 33 / 64 / 128 / 256 / 512
+// rows, docs/runners.md): the int8 AMX path 5.6 / 9.9 / 20.1 / 41.6 / 91.0, this path 5.1 / 6.2 / 9.4 / 17.9 / 46.9.
+namespace {
+
+bool bf16_request() {
+  static const bool ok = [] {
+    unsigned a, b, c, d;
+    if (!amx_request()) return false;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 22) & 1)) return false;  // AMX-BF16
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d) || !((a >> 5) & 1)) return false;   // AVX512-BF16
+    return true;
+  }();
+  return ok;
+}
+
+constexpr int64_t BSUB = 16;  // groups per dequantized sub-slice (2 blocks x 16 groups x 1 KB = 32 KB)
+
+void amx_bf16_configure() {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) cfg.colsb[t] = 64, cfg.rows[t] = 16;  // C: 16 x 16 fp32; A: 16 x 32 bf16; B: 16 pairs x 16 x 2
+  _tile_loadconfig(&cfg);
+}
+
+// One group (32 inputs) of one block (16 outputs) as a bf16 B tile: row i holds inputs 2i and 2i+1 of every
+// output (output j at words 2j, 2j+1). A 64-byte load of codes holds 4 inputs of each of the 16 outputs (a
+// 32-bit lane per output): byte s of the lanes is input k0 + s.
+template <bool FOUR>
+inline void dequant_group_bf16(const uint8_t* p, __m512 s, __m512 m, uint16_t* out) {
+  alignas(64) static const uint16_t PAIR[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                                8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i pair = _mm512_load_si512((const void*)PAIR);
+  const __m512i mff = _mm512_set1_epi32(0xFF);
+  auto quad = [&](__m512i v, uint16_t* rows) {  // inputs k0..k0+3 -> tile rows k0/2, k0/2 + 1
+    __m512 f0 = _mm512_fmsub_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v, mff)), s, m);
+    __m512 f1 = _mm512_fmsub_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8), mff)), s, m);
+    __m512 f2 = _mm512_fmsub_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(v, 16), mff)), s, m);
+    __m512 f3 = _mm512_fmsub_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v, 24)), s, m);
+    _mm512_store_si512((void*)rows, _mm512_permutexvar_epi16(pair, (__m512i)_mm512_cvtne2ps_pbh(f1, f0)));
+    _mm512_store_si512((void*)(rows + 32), _mm512_permutexvar_epi16(pair, (__m512i)_mm512_cvtne2ps_pbh(f3, f2)));
+  };
+  if (FOUR) {
+    const __m512i m0f = _mm512_set1_epi8(0x0F);
+    for (int c = 0; c < 4; ++c) {  // chunk c: low nibbles inputs 8c..8c+3, high nibbles 8c+4..8c+7
+      __m512i v = _mm512_loadu_si512((const void*)(p + 64 * c));
+      quad(_mm512_and_si512(v, m0f), out + 32 * (4 * c));
+      quad(_mm512_and_si512(_mm512_srli_epi16(v, 4), m0f), out + 32 * (4 * c + 2));
+    }
+  } else {
+    for (int q = 0; q < 8; ++q) quad(_mm512_loadu_si512((const void*)(p + 64 * q)), out + 32 * (2 * q));
+  }
+}
+
+// One 16-row tile x one block pair: C tiles 0, 1 (packed: 1 KB each, rows of 16 fp32) (+)= A x B over gl groups,
+// even groups through A tile 2 and B tiles 4, 5, odd groups through 3 and 6, 7, so one group's tile loads are
+// not held up by the multiplies still reading the other's. A is packed per 16-row tile and group (1 KB each: a tile
+// load reads 16 lines of one page; loading from row-major activations touched 16 pages a load and cost more than
+// the multiply), B comes from `buf` (L1).
+inline void bf16_rows(const uint16_t* a, const uint16_t* buf, int64_t gl, int nb, bool first, float* c) {
+  if (first) {
+    _tile_zero(0); _tile_zero(1);
+  } else {
+    _tile_loadd(0, c, 64);
+    if (nb == 2) _tile_loadd(1, c + 256, 64);
+  }
+  for (int64_t g = 0; g < gl; g += 2) {
+    const uint16_t* b = buf + 1024 * g;
+    _tile_loadd(2, a + 512 * g, 64);
+    _tile_loadd(4, b, 64);
+    if (nb == 2) _tile_loadd(5, b + 512, 64);
+    _tile_dpbf16ps(0, 2, 4);
+    if (nb == 2) _tile_dpbf16ps(1, 2, 5);
+    if (g + 1 < gl) {
+      _tile_loadd(3, a + 512 * (g + 1), 64);
+      _tile_loadd(6, b + 1024, 64);
+      if (nb == 2) _tile_loadd(7, b + 1536, 64);
+      _tile_dpbf16ps(0, 3, 6);
+      if (nb == 2) _tile_dpbf16ps(1, 3, 7);
+    }
+  }
+  _tile_stored(0, c, 64);
+  if (nb == 2) _tile_stored(1, c + 256, 64);
+}
+
+// A buffer kept between calls (which = 0: packed activations, 1: packed sums): a prefill pass of 512 rows needs tens
+// of MB a call, and fresh pages are faulted in one by one (measured: 33 of 65 ms for one layer of the 1.5B at 512
+// rows went to allocating and first-touching them). Grows to the largest call; calls come one at a time.
+void* scratch(int which, int64_t bytes) {
+  static torch::Tensor buf[2];
+  if (!buf[which].defined() || buf[which].numel() < bytes) buf[which] = torch::empty({bytes}, torch::kUInt8);
+  return buf[which].data_ptr();
+}
+
+}  // namespace
+
+bool bf16_prefill_available() { return bf16_request(); }
+
+// x (M, K) float32; returns (M, N) float32 through bf16 tiles (prefill passes; see above)
+torch::Tensor qmatmul_bf16(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, torch::Tensor mn, torch::Tensor d,
+                           torch::Tensor dm, int64_t bits) {
+  TORCH_CHECK(bf16_request(), "qmatmul_bf16: this CPU or OS does not run AMX-BF16 tiles");
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat32, "x must be (M, K) float32");
+  TORCH_CHECK(bits == 4 || bits == 8, "bits must be 4 or 8");
+  x = x.contiguous();
+  const int64_t M = x.size(0), K = x.size(1);
+  TORCH_CHECK(K % GROUP == 0, "K must be a multiple of 32");
+  const int64_t B = codes.size(0), G = codes.size(1);
+  TORCH_CHECK(G * GROUP == K, "codes do not match K");
+  TORCH_CHECK(codes.size(2) == (bits == 4 ? 256 : 512), "codes have the wrong group size");
+  TORCH_CHECK(d.size(1) > 0 && G % d.size(1) == 0, "scales do not match the groups");
+  const int64_t S = G / d.size(1);
+  const int64_t N = B * 16, Mpad = (M + 15) / 16 * 16, GS = G / S, cbytes = bits == 4 ? 256 : 512;
+  const int64_t RT = Mpad / 16;  // 16-row tiles
+  // activations in bf16, packed (RT, G, 16, 32): row tile t, group g is 1 KB; zero rows past M
+  uint16_t* xbp = (uint16_t*)scratch(0, RT * G * 512 * 2);
+  const float* xp = x.data_ptr<float>();
+  at::parallel_for(0, Mpad, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t g = 0; g < G; ++g) {
+        __m512i v = _mm512_setzero_si512();
+        if (r < M) {
+          const float* src = xp + r * K + 32 * g;
+          v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + 16), _mm512_loadu_ps(src));
+        }
+        _mm512_store_si512((void*)(xbp + ((r / 16 * G + g) * 16 + r % 16) * 32), v);
+      }
+  });
+  const int64_t pairs = (B + 1) / 2;
+  // sums packed (pairs, RT, 2, 16, 16): pair p, row tile t, block j is 1 KB; unpacked into y at the end
+  float* ybp = (float*)scratch(1, pairs * RT * 512 * 4);
+  const uint8_t* cp = codes.data_ptr<uint8_t>();
+  const uint8_t* scp = sc.data_ptr<uint8_t>();
+  const uint8_t* mnp = mn.data_ptr<uint8_t>();
+  const uint16_t* dp = (const uint16_t*)d.data_ptr<at::Half>();
+  const uint16_t* dmp = (const uint16_t*)dm.data_ptr<at::Half>();
+  // groups per K slice: the slice's activations (Mpad rows x 64 bytes a group) within ~1 MB of L2
+  const int64_t GSL = std::max<int64_t>(1, std::min<int64_t>(G, (1 << 20) / (Mpad * 64)));
+  for (int64_t g0 = 0; g0 < G; g0 += GSL) {
+    const int64_t gl = std::min<int64_t>(GSL, G - g0);
+    at::parallel_for(0, pairs, 1, [&](int64_t p0, int64_t p1) {
+      alignas(64) uint16_t buf[BSUB * 1024];  // BSUB groups x 2 blocks of B tiles: 32 KB, kept in L1
+      amx_bf16_configure();  // per thread
+      for (int64_t pr = p0; pr < p1; ++pr) {
+        const int64_t b0 = 2 * pr;
+        const int nb = (int)std::min<int64_t>(2, B - b0);
+        for (int64_t s0 = g0; s0 < g0 + gl; s0 += BSUB) {
+          const int64_t sl = std::min<int64_t>(BSUB, g0 + gl - s0);
+          for (int j = 0; j < nb; ++j) {
+            const int64_t b = b0 + j;
+            for (int64_t g = 0; g < sl; ++g) {
+              __m512 s, m;
+              group_scales(scp + b * G * 16, mnp + b * G * 16, dp + b * GS * 16, dmp + b * GS * 16, s0 + g, S, s,
+                           m);
+              const uint8_t* p = cp + (b * G + s0 + g) * cbytes;
+              uint16_t* out = buf + 1024 * g + 512 * j;
+              if (bits == 4) dequant_group_bf16<true>(p, s, m, out);
+              else dequant_group_bf16<false>(p, s, m, out);
+            }
+          }
+          {  // the next sub-slice's codes (this pair's, else the next pair's), fetched while the tiles multiply
+            const int64_t nx = s0 + BSUB < g0 + gl ? s0 + BSUB : g0;
+            const int64_t nb0 = s0 + BSUB < g0 + gl ? b0 : b0 + 2;
+            for (int j = 0; j < 2 && nb0 + j < B; ++j) {
+              const uint8_t* pf = cp + ((nb0 + j) * G + nx) * cbytes;
+              const int64_t n = std::min<int64_t>(BSUB, G - nx) * cbytes;
+              for (int64_t o = 0; o < n; o += 64) _mm_prefetch((const char*)(pf + o), _MM_HINT_T1);
+            }
+          }
+          for (int64_t t = 0; t < RT; ++t)
+            bf16_rows(xbp + (t * G + s0) * 512, buf, sl, nb, s0 == 0, ybp + (pr * RT + t) * 512);
+        }
+      }
+      _tile_release();
+    });
+  }
+  auto y = torch::empty({M, N}, torch::kFloat32);
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, pairs, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t pr = p0; pr < p1; ++pr) {
+      const int nb = (int)std::min<int64_t>(2, B - 2 * pr);
+      for (int64_t r = 0; r < M; ++r)
+        for (int j = 0; j < nb; ++j)
+          _mm512_storeu_ps(yp + r * N + (2 * pr + j) * 16,
+                           _mm512_load_ps(ybp + ((pr * RT + r / 16) * 2 + j) * 256 + (r % 16) * 16));
     }
   });
   return y;
@@ -658,6 +858,8 @@ torch::Tensor forward_layers(torch::Tensor x, torch::Tensor cos, torch::Tensor s
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("qmatmul", &qmatmul, "quantized linear (W4A8 / W8A8, AVX512-VNNI, AMX for many rows)");
+  m.def("qmatmul_bf16", &qmatmul_bf16, "quantized linear through bf16 AMX tiles (prefill passes)");
+  m.def("bf16_prefill_available", &bf16_prefill_available, "whether this CPU and OS run AMX-BF16 tiles");
   m.def("amx_available", &amx_available, "whether this CPU and OS run AMX tiles (asks Linux for the tile state)");
   m.def("set_amx_min_rows", &set_amx_min_rows, "passes of at least n rows take the AMX path (0: never)");
   m.def("amx_min_rows", &amx_min_rows, "the current AMX threshold (0: off)");
