@@ -25,7 +25,8 @@ GGUF's values exactly:
           are not 4-bit in the GGUF -- lossy, for draft models, whose errors only cost acceptance, never
           output (the 0.5B draft is mostly Q5_0: int4 keeps it 8-bit)
 Kernels: specdec's AVX512-VNNI kernel (`kernels/qmatmul.cpp`: activations quantized to int8 per group of 32,
-like llama.cpp's K-quant dot products; passes of 12+ rows on AMX tiles where the CPU has them, same numbers),
+like llama.cpp's K-quant dot products; passes of 12+ rows on AMX tiles where the CPU has them, same numbers;
+prompt prefills of 48+ rows through bf16 AMX tiles, `prefill_linear`),
 or, on CPUs without VNNI, PyTorch's int4 / int8 kernels
 (`_weight_int4pack_mm_for_cpu` with bf16 scale / zero per group, `_weight_int8pack_mm` per channel).
 The zoo caches the `QWeight` tensors (`weights-<format>.packed`, a safetensors file, next to the bf16 copy).

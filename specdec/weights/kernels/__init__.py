@@ -13,6 +13,10 @@ AMX (Sapphire Rapids and later, Linux): passes of at least `AMX_MIN_ROWS` rows t
 tile multiply for 16 rows), shorter ones the VNNI path; both give the same bits for a row (the same int32 sums,
 the same float steps), so a token's logits do not depend on the path. `SPECDEC_QKERNEL=vnni` keeps every pass
 on VNNI, `SPECDEC_QKERNEL=amx` sends every pass to AMX (refused where the CPU or OS has no AMX).
+
+Prompt prefills of 48+ rows on CPUs with AMX-BF16 (unless `SPECDEC_QKERNEL=vnni`): `qmatmul_bf16`, the weights
+dequantized to bf16 once a pass and multiplied by bf16 tiles (fp32 sums); not the int8 paths' numbers, so only
+prefills take it (runners/torch_runner.py, docs/runners.md "A prefill through bf16 tiles").
 """
 from __future__ import annotations
 

@@ -264,6 +264,23 @@ void amx_block(int R, const uint8_t* codes, const uint8_t* sc, const uint8_t* mn
   for (int r = 0; r < R; ++r) _mm512_storeu_ps(y + r * ldy, tot[r]);
 }
 
+// The shapes of a quantized linear call, checked: x (M, K) float32, codes (B, G, 256 | 512), d (B, G / S, 16)
+struct QShape {
+  int64_t M, K, B, G, S;
+};
+
+QShape check_qweight(const torch::Tensor& x, const torch::Tensor& codes, const torch::Tensor& d, int64_t bits) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat32, "x must be (M, K) float32");
+  TORCH_CHECK(bits == 4 || bits == 8, "bits must be 4 or 8");
+  const int64_t M = x.size(0), K = x.size(1);
+  TORCH_CHECK(K % GROUP == 0, "K must be a multiple of 32");
+  const int64_t B = codes.size(0), G = codes.size(1);
+  TORCH_CHECK(G * GROUP == K, "codes do not match K");
+  TORCH_CHECK(codes.size(2) == (bits == 4 ? 256 : 512), "codes have the wrong group size");
+  TORCH_CHECK(d.size(1) > 0 && G % d.size(1) == 0, "scales do not match the groups");
+  return {M, K, B, G, G / d.size(1)};
+}
+
 }  // namespace
 
 bool amx_available() { return amx_request(); }
@@ -279,16 +296,9 @@ int64_t amx_min_rows() { return g_amx_min_rows; }
 // x (M, K) float32; returns (M, N) float32
 torch::Tensor qmatmul(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, torch::Tensor mn, torch::Tensor d,
                       torch::Tensor dm, int64_t bits) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat32, "x must be (M, K) float32");
-  TORCH_CHECK(bits == 4 || bits == 8, "bits must be 4 or 8");
+  const QShape q = check_qweight(x, codes, d, bits);
   x = x.contiguous();
-  const int64_t M = x.size(0), K = x.size(1);
-  TORCH_CHECK(K % GROUP == 0, "K must be a multiple of 32");
-  const int64_t B = codes.size(0), G = codes.size(1);
-  TORCH_CHECK(G * GROUP == K, "codes do not match K");
-  TORCH_CHECK(codes.size(2) == (bits == 4 ? 256 : 512), "codes have the wrong group size");
-  TORCH_CHECK(d.size(1) > 0 && G % d.size(1) == 0, "scales do not match the groups");
-  const int64_t S = G / d.size(1);
+  const int64_t M = q.M, K = q.K, B = q.B, G = q.G, S = q.S;
   const int64_t N = B * 16;
   const bool amx = g_amx_min_rows > 0 && M >= g_amx_min_rows;
   const int64_t Mpad = amx ? (M + 15) / 16 * 16 : M;  // AMX loads 16 rows a tile: zero rows past M
@@ -453,16 +463,9 @@ bool bf16_prefill_available() { return bf16_request(); }
 torch::Tensor qmatmul_bf16(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, torch::Tensor mn, torch::Tensor d,
                            torch::Tensor dm, int64_t bits) {
   TORCH_CHECK(bf16_request(), "qmatmul_bf16: this CPU or OS does not run AMX-BF16 tiles");
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat32, "x must be (M, K) float32");
-  TORCH_CHECK(bits == 4 || bits == 8, "bits must be 4 or 8");
+  const QShape q = check_qweight(x, codes, d, bits);
   x = x.contiguous();
-  const int64_t M = x.size(0), K = x.size(1);
-  TORCH_CHECK(K % GROUP == 0, "K must be a multiple of 32");
-  const int64_t B = codes.size(0), G = codes.size(1);
-  TORCH_CHECK(G * GROUP == K, "codes do not match K");
-  TORCH_CHECK(codes.size(2) == (bits == 4 ? 256 : 512), "codes have the wrong group size");
-  TORCH_CHECK(d.size(1) > 0 && G % d.size(1) == 0, "scales do not match the groups");
-  const int64_t S = G / d.size(1);
+  const int64_t M = q.M, K = q.K, B = q.B, G = q.G, S = q.S;
   const int64_t N = B * 16, Mpad = (M + 15) / 16 * 16, GS = G / S, cbytes = bits == 4 ? 256 : 512;
   const int64_t RT = Mpad / 16;  // 16-row tiles
   // activations in bf16, packed (RT, G, 16, 32): row tile t, group g is 1 KB; zero rows past M
