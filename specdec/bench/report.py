@@ -55,7 +55,7 @@ def kernel_info() -> dict:
 
     try:
         return {"qkernel": kernels.mode(), "cpu_amx": kernels.cpu_has_amx(),
-                "amx_min_rows": kernels.amx_rows_in_effect()}
+                "amx_min_rows": kernels.amx_rows_in_effect(), "bf16_prefill": kernels.bf16_prefill_in_effect()}
     except ModelLoadError as e:  # a bad SPECDEC_QKERNEL: refused where the kernel loads, recorded here
         return {"qkernel": f"invalid ({e})"}
 

@@ -1,6 +1,7 @@
-"""The bf16 prefill path (runners/torch_runner.py with weights/quant.prefill_linear): a prompt chunk of
-BF16_PREFILL_MIN_ROWS+ rows runs its linears through qmatmul_bf16 on CPUs with AMX-BF16, its cache stays close to
-the int8 path's, and shorter chunks and decode/verify passes never take it."""
+"""The bf16 prefill path (runners/torch_runner.py with weights/quant.prefill_linear): off unless asked for
+(SPECDEC_QKERNEL=bf16-prefill); then a prompt chunk of BF16_PREFILL_MIN_ROWS+ rows runs its linears through
+qmatmul_bf16 on CPUs with AMX-BF16, its cache stays close to the int8 path's, shorter chunks and decode/verify passes
+never take it, and greedy speculation still equals plain decoding after it."""
 from __future__ import annotations
 
 import pytest
@@ -19,13 +20,21 @@ def _runner() -> TorchRunner:
     return TorchRunner(model, max_context=128)
 
 
+def test_off_unless_asked_for(monkeypatch):
+    if not kernels.cpu_supported():
+        pytest.skip("this CPU has no AVX512-VNNI for specdec's qmatmul kernel")
+    monkeypatch.setenv("SPECDEC_QKERNEL", "auto")
+    assert not kernels.bf16_prefill_in_effect() and not _runner().core.bf16_prefill
+
+
 @pytest.fixture
 def bf16_calls(monkeypatch):
     if not kernels.cpu_supported():
         pytest.skip("this CPU has no AVX512-VNNI for specdec's qmatmul kernel")
+    monkeypatch.setenv("SPECDEC_QKERNEL", "bf16-prefill")
     ext = kernels.load()
     if not (kernels.bf16_prefill_in_effect() and ext.bf16_prefill_available()):
-        pytest.skip("no bf16 prefill here (a CPU or OS without AMX-BF16, or SPECDEC_QKERNEL=vnni)")
+        pytest.skip("no bf16 prefill here (a CPU or OS without AMX-BF16)")
     calls = []
     real = ext.qmatmul_bf16
     monkeypatch.setattr(ext, "qmatmul_bf16", lambda x, *a: calls.append(x.shape[0]) or real(x, *a))
@@ -64,3 +73,21 @@ def test_bf16_prefill_cache_is_close_to_the_int8_paths(bf16_calls):
     assert (kb - ki).abs().max() < 0.02 * ki.abs().max()
     assert (lb - li).abs().max() < 0.02 * li.abs().max()
     assert lb.argmax() == li.argmax()
+
+
+def test_greedy_speculation_equals_plain_after_a_bf16_prefill(bf16_calls):
+    from spec_helpers import make_tokenizer
+    from specdec.api import SpecDecoder
+    from specdec.config import SpecConfig, StopConfig
+
+    dec = SpecDecoder(_runner(), make_tokenizer())
+    stop = StopConfig(max_new_tokens=16)
+    g = torch.Generator().manual_seed(4)
+    prompts = [torch.randint(3, 60, (1, n), generator=g) for n in (50, 70)]
+    for p in prompts:
+        plain = [t for r in dec.stream_ids(p, stop=stop, spec=SpecConfig()) for t in r.tokens]
+        for drafter, opts in (("prompt-lookup", {}), ("aded", {"store": "empty"})):
+            spec = SpecConfig(drafter=drafter, k=4, guard=False, drafter_options=opts)
+            out = [t for r in dec.stream_ids(p, stop=stop, spec=spec) for t in r.tokens]
+            assert out == plain, (drafter, p.shape)
+    assert len(bf16_calls) >= 2 * 4 * 2 * 3  # every prefill of both prompts took the bf16 path
