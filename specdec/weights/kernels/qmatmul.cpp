@@ -363,8 +363,9 @@ torch::Tensor qmatmul(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, to
 // 16-row tile through 2 C tiles (fp32 sums carried between sub-slices in a packed buffer). Activations and sums
 // are packed tile by tile (1 KB each), so no tile load or store strides across pages.
 // Tiles: 0, 1 = C (block 0 / 1), 2, 3 = A (even / odd groups), 4, 5 and 6, 7 = B (block 0 / 1, even / odd groups).
-// Measured on the 1.5B's layers (one layer = q|k|v, o, gate|up, down; ms a layer for 33 / 64 / 128 / 256 / 512
-// rows, docs/runners.md): the int8 AMX path 5.6 / 9.9 / 20.1 / 41.6 / 91.0, this path 5.1 / 6.2 / 9.4 / 17.9 / 46.9.
+// Measured on the 1.5B's layer shapes (one layer = q|k|v, o, gate|up, down; ms a layer for 33 / 64 / 128 / 256 /
+// 512 rows, one window, docs/runners.md): the int8 path 4.9 / 7.7 / 16.8 / 35.6 / 75.7, this path 4.7 / 5.6 / 9.3 /
+// 17.2 / 43.8. Not the default (SPECDEC_QKERNEL=bf16-prefill): other numbers than the int8 kernel's.
 namespace {
 
 bool bf16_request() {
