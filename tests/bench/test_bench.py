@@ -401,8 +401,8 @@ def test_machine_info_names_the_kernel_path(monkeypatch):
     runs_amx = kernels.cpu_supported() and kernels.cpu_has_amx()
     info = machine_info("float32", False)
     assert info["amx_min_rows"] == (kernels.AMX_MIN_ROWS if runs_amx else 0)
-    assert info["bf16_prefill"] is False  # opt-in (SPECDEC_QKERNEL=bf16-prefill)
-    monkeypatch.setenv("SPECDEC_QKERNEL", "bf16-prefill")
-    assert machine_info("float32", False)["bf16_prefill"] == (runs_amx and kernels.cpu_has_amx_bf16())
+    assert info["bf16_prefill"] == (runs_amx and kernels.cpu_has_amx_bf16())
+    monkeypatch.setenv("SPECDEC_QKERNEL", "int8")
+    assert machine_info("float32", False)["bf16_prefill"] is False
     monkeypatch.setenv("SPECDEC_QKERNEL", "tiles")
     assert machine_info("float32", False)["qkernel"].startswith("invalid")

@@ -265,7 +265,7 @@ def test_greedy_speculation_equals_plain_for_every_drafter_and_policy(runner, ti
     dec = SpecDecoder(runner, tok, draft="d", model_loader=lambda name: (builder(draft, tmp_path), tok))
     stop = StopConfig(max_new_tokens=16)
     # and two prompts of 48+ tokens: prefill chunks past the one-call layer path (and, under
-    # SPECDEC_QKERNEL=bf16-prefill, on bf16 tiles: tests/runners/test_prefill_bf16.py)
+    # a CPU with AMX-BF16, on bf16 tiles: tests/runners/test_prefill_bf16.py)
     prompts = random_prompts(8, seed=11) + random_prompts(2, seed=12, lo=48, hi=64)
     plain = [[t for r in dec.stream_ids(p, stop=stop, spec=SpecConfig()) for t in r.tokens] for p in prompts]
     checked = 0

@@ -1,7 +1,7 @@
-"""The bf16 prefill path (runners/torch_runner.py with weights/quant.prefill_linear): off unless asked for
-(SPECDEC_QKERNEL=bf16-prefill); then a prompt chunk of BF16_PREFILL_MIN_ROWS+ rows runs its linears through
-qmatmul_bf16 on CPUs with AMX-BF16, its cache stays close to the int8 path's, shorter chunks and decode/verify passes
-never take it, and greedy speculation still equals plain decoding after it."""
+"""The bf16 prefill path (runners/torch_runner.py with weights/quant.prefill_linear): under SPECDEC_QKERNEL=auto
+(the default) on CPUs with AMX-BF16 a prompt chunk of BF16_PREFILL_MIN_ROWS+ rows runs its linears through
+qmatmul_bf16, its cache stays close to the int8 path's, shorter chunks and decode/verify passes never take it, greedy
+speculation still equals plain decoding after it; int8 and vnni keep prefills on the int8 kernel."""
 from __future__ import annotations
 
 import pytest
@@ -20,10 +20,11 @@ def _runner() -> TorchRunner:
     return TorchRunner(model, max_context=128)
 
 
-def test_off_unless_asked_for(monkeypatch):
+@pytest.mark.parametrize("forced", ["int8", "vnni"])
+def test_off_under_the_int8_modes(monkeypatch, forced):
     if not kernels.cpu_supported():
         pytest.skip("this CPU has no AVX512-VNNI for specdec's qmatmul kernel")
-    monkeypatch.setenv("SPECDEC_QKERNEL", "auto")
+    monkeypatch.setenv("SPECDEC_QKERNEL", forced)
     assert not kernels.bf16_prefill_in_effect() and not _runner().core.bf16_prefill
 
 
@@ -31,7 +32,7 @@ def test_off_unless_asked_for(monkeypatch):
 def bf16_calls(monkeypatch):
     if not kernels.cpu_supported():
         pytest.skip("this CPU has no AVX512-VNNI for specdec's qmatmul kernel")
-    monkeypatch.setenv("SPECDEC_QKERNEL", "bf16-prefill")
+    monkeypatch.setenv("SPECDEC_QKERNEL", "auto")
     ext = kernels.load()
     if not (kernels.bf16_prefill_in_effect() and ext.bf16_prefill_available()):
         pytest.skip("no bf16 prefill here (a CPU or OS without AMX-BF16)")

@@ -156,11 +156,11 @@ def test_amx_threshold_follows_the_mode(monkeypatch):
     from specdec.errors import ModelLoadError
 
     for forced, want in (("vnni", 0), ("amx", 1), ("auto", kernels.AMX_MIN_ROWS), ("", kernels.AMX_MIN_ROWS),
-                         ("bf16-prefill", kernels.AMX_MIN_ROWS)):
+                         ("int8", kernels.AMX_MIN_ROWS)):
         monkeypatch.setenv("SPECDEC_QKERNEL", forced)
         assert kernels.amx_threshold() == want
-        # bf16 prefill: only when asked for, and only where the CPU has AMX-BF16
-        assert kernels.bf16_prefill_in_effect() == (forced == "bf16-prefill" and kernels.cpu_supported()
+        # bf16 prefill: under auto and amx, and only where the CPU has AMX-BF16
+        assert kernels.bf16_prefill_in_effect() == (forced in ("", "auto", "amx") and kernels.cpu_supported()
                                                     and kernels.cpu_has_amx_bf16())
     monkeypatch.setenv("SPECDEC_QKERNEL", "tiles")
     with pytest.raises(ModelLoadError, match="SPECDEC_QKERNEL must be one of"):

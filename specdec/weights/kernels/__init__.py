@@ -14,10 +14,10 @@ tile multiply for 16 rows), shorter ones the VNNI path; both give the same bits 
 the same float steps), so a token's logits do not depend on the path. `SPECDEC_QKERNEL=vnni` keeps every pass
 on VNNI, `SPECDEC_QKERNEL=amx` sends every pass to AMX (refused where the CPU or OS has no AMX).
 
-`SPECDEC_QKERNEL=bf16-prefill` (CPUs with AMX-BF16): prompt prefills of 48+ rows through `qmatmul_bf16`, the
-weights dequantized to bf16 once a pass and multiplied by bf16 tiles (fp32 sums): faster prefills, but not the int8
-kernel's numbers, so only prefills take it and it is not the default (runners/torch_runner.py, docs/runners.md
-"A prefill through bf16 tiles").
+Prompt prefills of 48+ rows on CPUs with AMX-BF16 (unless `SPECDEC_QKERNEL=int8` or `vnni`): `qmatmul_bf16`, the
+weights dequantized to bf16 once a pass and multiplied by bf16 tiles (fp32 sums); not the int8 kernel's numbers, so
+only prefills take it (plain and speculative runs prefill alike; runners/torch_runner.py, docs/runners.md "A prefill
+through bf16 tiles").
 """
 from __future__ import annotations
 
@@ -59,12 +59,10 @@ def cpu_has_amx() -> bool:
     return "amx_tile" in flags and "amx_int8" in flags
 
 
-# auto: VNNI, AMX int8 for passes of AMX_MIN_ROWS+ rows (the same bits): every number the int8 kernel's (llama.cpp's
-# CPU kernels gave the same greedy outputs token for token on 54/54 prompts in the 2026-12-05 runs);
-# bf16-prefill: auto, and prompt prefills of 48+ rows through bf16 tiles (1.5-1.7x faster prefills of 100+ tokens,
-# other numbers: 16/54 outputs still llama.cpp's in the 2026-12-06 run); vnni: no AMX at all; amx: AMX int8 for
-# every pass
-MODES = ("auto", "bf16-prefill", "vnni", "amx", "aten", "reference")
+# auto: VNNI, AMX int8 for passes of AMX_MIN_ROWS+ rows (the same bits), and bf16 tiles for prompt prefills of 48+
+# rows where AMX-BF16 runs; int8: the same without the bf16 prefill (every number the int8 kernel's, as before
+# 2026-12-06); vnni: no AMX at all; amx: AMX int8 for every pass (and the bf16 prefill)
+MODES = ("auto", "int8", "vnni", "amx", "aten", "reference")
 # passes of at least this many rows take the AMX path under "auto": the crossover measured on the 1.5B's layers
 # and output layer (docs/runners.md: 8 rows VNNI 51 vs AMX 59 ms, 12 rows 69 vs 66)
 AMX_MIN_ROWS = 12
@@ -83,14 +81,14 @@ def mode() -> str:
     forced = _forced()
     if forced in ("vnni", "aten", "reference"):
         return forced
-    if forced in ("amx", "bf16-prefill"):
-        return "vnni"  # the same kernel and weight layout; load() turns the AMX paths on or refuses
+    if forced == "amx":
+        return "vnni"  # the same kernel and weight layout; load() turns the AMX path on or refuses
     return "vnni" if cpu_supported() else "aten"
 
 
 def amx_threshold() -> int:
     """Rows from which a pass takes the AMX path as SPECDEC_QKERNEL asks (0: never)."""
-    return {"amx": 1, "auto": AMX_MIN_ROWS, "bf16-prefill": AMX_MIN_ROWS}.get(_forced(), 0)
+    return {"amx": 1, "auto": AMX_MIN_ROWS, "int8": AMX_MIN_ROWS}.get(_forced(), 0)
 
 
 def cpu_has_amx_bf16() -> bool:
@@ -101,9 +99,9 @@ def cpu_has_amx_bf16() -> bool:
 
 def bf16_prefill_in_effect() -> bool:
     """Whether prompt prefills of more than ROW_ATTENTION_MAX_ROWS rows take the bf16 AMX path (qmatmul_bf16):
-    asked for (SPECDEC_QKERNEL=bf16-prefill; load() refuses it where the CPU or OS lacks AMX-BF16). Every other
-    mode keeps prefills on the int8 kernel."""
-    return _forced() == "bf16-prefill" and mode() == "vnni" and cpu_has_amx_bf16()
+    SPECDEC_QKERNEL is auto (the default) or amx and the CPU has AMX-BF16 (and Linux grants the tile state: the
+    runner asks the kernel too). int8 and vnni keep prefills on the int8 kernel."""
+    return _forced() in ("auto", "amx") and mode() == "vnni" and cpu_has_amx_bf16()
 
 
 def amx_rows_in_effect() -> int:
@@ -158,9 +156,6 @@ def load(cache_dir=None, say=None):
                                  "gcc and ninja; set SPECDEC_QKERNEL=aten to use PyTorch's int4 kernel") from None
         _record_built(out)
         want = amx_threshold()
-        if _forced() == "bf16-prefill" and not ext.bf16_prefill_available():
-            raise ModelLoadError("SPECDEC_QKERNEL=bf16-prefill, but this CPU or OS does not run AMX-BF16 tiles "
-                                 "(no amx_bf16 / avx512_bf16 flag, or Linux refused the tile state); use auto")
         if ext.set_amx_min_rows(want) != want and _forced() == "amx":
             raise ModelLoadError("SPECDEC_QKERNEL=amx, but this CPU or OS does not run AMX tiles (no amx_int8 "
                                  "flag, or Linux refused the tile state); use auto or vnni")

@@ -365,7 +365,7 @@ torch::Tensor qmatmul(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, to
 // Tiles: 0, 1 = C (block 0 / 1), 2, 3 = A (even / odd groups), 4, 5 and 6, 7 = B (block 0 / 1, even / odd groups).
 // Measured on the 1.5B's layer shapes (one layer = q|k|v, o, gate|up, down; ms a layer for 33 / 64 / 128 / 256 /
 // 512 rows, one window, docs/runners.md): the int8 path 4.9 / 7.7 / 16.8 / 35.6 / 75.7, this path 4.7 / 5.6 / 9.3 /
-// 17.2 / 43.8. Not the default (SPECDEC_QKERNEL=bf16-prefill): other numbers than the int8 kernel's.
+// 17.2 / 43.8. SPECDEC_QKERNEL=int8 keeps prefills on the int8 kernel.
 namespace {
 
 bool bf16_request() {

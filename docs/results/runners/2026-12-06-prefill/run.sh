@@ -11,8 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../../../.."
 . "${VENV:-.venv}/bin/activate"
 export HF_HUB_OFFLINE=1
-# the run was made at ad60b1e, where the bf16 prefill was the default; it is opt-in since (docs/runners.md)
-export SPECDEC_QKERNEL="${SPECDEC_QKERNEL:-bf16-prefill}"
 HERE=docs/results/runners/2026-12-06-prefill; PROMPTS=docs/results/runners/2026-12-05-fused/prompts
 for p in "$PROMPTS"/piece-*.jsonl; do
   name=$(basename "$p" .jsonl)
