@@ -62,7 +62,7 @@ class _Core(nn.Module):
         from specdec.weights.quant import QLinear
 
         # a prompt prefill (set by TorchRunner.prefill): only the cache is kept, so no output layer; and on the
-        # quantized kernel with AMX-BF16, chunks past the row-attention size take the bf16 prefill path
+        # quantized kernel with AMX-BF16, chunks of BF16_PREFILL_MIN_ROWS+ rows take the bf16 prefill path
         self.prefilling = False
         self.fast_norm = any(isinstance(m, QLinear) and m.kernel == "vnni" for m in hf_model.modules()) and \
             type(self.model.norm).__name__.endswith("RMSNorm") and cfg.hidden_size % 16 == 0

@@ -267,7 +267,9 @@ class QLinear(nn.Module):
     def qweight_(self) -> QWeight:
         return QWeight(self.codes, self.sc, self.mn, self.d, self.dm)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+        """bf16: on specdec's kernel, multiply through bf16 tiles (`qmatmul_bf16`; prefills only, see
+        `prefill_linear`); the other kernels ignore it."""
         shape = x.shape
         x2 = x.reshape(-1, shape[-1])
         if self.kernel == "vnni":
@@ -275,7 +277,8 @@ class QLinear(nn.Module):
 
             # eager: the extension directly (the custom op's Python dispatch costs ~20 us a call, 141 calls a
             # token on the 1.5B); under torch.compile the custom op, which the compiler keeps whole
-            fn = kernels.OP if torch.compiler.is_compiling() else kernels.load().qmatmul
+            fn = kernels.OP if torch.compiler.is_compiling() else \
+                kernels.load().qmatmul_bf16 if bf16 else kernels.load().qmatmul
             y = fn(x2.float(), self.codes, self.sc, self.mn, self.d, self.dm, self.bits)
         elif self.kernel == "aten":
             if self.bits == 4:
@@ -295,15 +298,7 @@ def prefill_linear(mod: nn.Module, x: torch.Tensor) -> torch.Tensor:
     bf16, fp32 sums), any other module as usual. Why: the int8 paths' per-group float work is paid per row
     (docs/runners.md, "A prefill through bf16 tiles"). Only for prefills: its numbers differ from a decode
     pass's, and plain and speculative runs prefill the same prompt through it alike."""
-    if not (isinstance(mod, QLinear) and mod.kernel == "vnni"):
-        return mod(x)
-    from specdec.weights import kernels
-
-    shape = x.shape
-    y = kernels.load().qmatmul_bf16(x.reshape(-1, shape[-1]).float(), mod.codes, mod.sc, mod.mn, mod.d, mod.dm,
-                                    mod.bits)
-    y = y.reshape(*shape[:-1], mod.out_features).to(x.dtype)  # (..., N)
-    return y if mod.bias is None else y + mod.bias
+    return mod(x, bf16=True) if isinstance(mod, QLinear) and mod.kernel == "vnni" else mod(x)
 
 
 def linear_names(model: nn.Module) -> list[str]:

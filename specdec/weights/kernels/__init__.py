@@ -98,7 +98,8 @@ def cpu_has_amx_bf16() -> bool:
 
 
 def bf16_prefill_in_effect() -> bool:
-    """Whether prompt prefills of more than ROW_ATTENTION_MAX_ROWS rows take the bf16 AMX path (qmatmul_bf16):
+    """Whether prompt prefills of BF16_PREFILL_MIN_ROWS+ rows (runners/torch_runner.py) take the bf16 AMX path
+    (qmatmul_bf16):
     SPECDEC_QKERNEL is auto (the default) or amx and the CPU has AMX-BF16 (and Linux grants the tile state: the
     runner asks the kernel too). int8 and vnni keep prefills on the int8 kernel."""
     return _forced() in ("auto", "amx") and mode() == "vnni" and cpu_has_amx_bf16()
