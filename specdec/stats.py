@@ -116,6 +116,8 @@ def prompt_row(stats: GenerationStats, *, counted: bool = True, **extra) -> dict
         "compile_s": stats.compile_s, "stop_reason": stats.stop_reason or None,
         "draft_s": stats.draft_s, "verify_s": stats.verify_s, "prefill_s": stats.prefill_s,
         "draft_lengths": {str(k): c for k, c in sorted(stats.draft_lengths.items())},
+        # the draft model's passes (draft-model and hybrid drafters; guess= makes them fewer than its tokens)
+        "draft_passes": sum(stats.extra["draft_passes"]) if "draft_passes" in stats.extra else None,
     }
     row.update(extra)
     return row

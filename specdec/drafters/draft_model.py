@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import torch
 
 from policies.base import DraftStep
 from specdec.drafters.base import Draft, DraftContext, DrafterBase, DraftTree, VerifyResult
+from specdec.drafters.prompt_lookup import continuation
 from specdec.drafters.registry import DRAFTERS, DrafterEnv
 from specdec.runners.base import Runner
 from specdec.errors import InputError, TokenizerMismatchError
@@ -31,8 +33,10 @@ class DraftModelDrafter(DrafterBase):
     name = "draft-model"
 
     def __init__(self, runner: Runner, target_vocab: int, tree_nodes: int = 0, tree_branch: int = 2,
-                 tree_width: int = 4, costs=None, draft_costs=None) -> None:
-        """costs: for sized trees, the target's pass costs (`line(rows)`, specdec.runners.costs.PassCosts), else
+                 tree_width: int = 4, costs=None, draft_costs=None, guess: int = 0) -> None:
+        """guess: a chain's draft passes also run up to this many tokens copied from the context after the
+        drafted one (0: one token a pass); where the draft would have drafted them, they cost no pass of their
+        own. costs: for sized trees, the target's pass costs (`line(rows)`, specdec.runners.costs.PassCosts), else
         None (the tree is tree_nodes nodes). draft_costs: the draft runner's own pass costs (`draft_costs(rows)`
         seconds): a sized tree then stops deepening where the next draft pass is not expected to pay for itself;
         None: it deepens while any node of the last depth is kept."""
@@ -44,7 +48,7 @@ class DraftModelDrafter(DrafterBase):
         self.target_vocab = target_vocab
         self.tree_nodes, self.tree_branch, self.tree_width = tree_nodes, tree_branch, tree_width
         self.cached = torch.zeros(0, dtype=torch.long)  # (n,) token ids whose KV the draft cache holds
-        self._logits: torch.Tensor | None = None
+        self.guess = guess
 
     @property
     def compile_seconds(self) -> float:
@@ -85,7 +89,11 @@ class DraftModelDrafter(DrafterBase):
         logits, hidden = self._sync(ctx.tokens[0], need_hidden)
         toks: list[int] = []
         qs: list[torch.Tensor] = []
-        for i in range(ctx.max_draft):
+        fed: list[int] = []  # the last draft pass's tokens: the drafted token, then the guesses after it
+        rows: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # its later rows' (logits (V,), hidden (1, H))
+        used = 0  # how many of `fed` the draft kept so far (committed when the pass is done with)
+        passes = 1  # draft passes this round (the sync's included)
+        while True:
             logits = self._fit(logits)  # (V,)
             q = process_logits(logits, ctx.sampling)  # (V,)
             if ctx.sampling.greedy:
@@ -97,15 +105,34 @@ class DraftModelDrafter(DrafterBase):
                 top, tok_p = float(q.max()), float(q[tok])
                 qs.append(q)
             toks.append(tok)
-            step = DraftStep(index=i, token=tok, token_prob=tok_p, top_prob=top, hidden=hidden)
-            if i == ctx.max_draft - 1 or not ctx.policy.keep_drafting(step):
+            step = DraftStep(index=len(toks) - 1, token=tok, token_prob=tok_p, top_prob=top, hidden=hidden)
+            if len(toks) == ctx.max_draft or not ctx.policy.keep_drafting(step):
                 break
-            out, hid = self.runner.forward(torch.tensor([[tok]]), need_hidden=need_hidden)  # (1, 1, V)
-            self.runner.commit(1)
-            self.cached = torch.cat([self.cached, torch.tensor([tok])])
-            logits, hidden = out[0, -1], (hid[:, -1] if need_hidden and hid is not None else None)
+            if used < len(fed) and fed[used] == tok:  # the last pass guessed this token: its row is the next step
+                logits, hidden = rows[used - 1]
+                used += 1
+                continue
+            self._keep(fed, used)
+            # a pass over the drafted token and up to `guess` tokens copied from the context after it: each guess
+            # the draft itself would have drafted saves a pass (same tokens as one pass per token: rows do not
+            # depend on the rows beside them on the torch runner)
+            seq = np.concatenate([ctx.tokens[0].numpy(), np.asarray(toks)])
+            g, _ = continuation(seq, 3, 1, min(self.guess, ctx.max_draft - len(toks) - 1))
+            fed = [tok] + [int(t) for t in g]
+            out, hid = self.runner.forward(torch.tensor([fed]), need_hidden=need_hidden)  # (1, F, V)
+            rows = [(out[0, j], hid[:, j] if need_hidden and hid is not None else None) for j in range(1, len(fed))]
+            logits, hidden = out[0, 0], (hid[:, 0] if need_hidden and hid is not None else None)
+            used = 1
+            passes += 1
+        self._keep(fed, used)
         q_all = torch.stack(qs)[None] if qs else None  # (1, K, V)
-        return Draft(tokens=torch.tensor([toks]), q=q_all)
+        return Draft(tokens=torch.tensor([toks]), q=q_all, info={"draft_passes": passes})
+
+    def _keep(self, fed: list[int], used: int) -> None:
+        """Commit the first `used` tokens of the last draft pass (the rest were guesses the draft did not make)."""
+        if used:
+            self.runner.commit(used)
+            self.cached = torch.cat([self.cached, torch.tensor(fed[:used])])
 
     def _propose_tree(self, ctx: DraftContext) -> Draft:
         """EAGLE-2-style tree from the draft model: each frontier node's `tree_branch` most likely tokens are
@@ -184,11 +211,12 @@ class DraftModelDrafter(DrafterBase):
 # vocabulary is larger (docs/runners.md, the speed run after the one-call layer loop: the 0.5B's pass 15.7 ->
 # 12.7 ms, tau unchanged, 3.1 % of the target's tokens have higher ids)
 DEFAULT_VOCAB = 65536
+MAX_GUESS = 16  # guessed tokens a draft pass may carry
 
 
 def check_options(draft: str | None = None, vocab: int | None = None, draft_weights: str | None = None,
                   draft_backend: str | None = None, tree_nodes: int = 0, tree_branch: int = 2,
-                  tree_width: int = 4, sized: bool = False) -> None:
+                  tree_width: int = 4, sized: bool = False, guess: int = 0) -> None:
     """The draft-model drafter's option checks that need no model (hybrid runs them too)."""
     from specdec.config import WEIGHTS
     from specdec.runners import check_backend
@@ -201,6 +229,10 @@ def check_options(draft: str | None = None, vocab: int | None = None, draft_weig
     if sized and not tree_nodes:
         raise InputError("draft-model: sized=true sizes trees: pass tree_nodes=N too (the node cap, e.g. 16)")
 
+    if not isinstance(guess, int) or isinstance(guess, bool) or not 0 <= guess <= MAX_GUESS:
+        raise InputError(f"draft-model: guess must be an integer from 0 to {MAX_GUESS}, got {guess!r}")
+    if guess and tree_nodes:
+        raise InputError("draft-model: guess= drafts a chain; it does not go with tree_nodes=")
     if vocab is not None and vocab < 0:
         raise InputError(f"draft-model: vocab must be >= 0 (0 = the whole vocabulary), got {vocab}")
     if draft_weights is not None and draft_weights not in WEIGHTS:
@@ -212,7 +244,7 @@ def check_options(draft: str | None = None, vocab: int | None = None, draft_weig
 @DRAFTERS.register("draft-model", check=check_options)
 def _build(env: DrafterEnv, draft: str | None = None, vocab: int | None = None, draft_weights: str | None = None,
            draft_backend: str | None = None, tree_nodes: int = 0, tree_branch: int = 2,
-           tree_width: int = 4, sized: bool = False) -> DraftModelDrafter:
+           tree_width: int = 4, sized: bool = False, guess: int = 0) -> DraftModelDrafter:
     """vocab=N: the draft's output layer computes only the N lowest token ids (the tokenizer's most frequent:
     BPE ids follow merge order) and the special tokens; the draft never proposes the others; 0: every id.
     Default: DEFAULT_VOCAB (65536) where the draft runs on the torch runner with a larger vocabulary, else
@@ -226,11 +258,14 @@ def _build(env: DrafterEnv, draft: str | None = None, vocab: int | None = None, 
     target and draft on runners that take tree masks: torch). sized=true: each round's tree cut to the nodes whose
     calibrated path probability pays for their row on the target's measured pass costs (tree_nodes the cap;
     specdec.budget.TreeSizer, as ADED's sized trees), and deepened only while the next draft pass is expected to
-    pay on the draft's own measured pass costs."""
+    pay on the draft's own measured pass costs.
+    guess=N (chains): each draft pass also runs up to N tokens copied from the context (the latest earlier
+    occurrence of the last 3, 2 or 1 tokens) after the drafted token; where the draft's own next tokens are those,
+    their rows stand in for the passes that would have made them. The draft is the same either way."""
     name = draft or env.draft
     if not name:
         raise InputError("the draft-model drafter needs a draft model: pass draft=... (CLI: --draft NAME)")
-    check_options(draft, vocab, draft_weights, draft_backend, tree_nodes, tree_branch, tree_width, sized)
+    check_options(draft, vocab, draft_weights, draft_backend, tree_nodes, tree_branch, tree_width, sized, guess)
     if draft_weights is None and env.engine is not None and env.engine.weights == "auto":
         from specdec.runners import resolve_backend, resolve_weights
 
@@ -255,4 +290,4 @@ def _build(env: DrafterEnv, draft: str | None = None, vocab: int | None = None, 
         costs = pass_costs(env.target_runner, env.cache_dir)  # measured once per machine and runner, cached
         draft_costs = pass_costs(runner, env.cache_dir)  # the draft's own passes: what each depth costs
     return DraftModelDrafter(runner, env.target_runner.vocab_size, tree_nodes, tree_branch, tree_width, costs,
-                             draft_costs)
+                             draft_costs, guess)

@@ -125,6 +125,40 @@ def test_cache_is_rolled_back_not_recomputed(target_model, tokenizer, close):
     assert sum(map(sum, (f for f, _, _ in calls))) == 7 + sum(f[0] for f, _, _ in calls[1:]) + st.drafted - len(calls)
 
 
+def test_guessed_tokens_save_passes_not_change_the_draft(target_model, close):
+    """guess=N: a draft pass also runs up to N tokens copied from the context after the drafted one. The draft is
+    the draft model's own greedy continuation either way; where the copies are what it drafts, their rows stand
+    in for its passes (fewer forward calls than drafted tokens), and its cache holds exactly the kept tokens."""
+    base = torch.randint(3, 64, (1, 6), generator=torch.Generator().manual_seed(3))
+    cont = draft_greedy(close, base, 8)
+    ctx_ids = torch.cat([base, torch.tensor([cont]), base], 1)  # after `base` again, the context offers `cont`
+    want = draft_greedy(close, ctx_ids, 6)
+    saved = 0
+    for guess in (0, 1, 4):
+        d = DraftModelDrafter(TorchRunner(close, max_context=64), target_vocab=64, guess=guess)
+        spy = Spy(d.runner)
+        d.start(ctx_ids)
+        out = d.propose(DraftContext(ctx_ids, ctx_ids.shape[1], 6, ConstantPolicy(k=6), SamplingConfig()))
+        assert out.tokens[0].tolist() == want  # the same draft
+        assert out.info["draft_passes"] == len(spy.fed) - 1  # passes after the prompt's prefill
+        assert max(spy.fed[1:]) <= 1 + guess
+        assert d.runner.length == ctx_ids.shape[1] + 5  # the drafted tokens that were fed, nothing guessed beyond
+        assert d.cached.tolist() == ctx_ids[0].tolist() + want[:5]
+        saved = max(saved, 6 - out.info["draft_passes"])
+    assert saved > 0  # the copies were the draft's own tokens somewhere: passes saved
+
+
+def test_guess_option_is_checked():
+    from specdec.drafters.draft_model import MAX_GUESS, check_options
+
+    for bad in (-1, MAX_GUESS + 1, True, 2.5):
+        with pytest.raises(InputError, match="guess must be an integer"):
+            check_options(guess=bad)
+    with pytest.raises(InputError, match="chain"):
+        check_options(guess=2, tree_nodes=8)
+    check_options(guess=MAX_GUESS)
+
+
 def test_long_prompt_is_prefilled_once(target_model, tokenizer, close):
     d = DraftModelDrafter(TorchRunner(close, max_context=64), target_vocab=64)
     spy = Spy(d.runner)

@@ -73,6 +73,23 @@ def test_greedy_speculation_equals_plain(decoder, prompts, plain, drafter, polic
     assert total.rounds < N_PROMPTS * MAX_NEW  # fewer target calls than plain decoding
 
 
+@pytest.mark.parametrize("drafter", ["draft-model", "hybrid"])
+def test_guessed_draft_passes_are_lossless(decoder, prompts, plain, drafter):
+    """guess=N (draft passes that also run tokens copied from the context): same outputs as plain decoding, and
+    the copies saved draft passes (fewer than one pass per drafted token)."""
+    spec = SpecConfig(drafter=drafter, policy="constant", k=6, drafter_options={"guess": 4, "min_match": 3}
+                      if drafter == "hybrid" else {"guess": 4})
+    passes = drafted = 0
+    for i, (p, ref) in enumerate(zip(prompts, plain)):
+        st = GenerationStats()
+        assert run(decoder, p, spec, stats=st) == ref, f"prompt {i}"
+        passes += sum(st.extra.get("draft_passes", []))
+        drafted += st.drafted
+    # without guesses a chain of n tokens takes n passes (the sync's, then one a further token); the hybrid's
+    # lookup rounds draft without any
+    assert 0 < passes < drafted
+
+
 def test_a_poor_draft_model_is_still_lossless(target_model, draft_model, tokenizer, prompts, plain):
     dec = SpecDecoder(target_model, tokenizer, model_loader=lambda name: (draft_model, tokenizer), draft="d")
     for p, ref in list(zip(prompts, plain))[:10]:
@@ -122,19 +139,20 @@ TWO_WAYS = [3, 4, 5, 3, 4, 6, 3, 4]  # "3 4" went on with 5 once and 6 once: suf
 
 
 @pytest.mark.parametrize(
-    "drafter,cfg,n,prompt_ids",
-    [("draft-model", SamplingConfig(temperature=1.0), 2000, SHORT),
-     ("draft-model", SamplingConfig(temperature=0.8, top_k=6, top_p=0.95), 1500, SHORT),
-     ("prompt-lookup", SamplingConfig(temperature=1.0), 1500, SHORT),
-     ("suffix", SamplingConfig(temperature=1.0), 1500, TWO_WAYS)],
-    ids=["draft-model", "draft-model-topk-topp", "prompt-lookup", "suffix-tree"],
+    "drafter,opts,cfg,n,prompt_ids",
+    [("draft-model", {}, SamplingConfig(temperature=1.0), 2000, SHORT),
+     ("draft-model", {}, SamplingConfig(temperature=0.8, top_k=6, top_p=0.95), 1500, SHORT),
+     ("draft-model", {"guess": 2}, SamplingConfig(temperature=1.0), 1500, SHORT),
+     ("prompt-lookup", {}, SamplingConfig(temperature=1.0), 1500, SHORT),
+     ("suffix", {}, SamplingConfig(temperature=1.0), 1500, TWO_WAYS)],
+    ids=["draft-model", "draft-model-topk-topp", "draft-model-guess", "prompt-lookup", "suffix-tree"],
 )
-def test_speculative_sampling_matches_the_target_distribution(small, drafter, cfg, n, prompt_ids):
+def test_speculative_sampling_matches_the_target_distribution(small, drafter, opts, cfg, n, prompt_ids):
     target, draft, tok = small
     dec = SpecDecoder(target, tok, model_loader=lambda name: (draft, tok), draft="d")
     prompt = torch.tensor([prompt_ids])
     stop = StopConfig(max_new_tokens=3, eos_token_ids=())  # the first round drafts 2 tokens (budget 3 - 1)
-    spec = SpecConfig(drafter=drafter, k=3)
+    spec = SpecConfig(drafter=drafter, k=3, drafter_options=opts)
     joint = torch.zeros(V_SMALL, V_SMALL)
     st = GenerationStats()
     for seed in range(n):
