@@ -33,7 +33,7 @@ class DraftModelDrafter(DrafterBase):
     name = "draft-model"
 
     def __init__(self, runner: Runner, target_vocab: int, tree_nodes: int = 0, tree_branch: int = 2,
-                 tree_width: int = 4, costs=None, draft_costs=None, guess: int = 0) -> None:
+                 tree_width: int = 4, costs=None, draft_costs=None, guess: int = 0, store=None) -> None:
         """guess: a chain's draft passes also run up to this many tokens copied from the context after the
         drafted one (0: one token a pass); where the draft would have drafted them, they cost no pass of their
         own. costs: for sized trees, the target's pass costs (`line(rows)`, specdec.runners.costs.PassCosts), else
@@ -49,6 +49,7 @@ class DraftModelDrafter(DrafterBase):
         self.tree_nodes, self.tree_branch, self.tree_width = tree_nodes, tree_branch, tree_width
         self.cached = torch.zeros(0, dtype=torch.long)  # (n,) token ids whose KV the draft cache holds
         self.guess = guess
+        self.store = store  # a TrigramStore: guesses from its tri-grams where the context has no 2-token match
 
     @property
     def compile_seconds(self) -> float:
@@ -94,13 +95,11 @@ class DraftModelDrafter(DrafterBase):
         used = 0  # how many of `fed` the draft kept so far (committed when the pass is done with)
         passes = 1  # draft passes this round (the sync's included)
         while True:
-            logits = self._fit(logits)  # (V,)
-            q = process_logits(logits, ctx.sampling)  # (V,)
             if ctx.sampling.greedy:
-                tok = int(logits.argmax())
-                conf = torch.softmax(logits, -1)
-                top, tok_p = float(conf[tok]), float(conf[tok])
+                tok, top = self._greedy(logits)
+                tok_p = top
             else:
+                q = process_logits(self._fit(logits), ctx.sampling)  # (V,)
                 tok = int(sample(q[None], ctx.generator)[0])
                 top, tok_p = float(q.max()), float(q[tok])
                 qs.append(q)
@@ -117,8 +116,7 @@ class DraftModelDrafter(DrafterBase):
             # the draft itself would have drafted saves a pass (same tokens as one pass per token: rows do not
             # depend on the rows beside them on the torch runner)
             seq = np.concatenate([ctx.tokens[0].numpy(), np.asarray(toks)])
-            g, _ = continuation(seq, 3, 1, min(self.guess, ctx.max_draft - len(toks) - 1))
-            fed = [tok] + [int(t) for t in g]
+            fed = [tok] + self._guesses(seq, min(self.guess, ctx.max_draft - len(toks) - 1))
             out, hid = self.runner.forward(torch.tensor([fed]), need_hidden=need_hidden)  # (1, F, V)
             rows = [(out[0, j], hid[:, j] if need_hidden and hid is not None else None) for j in range(1, len(fed))]
             logits, hidden = out[0, 0], (hid[:, 0] if need_hidden and hid is not None else None)
@@ -127,6 +125,21 @@ class DraftModelDrafter(DrafterBase):
         self._keep(fed, used)
         q_all = torch.stack(qs)[None] if qs else None  # (1, K, V)
         return Draft(tokens=torch.tensor([toks]), q=q_all, info={"draft_passes": passes})
+
+    def _guesses(self, seq: np.ndarray, limit: int) -> list[int]:
+        """Up to `limit` tokens likely to follow `seq` (T,): the context's continuation of its last 3 or 2 tokens,
+        else the store's most likely chain (if any), else the continuation of the last token."""
+        g, n = continuation(seq, 3, 1, limit)
+        if n >= 2 or self.store is None or limit < 1:
+            return [int(t) for t in g]
+        a, b, out = int(seq[-2]) if len(seq) > 1 else None, int(seq[-1]), []
+        while len(out) < limit:
+            succ, _ = self.store.successors(a, b, backoff=True)
+            if not succ:
+                break
+            out.append(int(succ[0]))
+            a, b = b, out[-1]
+        return out or [int(t) for t in g]
 
     def _keep(self, fed: list[int], used: int) -> None:
         """Commit the first `used` tokens of the last draft pass (the rest were guesses the draft did not make)."""
@@ -185,6 +198,20 @@ class DraftModelDrafter(DrafterBase):
         return Draft(tokens=torch.tensor([toks]), tree=DraftTree.of(parents), scores=torch.tensor([path_p]),  # (1, N)
                      info={"tree_size": len(toks), "expected_accepted": sum(path_p)})
 
+    def _greedy(self, logits: torch.Tensor) -> tuple[int, float]:
+        """The draft's greedy token among the target's ids and its probability, from the draft's own logits (Vd,)
+        without widening them to the target's vocabulary (what `_fit` does, 0.8 ms a step on the 0.5B's 65536
+        rows): the ids are ascending, so the first maximum is the same token either way."""
+        ids = getattr(self.runner, "vocab_ids", None)
+        V = self.target_vocab
+        if ids is not None:
+            lg = logits[: int((ids < V).sum())]  # rows of ids the target has (a prefix: ascending ids)
+        else:
+            lg = logits[:V]
+        j = int(lg.argmax())
+        top = float(torch.softmax(lg, -1)[j])
+        return (int(ids[j]) if ids is not None else j), top
+
     def _fit(self, logits: torch.Tensor) -> torch.Tensor:
         """Draft logits (Vd,) -> (Vt,): padded rows never sampled, extra rows dropped; a draft whose output
         layer computes only some token ids (`vocab=N`) has the others at -inf (never drafted)."""
@@ -212,11 +239,18 @@ class DraftModelDrafter(DrafterBase):
 # 12.7 ms, tau unchanged, 3.1 % of the target's tokens have higher ids)
 DEFAULT_VOCAB = 65536
 MAX_GUESS = 16  # guessed tokens a draft pass may carry
+# guessed tokens by default on the torch runner, whose passes of a few rows cost little more than one (the 0.5B:
+# 15.0 / 17.0 / 18.6 ms for 1 / 2 / 4 rows) and give the same rows as passes of one; llama.cpp's do not (a
+# 2-row pass 1.54x a 1-row one, docs/runners.md), so it gets none. Measured: docs/runners.md, "Draft passes
+# that carry guesses".
+DEFAULT_GUESS = 4
+GUESS_FROM = ("context", "store")  # store: the bundled ADED store's tri-grams where the context has no 2-token match
 
 
 def check_options(draft: str | None = None, vocab: int | None = None, draft_weights: str | None = None,
                   draft_backend: str | None = None, tree_nodes: int = 0, tree_branch: int = 2,
-                  tree_width: int = 4, sized: bool = False, guess: int = 0) -> None:
+                  tree_width: int = 4, sized: bool = False, guess: int | None = None,
+                  guess_from: str = "context") -> None:
     """The draft-model drafter's option checks that need no model (hybrid runs them too)."""
     from specdec.config import WEIGHTS
     from specdec.runners import check_backend
@@ -229,8 +263,10 @@ def check_options(draft: str | None = None, vocab: int | None = None, draft_weig
     if sized and not tree_nodes:
         raise InputError("draft-model: sized=true sizes trees: pass tree_nodes=N too (the node cap, e.g. 16)")
 
-    if not isinstance(guess, int) or isinstance(guess, bool) or not 0 <= guess <= MAX_GUESS:
+    if guess is not None and (not isinstance(guess, int) or isinstance(guess, bool) or not 0 <= guess <= MAX_GUESS):
         raise InputError(f"draft-model: guess must be an integer from 0 to {MAX_GUESS}, got {guess!r}")
+    if guess_from not in GUESS_FROM:
+        raise InputError(f"draft-model: guess_from must be one of {', '.join(GUESS_FROM)}, got {guess_from!r}")
     if guess and tree_nodes:
         raise InputError("draft-model: guess= drafts a chain; it does not go with tree_nodes=")
     if vocab is not None and vocab < 0:
@@ -244,7 +280,8 @@ def check_options(draft: str | None = None, vocab: int | None = None, draft_weig
 @DRAFTERS.register("draft-model", check=check_options)
 def _build(env: DrafterEnv, draft: str | None = None, vocab: int | None = None, draft_weights: str | None = None,
            draft_backend: str | None = None, tree_nodes: int = 0, tree_branch: int = 2,
-           tree_width: int = 4, sized: bool = False, guess: int = 0) -> DraftModelDrafter:
+           tree_width: int = 4, sized: bool = False, guess: int | None = None,
+           guess_from: str = "context") -> DraftModelDrafter:
     """vocab=N: the draft's output layer computes only the N lowest token ids (the tokenizer's most frequent:
     BPE ids follow merge order) and the special tokens; the draft never proposes the others; 0: every id.
     Default: DEFAULT_VOCAB (65536) where the draft runs on the torch runner with a larger vocabulary, else
@@ -261,11 +298,15 @@ def _build(env: DrafterEnv, draft: str | None = None, vocab: int | None = None, 
     pay on the draft's own measured pass costs.
     guess=N (chains): each draft pass also runs up to N tokens copied from the context (the latest earlier
     occurrence of the last 3, 2 or 1 tokens) after the drafted token; where the draft's own next tokens are those,
-    their rows stand in for the passes that would have made them. The draft is the same either way."""
+    their rows stand in for the passes that would have made them. The draft is the same either way (the torch
+    runner's rows do not depend on the rows beside them). Default: DEFAULT_GUESS (4) for chains on the torch
+    runner, else 0. guess_from=store: where the context has no 2-token match, the bundled ADED store's most likely
+    tri-gram chain instead (the guesses only; nothing is learned)."""
     name = draft or env.draft
     if not name:
         raise InputError("the draft-model drafter needs a draft model: pass draft=... (CLI: --draft NAME)")
-    check_options(draft, vocab, draft_weights, draft_backend, tree_nodes, tree_branch, tree_width, sized, guess)
+    check_options(draft, vocab, draft_weights, draft_backend, tree_nodes, tree_branch, tree_width, sized, guess,
+                  guess_from)
     if draft_weights is None and env.engine is not None and env.engine.weights == "auto":
         from specdec.runners import resolve_backend, resolve_weights
 
@@ -289,5 +330,14 @@ def _build(env: DrafterEnv, draft: str | None = None, vocab: int | None = None, 
 
         costs = pass_costs(env.target_runner, env.cache_dir)  # measured once per machine and runner, cached
         draft_costs = pass_costs(runner, env.cache_dir)  # the draft's own passes: what each depth costs
+    if guess is None:  # the default, where it applies: multi-row draft passes that cost little more than one row
+        guess = DEFAULT_GUESS if runner.name == "torch" and not tree_nodes else 0
+    store = None
+    if guess and guess_from == "store":
+        from specdec.drafters.aded.drafter import bundled_store
+        from specdec.drafters.aded.store import TrigramStore
+
+        found = bundled_store(env.target_tokenizer) if env.target_tokenizer is not None else None
+        store = TrigramStore.load(found) if found is not None else None
     return DraftModelDrafter(runner, env.target_runner.vocab_size, tree_nodes, tree_branch, tree_width, costs,
-                             draft_costs, guess)
+                             draft_costs, guess, store)

@@ -92,7 +92,8 @@ def test_cache_is_rolled_back_not_recomputed(target_model, tokenizer, close):
     """Per round the draft feeds only what is new: the target's last token (after a rejection) or the last
     draft token + the bonus (after a full acceptance), then one token per draft step. And its proposals are
     exactly the draft model's own greedy continuation (so the rolled-back cache holds the right KV)."""
-    dec = SpecDecoder(target_model, tokenizer, spec=SpecConfig(drafter="draft-model", k=4, guard=False),
+    dec = SpecDecoder(target_model, tokenizer, spec=SpecConfig(drafter="draft-model", k=4, guard=False,
+                                                               drafter_options={"guess": 0}),
                       model_loader=lambda name: (close, tokenizer), draft="d")
     drafter = dec.drafter_for(dec.spec)
     spy = Spy(drafter.runner)
@@ -148,6 +149,36 @@ def test_guessed_tokens_save_passes_not_change_the_draft(target_model, close):
     assert saved > 0  # the copies were the draft's own tokens somewhere: passes saved
 
 
+def test_guesses_come_from_the_context_then_the_store():
+    """A 2- or 3-token match in the context is copied; without one the store's most likely chain (guess_from=store);
+    without a store (or a store chain) the continuation of the last token alone."""
+    import numpy as np
+
+    from specdec.drafters.aded.store import TrigramStore
+
+    d = DraftModelDrafter.__new__(DraftModelDrafter)
+    d.store = None
+    seq = np.array([5, 6, 7, 8, 9, 5, 6])
+    assert d._guesses(seq, 3) == [7, 8, 9]  # "5 6" came before, followed by 7 8 9
+    one = np.array([5, 6, 7, 8, 9, 10, 6])
+    assert d._guesses(one, 2) == [7, 8]  # only "6" matches: its continuation
+    d.store = TrigramStore.build([[10, 6, 20, 21, 22, 23]], 64)
+    assert d._guesses(one, 3) == [20, 21, 22]  # no 2-token match: the store's chain after (10, 6)
+    assert d._guesses(seq, 3) == [7, 8, 9]  # the context's 2-token match comes first
+    assert d._guesses(np.array([1, 2, 3]), 3) == []  # nothing anywhere
+    assert d._guesses(seq, 0) == []
+
+
+def test_guesses_are_the_default_for_chains_on_the_torch_runner(target_model, tokenizer, close):
+    from specdec.drafters.draft_model import DEFAULT_GUESS
+
+    dec = SpecDecoder(target_model, tokenizer, model_loader=lambda name: (close, tokenizer), draft="d")
+    assert dec.drafter_for(SpecConfig(drafter="draft-model")).guess == DEFAULT_GUESS > 0
+    assert dec.drafter_for(SpecConfig(drafter="hybrid")).model.guess == DEFAULT_GUESS
+    assert dec.drafter_for(SpecConfig(drafter="draft-model", drafter_options={"tree_nodes": 8})).guess == 0
+    assert dec.drafter_for(SpecConfig(drafter="draft-model", drafter_options={"guess": 2})).guess == 2
+
+
 def test_guess_option_is_checked():
     from specdec.drafters.draft_model import MAX_GUESS, check_options
 
@@ -156,6 +187,8 @@ def test_guess_option_is_checked():
             check_options(guess=bad)
     with pytest.raises(InputError, match="chain"):
         check_options(guess=2, tree_nodes=8)
+    with pytest.raises(InputError, match="guess_from"):
+        check_options(guess=2, guess_from="web")
     check_options(guess=MAX_GUESS)
 
 
