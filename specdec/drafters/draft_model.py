@@ -116,7 +116,8 @@ class DraftModelDrafter(DrafterBase):
             # the draft itself would have drafted saves a pass (same tokens as one pass per token: rows do not
             # depend on the rows beside them on the torch runner)
             seq = np.concatenate([ctx.tokens[0].numpy(), np.asarray(toks)])
-            fed = [tok] + self._guesses(seq, min(self.guess, ctx.max_draft - len(toks) - 1))
+            room = min(self.guess, ctx.max_draft - len(toks) - 1, self.runner.max_pass - 1)  # exact mode: its rows
+            fed = [tok] + self._guesses(seq, room)
             out, hid = self.runner.forward(torch.tensor([fed]), need_hidden=need_hidden)  # (1, F, V)
             rows = [(out[0, j], hid[:, j] if need_hidden and hid is not None else None) for j in range(1, len(fed))]
             logits, hidden = out[0, 0], (hid[:, 0] if need_hidden and hid is not None else None)

@@ -149,6 +149,17 @@ def test_guessed_tokens_save_passes_not_change_the_draft(target_model, close):
     assert saved > 0  # the copies were the draft's own tokens somewhere: passes saved
 
 
+def test_guesses_fit_the_draft_runners_pass(target_model, close):
+    """In exact mode every pass has the runner's query length: a drafted token and its guesses fit in it."""
+    ids = torch.tensor([[5, 6, 7, 8, 5, 6, 7, 8, 5, 6]])
+    d = DraftModelDrafter(TorchRunner(close, max_context=64, query_len=2), target_vocab=64, guess=4)
+    spy = Spy(d.runner)
+    d.start(ids)
+    out = d.propose(DraftContext(ids, ids.shape[1], 5, ConstantPolicy(k=5), SamplingConfig()))
+    assert out.tokens[0].tolist() == draft_greedy(close, ids, 5)
+    assert max(spy.fed[1:]) <= 2
+
+
 def test_guesses_come_from_the_context_then_the_store():
     """A 2- or 3-token match in the context is copied; without one the store's most likely chain (guess_from=store);
     without a store (or a store chain) the continuation of the last token alone."""

@@ -2,7 +2,8 @@
 per setup over all prompts and per category, speedup = median tokens/s over the prompts / the reference's median
 on the same prompts (this engine's rows over its own plain, llama.cpp's over llama.cpp's plain), as
 specdec.bench.runner.by_category computes it for one bench run; overall also the median of per-prompt ratios
-(each prompt's rows ran side by side, pieces at different times) and outputs equal to the row's own plain.
+(each prompt's rows ran side by side, pieces at different times), outputs equal to the row's own plain and to this
+engine's plain (the two differ for llama.cpp's rows), and the draft model's passes where the rows count them.
     python merge.py FOLDER        (reads FOLDER/piece-*.json, writes FOLDER/full.json and prints markdown)"""
 import json
 import statistics
@@ -45,6 +46,13 @@ for n, s in table["overall"].items():
     pairs = [(p, ref_rows[p["prompt_index"]]) for p in results[n]["per_prompt"] if p["prompt_index"] in ref_rows]
     s["median_prompt_ratio"] = statistics.median(p["tokens_per_s"] / r["tokens_per_s"] for p, r in pairs) if pairs else None
     s["same_as_own_plain"] = sum(p["output_ids"] == r["output_ids"] for p, r in pairs)
+    # and against this engine's plain rows (for llama.cpp's rows this is not the column above, which compares
+    # llama-server with its own plain decoding)
+    engine = {p["prompt_index"]: p for p in results.get("plain", {}).get("per_prompt", [])}
+    s["same_as_engine_plain"] = sum(p["output_ids"] == engine[p["prompt_index"]]["output_ids"]
+                                    for p in results[n]["per_prompt"] if p["prompt_index"] in engine)
+    passes = [p.get("draft_passes") for p in results[n]["per_prompt"]]
+    s["draft_passes"] = sum(passes) if any(x is not None for x in passes) else None
 out = {"pieces": pieces, "prompts": len(categories), "table": table}
 tmp = folder / "full.json.tmp"
 tmp.write_text(json.dumps(out, indent=1))
@@ -71,13 +79,15 @@ def split(name: str) -> str:
 
 
 print("\n| setup | median tok/s | speedup | median of per-prompt ratios | α | τ | same as its own plain | "
-      "time: draft / verify / prefill |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+      "same as this engine's plain | draft passes | time: draft / verify / prefill |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name, s in table["overall"].items():
     a, t = s.get("acceptance_rate"), s.get("mean_accepted_length")
     print(f"| {name} | {s['median_tokens_per_s']:.2f} | {s['speedup']:.2f}x | {s['median_prompt_ratio']:.2f}x | "
           f"{'-' if a is None else f'{a:.2f}'} | {'-' if t is None else f'{t:.2f}'} | "
-          f"{s['same_as_own_plain']}/{len(results[name]['per_prompt'])} | {split(name)} |")
+          f"{s['same_as_own_plain']}/{len(results[name]['per_prompt'])} | "
+          f"{s['same_as_engine_plain']}/{len(results[name]['per_prompt'])} | "
+          f"{'-' if s['draft_passes'] is None else s['draft_passes']} | {split(name)} |")
 
 # the plot: speedup over the row's own plain per category (this engine's speculative rows and llama.cpp's n-gram)
 import matplotlib  # noqa: E402
