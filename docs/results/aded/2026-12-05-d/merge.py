@@ -52,7 +52,7 @@ for n, s in table["overall"].items():
     s["same_as_engine_plain"] = sum(p["output_ids"] == engine[p["prompt_index"]]["output_ids"]
                                     for p in results[n]["per_prompt"] if p["prompt_index"] in engine)
     passes = [p.get("draft_passes") for p in results[n]["per_prompt"]]
-    s["draft_passes"] = sum(passes) if any(x is not None for x in passes) else None
+    s["draft_passes"] = sum(x or 0 for x in passes) if any(x is not None for x in passes) else None
 out = {"pieces": pieces, "prompts": len(categories), "table": table}
 tmp = folder / "full.json.tmp"
 tmp.write_text(json.dumps(out, indent=1))
@@ -105,7 +105,7 @@ for j, name in enumerate(shown):
 ax.axhline(1.0, color="black", lw=0.8)
 ax.set_xticks([i + width * (len(shown) - 1) / 2 for i in range(len(cats))], cats, rotation=35, ha="right")
 ax.set_ylabel("speedup over its own plain decoding")
-ax.set_title(f"Issue 13 full-size run: {len(categories)} prompts, 128 tokens, greedy, 1.5B int4 (llama.cpp rows: over llama-server plain)")
+ax.set_title(f"{folder.name}: {len(categories)} prompts, 128 tokens, greedy, 1.5B int4 (llama.cpp rows: over llama-server plain)")
 ax.legend(fontsize=8, ncol=3)
 fig.tight_layout()
 fig.savefig(folder / "full.png", dpi=110)
