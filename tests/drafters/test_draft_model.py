@@ -63,6 +63,31 @@ def test_fit_pads_or_truncates_the_draft_vocabulary():
     assert process_logits(padded, SamplingConfig(temperature=1.0))[3:].sum() == 0  # never sampled
 
 
+def test_greedy_step_equals_the_argmax_of_the_widened_logits():
+    """_greedy picks from the draft's own rows what argmax / softmax of `_fit`'s widened logits pick: a draft with
+    more rows than the target, fewer, and an output layer cut to some ids (with ids past the target's vocabulary)."""
+
+    class R:
+        vocab_ids = None
+
+    g = torch.Generator().manual_seed(0)
+    d = DraftModelDrafter.__new__(DraftModelDrafter)
+    d.runner, d.target_vocab = R(), 10
+    for n in (13, 10, 7):
+        logits = torch.randn(n, generator=g)
+        logits[min(n, 10) - 1] = 9.0  # a clear maximum inside the target's ids
+        if n > 10:
+            logits[11] = 50.0  # larger, but past the target's vocabulary: never drafted
+        tok, p = d._greedy(logits)
+        wide = d._fit(logits)
+        assert tok == int(wide.argmax()) and abs(p - float(torch.softmax(wide, -1)[tok])) < 1e-6
+    d.runner.vocab_ids = torch.tensor([0, 2, 3, 5, 9, 11, 12])  # rows of a cut output layer (ascending ids)
+    logits = torch.tensor([0.1, 0.3, 2.0, 2.0, -1.0, 7.0, 8.0])  # a tie between ids 3 and 5; 11, 12 >= 10
+    tok, p = d._greedy(logits)
+    wide = d._fit(logits)
+    assert tok == int(wide.argmax()) == 3 and abs(p - float(torch.softmax(wide, -1)[3])) < 1e-6
+
+
 # ------------------------------------------------------------------ the cache
 class Spy:
     """Wraps a runner's forward to log how many tokens each call feeds."""
