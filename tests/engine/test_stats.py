@@ -116,6 +116,9 @@ def test_prompt_row_is_the_one_bench_row_for_every_backend():
     assert (row["tokens"], row["seconds"], row["tokens_per_s"]) == (12, 2.0, 6.0)  # compile excluded
     assert row["acceptance_rate"] == 0.6 and row["mean_accepted_length"] == 2.0 and row["rounds"] == 6
     assert row["draft_lengths"] == {"2": 1, "4": 2}
+    assert row["draft_passes"] is None  # no draft model: nothing to count
+    st.extra["draft_passes"] = [3, 1, 4]  # per round, from the draft-model drafter's Draft.info
+    assert prompt_row(st)["draft_passes"] == 8
     hf = prompt_row(GenerationStats(new_tokens=8, total_s=1.0, target_calls=4), counted=False, extra_key=1)
     assert hf["drafted"] is None and hf["rounds"] is None and hf["acceptance_rate"] is None
     assert hf["mean_accepted_length"] == 2.0 and hf["extra_key"] == 1  # tokens per target forward
