@@ -33,10 +33,11 @@ class DraftModelDrafter(DrafterBase):
     name = "draft-model"
 
     def __init__(self, runner: Runner, target_vocab: int, tree_nodes: int = 0, tree_branch: int = 2,
-                 tree_width: int = 4, costs=None, draft_costs=None, guess: int = 0, store=None) -> None:
+                 tree_width: int = 4, costs=None, draft_costs=None, guess: int = 0, store=None, guess_sync: bool = True) -> None:
         """guess: a chain's draft passes also run up to this many tokens copied from the context after the
         drafted one (0: one token a pass); where the draft would have drafted them, they cost no pass of their
-        own. costs: for sized trees, the target's pass costs (`line(rows)`, specdec.runners.costs.PassCosts), else
+        own. guess_sync: the round's first pass (the sync over the tokens committed since the last round) carries
+        them too. costs: for sized trees, the target's pass costs (`line(rows)`, specdec.runners.costs.PassCosts), else
         None (the tree is tree_nodes nodes). draft_costs: the draft runner's own pass costs (`draft_costs(rows)`
         seconds): a sized tree then stops deepening where the next draft pass is not expected to pay for itself;
         None: it deepens while any node of the last depth is kept."""
@@ -50,6 +51,7 @@ class DraftModelDrafter(DrafterBase):
         self.cached = torch.zeros(0, dtype=torch.long)  # (n,) token ids whose KV the draft cache holds
         self.guess = guess
         self.store = store  # a TrigramStore: guesses from its tri-grams where the context has no 2-token match
+        self.guess_sync = guess_sync
 
     @property
     def compile_seconds(self) -> float:
@@ -59,9 +61,12 @@ class DraftModelDrafter(DrafterBase):
         self.runner.reset()
         self.cached = torch.zeros(0, dtype=torch.long)
 
-    def _sync(self, seq: torch.Tensor, need_hidden: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Roll the draft cache back to its longest prefix shared with `seq` (T,), feed the rest;
-        returns the draft's logits (V,) for the token after `seq` (and its hidden state (1, H) if asked)."""
+    def _sync(self, seq: torch.Tensor, need_hidden: bool, room: int = 0) -> tuple[torch.Tensor, torch.Tensor | None,
+                                                                                 list[int], list]:
+        """Roll the draft cache back to its longest prefix shared with `seq` (T,), feed the rest; returns the
+        draft's logits (V,) for the token after `seq` (and its hidden state (1, H) if asked), then the up to
+        `room` guessed tokens the same pass ran after `seq` and their rows ((logits (V,), hidden) after each;
+        not committed: `_keep` commits those the draft turns out to draft)."""
         n = min(len(self.cached), len(seq) - 1)  # always re-run at least the last token to get its logits
         same = (self.cached[:n] == seq[:n]).long()
         n = int(same.cumprod(0).sum()) if n else 0
@@ -70,10 +75,19 @@ class DraftModelDrafter(DrafterBase):
         if feed.shape[1] > 8:  # a prompt: eager prefill, then the last token through the compiled step
             self.runner.prefill(feed[:, :-1])
             feed = feed[:, -1:]
-        logits, hidden = self.runner.forward(feed, need_hidden=need_hidden)  # (1, F, V), (1, F, H) or None
-        self.runner.commit(feed.shape[1])
+        F = feed.shape[1]
+        fed = self._guesses(seq.numpy(), min(room, self.runner.max_pass - F)) if room > 0 else []
+        x = torch.cat([feed, torch.tensor([fed], dtype=feed.dtype)], 1) if fed else feed  # (1, F + G)
+        logits, hidden = self.runner.forward(x, need_hidden=need_hidden)  # (1, F + G, V), (1, F + G, H) or None
+        self.runner.commit(F)
         self.cached = seq.clone()
-        return logits[0, -1], (hidden[:, -1] if need_hidden and hidden is not None else None)
+        rows = [self._row(logits, hidden, F + j, need_hidden) for j in range(len(fed))]
+        return logits[0, F - 1], (hidden[:, F - 1] if need_hidden and hidden is not None else None), fed, rows
+
+    @staticmethod
+    def _row(out: torch.Tensor, hid: torch.Tensor | None, j: int, need_hidden: bool) -> tuple:
+        """Row j of a pass's output (1, F, V) and hidden states (1, F, H): (logits (V,), hidden (1, H) or None)."""
+        return out[0, j], (hid[:, j] if need_hidden and hid is not None else None)
 
     def draft_limit(self, policy_max: int) -> int:
         """Tree mode: the node budget (the policy's k caps the depth); chain: the policy's k."""
@@ -87,12 +101,15 @@ class DraftModelDrafter(DrafterBase):
         if ctx.tokens.shape[1] + ctx.max_draft > self.runner.max_context:
             return Draft.empty()
         need_hidden = bool(ctx.policy.needs_hidden)
-        logits, hidden = self._sync(ctx.tokens[0], need_hidden)
+        # the sync pass carries guesses too (`guess_sync`): for the first drafted tokens after the committed ones
+        room = min(self.guess, ctx.max_draft - 1) if self.guess_sync else 0
+        # fed: tokens the last draft pass ran after what is committed (drafted or guessed); rows[j]: the rows
+        # (logits (V,), hidden (1, H)) after fed[j]; used: how many of fed the draft kept so far (committed when
+        # the pass is done with)
+        logits, hidden, fed, rows = self._sync(ctx.tokens[0], need_hidden, room)
+        used = 0
         toks: list[int] = []
         qs: list[torch.Tensor] = []
-        fed: list[int] = []  # the last draft pass's tokens: the drafted token, then the guesses after it
-        rows: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # its later rows' (logits (V,), hidden (1, H))
-        used = 0  # how many of `fed` the draft kept so far (committed when the pass is done with)
         passes = 1  # draft passes this round (the sync's included)
         while True:
             if ctx.sampling.greedy:
@@ -108,7 +125,7 @@ class DraftModelDrafter(DrafterBase):
             if len(toks) == ctx.max_draft or not ctx.policy.keep_drafting(step):
                 break
             if used < len(fed) and fed[used] == tok:  # the last pass guessed this token: its row is the next step
-                logits, hidden = rows[used - 1]
+                logits, hidden = rows[used]
                 used += 1
                 continue
             self._keep(fed, used)
@@ -119,8 +136,8 @@ class DraftModelDrafter(DrafterBase):
             room = min(self.guess, ctx.max_draft - len(toks) - 1, self.runner.max_pass - 1)  # exact mode: its rows
             fed = [tok] + self._guesses(seq, room)
             out, hid = self.runner.forward(torch.tensor([fed]), need_hidden=need_hidden)  # (1, F, V)
-            rows = [(out[0, j], hid[:, j] if need_hidden and hid is not None else None) for j in range(1, len(fed))]
-            logits, hidden = out[0, 0], (hid[:, 0] if need_hidden and hid is not None else None)
+            rows = [self._row(out, hid, j, need_hidden) for j in range(len(fed))]
+            logits, hidden = rows[0]
             used = 1
             passes += 1
         self._keep(fed, used)
@@ -159,7 +176,7 @@ class DraftModelDrafter(DrafterBase):
         max_depth = min(budget, ctx.policy_k or budget)
         if budget < 1 or len(seq) + budget > self.runner.max_context:
             return Draft.empty()
-        logits, _ = self._sync(seq, False)
+        logits, *_ = self._sync(seq, False)
         spent = self.draft_costs(1) if self.draft_costs is not None else 0.0  # the model's seconds this round
         toks: list[int] = []
         parents: list[int] = []
@@ -251,7 +268,7 @@ GUESS_FROM = ("context", "store")  # store: the bundled ADED store's tri-grams w
 def check_options(draft: str | None = None, vocab: int | None = None, draft_weights: str | None = None,
                   draft_backend: str | None = None, tree_nodes: int = 0, tree_branch: int = 2,
                   tree_width: int = 4, sized: bool = False, guess: int | None = None,
-                  guess_from: str = "context") -> None:
+                  guess_from: str = "context", guess_sync: bool = True) -> None:
     """The draft-model drafter's option checks that need no model (hybrid runs them too)."""
     from specdec.config import WEIGHTS
     from specdec.runners import check_backend
@@ -268,6 +285,8 @@ def check_options(draft: str | None = None, vocab: int | None = None, draft_weig
         raise InputError(f"draft-model: guess must be an integer from 0 to {MAX_GUESS}, got {guess!r}")
     if guess_from not in GUESS_FROM:
         raise InputError(f"draft-model: guess_from must be one of {', '.join(GUESS_FROM)}, got {guess_from!r}")
+    if not isinstance(guess_sync, bool):
+        raise InputError(f"draft-model: guess_sync must be true or false, got {guess_sync!r}")
     if guess and tree_nodes:
         raise InputError("draft-model: guess= drafts a chain; it does not go with tree_nodes=")
     if vocab is not None and vocab < 0:
@@ -282,7 +301,7 @@ def check_options(draft: str | None = None, vocab: int | None = None, draft_weig
 def _build(env: DrafterEnv, draft: str | None = None, vocab: int | None = None, draft_weights: str | None = None,
            draft_backend: str | None = None, tree_nodes: int = 0, tree_branch: int = 2,
            tree_width: int = 4, sized: bool = False, guess: int | None = None,
-           guess_from: str = "context") -> DraftModelDrafter:
+           guess_from: str = "context", guess_sync: bool = True) -> DraftModelDrafter:
     """vocab=N: the draft's output layer computes only the N lowest token ids (the tokenizer's most frequent:
     BPE ids follow merge order) and the special tokens; the draft never proposes the others; 0: every id.
     Default: DEFAULT_VOCAB (65536) where the draft runs on the torch runner with a larger vocabulary, else
@@ -302,12 +321,13 @@ def _build(env: DrafterEnv, draft: str | None = None, vocab: int | None = None, 
     their rows stand in for the passes that would have made them. The draft is the same either way (the torch
     runner's rows do not depend on the rows beside them). Default: DEFAULT_GUESS (4) for chains on the torch
     runner, else 0. guess_from=store: where the context has no 2-token match, the bundled ADED store's most likely
-    tri-gram chain instead (the guesses only; nothing is learned)."""
+    tri-gram chain instead (the guesses only; nothing is learned). guess_sync=false: the round's first draft pass
+    (over the tokens the target committed since the last round) carries no guesses (true: it does)."""
     name = draft or env.draft
     if not name:
         raise InputError("the draft-model drafter needs a draft model: pass draft=... (CLI: --draft NAME)")
     check_options(draft, vocab, draft_weights, draft_backend, tree_nodes, tree_branch, tree_width, sized, guess,
-                  guess_from)
+                  guess_from, guess_sync)
     if draft_weights is None and env.engine is not None and env.engine.weights == "auto":
         from specdec.runners import resolve_backend, resolve_weights
 
@@ -341,4 +361,4 @@ def _build(env: DrafterEnv, draft: str | None = None, vocab: int | None = None, 
         found = bundled_store(env.target_tokenizer) if env.target_tokenizer is not None else None
         store = TrigramStore.load(found) if found is not None else None
     return DraftModelDrafter(runner, env.target_runner.vocab_size, tree_nodes, tree_branch, tree_width, costs,
-                             draft_costs, guess, store)
+                             draft_costs, guess, store, guess_sync)

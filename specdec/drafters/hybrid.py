@@ -64,23 +64,26 @@ class HybridDrafter(DrafterBase):
 
 def _check(draft: str | None = None, min_match: int = 3, max_ngram: int = 6, model_prompt_max: int = 512,
            vocab: int | None = None, draft_weights: str | None = None, draft_backend: str | None = None,
-           guess: int | None = None, guess_from: str = "context") -> None:
+           guess: int | None = None, guess_from: str = "context", guess_sync: bool = True) -> None:
     if min_match < 1 or max_ngram < min_match:
         raise InputError(f"hybrid: need 1 <= min_match <= max_ngram, got {min_match}, {max_ngram}")
     if model_prompt_max < 1:
         raise InputError(f"hybrid: model_prompt_max must be >= 1, got {model_prompt_max}")
-    check_draft_model(draft, vocab, draft_weights, draft_backend, guess=guess, guess_from=guess_from)
+    check_draft_model(draft, vocab, draft_weights, draft_backend, guess=guess, guess_from=guess_from,
+                      guess_sync=guess_sync)
 
 
 @DRAFTERS.register("hybrid", check=_check)
 def _build(env: DrafterEnv, draft: str | None = None, min_match: int = 3, max_ngram: int = 6,
            model_prompt_max: int = 512, vocab: int | None = None, draft_weights: str | None = None,
-           draft_backend: str | None = None, guess: int | None = None, guess_from: str = "context"
-            ) -> HybridDrafter:
+           draft_backend: str | None = None, guess: int | None = None, guess_from: str = "context",
+           guess_sync: bool = True) -> HybridDrafter:
     """Options: min_match (shortest n-gram match that is copied, default 3), max_ngram (longest tried, 6),
     model_prompt_max (prompts longer than this use lookup only, 512 tokens), and the draft-model drafter's
-    draft / vocab / draft_weights / draft_backend / guess / guess_from."""
-    _check(draft, min_match, max_ngram, model_prompt_max, vocab, draft_weights, draft_backend, guess, guess_from)
+    draft / vocab / draft_weights / draft_backend / guess / guess_from / guess_sync."""
+    _check(draft, min_match, max_ngram, model_prompt_max, vocab, draft_weights, draft_backend, guess, guess_from,
+           guess_sync)
     model = build_draft_model(env, draft=draft, vocab=vocab, draft_weights=draft_weights,
-                               draft_backend=draft_backend, guess=guess, guess_from=guess_from)
+                               draft_backend=draft_backend, guess=guess, guess_from=guess_from,
+                               guess_sync=guess_sync)
     return HybridDrafter(model, PromptLookupDrafter(max_ngram=max_ngram, min_ngram=min_match), model_prompt_max)

@@ -55,7 +55,7 @@ def decode(
     draft_compile0 = drafter.compile_seconds if drafter is not None else 0.0
     target.reset()
     policy.start(costs)
-    gate = Guard(costs.verify(1)) if guard and costs is not None and drafter is not None else None
+    gate = Guard(costs.verify) if guard and costs is not None and drafter is not None else None
     if drafter is not None:
         drafter.start(prompt_ids)
     stats.prompt_tokens = T
@@ -112,7 +112,7 @@ def decode(
             drafter.observe(result)
         policy.observe(draft.length, result.num_accepted, t2 - t1)
         if gate is not None:
-            gate.observe(draft.length, result.num_accepted + 1, t2 - t0)
+            gate.observe(draft.length, result.num_accepted + 1, t2 - t0, inp.shape[1], t2 - t1)
         yield Round(new, min(result.num_accepted, keep))
         if reason:
             stats.stop_reason = reason

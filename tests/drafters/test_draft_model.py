@@ -152,26 +152,33 @@ def test_cache_is_rolled_back_not_recomputed(target_model, tokenizer, close):
 
 
 def test_guessed_tokens_save_passes_not_change_the_draft(target_model, close):
-    """guess=N: a draft pass also runs up to N tokens copied from the context after the drafted one. The draft is
-    the draft model's own greedy continuation either way; where the copies are what it drafts, their rows stand
-    in for its passes (fewer forward calls than drafted tokens), and its cache holds exactly the kept tokens."""
+    """guess=N: a draft pass also runs up to N tokens copied from the context after the drafted one (and, with
+    guess_sync, the round's first pass after the committed tokens). The draft is the draft model's own greedy
+    continuation either way; where the copies are what it drafts, their rows stand in for its passes (fewer
+    forward calls than drafted tokens), and its cache holds exactly the kept tokens."""
     base = torch.randint(3, 64, (1, 6), generator=torch.Generator().manual_seed(3))
     cont = draft_greedy(close, base, 8)
     ctx_ids = torch.cat([base, torch.tensor([cont]), base], 1)  # after `base` again, the context offers `cont`
     want = draft_greedy(close, ctx_ids, 6)
-    saved = 0
+    passes = {}
     for guess in (0, 1, 4):
-        d = DraftModelDrafter(TorchRunner(close, max_context=64), target_vocab=64, guess=guess)
-        spy = Spy(d.runner)
-        d.start(ctx_ids)
-        out = d.propose(DraftContext(ctx_ids, ctx_ids.shape[1], 6, ConstantPolicy(k=6), SamplingConfig()))
-        assert out.tokens[0].tolist() == want  # the same draft
-        assert out.info["draft_passes"] == len(spy.fed) - 1  # passes after the prompt's prefill
-        assert max(spy.fed[1:]) <= 1 + guess
-        assert d.runner.length == ctx_ids.shape[1] + 5  # the drafted tokens that were fed, nothing guessed beyond
-        assert d.cached.tolist() == ctx_ids[0].tolist() + want[:5]
-        saved = max(saved, 6 - out.info["draft_passes"])
-    assert saved > 0  # the copies were the draft's own tokens somewhere: passes saved
+        for sync in (False, True):
+            d = DraftModelDrafter(TorchRunner(close, max_context=64), target_vocab=64, guess=guess, guess_sync=sync)
+            spy = Spy(d.runner)
+            d.start(ctx_ids)
+            out = d.propose(DraftContext(ctx_ids, ctx_ids.shape[1], 6, ConstantPolicy(k=6), SamplingConfig()))
+            assert out.tokens[0].tolist() == want  # the same draft
+            assert spy.fed[0] == ctx_ids.shape[1] - 1  # the prompt's prefill, then the draft's passes
+            assert out.info["draft_passes"] == len(spy.fed) - 1
+            assert spy.fed[1] == 1 + (guess if sync else 0)  # the sync: the prompt's last token (and guesses after it)
+            assert max(spy.fed[2:], default=1) <= 1 + guess
+            assert d.runner.length == ctx_ids.shape[1] + 5  # the drafted tokens that were fed, nothing guessed beyond
+            assert d.cached.tolist() == ctx_ids[0].tolist() + want[:5]
+            passes[guess, sync] = out.info["draft_passes"]
+    assert passes[0, False] == passes[0, True] == 6  # one pass a drafted token: the sync's and 5 more
+    assert passes[4, False] < 6  # the copies were the draft's own tokens somewhere: passes saved
+    # the sync's guesses (63 32 34 26 after the repeated `base`; the draft drafts 63 32 7 ...) save one more pass
+    assert passes[1, True] <= passes[1, False] and passes[4, True] < passes[4, False]
 
 
 def test_guesses_fit_the_draft_runners_pass(target_model, close):
@@ -225,6 +232,8 @@ def test_guess_option_is_checked():
         check_options(guess=2, tree_nodes=8)
     with pytest.raises(InputError, match="guess_from"):
         check_options(guess=2, guess_from="web")
+    with pytest.raises(InputError, match="guess_sync must be true or false"):
+        check_options(guess=2, guess_sync="yes")
     check_options(guess=MAX_GUESS)
 
 

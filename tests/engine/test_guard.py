@@ -10,7 +10,7 @@ from specdec.engine.guard import GUARD_WINDOW, Guard
 
 
 def test_rounds_that_lose_time_switch_speculation_off_with_back_off():
-    g = Guard(plain_step=0.1)
+    g = Guard(verify=lambda n: 0.1)
     for _ in range(GUARD_WINDOW):
         assert g.allow()
         g.observe(drafted=4, committed=1, seconds=0.2)  # each round lost one plain step
@@ -24,7 +24,7 @@ def test_rounds_that_lose_time_switch_speculation_off_with_back_off():
 
 
 def test_rounds_that_pay_keep_speculation_on():
-    g = Guard(plain_step=0.1)
+    g = Guard(verify=lambda n: 0.1)
     for _ in range(5 * GUARD_WINDOW):
         g.observe(drafted=4, committed=3, seconds=0.15)  # 3 tokens for 1.5 plain steps
         assert g.allow()
@@ -32,6 +32,25 @@ def test_rounds_that_pay_keep_speculation_on():
     for i in range(3 * GUARD_WINDOW):
         g.observe(drafted=4, committed=1 if i % 4 == 0 else 3, seconds=0.15)
         assert g.allow()
+
+
+def test_the_plain_step_is_the_curve_scaled_to_the_run():
+    """The curve's one-row pass, times the median ratio of the rounds' measured verification to the curve's price
+    for their rows: rounds that are slower than the curve everywhere (a longer context, the loop's own work) make
+    plain decoding slower too, and a round the unscaled curve would count as a loss is then a gain."""
+    curve = lambda n: 0.05 + 0.005 * (n - 1)  # noqa: E731
+    g = Guard(verify=curve)
+    assert g.plain_step == 0.05  # nothing measured yet: the curve's
+    for _ in range(GUARD_WINDOW):
+        g.observe(drafted=6, committed=2, seconds=0.12, rows=7, verify_seconds=1.2 * curve(7))
+    assert abs(g.plain_step - 0.06) < 1e-12  # rounds ran at 1.2x the curve
+    assert g.allow() and abs(sum(g.gains)) < 1e-9  # 2 tokens in 0.12 s: what plain decoding takes at 0.06 s a token
+    unscaled = Guard(verify=curve)
+    for _ in range(GUARD_WINDOW):
+        unscaled.observe(drafted=6, committed=2, seconds=0.12)  # no verification times: the curve's 0.05 s
+    assert not unscaled.allow()  # the same rounds judged a loss of 0.4 plain steps each
+    g.observe(drafted=0, committed=1, seconds=0.1, rows=1, verify_seconds=0.1)  # a plain round measures it too
+    assert len(g.scales) == GUARD_WINDOW + 1
 
 
 def test_round_costs_gain_arithmetic():

@@ -73,12 +73,13 @@ def test_greedy_speculation_equals_plain(decoder, prompts, plain, drafter, polic
     assert total.rounds < N_PROMPTS * MAX_NEW  # fewer target calls than plain decoding
 
 
-@pytest.mark.parametrize("drafter", ["draft-model", "hybrid"])
-def test_guessed_draft_passes_are_lossless(decoder, prompts, plain, drafter):
-    """guess=N (draft passes that also run tokens copied from the context): same outputs as plain decoding, and
-    the copies saved draft passes (fewer than one pass per drafted token)."""
-    spec = SpecConfig(drafter=drafter, policy="constant", k=6, drafter_options={"guess": 4, "min_match": 3}
-                      if drafter == "hybrid" else {"guess": 4})
+@pytest.mark.parametrize("drafter,sync", [("draft-model", True), ("draft-model", False), ("hybrid", True)])
+def test_guessed_draft_passes_are_lossless(decoder, prompts, plain, drafter, sync):
+    """guess=N (draft passes that also run tokens copied from the context; guess_sync: the round's first pass
+    too): same outputs as plain decoding, and the copies saved draft passes (fewer than one per drafted token)."""
+    opts = {"guess": 4, "guess_sync": sync}
+    spec = SpecConfig(drafter=drafter, policy="constant", k=6,
+                      drafter_options={**opts, "min_match": 3} if drafter == "hybrid" else opts)
     passes = drafted = 0
     for i, (p, ref) in enumerate(zip(prompts, plain)):
         st = GenerationStats()
@@ -143,9 +144,11 @@ TWO_WAYS = [3, 4, 5, 3, 4, 6, 3, 4]  # "3 4" went on with 5 once and 6 once: suf
     [("draft-model", {}, SamplingConfig(temperature=1.0), 2000, SHORT),
      ("draft-model", {}, SamplingConfig(temperature=0.8, top_k=6, top_p=0.95), 1500, SHORT),
      ("draft-model", {"guess": 2}, SamplingConfig(temperature=1.0), 1500, SHORT),
+     ("draft-model", {"guess": 2, "guess_sync": False}, SamplingConfig(temperature=1.0), 1500, SHORT),
      ("prompt-lookup", {}, SamplingConfig(temperature=1.0), 1500, SHORT),
      ("suffix", {}, SamplingConfig(temperature=1.0), 1500, TWO_WAYS)],
-    ids=["draft-model", "draft-model-topk-topp", "draft-model-guess", "prompt-lookup", "suffix-tree"],
+    ids=["draft-model", "draft-model-topk-topp", "draft-model-guess", "draft-model-guess-no-sync", "prompt-lookup",
+         "suffix-tree"],
 )
 def test_speculative_sampling_matches_the_target_distribution(small, drafter, opts, cfg, n, prompt_ids):
     target, draft, tok = small
