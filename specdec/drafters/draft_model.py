@@ -33,7 +33,8 @@ class DraftModelDrafter(DrafterBase):
     name = "draft-model"
 
     def __init__(self, runner: Runner, target_vocab: int, tree_nodes: int = 0, tree_branch: int = 2,
-                 tree_width: int = 4, costs=None, draft_costs=None, guess: int = 0, store=None, guess_sync: bool = True) -> None:
+                 tree_width: int = 4, costs=None, draft_costs=None, guess: int = 0, store=None,
+                 guess_sync: bool = True) -> None:
         """guess: a chain's draft passes also run up to this many tokens copied from the context after the
         drafted one (0: one token a pass); where the draft would have drafted them, they cost no pass of their
         own. guess_sync: the round's first pass (the sync over the tokens committed since the last round) carries
