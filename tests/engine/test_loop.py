@@ -7,7 +7,7 @@ import torch
 
 from spec_helpers import (  # isort: skip
     EmptyDrafter, RandomTreeDrafter, ScriptedDrafter, hf_greedy, oracle_script, random_prompts)
-from policies.simple import ConstantPolicy, HeuristicPolicy  # after specdec (see tests/policies: import cycle)
+from policies.simple import ConstantPolicy, HeuristicPolicy
 from specdec.config import SamplingConfig
 from specdec.drafters.base import Draft, DrafterBase, DraftTree
 from specdec.engine.loop import decode

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from spec_helpers import ScriptedDrafter, hf_greedy, oracle_script  # isort: skip
-from policies.simple import ConstantPolicy  # after specdec (import cycle, see tests/policies)
+from policies.simple import ConstantPolicy
 from specdec.config import SamplingConfig
 from specdec.engine.loop import decode
 from specdec.runners.torch_runner import TorchRunner

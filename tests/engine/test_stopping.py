@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from spec_helpers import ScriptedDrafter, hf_greedy, oracle_script, random_prompts  # isort: skip
-from policies.simple import ConstantPolicy  # after specdec (import cycle, see tests/policies)
+from policies.simple import ConstantPolicy
 from specdec.api import SpecDecoder
 from specdec.config import SamplingConfig, SpecConfig, StopConfig
 from specdec.engine.loop import decode
