@@ -82,8 +82,8 @@ class DraftModelDrafter(DrafterBase):
         logits, hidden = self.runner.forward(x, need_hidden=need_hidden)  # (1, F + G, V), (1, F + G, H) or None
         self.runner.commit(F)
         self.cached = seq.clone()
-        rows = [self._row(logits, hidden, F + j, need_hidden) for j in range(len(fed))]
-        return logits[0, F - 1], (hidden[:, F - 1] if need_hidden and hidden is not None else None), fed, rows
+        rows = [self._row(logits, hidden, j, need_hidden) for j in range(F - 1, F + len(fed))]  # after seq[-1], guesses
+        return *rows[0], fed, rows[1:]
 
     @staticmethod
     def _row(out: torch.Tensor, hid: torch.Tensor | None, j: int, need_hidden: bool) -> tuple:

@@ -49,8 +49,9 @@ class Guard:
                 verify_seconds: float | None = None) -> None:
         """One round: `drafted` tokens drafted, `committed` committed, `seconds` spent drafting + verifying, of
         which `verify_seconds` on the target's pass over `rows` rows (both optional: they scale the curve)."""
-        if rows and verify_seconds is not None and self.verify(rows) > 0:
-            self.scales.append(verify_seconds / self.verify(rows))
+        curve = self.verify(rows) if rows and verify_seconds is not None else 0.0
+        if curve > 0:
+            self.scales.append(verify_seconds / curve)
         if drafted == 0:
             self.off_rounds = max(0, self.off_rounds - 1)
             return
