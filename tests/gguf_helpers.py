@@ -2,15 +2,15 @@
 LlamaForCausalLM into a file llama.cpp (llama-cpp-python) loads and runs with the HF model's logits.
 
     write_gguf(model, path, qtype="F32", tokens=None) -> Path
-        qtype: "F32" (exact), or "Q8_0" / "Q4_0" (gguf.quants) / "Q4_K" (our numpy encoder, below) for the 2-D
-        linear weights (attention, MLP, output); token embeddings and norms stay F32. Q8_0 / Q4_0 need the
-        linear layers' input sizes to be multiples of 32, Q4_K of 256 (make_gguf_friendly_model).
+        qtype: "F32" (exact), or "Q8_0" / "Q4_0" (gguf.quants) / "Q4_K" / "Q6_K" (our numpy encoders, below) for
+        the 2-D linear weights (attention, MLP, output); token embeddings and norms stay F32. Q8_0 / Q4_0 need
+        the linear layers' input sizes to be multiples of 32, K-quants of 256 (make_gguf_friendly_model).
     gguf_tensor_types(path) -> {name: "F32" | "Q8_0" | ...}
     gguf_weights(path) -> {name: float32 array, numpy (out, in) layout}, dequantized with gguf.quants
     dequantized_model(model, path) -> a copy of the HF model carrying the file's (dequantized) weights: the
         reference a quantized GGUF's llama.cpp logits are compared with
     make_gguf_friendly_model(seed, hidden=256, intermediate=512, vocab=64, layers=2) -> Qwen2ForCausalLM
-    quantize_q4_k(w) / dequantize_q4_k(b): the Q4_K encoder and gguf's decoder
+    quantize_q4_k(w) / dequantize_q4_k(b): the Q4_K encoder and gguf's decoder; quantize_q6_k(w) likewise
 
 What llama.cpp needs besides the tensors (llama.cpp names: token_embd, blk.N.attn_norm / attn_q / attn_k /
 attn_v (+ .bias for qwen2) / attn_output / ffn_norm / ffn_gate / ffn_up / ffn_down, output_norm, output):
@@ -43,9 +43,9 @@ import gguf
 from gguf import GGMLQuantizationType as QT
 from gguf import GGUFReader, GGUFWriter, LlamaFileType, TokenType
 
-QTYPES = {"F32": QT.F32, "Q8_0": QT.Q8_0, "Q4_0": QT.Q4_0, "Q4_K": QT.Q4_K}
+QTYPES = {"F32": QT.F32, "Q8_0": QT.Q8_0, "Q4_0": QT.Q4_0, "Q4_K": QT.Q4_K, "Q6_K": QT.Q6_K}
 FILE_TYPES = {"F32": LlamaFileType.ALL_F32, "Q8_0": LlamaFileType.MOSTLY_Q8_0, "Q4_0": LlamaFileType.MOSTLY_Q4_0,
-              "Q4_K": LlamaFileType.MOSTLY_Q4_K_S}
+              "Q4_K": LlamaFileType.MOSTLY_Q4_K_S, "Q6_K": LlamaFileType.MOSTLY_Q6_K}
 ARCHS = {"Qwen2ForCausalLM": "qwen2", "LlamaForCausalLM": "llama"}
 
 # HF parameter name (per layer) -> llama.cpp tensor name
@@ -191,6 +191,31 @@ def dequantize_q4_k(b: np.ndarray) -> np.ndarray:
     return gguf.quants.dequantize(np.asarray(b, dtype=np.uint8), QT.Q4_K)
 
 
+def quantize_q6_k(w: np.ndarray) -> np.ndarray:
+    """Q6_K bytes for float rows (last dim a multiple of 256): uint8 (..., n // 256 * 210) as ggml's block_q6_K
+    (ql 128, qh 64, int8 scales 16, fp16 d) and `gguf.quants.Q6_K.dequantize_blocks` decodes:
+    x = d * sc[j] * (q - 32) per sub-block j of 16. Plain round to nearest (no search, unlike llama.cpp's)."""
+    w = np.asarray(w, dtype=np.float32)
+    if w.shape[-1] % _QK_K:
+        raise ValueError(f"Q6_K needs rows of a multiple of {_QK_K} values, got {w.shape[-1]}")
+    shape = w.shape
+    x = w.reshape(-1, 16, 16).astype(np.float64)  # (blocks, sub-block, value)
+    n = x.shape[0]
+    step = np.abs(x).max(axis=2) / 31  # (n, 16) each sub-block's step, so that q - 32 stays within -31..31
+    d = (step.max(axis=1) / 127).astype(np.float16)  # (n,)
+    d32 = d.astype(np.float32).astype(np.float64)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sc = np.where(d32 > 0, np.round(step / d32), 0).clip(-128, 127).astype(np.int8)
+        a = (d32 * sc.astype(np.float64))[..., None]
+        q = np.where(a != 0, np.round(x / a), 0).clip(-32, 31).astype(np.int16) + 32  # (n, 16, 16) 0..63
+    q = q.reshape(n, 2, 2, 2, 32).astype(np.uint8)  # position 128h + 64s + 32u + i: ql byte 64h + 32u + i, nibble s
+    ql = ((q[:, :, 0] & 0x0F) | ((q[:, :, 1] & 0x0F) << 4)).reshape(n, 128)
+    hi = (q >> 4).reshape(n, 2, 4, 32)  # position 128h + 32t + i: qh byte 32h + i, bits 2t
+    qh = (hi[:, :, 0] | (hi[:, :, 1] << 2) | (hi[:, :, 2] << 4) | (hi[:, :, 3] << 6)).reshape(n, 64)
+    out = np.concatenate([ql, qh, sc.view(np.uint8), d.reshape(n, 1).view(np.uint8)], axis=1)
+    return out.reshape(*shape[:-1], shape[-1] // _QK_K * 210)
+
+
 def _encode(w: np.ndarray, qt: QT) -> np.ndarray:
     if qt == QT.F32:
         return np.ascontiguousarray(w, dtype=np.float32)
@@ -200,6 +225,8 @@ def _encode(w: np.ndarray, qt: QT) -> np.ndarray:
                          "make_gguf_friendly_model: hidden / intermediate sizes multiples of 256)")
     if qt == QT.Q4_K:
         return quantize_q4_k(w)
+    if qt == QT.Q6_K:
+        return quantize_q6_k(w)
     return gguf.quants.quantize(np.ascontiguousarray(w, dtype=np.float32), qt)
 
 

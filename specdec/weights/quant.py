@@ -8,18 +8,26 @@ One representation, `Codes`, per linear layer (N outputs x K inputs, groups of 3
 
     w[n, k] = d[n, g/S] * sc[n, g] * q[n, k]  -  dm[n, g/S] * mn[n, g]        g = k / 32
 
-with q 4-bit (0..15) or 8-bit (0..255) codes, sc / mn small integers, d / dm fp16 per S groups. It holds the
-GGUF's values exactly:
+with q 4-bit (0..15) or 8-bit (0..255) codes, sc / mn small integers, d / dm fp16 per S groups; and 6-bit codes
+(Q6_K), whose scales are per 16 inputs and signed:
+
+    w[n, k] = d[n, g/8] * s[n, k/16] * (q[n, k] - 32)      s = sc[n, g] for k % 32 < 16, else mn[n, g] (as int8)
+
+It holds the GGUF's values exactly:
     Q4_K   4-bit, S = 8 (256-value super-blocks), sc / mn its 6-bit scales and mins     (d*sc exact in fp32)
     Q4_0   4-bit, S = 1, w = d (q - 8)            Q4_1  4-bit, S = 1, w = d q + m
     Q8_0   8-bit, w = d (q - 128)                  Q5_0  8-bit, w = d (q5 - 16) with q = q5 - 16 + 128
-    other  (Q6_K, Q5_1, F16, ...) 8-bit by round-to-nearest per group of 32 from the bf16 weights
-           (step = 1/127 of the group's largest weight: finer than Q6_K's own 6-bit steps)
+    Q6_K   6-bit, S = 8, its int8 scales per 16 values in sc (first half of a group) and mn (second half)
+    other  (Q5_1, F16, ...) 8-bit by round-to-nearest per group of 32 from the bf16 weights
+           (step = 1/127 of the group's largest weight)
+Why Q6_K is kept in 6 bits: the bundled 1.5B's output layer and half of its attn_v / ffn_down are Q6_K; as 8-bit
+codes with a scale and a minimum per 32 (9.5 bits a weight) they were 512 MB of the 1.155 GB a decoded token
+reads, against 6.56 bits in the GGUF (docs/runners.md, "6-bit codes").
 
 `--weights`:
     int4  4-bit where the GGUF is 4-bit (85% of the bundled 1.5B's linear weights: all but half of attn_v /
-          ffn_down and the output layer, which are Q6_K), 8-bit elsewhere; a model without a GGUF gets
-          round-to-nearest 4-bit (min / max per group of 32)
+          ffn_down and the output layer, which are Q6_K and keep their 6-bit codes on specdec's kernel), 8-bit
+          elsewhere; a model without a GGUF gets round-to-nearest 4-bit (min / max per group of 32)
     int8  8-bit everywhere
     int4-all  4-bit everywhere: int4, and round-to-nearest 4-bit (min / max per group of 32) for the tensors that
           are not 4-bit in the GGUF -- lossy, for draft models, whose errors only cost acceptance, never
@@ -44,9 +52,11 @@ from specdec.weights.arena import cat_into_arena, in_arena, arena_empty
 
 WEIGHTS = ("bf16", "int8", "int4", "int4-all")
 GROUP = 32  # inputs per group (= the GGUF's sub-block size)
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: Q6_K in 6-bit codes
 INT4_TYPES = ("Q4_K", "Q4_0", "Q4_1")  # GGUF types whose codes are 4-bit
+INT6_TYPES = ("Q6_K",)  # 6-bit codes, scales per 16 inputs (the aten fallback requantizes them to 8 bits)
 INT8_TYPES = ("Q8_0", "Q5_0")  # GGUF types whose codes fit 8 bits exactly
+CODE_BYTES = {4: 256, 6: 384, 8: 512}  # bytes of codes per group of 32 inputs and block of 16 outputs
 LINEAR_SUFFIXES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")
 
 
@@ -76,14 +86,27 @@ class Codes:
         return Codes(self.q[idx], self.sc[idx], self.mn[idx], self.d[idx], self.dm[idx], self.bits)
 
     def scale_min(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, G) float32 each: w = scale * q - minus per group."""
+        """(N, G) float32 each: w = scale * q - minus per group (4- and 8-bit codes; 6-bit ones have two scales a
+        group: `half_scales`)."""
+        if self.bits == 6:
+            raise ValueError("6-bit codes have a scale per 16 inputs: use half_scales()")
         S = self.S
         d = self.d.float().repeat_interleave(S, 1)
         dm = self.dm.float().repeat_interleave(S, 1)
         return d * self.sc.float(), dm * self.mn.float()
 
+    def half_scales(self) -> torch.Tensor:
+        """6-bit codes: (N, G, 2) float32, d * s of each half group (exact in fp32: an fp16 times an int8)."""
+        d = self.d.float().repeat_interleave(self.S, 1)  # (N, G)
+        s = torch.stack([self.sc, self.mn], -1).view(torch.int8).float()  # (N, G, 2)
+        return d[..., None] * s
+
     def dequantize(self) -> torch.Tensor:
         """(N, K) float32, exactly the formula above (for a GGUF tensor: what ggml computes)."""
+        if self.bits == 6:
+            N, K = self.q.shape
+            q = self.q.float().reshape(N, K // GROUP, 2, GROUP // 2) - 32
+            return (self.half_scales()[..., None] * q).reshape(N, K)
         scale, minus = self.scale_min()
         q = self.q.float().reshape(self.q.shape[0], -1, GROUP)
         return (scale[..., None] * q - minus[..., None]).reshape(self.q.shape)
@@ -94,8 +117,17 @@ def _f16(a: np.ndarray) -> np.ndarray:
 
 
 def gguf_codes(raw: np.ndarray, qtype: str, rows: int, cols: int) -> Codes:
-    """The `Codes` of a Q4_K / Q4_0 / Q4_1 / Q8_0 / Q5_0 GGUF tensor's bytes (N = rows, K = cols)."""
+    """The `Codes` of a Q4_K / Q4_0 / Q4_1 / Q6_K / Q8_0 / Q5_0 GGUF tensor's bytes (N = rows, K = cols)."""
     G = cols // GROUP
+    if qtype == "Q6_K":  # ggml's block: ql (128 bytes), qh (64), int8 scales per 16 values (16), d (fp16)
+        b = np.ascontiguousarray(raw).reshape(-1, 210)
+        ql = b[:, :128].reshape(-1, 2, 1, 64) >> np.array([0, 4], dtype=np.uint8).reshape(1, 1, 2, 1)
+        qh = b[:, 128:192].reshape(-1, 2, 1, 32) >> np.array([0, 2, 4, 6], dtype=np.uint8).reshape(1, 1, 4, 1)
+        q = ((ql & np.uint8(0x0F)).reshape(-1, 256) | ((qh & np.uint8(3)).reshape(-1, 256) << np.uint8(4)))
+        s = b[:, 192:208].reshape(rows, G, 2)  # int8 bits: the scales of each group's two halves
+        d = _f16(b[:, 208:210]).reshape(rows, G // 8)
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a).copy())  # noqa: E731
+        return Codes(t(q.reshape(rows, cols)), t(s[..., 0]), t(s[..., 1]), t(d), t(d), 6)
     if qtype == "Q4_K":
         from gguf.quants import Q4_K
 
@@ -158,7 +190,7 @@ def rtn_codes(w: torch.Tensor, bits: int) -> Codes:
 # ------------------------------------------------------------------------------------------ kernel format
 @dataclass
 class QWeight:
-    """`Codes` laid out for the VNNI kernel (see kernels/qmatmul.cpp): codes (N/16, G, 256 | 512) uint8,
+    """`Codes` laid out for the VNNI kernel (see kernels/qmatmul.cpp): codes (N/16, G, 256 | 384 | 512) uint8,
     sc / mn (N/16, G, 16) uint8, d / dm (N/16, G/S, 16) float16."""
 
     codes: torch.Tensor
@@ -169,7 +201,7 @@ class QWeight:
 
     @property
     def bits(self) -> int:
-        return 4 if self.codes.shape[2] == 256 else 8
+        return {v: k for k, v in CODE_BYTES.items()}[self.codes.shape[2]]
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -187,11 +219,16 @@ class QWeight:
         """Back to `Codes` (N, K) (inverse of `pack`)."""
         B, G, nbytes = self.codes.shape
         N, K = B * 16, G * GROUP
-        if self.bits == 4:
-            c = self.codes.reshape(B, G, 4, 16, 4)  # (b, g, chunk, j, s)
+        if self.bits in (4, 6):
+            c = self.codes[:, :, :256].reshape(B, G, 4, 16, 4)  # (b, g, chunk, j, s)
             lo, hi = c & 0x0F, c >> 4
             q = torch.stack([lo, hi], dim=3)  # (b, g, chunk, lohi, j, s)
             q = q.permute(0, 4, 1, 2, 3, 5).reshape(N, K)
+            if self.bits == 6:  # the high 2 bits: plane h, byte 4j+s, bits 2t..2t+1 -> input 16h + 4t + s
+                h = self.codes[:, :, 256:].reshape(B, G, 2, 16, 1, 4) >> torch.tensor([0, 2, 4, 6],
+                                                                                   dtype=torch.uint8).reshape(4, 1)
+                h = (h & 3).permute(0, 3, 1, 2, 4, 5).reshape(N, K)  # (b, j, g, plane, t, s)
+                q = q | (h << 4)
         else:
             q = self.codes.reshape(B, G, 8, 16, 4).permute(0, 3, 1, 2, 4).reshape(N, K)  # (b, j, g, quad, s)
         f = lambda a: a.permute(0, 2, 1).reshape(N, -1)  # noqa: E731  (b, g, j) -> (n, g)
@@ -204,10 +241,14 @@ def pack(c: Codes) -> QWeight:
         raise ModelLoadError(f"quantized weights need out_features % 16 == 0 and in_features % {GROUP} == 0, "
                              f"got ({N}, {K})")
     B, G = N // 16, K // GROUP
-    if c.bits == 4:
-        q = c.q.reshape(B, 16, G, 4, 2, 4)  # (b, j, g, chunk, lohi, s): k = 32g + 8chunk + 4lohi + s
+    if c.bits in (4, 6):  # the low 4 bits
+        q = (c.q & 0x0F).reshape(B, 16, G, 4, 2, 4)  # (b, j, g, chunk, lohi, s): k = 32g + 8chunk + 4lohi + s
         q = q.permute(0, 2, 3, 4, 1, 5)  # (b, g, chunk, lohi, j, s)
         codes = (q[:, :, :, 0] | (q[:, :, :, 1] << 4)).reshape(B, G, 256)
+        if c.bits == 6:  # the high 2 bits of input 16h + 4t + s in plane h, byte 4j+s, bits 2t..2t+1
+            h = (c.q >> 4).reshape(B, 16, G, 2, 4, 4).permute(0, 2, 3, 1, 4, 5)  # (b, g, plane, j, t, s)
+            h = h[..., 0, :] | (h[..., 1, :] << 2) | (h[..., 2, :] << 4) | (h[..., 3, :] << 6)  # (b, g, plane, j, s)
+            codes = torch.cat([codes, h.reshape(B, G, 128)], -1)
     else:
         codes = c.q.reshape(B, 16, G, 8, 4).permute(0, 2, 3, 1, 4).reshape(B, G, 512)  # (b, g, quad, j, s)
     f = lambda a: a.reshape(B, 16, -1).permute(0, 2, 1).contiguous()  # noqa: E731  (n, g) -> (b, g, j)
@@ -226,6 +267,12 @@ def reference_qmatmul(x: torch.Tensor, w: QWeight) -> torch.Tensor:
     inv = torch.where(amax > 0, 127 / amax, torch.zeros_like(amax))
     xq = torch.round(xg * inv[..., None]).clamp(-128, 127)  # (M, G, 32)
     q = c.q.float().reshape(c.q.shape[0], K // GROUP, GROUP)  # (N, G, 32)
+    if c.bits == 6:  # exact integer dots per half group with (q - 32), then (dot_a * s_a + dot_b * s_b) * xs
+        h = lambda a: a.reshape(*a.shape[:2], 2, GROUP // 2).double()  # noqa: E731
+        dots = torch.einsum("mghk,nghk->mngh", h(xq), h(q) - 32).float()  # (M, N, G, 2)
+        hs = c.half_scales()  # (N, G, 2)
+        t = dots[..., 0] * hs[None, ..., 0] + dots[..., 1] * hs[None, ..., 1]  # (M, N, G)
+        return (t * xs[:, None, :]).sum(-1)
     dots = torch.einsum("mgk,ngk->mng", xq.double(), q.double()).float()  # exact integers
     scale, minus = c.scale_min()  # (N, G)
     y = (dots * xs[:, None, :] * scale[None]).sum(-1) - ((xs * xq.sum(-1))[:, None, :] * minus[None]).sum(-1)

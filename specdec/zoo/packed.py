@@ -1,7 +1,8 @@
 """Quantized weights of a pulled zoo model, built once from its GGUF and cached next to the bf16 copy.
 
     <cache>/<name>/model.gguf                  the GGUF as shipped (the llama.cpp runner reads it too)
-    <cache>/<name>/weights-int4.packed    4-bit codes where the GGUF is 4-bit, 8-bit elsewhere (weights/quant.py)
+    <cache>/<name>/weights-int4.packed    4-bit codes where the GGUF is 4-bit, 6-bit for Q6_K, 8-bit elsewhere
+                                          (weights/quant.py)
     <cache>/<name>/weights-int8.packed    8-bit codes everywhere
 
 The files are safetensors, named `.packed` so that loaders reading every `*.safetensors` of a model folder (vLLM:
@@ -64,8 +65,8 @@ def _unpermute_rows(n_head: int):
 
 def build_packed(gguf_path: Path, bf16_dir: Path, weights: str, say=lambda msg: None) -> tuple[dict, dict]:
     """`QWeight` tensors for `quant.quantize_model` and a report {tensor: "SOURCE -> bits"}: the GGUF's own
-    codes where they fit (4-bit types in int4 mode, Q8_0 / Q5_0 always), else 8-bit round-to-nearest from the
-    bf16 copy. Every tensor is checked against the bf16 copy before it is kept."""
+    codes where they fit (4-bit types and Q6_K in int4 mode, Q8_0 / Q5_0 always), else 8-bit round-to-nearest
+    (4-bit in int4-all mode) from the bf16 copy. Every tensor is checked against the bf16 copy before it is kept."""
     import gguf
     from safetensors import safe_open
 
@@ -89,7 +90,8 @@ def build_packed(gguf_path: Path, bf16_dir: Path, weights: str, say=lambda msg: 
             qtype = t.tensor_type.name if t is not None else "none"
             N, K = w.shape
             four = weights.startswith("int4")
-            exact = (qtype in quant.INT4_TYPES and four) or (qtype in quant.INT8_TYPES and weights != "int4-all")
+            exact = ((qtype in quant.INT4_TYPES and four) or (qtype in quant.INT6_TYPES and weights == "int4")
+                     or (qtype in quant.INT8_TYPES and weights != "int4-all"))
             if exact:
                 c = quant.gguf_codes(t.data, qtype, N, K)
                 if arch == "llama" and name.split(".")[-1] in ("q_proj", "k_proj"):
@@ -188,6 +190,7 @@ def ensure_packed(name: str, folder: Path, weights: str, cache_dir=None, say=lam
         manifest.setdefault("packed", {})[weights] = {
             "seconds": round(time.perf_counter() - t0, 1), "torch": torch.__version__,
             "4-bit tensors": sum(v.endswith("4-bit") for v in report.values()),
+            "6-bit tensors": sum(v.endswith("6-bit") for v in report.values()),
             "8-bit tensors": sum(v.endswith("8-bit") for v in report.values())}
         write_text_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
         record_verified(folder, [path.name])

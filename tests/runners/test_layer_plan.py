@@ -12,11 +12,29 @@ from specdec.runners.torch_runner import TorchRunner
 from specdec.weights import kernels, quant
 
 
+def _six_bit(tensors: dict, model) -> dict:
+    """v_proj and down_proj in 6-bit codes (as the bundled 1.5B's Q6_K layers): random codes and signed scales
+    near the real weights' size, d per whole row."""
+    g = torch.Generator().manual_seed(7)
+    for name in quant.linear_names(model):
+        if name.split(".")[-1] in ("v_proj", "down_proj"):
+            N, K = model.get_submodule(name).weight.shape
+            G = K // 32
+            s = lambda: torch.randint(-127, 128, (N, G), generator=g, dtype=torch.int8).view(torch.uint8)  # noqa: E731
+            d = (torch.rand(N, 1, generator=g) * 2e-4 + 1e-5).half()
+            c = quant.Codes(torch.randint(0, 64, (N, K), generator=g, dtype=torch.uint8), s(), s(), d, d, 6)
+            tensors.update(quant.pack(c).tensors(name))
+    return tensors
+
+
 def _runner(kind: str, weights: str, fuse: bool, kernel: str = "vnni") -> TorchRunner:
     model = make_model(kind, seed=3, layers=3, sharp=4.0)
-    model = quant.quantize_model(model, quant.quantize_from_weights(model, weights), kernel=kernel)
+    tensors = quant.quantize_from_weights(model, weights.removesuffix("+6"))
+    if weights.endswith("+6"):
+        tensors = _six_bit(tensors, model)
+    model = quant.quantize_model(model, tensors, kernel=kernel)
     if fuse:
-        assert quant.fuse_projections(model) == 6
+        assert quant.fuse_projections(model) == (3 if weights.endswith("+6") else 6)  # 6-bit v: q|k|v apart
     quant.compute_in_float32(model)
     return TorchRunner(model, max_context=64)
 
@@ -39,15 +57,19 @@ def _passes(r: TorchRunner) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize("kind", ["qwen2", "llama"])
-@pytest.mark.parametrize("weights", ["int4", "int8"])
+@pytest.mark.parametrize("weights", ["int4", "int8", "int4+6"])
 @pytest.mark.parametrize("fuse", [True, False], ids=["fused", "separate"])
 def test_one_call_equals_the_python_loop_bit_for_bit(kind, weights, fuse):
+    """int4+6: v_proj and down_proj in 6-bit codes beside 4-bit ones (q|k|v then stay separate)."""
     if not kernels.cpu_supported():
         pytest.skip("this CPU has no AVX512-VNNI for specdec's qmatmul kernel")
     r = _runner(kind, weights, fuse)
     assert r.core.plan is not None
     bits = r.core.plan.bits[:7]  # the first layer's q, k, v, o, gate, up, down
-    assert (bits[1:3] == [0, 0] and bits[5] == 0) if fuse else 0 not in bits
+    if weights == "int4+6":
+        assert bits == ([4, 4, 6, 4, 4, 0, 6] if fuse else [4, 4, 6, 4, 4, 4, 6])
+    else:
+        assert (bits[1:3] == [0, 0] and bits[5] == 0) if fuse else 0 not in bits
     one_call = _passes(r)
     r.core.plan = None
     loop = _passes(r)

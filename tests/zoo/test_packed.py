@@ -28,7 +28,7 @@ def _folder(tmp_path, qtype: str, seed: int = 0, kind: str = "qwen2"):
     return folder, dequantized_model(model, gguf).float()
 
 
-@pytest.mark.parametrize("qtype,bits", [("Q4_K", 4), ("Q4_0", 4), ("Q8_0", 8)])
+@pytest.mark.parametrize("qtype,bits", [("Q4_K", 4), ("Q4_0", 4), ("Q6_K", 6), ("Q8_0", 8)])
 def test_packed_codes_are_the_ggufs_values(tmp_path, qtype, bits):
     folder, ref = _folder(tmp_path, qtype)
     tensors, report = build_packed(folder / "model.gguf", folder, "int4")

@@ -11,10 +11,13 @@
 // Weight format (one linear layer, N outputs x K inputs, G = K / 32 groups, B = N / 16 blocks of 16 outputs):
 //   codes  u8  (B, G, 256)  4-bit: byte 4*j+s of chunk c (64 bytes) holds output 16b+j, inputs 32g+8c+s (low
 //                           nibble) and 32g+8c+4+s (high nibble)
+//          u8  (B, G, 384)  6-bit (Q6_K): the low 4 bits as the 4-bit layout (256 bytes), then two planes of 64
+//                           bytes: byte 4*j+s of plane h holds the high 2 bits of inputs 32g+16h+4t+s at bits 2t
 //          u8  (B, G, 512)  8-bit: byte 4*j+s of quad q holds output 16b+j, input 32g+4q+s (code = w8 + 128)
-//   sc, mn u8  (B, G, 16)   per group and output: w = d*sc*code - dmin*mn  (Q4_K's 6-bit scale and min)
-//   d, dm  f16 (B, G/S, 16) per S groups (S = 8 for Q4_K's 256-value super-blocks, 1 otherwise)
-// So a Q4_K tensor keeps its exact GGUF values (d*sc and dmin*mn are exact in fp32, as in ggml).
+//   sc, mn u8  (B, G, 16)   per group and output: w = d*sc*code - dmin*mn  (Q4_K's 6-bit scale and min);
+//                           6-bit: w = d*s*(code - 32) with s = sc (inputs 0-15 of the group) or mn (16-31), int8
+//   d, dm  f16 (B, G/S, 16) per S groups (S = 8 for K-quants' 256-value super-blocks, 1 otherwise)
+// So Q4_K and Q6_K tensors keep their exact GGUF values (d*sc and dmin*mn are exact in fp32, as in ggml).
 //
 // Each row's arithmetic is the same whatever the number of rows in the call (int32 sums per group, then one
 // fp32 accumulation per row in group order): a token's output does not depend on what shares its pass.
@@ -34,13 +37,15 @@ namespace {
 
 constexpr int GROUP = 32;
 constexpr int MR = 8;  // rows per register block
-// codes are prefetched this many groups ahead on multi-row passes (both paths): with many rows the arithmetic
-// between loads is long and the hardware prefetcher falls behind (measured: a 16-row pass of the 1.5B's layers
-// 80 -> 65 ms on VNNI; 1 row: no change, so 1-row passes leave it out)
+// codes are prefetched this many groups ahead (both paths): with many rows the arithmetic between loads is long
+// and the hardware prefetcher falls behind (measured: a 16-row pass of the 1.5B's layers 80 -> 65 ms on VNNI).
+// 1-row passes gain too on Sapphire Rapids (the 1.5B's 4-bit layers alone, median of 9: 40.1 -> 34.5 ms; the
+// 6-bit output layer 11.1 -> 7.3 ms), where Zen 4 had measured no change: every pass prefetches.
 constexpr int64_t PFD = 8;
 
-// x (M, K) fp32 -> xq (M, K) int8, xs (M, G) scale, xsq (M, G) = xs * sum(xq) per group of 32
-void quantize_rows(const float* x, int64_t M, int64_t K, int8_t* xq, float* xs, float* xsq) {
+// x (M, K) fp32 -> xq (M, K) int8, xs (M, G) scale, xsq (M, G) = xs * sum(xq) per group of 32; for 6-bit
+// weights also xh (M, 2G) = 32 * sum(xq) per half group (the codes' offset of 32, taken off the int32 sums)
+void quantize_rows(const float* x, int64_t M, int64_t K, int8_t* xq, float* xs, float* xsq, int32_t* xh) {
   const int64_t G = K / GROUP;
   for (int64_t i = 0; i < M * G; ++i) {
     const float* p = x + i * GROUP;  // row-major, groups are contiguous
@@ -54,6 +59,10 @@ void quantize_rows(const float* x, int64_t M, int64_t K, int8_t* xq, float* xs, 
     _mm_storeu_si128((__m128i*)(xq + i * GROUP), _mm512_cvtsepi32_epi8(qa));
     _mm_storeu_si128((__m128i*)(xq + i * GROUP + 16), _mm512_cvtsepi32_epi8(qb));
     int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
+    if (xh) {
+      xh[2 * i] = 32 * _mm512_reduce_add_epi32(qa);
+      xh[2 * i + 1] = 32 * _mm512_reduce_add_epi32(qb);
+    }
     xs[i] = scale;
     xsq[i] = scale * (float)sum;
   }
@@ -90,8 +99,7 @@ inline void block_rows(const uint8_t* codes, const uint8_t* sc, const uint8_t* m
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
     const uint8_t* p = codes + g * cbytes;
     const int8_t* xg = xq + g * GROUP;
-    if (R > 1)
-      for (int64_t o = 0; o < cbytes; o += 64) _mm_prefetch((const char*)(p + PFD * cbytes + o), _MM_HINT_T0);
+    for (int64_t o = 0; o < cbytes; o += 64) _mm_prefetch((const char*)(p + PFD * cbytes + o), _MM_HINT_T0);
     if (FOUR) {
       // two accumulator chains per row when few rows: vpdpbusd's latency (~5 cycles) would otherwise bound
       // a one-row pass (8 dependent dot products per group)
@@ -145,6 +153,84 @@ void run_rows(int R, const uint8_t* codes, const uint8_t* sc, const uint8_t* mn,
               int64_t K, float* y, int64_t ldy) {
   switch (R) {
 #define CASE(n) case n: block_rows<n, FOUR>(codes, sc, mn, d, dm, G, S, xq, xs, xsq, K, y, ldy); break;
+    CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+#undef CASE
+    default: TORCH_CHECK(false, "bad row block");
+  }
+}
+
+// ------------------------------------------------------------------------------------------ 6-bit (Q6_K)
+// The codes' 6-bit values, one quad of 4 inputs per 32-bit lane: the low nibbles as in the 4-bit layout, the
+// high 2 bits of quad 4h+t from plane h at bits 2t, moved to bits 4-5 (16-bit shifts, then masked per byte).
+template <int T>
+inline __m512i high_bits(__m512i h) {
+  const __m512i m30 = _mm512_set1_epi8(0x30);
+  if (T == 0) return _mm512_and_si512(_mm512_slli_epi16(h, 4), m30);
+  if (T == 1) return _mm512_and_si512(_mm512_slli_epi16(h, 2), m30);
+  if (T == 2) return _mm512_and_si512(h, m30);
+  return _mm512_and_si512(_mm512_srli_epi16(h, 2), m30);
+}
+
+// quads 2c and 2c+1 of a group (chunk c of the low nibbles, plane c / 2 of the high bits)
+template <int C>
+inline void six_quads(const uint8_t* p, __m512i& lo, __m512i& hi) {
+  const __m512i m0f = _mm512_set1_epi8(0x0F);
+  const __m512i v = _mm512_loadu_si512((const void*)(p + 64 * C));
+  const __m512i h = _mm512_loadu_si512((const void*)(p + 256 + 64 * (C / 2)));
+  lo = _mm512_or_si512(_mm512_and_si512(v, m0f), high_bits<2 * (C % 2)>(h));
+  hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), m0f), high_bits<2 * (C % 2) + 1>(h));
+}
+
+// the two half groups' scales d*s (16 outputs each): exact in fp32 (an fp16 times an int8)
+inline void half_scales(const uint8_t* sc, const uint8_t* mn, const uint16_t* d, int64_t g, int64_t S, __m512& sa,
+                        __m512& sb) {
+  __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(d + (g / S) * 16)));
+  sa = _mm512_mul_ps(dv, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(sc + g * 16)))));
+  sb = _mm512_mul_ps(dv, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(mn + g * 16)))));
+}
+
+// R rows x 16 outputs of 6-bit codes: per group two int32 sums a row (inputs 0-15 and 16-31, each with its own
+// scale), less 32 * the activations' sum (the codes' offset), then t = sum_a * s_a + sum_b * s_b, tot += t * xs.
+// Each row's arithmetic is the same whatever R is.
+template <int R>
+inline void block_rows6(const uint8_t* codes, const uint8_t* sc, const uint8_t* mn, const uint16_t* d, int64_t G,
+                        int64_t S, const int8_t* xq, const float* xs, const int32_t* xh, int64_t K, float* y,
+                        int64_t ldy) {
+  __m512 tot[R];
+  for (int r = 0; r < R; ++r) tot[r] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < G; ++g) {
+    const uint8_t* p = codes + g * 384;
+    const int8_t* xg = xq + g * GROUP;
+    for (int64_t o = 0; o < 384; o += 64) _mm_prefetch((const char*)(p + PFD * 384 + o), _MM_HINT_T0);
+    __m512i a[R], b[R];
+    for (int r = 0; r < R; ++r) a[r] = b[r] = _mm512_setzero_si512();
+    __m512i lo, hi;
+#define SIX_CHUNK(C, ACC)                                                                             \
+    six_quads<C>(p, lo, hi);                                                                          \
+    for (int r = 0; r < R; ++r) {                                                                     \
+      const int8_t* xr = xg + r * K + 8 * C;                                                          \
+      ACC[r] = _mm512_dpbusd_epi32(ACC[r], lo, _mm512_set1_epi32(*(const int32_t*)xr));               \
+      ACC[r] = _mm512_dpbusd_epi32(ACC[r], hi, _mm512_set1_epi32(*(const int32_t*)(xr + 4)));         \
+    }
+    SIX_CHUNK(0, a) SIX_CHUNK(2, b) SIX_CHUNK(1, a) SIX_CHUNK(3, b)
+#undef SIX_CHUNK
+    __m512 sa, sb;
+    half_scales(sc, mn, d, g, S, sa, sb);
+    for (int r = 0; r < R; ++r) {
+      const int32_t* h = xh + 2 * (r * G + g);
+      __m512 ta = _mm512_cvtepi32_ps(_mm512_sub_epi32(a[r], _mm512_set1_epi32(h[0])));
+      __m512 tb = _mm512_cvtepi32_ps(_mm512_sub_epi32(b[r], _mm512_set1_epi32(h[1])));
+      __m512 t = _mm512_fmadd_ps(tb, sb, _mm512_mul_ps(ta, sa));
+      tot[r] = _mm512_fmadd_ps(t, _mm512_set1_ps(xs[r * G + g]), tot[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) _mm512_storeu_ps(y + r * ldy, tot[r]);
+}
+
+void run_rows6(int R, const uint8_t* codes, const uint8_t* sc, const uint8_t* mn, const uint16_t* d, int64_t G,
+               int64_t S, const int8_t* xq, const float* xs, const int32_t* xh, int64_t K, float* y, int64_t ldy) {
+  switch (R) {
+#define CASE(n) case n: block_rows6<n>(codes, sc, mn, d, G, S, xq, xs, xh, K, y, ldy); break;
     CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
 #undef CASE
     default: TORCH_CHECK(false, "bad row block");
@@ -264,6 +350,8 @@ void amx_block(int R, const uint8_t* codes, const uint8_t* sc, const uint8_t* mn
   for (int r = 0; r < R; ++r) _mm512_storeu_ps(y + r * ldy, tot[r]);
 }
 
+inline int64_t code_bytes(int64_t bits) { return bits == 4 ? 256 : bits == 6 ? 384 : 512; }
+
 // The shapes of a quantized linear call, checked: x (M, K) float32, codes (B, G, 256 | 512), d (B, G / S, 16)
 struct QShape {
   int64_t M, K, B, G, S;
@@ -271,12 +359,12 @@ struct QShape {
 
 QShape check_qweight(const torch::Tensor& x, const torch::Tensor& codes, const torch::Tensor& d, int64_t bits) {
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat32, "x must be (M, K) float32");
-  TORCH_CHECK(bits == 4 || bits == 8, "bits must be 4 or 8");
+  TORCH_CHECK(bits == 4 || bits == 6 || bits == 8, "bits must be 4, 6 or 8");
   const int64_t M = x.size(0), K = x.size(1);
   TORCH_CHECK(K % GROUP == 0, "K must be a multiple of 32");
   const int64_t B = codes.size(0), G = codes.size(1);
   TORCH_CHECK(G * GROUP == K, "codes do not match K");
-  TORCH_CHECK(codes.size(2) == (bits == 4 ? 256 : 512), "codes have the wrong group size");
+  TORCH_CHECK(codes.size(2) == code_bytes(bits), "codes have the wrong group size");
   TORCH_CHECK(d.size(1) > 0 && G % d.size(1) == 0, "scales do not match the groups");
   return {M, K, B, G, G / d.size(1)};
 }
@@ -300,13 +388,18 @@ torch::Tensor qmatmul(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, to
   x = x.contiguous();
   const int64_t M = q.M, K = q.K, B = q.B, G = q.G, S = q.S;
   const int64_t N = B * 16;
-  const bool amx = g_amx_min_rows > 0 && M >= g_amx_min_rows;
+  // 6-bit codes stay on the VNNI path at every row count (no AMX path for them: their half-group scales would
+  // double the per-group float work that already bounds AMX here; docs/runners.md)
+  const bool amx = g_amx_min_rows > 0 && M >= g_amx_min_rows && bits != 6;
   const int64_t Mpad = amx ? (M + 15) / 16 * 16 : M;  // AMX loads 16 rows a tile: zero rows past M
   auto xq = torch::empty({Mpad, K}, torch::kInt8);
   if (Mpad > M) std::memset(xq.data_ptr<int8_t>() + M * K, 0, (Mpad - M) * K);
   auto xs = torch::empty({M, G}, torch::kFloat32);
   auto xsq = torch::empty({M, G}, torch::kFloat32);
-  quantize_rows(x.data_ptr<float>(), M, K, xq.data_ptr<int8_t>(), xs.data_ptr<float>(), xsq.data_ptr<float>());
+  auto xh = torch::empty({bits == 6 ? M : 0, 2 * G}, torch::kInt32);
+  quantize_rows(x.data_ptr<float>(), M, K, xq.data_ptr<int8_t>(), xs.data_ptr<float>(), xsq.data_ptr<float>(),
+                bits == 6 ? xh.data_ptr<int32_t>() : nullptr);
+  const int32_t* xhp = bits == 6 ? xh.data_ptr<int32_t>() : nullptr;
   auto y = torch::empty({M, N}, torch::kFloat32);
   const uint8_t* cp = codes.data_ptr<uint8_t>();
   const uint8_t* scp = sc.data_ptr<uint8_t>();
@@ -317,7 +410,7 @@ torch::Tensor qmatmul(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, to
   const float* xsp = xs.data_ptr<float>();
   const float* xsqp = xsq.data_ptr<float>();
   float* yp = y.data_ptr<float>();
-  const int64_t cbytes = bits == 4 ? 256 : 512;
+  const int64_t cbytes = code_bytes(bits);
   const int64_t GS = G / S;
   if (amx) {
     at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
@@ -337,7 +430,10 @@ torch::Tensor qmatmul(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, to
     for (int64_t b = b0; b < b1; ++b) {
       for (int64_t m0 = 0; m0 < M; m0 += MR) {
         const int R = (int)std::min<int64_t>(MR, M - m0);
-        if (bits == 4)
+        if (bits == 6)
+          run_rows6(R, cp + b * G * cbytes, scp + b * G * 16, mnp + b * G * 16, dp + b * GS * 16, G, S,
+                    xqp + m0 * K, xsp + m0 * G, xhp + m0 * 2 * G, K, yp + m0 * N + b * 16, N);
+        else if (bits == 4)
           run_rows<true>(R, cp + b * G * cbytes, scp + b * G * 16, mnp + b * G * 16, dp + b * GS * 16,
                          dmp + b * GS * 16, G, S, xqp + m0 * K, xsp + m0 * G, xsqp + m0 * G, K,
                          yp + m0 * N + b * 16, N);
@@ -390,13 +486,14 @@ void amx_bf16_configure() {
 // One group (32 inputs) of one block (16 outputs) as a bf16 B tile: row i holds inputs 2i and 2i+1 of every
 // output (output j at words 2j, 2j+1). A 64-byte load of codes holds 4 inputs of each of the 16 outputs (a
 // 32-bit lane per output): byte s of the lanes is input k0 + s.
-template <bool FOUR>
-inline void dequant_group_bf16(const uint8_t* p, __m512 s, __m512 m, uint16_t* out) {
+// BITS 6: quads 0-3 take (s, m), quads 4-7 (s2, m2) (the half groups' scales, m = 32 s: w = s q - m exactly)
+template <int BITS>
+inline void dequant_group_bf16(const uint8_t* p, __m512 s, __m512 m, __m512 s2, __m512 m2, uint16_t* out) {
   alignas(64) static const uint16_t PAIR[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
                                                 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
   const __m512i pair = _mm512_load_si512((const void*)PAIR);
   const __m512i mff = _mm512_set1_epi32(0xFF);
-  auto quad = [&](__m512i v, uint16_t* rows) {  // inputs k0..k0+3 -> tile rows k0/2, k0/2 + 1
+  auto quad = [&](__m512i v, uint16_t* rows, __m512 s, __m512 m) {  // inputs k0..k0+3 -> tile rows k0/2, k0/2 + 1
     __m512 f0 = _mm512_fmsub_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v, mff)), s, m);
     __m512 f1 = _mm512_fmsub_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(v, 8), mff)), s, m);
     __m512 f2 = _mm512_fmsub_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(v, 16), mff)), s, m);
@@ -404,15 +501,23 @@ inline void dequant_group_bf16(const uint8_t* p, __m512 s, __m512 m, uint16_t* o
     _mm512_store_si512((void*)rows, _mm512_permutexvar_epi16(pair, (__m512i)_mm512_cvtne2ps_pbh(f1, f0)));
     _mm512_store_si512((void*)(rows + 32), _mm512_permutexvar_epi16(pair, (__m512i)_mm512_cvtne2ps_pbh(f3, f2)));
   };
-  if (FOUR) {
+  if (BITS == 4) {
     const __m512i m0f = _mm512_set1_epi8(0x0F);
     for (int c = 0; c < 4; ++c) {  // chunk c: low nibbles inputs 8c..8c+3, high nibbles 8c+4..8c+7
       __m512i v = _mm512_loadu_si512((const void*)(p + 64 * c));
-      quad(_mm512_and_si512(v, m0f), out + 32 * (4 * c));
-      quad(_mm512_and_si512(_mm512_srli_epi16(v, 4), m0f), out + 32 * (4 * c + 2));
+      quad(_mm512_and_si512(v, m0f), out + 32 * (4 * c), s, m);
+      quad(_mm512_and_si512(_mm512_srli_epi16(v, 4), m0f), out + 32 * (4 * c + 2), s, m);
     }
+  } else if (BITS == 6) {
+    __m512i lo, hi;
+#define SIX_BF16(C, S_, M_)                   \
+    six_quads<C>(p, lo, hi);                  \
+    quad(lo, out + 32 * (4 * C), S_, M_);     \
+    quad(hi, out + 32 * (4 * C + 2), S_, M_);
+    SIX_BF16(0, s, m) SIX_BF16(1, s, m) SIX_BF16(2, s2, m2) SIX_BF16(3, s2, m2)
+#undef SIX_BF16
   } else {
-    for (int q = 0; q < 8; ++q) quad(_mm512_loadu_si512((const void*)(p + 64 * q)), out + 32 * (2 * q));
+    for (int q = 0; q < 8; ++q) quad(_mm512_loadu_si512((const void*)(p + 64 * q)), out + 32 * (2 * q), s, m);
   }
 }
 
@@ -467,7 +572,7 @@ torch::Tensor qmatmul_bf16(torch::Tensor x, torch::Tensor codes, torch::Tensor s
   const QShape q = check_qweight(x, codes, d, bits);
   x = x.contiguous();
   const int64_t M = q.M, K = q.K, B = q.B, G = q.G, S = q.S;
-  const int64_t N = B * 16, Mpad = (M + 15) / 16 * 16, GS = G / S, cbytes = bits == 4 ? 256 : 512;
+  const int64_t N = B * 16, Mpad = (M + 15) / 16 * 16, GS = G / S, cbytes = code_bytes(bits);
   const int64_t RT = Mpad / 16;  // 16-row tiles
   // activations in bf16, packed (RT, G, 16, 32): row tile t, group g is 1 KB; zero rows past M
   uint16_t* xbp = (uint16_t*)scratch(0, RT * G * 512 * 2);
@@ -506,13 +611,20 @@ torch::Tensor qmatmul_bf16(torch::Tensor x, torch::Tensor codes, torch::Tensor s
           for (int j = 0; j < nb; ++j) {
             const int64_t b = b0 + j;
             for (int64_t g = 0; g < sl; ++g) {
-              __m512 s, m;
-              group_scales(scp + b * G * 16, mnp + b * G * 16, dp + b * GS * 16, dmp + b * GS * 16, s0 + g, S, s,
-                           m);
+              __m512 s, m, s2, m2;
               const uint8_t* p = cp + (b * G + s0 + g) * cbytes;
               uint16_t* out = buf + 1024 * g + 512 * j;
-              if (bits == 4) dequant_group_bf16<true>(p, s, m, out);
-              else dequant_group_bf16<false>(p, s, m, out);
+              if (bits == 6) {
+                half_scales(scp + b * G * 16, mnp + b * G * 16, dp + b * GS * 16, s0 + g, S, s, s2);
+                const __m512 k32 = _mm512_set1_ps(32.0f);
+                m = _mm512_mul_ps(s, k32), m2 = _mm512_mul_ps(s2, k32);
+                dequant_group_bf16<6>(p, s, m, s2, m2, out);
+                continue;
+              }
+              group_scales(scp + b * G * 16, mnp + b * G * 16, dp + b * GS * 16, dmp + b * GS * 16, s0 + g, S, s,
+                           m);
+              if (bits == 4) dequant_group_bf16<4>(p, s, m, s, m, out);
+              else dequant_group_bf16<8>(p, s, m, s, m, out);
             }
           }
           {  // the next sub-slice's codes (this pair's, else the next pair's), fetched while the tiles multiply
