@@ -124,11 +124,12 @@ def gguf_codes(raw: np.ndarray, qtype: str, rows: int, cols: int) -> Codes:
         ql = b[:, :128].reshape(-1, 2, 1, 64) >> np.array([0, 4], dtype=np.uint8).reshape(1, 1, 2, 1)
         qh = b[:, 128:192].reshape(-1, 2, 1, 32) >> np.array([0, 2, 4, 6], dtype=np.uint8).reshape(1, 1, 4, 1)
         q = ((ql & np.uint8(0x0F)).reshape(-1, 256) | ((qh & np.uint8(3)).reshape(-1, 256) << np.uint8(4)))
+        q = q.reshape(rows, cols)
         s = b[:, 192:208].reshape(rows, G, 2)  # int8 bits: the scales of each group's two halves
-        d = _f16(b[:, 208:210]).reshape(rows, G // 8)
-        t = lambda a: torch.from_numpy(np.ascontiguousarray(a).copy())  # noqa: E731
-        return Codes(t(q.reshape(rows, cols)), t(s[..., 0]), t(s[..., 1]), t(d), t(d), 6)
-    if qtype == "Q4_K":
+        sc, mn = s[..., 0], s[..., 1]
+        d = dm = _f16(b[:, 208:210]).reshape(rows, G // 8)  # dm: unused by 6-bit codes
+        bits = 6
+    elif qtype == "Q4_K":
         from gguf.quants import Q4_K
 
         b = np.ascontiguousarray(raw).reshape(-1, 144)  # super-blocks of 256 values

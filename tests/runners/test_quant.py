@@ -196,6 +196,24 @@ def test_amx_threshold_follows_the_mode(monkeypatch):
 
 
 @pytest.mark.parametrize("kernel", ["vnni", "aten", "reference"])
+def test_a_6_bit_linear_on_every_kernel_is_the_exact_weights_product(kernel):
+    """QLinear with Q6_K codes: specdec's kernel, its torch reference and the aten fallback (which turns the
+    codes into per-channel int8) all give about x @ W^T for W the GGUF's exact values, with a bias."""
+    if kernel == "vnni":
+        _vnni()
+    c = _q6k_codes(64, 512, 9)
+    w = c.dequantize()  # (64, 512) the exact values
+    bias = torch.randn(64, generator=torch.Generator().manual_seed(1))
+    lin = quant.QLinear(quant.pack(c), bias.clone(), kernel)
+    assert lin.bits == 6
+    x = torch.randn(2, 5, 512, generator=torch.Generator().manual_seed(2))
+    want = x @ w.T + bias
+    got = lin(x)
+    assert got.shape == (2, 5, 64)
+    assert float((got - want).abs().max() / want.abs().max()) < 0.02  # W6A8 (aten: W8A16)
+
+
+@pytest.mark.parametrize("kernel", ["vnni", "aten", "reference"])
 @pytest.mark.parametrize("weights", ["int4", "int8"])
 def test_quantized_model_tracks_the_float_model(kernel, weights):
     if kernel == "vnni":
