@@ -117,6 +117,15 @@ def _fp16_at_most(v: np.ndarray) -> np.ndarray:
     return h
 
 
+def _sub_blocks(w: np.ndarray, qtype: str, size: int) -> tuple[tuple, np.ndarray]:
+    """K-quant rows as (super-blocks of 256, sub-blocks, values) float64, and the rows' shape; a clear error for
+    rows the format cannot hold."""
+    w = np.asarray(w, dtype=np.float32)
+    if w.shape[-1] % _QK_K:
+        raise ValueError(f"{qtype} needs rows of a multiple of {_QK_K} values, got {w.shape[-1]}")
+    return w.shape, w.reshape(-1, _QK_K // size, size).astype(np.float64)
+
+
 def quantize_q4_k(w: np.ndarray) -> np.ndarray:
     """Q4_K bytes for float rows (last dim a multiple of 256): uint8 (..., n // 256 * 144), the layout ggml's
     block_q4_K has and `gguf.quants.Q4_K.dequantize_blocks` decodes (x = d * sc[j] * q - dmin * m[j]).
@@ -128,11 +137,7 @@ def quantize_q4_k(w: np.ndarray) -> np.ndarray:
     one, a little more accurate); instead every choice is one a decoded block re-derives (slack for float
     error included), so quantize_q4_k(dequantize_q4_k(b)) == b.
     """
-    w = np.asarray(w, dtype=np.float32)
-    if w.shape[-1] % _QK_K:
-        raise ValueError(f"Q4_K needs rows of a multiple of {_QK_K} values, got {w.shape[-1]}")
-    shape = w.shape
-    x = w.reshape(-1, 8, 32).astype(np.float64)  # (blocks, sub-block, value)
+    shape, x = _sub_blocks(w, "Q4_K", 32)  # x (n, 8, 32)
     n = x.shape[0]
 
     off = -np.minimum(x.min(axis=2), 0.0)  # (n, 8) >= 0: how far each sub-block reaches below 0
@@ -195,11 +200,7 @@ def quantize_q6_k(w: np.ndarray) -> np.ndarray:
     """Q6_K bytes for float rows (last dim a multiple of 256): uint8 (..., n // 256 * 210) as ggml's block_q6_K
     (ql 128, qh 64, int8 scales 16, fp16 d) and `gguf.quants.Q6_K.dequantize_blocks` decodes:
     x = d * sc[j] * (q - 32) per sub-block j of 16. Plain round to nearest (no search, unlike llama.cpp's)."""
-    w = np.asarray(w, dtype=np.float32)
-    if w.shape[-1] % _QK_K:
-        raise ValueError(f"Q6_K needs rows of a multiple of {_QK_K} values, got {w.shape[-1]}")
-    shape = w.shape
-    x = w.reshape(-1, 16, 16).astype(np.float64)  # (blocks, sub-block, value)
+    shape, x = _sub_blocks(w, "Q6_K", 16)  # x (n, 16, 16)
     n = x.shape[0]
     step = np.abs(x).max(axis=2) / 31  # (n, 16) each sub-block's step, so that q - 32 stays within -31..31
     d = (step.max(axis=1) / 127).astype(np.float16)  # (n,)
