@@ -57,6 +57,7 @@ INT4_TYPES = ("Q4_K", "Q4_0", "Q4_1")  # GGUF types whose codes are 4-bit
 INT6_TYPES = ("Q6_K",)  # 6-bit codes, scales per 16 inputs (the aten fallback requantizes them to 8 bits)
 INT8_TYPES = ("Q8_0", "Q5_0")  # GGUF types whose codes fit 8 bits exactly
 CODE_BYTES = {4: 256, 6: 384, 8: 512}  # bytes of codes per group of 32 inputs and block of 16 outputs
+_BITS_OF = {v: k for k, v in CODE_BYTES.items()}
 LINEAR_SUFFIXES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")
 
 
@@ -202,7 +203,7 @@ class QWeight:
 
     @property
     def bits(self) -> int:
-        return {v: k for k, v in CODE_BYTES.items()}[self.codes.shape[2]]
+        return _BITS_OF[self.codes.shape[2]]
 
     @property
     def shape(self) -> tuple[int, int]:

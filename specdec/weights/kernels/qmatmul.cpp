@@ -58,10 +58,14 @@ void quantize_rows(const float* x, int64_t M, int64_t K, int8_t* xq, float* xs, 
     __m512i qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, vinv));
     _mm_storeu_si128((__m128i*)(xq + i * GROUP), _mm512_cvtsepi32_epi8(qa));
     _mm_storeu_si128((__m128i*)(xq + i * GROUP + 16), _mm512_cvtsepi32_epi8(qb));
-    int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
-    if (xh) {
-      xh[2 * i] = 32 * _mm512_reduce_add_epi32(qa);
-      xh[2 * i + 1] = 32 * _mm512_reduce_add_epi32(qb);
+    int32_t sum;
+    if (xh) {  // the halves' sums, and the group's from them (integers: the same sum either way)
+      const int32_t sa = _mm512_reduce_add_epi32(qa), sb = _mm512_reduce_add_epi32(qb);
+      xh[2 * i] = 32 * sa;
+      xh[2 * i + 1] = 32 * sb;
+      sum = sa + sb;
+    } else {
+      sum = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
     }
     xs[i] = scale;
     xsq[i] = scale * (float)sum;
@@ -352,7 +356,7 @@ void amx_block(int R, const uint8_t* codes, const uint8_t* sc, const uint8_t* mn
 
 inline int64_t code_bytes(int64_t bits) { return bits == 4 ? 256 : bits == 6 ? 384 : 512; }
 
-// The shapes of a quantized linear call, checked: x (M, K) float32, codes (B, G, 256 | 512), d (B, G / S, 16)
+// The shapes of a quantized linear call, checked: x (M, K) float32, codes (B, G, 256 | 384 | 512), d (B, G / S, 16)
 struct QShape {
   int64_t M, K, B, G, S;
 };
@@ -397,9 +401,8 @@ torch::Tensor qmatmul(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, to
   auto xs = torch::empty({M, G}, torch::kFloat32);
   auto xsq = torch::empty({M, G}, torch::kFloat32);
   auto xh = torch::empty({bits == 6 ? M : 0, 2 * G}, torch::kInt32);
-  quantize_rows(x.data_ptr<float>(), M, K, xq.data_ptr<int8_t>(), xs.data_ptr<float>(), xsq.data_ptr<float>(),
-                bits == 6 ? xh.data_ptr<int32_t>() : nullptr);
-  const int32_t* xhp = bits == 6 ? xh.data_ptr<int32_t>() : nullptr;
+  int32_t* xhp = bits == 6 ? xh.data_ptr<int32_t>() : nullptr;  // 6-bit codes only: the half groups' sums
+  quantize_rows(x.data_ptr<float>(), M, K, xq.data_ptr<int8_t>(), xs.data_ptr<float>(), xsq.data_ptr<float>(), xhp);
   auto y = torch::empty({M, N}, torch::kFloat32);
   const uint8_t* cp = codes.data_ptr<uint8_t>();
   const uint8_t* scp = sc.data_ptr<uint8_t>();
@@ -614,17 +617,17 @@ torch::Tensor qmatmul_bf16(torch::Tensor x, torch::Tensor codes, torch::Tensor s
               __m512 s, m, s2, m2;
               const uint8_t* p = cp + (b * G + s0 + g) * cbytes;
               uint16_t* out = buf + 1024 * g + 512 * j;
-              if (bits == 6) {
+              if (bits == 6) {  // w = s q - 32 s per half group
                 half_scales(scp + b * G * 16, mnp + b * G * 16, dp + b * GS * 16, s0 + g, S, s, s2);
                 const __m512 k32 = _mm512_set1_ps(32.0f);
                 m = _mm512_mul_ps(s, k32), m2 = _mm512_mul_ps(s2, k32);
                 dequant_group_bf16<6>(p, s, m, s2, m2, out);
-                continue;
+              } else {
+                group_scales(scp + b * G * 16, mnp + b * G * 16, dp + b * GS * 16, dmp + b * GS * 16, s0 + g, S, s,
+                             m);
+                if (bits == 4) dequant_group_bf16<4>(p, s, m, s, m, out);
+                else dequant_group_bf16<8>(p, s, m, s, m, out);
               }
-              group_scales(scp + b * G * 16, mnp + b * G * 16, dp + b * GS * 16, dmp + b * GS * 16, s0 + g, S, s,
-                           m);
-              if (bits == 4) dequant_group_bf16<4>(p, s, m, s, m, out);
-              else dequant_group_bf16<8>(p, s, m, s, m, out);
             }
           }
           {  // the next sub-slice's codes (this pair's, else the next pair's), fetched while the tiles multiply
