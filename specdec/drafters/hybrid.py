@@ -9,7 +9,8 @@ likely draft); without one, the draft model drafts under the policy. A prompt lo
 tokens (512) never wakes the draft model: its prefill (a third of the target's) would cost more than it can
 save over a typical answer (Spec-Bench's first rag prompt, 671 tokens, 96 new, int4: 0.95x of plain with the
 draft model under the earlier 768 limit, docs/results/bench/final_cpu.json; its rag and summarization prompts
-are 664-741 tokens, every other category's under 230).
+are 664-741 tokens, every other category's under 230). With `long=aded`, rounds of such prompts that find no long
+match draft from ADED (its tri-gram store, adapted to the prompt) instead of drafting nothing.
 
 Lossless like its parts: every token is verified by the target.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from specdec.drafters.aded.drafter import _build as build_aded
 from specdec.drafters.base import Draft, DraftContext, DrafterBase, VerifyResult
 from specdec.drafters.draft_model import DraftModelDrafter
 from specdec.drafters.draft_model import _build as build_draft_model
@@ -29,8 +31,11 @@ from specdec.errors import InputError
 class HybridDrafter(DrafterBase):
     name = "hybrid"
 
-    def __init__(self, model: DraftModelDrafter, lookup: PromptLookupDrafter, model_prompt_max: int = 512) -> None:
-        self.model, self.lookup = model, lookup
+    def __init__(self, model: DraftModelDrafter, lookup: PromptLookupDrafter, model_prompt_max: int = 512,
+                 long: DrafterBase | None = None) -> None:
+        """long: the drafter for rounds of prompts past `model_prompt_max` that find no long match (None: no
+        draft, a plain step)."""
+        self.model, self.lookup, self.long = model, lookup, long
         self.model_prompt_max = model_prompt_max
         self.runner = model.runner  # its measured cost is the cost of a drafted token (RoundCosts)
         self._use_model = True
@@ -44,6 +49,8 @@ class HybridDrafter(DrafterBase):
         self.lookup.start(prompt_ids)
         if self._use_model:
             self.model.start(prompt_ids)
+        elif self.long is not None:
+            self.long.start(prompt_ids)
 
     def propose(self, ctx: DraftContext) -> Draft:
         d = self.lookup.propose(ctx)
@@ -51,7 +58,11 @@ class HybridDrafter(DrafterBase):
             d.info["source"] = "lookup"
             return d
         if not self._use_model:
-            return Draft.empty()
+            if self.long is None:
+                return Draft.empty()
+            d = self.long.propose(ctx)
+            d.info["source"] = self.long.name
+            return d
         d = self.model.propose(ctx)
         d.info["source"] = "model"
         return d
@@ -60,11 +71,19 @@ class HybridDrafter(DrafterBase):
         self.lookup.observe(result)
         if self._use_model:
             self.model.observe(result)
+        elif self.long is not None:
+            self.long.observe(result)
+
+
+LONG = ("none", "aded")  # what drafts a long prompt's rounds without a long match
 
 
 def _check(draft: str | None = None, min_match: int = 3, max_ngram: int = 6, model_prompt_max: int = 512,
            vocab: int | None = None, draft_weights: str | None = None, draft_backend: str | None = None,
-           guess: int | None = None, guess_from: str = "context", guess_sync: bool = True) -> None:
+           guess: int | None = None, guess_from: str = "context", guess_sync: bool = True,
+           long: str = "none") -> None:
+    if long not in LONG:
+        raise InputError(f"hybrid: long must be one of {', '.join(LONG)}, got {long!r}")
     if min_match < 1 or max_ngram < min_match:
         raise InputError(f"hybrid: need 1 <= min_match <= max_ngram, got {min_match}, {max_ngram}")
     if model_prompt_max < 1:
@@ -77,13 +96,16 @@ def _check(draft: str | None = None, min_match: int = 3, max_ngram: int = 6, mod
 def _build(env: DrafterEnv, draft: str | None = None, min_match: int = 3, max_ngram: int = 6,
            model_prompt_max: int = 512, vocab: int | None = None, draft_weights: str | None = None,
            draft_backend: str | None = None, guess: int | None = None, guess_from: str = "context",
-           guess_sync: bool = True) -> HybridDrafter:
+           guess_sync: bool = True, long: str = "none") -> HybridDrafter:
     """Options: min_match (shortest n-gram match that is copied, default 3), max_ngram (longest tried, 6),
-    model_prompt_max (prompts longer than this use lookup only, 512 tokens), and the draft-model drafter's
-    draft / vocab / draft_weights / draft_backend / guess / guess_from / guess_sync."""
+    model_prompt_max (prompts longer than this never wake the draft model, 512 tokens), long (what drafts those
+    prompts' rounds without a long match: none, or aded with its default store and options), and the draft-model
+    drafter's draft / vocab / draft_weights / draft_backend / guess / guess_from / guess_sync."""
     _check(draft, min_match, max_ngram, model_prompt_max, vocab, draft_weights, draft_backend, guess, guess_from,
-           guess_sync)
+           guess_sync, long)
     model = build_draft_model(env, draft=draft, vocab=vocab, draft_weights=draft_weights,
                                draft_backend=draft_backend, guess=guess, guess_from=guess_from,
                                guess_sync=guess_sync)
-    return HybridDrafter(model, PromptLookupDrafter(max_ngram=max_ngram, min_ngram=min_match), model_prompt_max)
+    fallback = build_aded(env) if long == "aded" else None
+    return HybridDrafter(model, PromptLookupDrafter(max_ngram=max_ngram, min_ngram=min_match), model_prompt_max,
+                         fallback)

@@ -1,6 +1,7 @@
 """The hybrid drafter: context copies when an n-gram repeats, the draft model otherwise, lossless."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from spec_helpers import close_draft, random_prompts
@@ -54,3 +55,30 @@ def test_greedy_output_equals_plain_and_both_sources_ran(target_model, tokenizer
         assert got == want
         sources.update(st.extra.get("source", []))
     assert sources == {"lookup", "model"} and st.accepted > 0
+
+
+def test_long_prompts_draft_from_aded_with_long_aded_and_stay_lossless(target_model, tokenizer):
+    dec = _dec(target_model, tokenizer, model_prompt_max=10, long="aded", min_match=3)
+    d = dec.drafter_for(dec.spec)
+    calls = []
+    orig = d.model.propose
+    d.model.propose = lambda ctx: calls.append(1) or orig(ctx)
+    plain = SpecDecoder(target_model, tokenizer)
+    sources: set[str] = set()
+    drafted = 0
+    for p in random_prompts(6, seed=5, lo=12, hi=20):  # every prompt past model_prompt_max
+        st = GenerationStats()
+        want = [t for r in plain.stream_ids(p, stop=StopConfig(max_new_tokens=20)) for t in r.tokens]
+        got = [t for r in dec.stream_ids(p, stop=StopConfig(max_new_tokens=20), stats=st) for t in r.tokens]
+        assert got == want
+        sources.update(st.extra.get("source", []))
+        drafted += st.drafted
+    assert calls == [] and "aded" in sources and drafted > 0
+
+
+def test_long_option_is_checked_before_any_model_loads():
+    from specdec.drafters.registry import DRAFTERS
+    from specdec.errors import InputError
+
+    with pytest.raises(InputError, match="long must be one of none, aded"):
+        DRAFTERS.check("hybrid", long="suffix")

@@ -4,10 +4,10 @@
 # fastest of 5) with the kernel's VNNI path only (SPECDEC_QKERNEL=vnni) and as it runs by default (auto: AMX
 # from AMX_MIN_ROWS rows where the CPU has AMX), and llama.cpp's (`llama-bench`: prompt passes of N tokens after
 # 256 tokens of context, -r 5).
-#   LLAMA_BENCH=/path/llama-bench bash docs/results/bench/profile/curves.sh OUT_DIR
+#   LLAMA_BENCH=/path/llama-bench [VENV=/path/.venv] bash docs/results/bench/profile/curves.sh OUT_DIR
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
-. .venv/bin/activate
+. "${VENV:-.venv}/bin/activate"
 export HF_HUB_OFFLINE=1
 OUT="${1:?OUT_DIR}"; mkdir -p "$OUT"
 M=qwen2.5-coder-1.5b-instruct
