@@ -38,41 +38,33 @@ class HybridDrafter(DrafterBase):
         self.model, self.lookup, self.long = model, lookup, long
         self.model_prompt_max = model_prompt_max
         self.runner = model.runner  # its measured cost is the cost of a drafted token (RoundCosts)
-        self._use_model = True
+        self._second: DrafterBase | None = model  # this generation's drafter after the lookup: model, long or none
 
     @property
     def compile_seconds(self) -> float:
         return self.model.compile_seconds
 
     def start(self, prompt_ids: torch.Tensor) -> None:
-        self._use_model = prompt_ids.shape[1] <= self.model_prompt_max
+        self._second = self.model if prompt_ids.shape[1] <= self.model_prompt_max else self.long
         self.lookup.start(prompt_ids)
-        if self._use_model:
-            self.model.start(prompt_ids)
-        elif self.long is not None:
-            self.long.start(prompt_ids)
+        if self._second is not None:
+            self._second.start(prompt_ids)
 
     def propose(self, ctx: DraftContext) -> Draft:
         d = self.lookup.propose(ctx)
         if d.length and d.info.get("ngram", 0) >= self.lookup.min_ngram:
             d.info["source"] = "lookup"
             return d
-        if not self._use_model:
-            if self.long is None:
-                return Draft.empty()
-            d = self.long.propose(ctx)
-            d.info["source"] = self.long.name
-            return d
-        d = self.model.propose(ctx)
-        d.info["source"] = "model"
+        if self._second is None:
+            return Draft.empty()
+        d = self._second.propose(ctx)
+        d.info["source"] = "model" if self._second is self.model else self._second.name
         return d
 
     def observe(self, result: VerifyResult) -> None:
         self.lookup.observe(result)
-        if self._use_model:
-            self.model.observe(result)
-        elif self.long is not None:
-            self.long.observe(result)
+        if self._second is not None:
+            self._second.observe(result)
 
 
 LONG = ("none", "aded")  # what drafts a long prompt's rounds without a long match
