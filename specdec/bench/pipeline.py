@@ -225,9 +225,9 @@ def run(plan: BenchPlan, say: Say, progress: Callable[[str, int, int], None] | N
         dec = open_run(RunConfig(target=plan.target, draft=plan.draft, spec=SpecConfig(drafter=None, k=plan.k),
                                  engine=eng, stop=None))  # checked by the CLI's check_run and check_plan
         say(f"loaded {plan.target} on the {dec.target.name} runner "
-            f"({getattr(dec.target, 'weights', 'gguf')}) in {time.perf_counter() - t0:.1f} s")
+            f"({dec.target.weights}) in {time.perf_counter() - t0:.1f} s")
         if plain == "plain":  # the machine section describes the bench's own runner as really loaded
-            rec.machine.update(runner=dec.target.name, weights=getattr(dec.target, "weights", "gguf"),
+            rec.machine.update(runner=dec.target.name, weights=dec.target.weights,
                                dtype=str(getattr(dec.target, "dtype", "gguf")).removeprefix("torch."))
         if plan.cost_curve:
             rec.curves[plain] = _cost_curve(dec.target, say)
@@ -284,7 +284,7 @@ def _cost_curve(runner, say: Say) -> dict:
     curve = measure(runner, rows=CURVE_ROWS).curve()
     say(f"{runner.name} pass costs by rows: " + ", ".join(f"{r}: {ms:.0f} ms" for r, ms in zip(curve["rows"], curve["ms"]))
         + f" ({time.perf_counter() - t0:.0f} s)")
-    return {"runner": runner.name, "weights": getattr(runner, "weights", "gguf"), **curve}
+    return {"runner": runner.name, "weights": runner.weights, **curve}
 
 
 def vars_(cfg) -> dict:

@@ -187,7 +187,7 @@ def build_setups(dec, specs: list[SetupSpec], sampling: SamplingConfig, stop: St
     """This engine's setups on one loaded target, in run order: plain decoding (named `plain`), plain_fast in
     exact mode, then each of `specs`. Returns (name -> backend, name -> description for the report)."""
     runner_info = {"backend": "specdec", "runner": dec.target.name,
-                   "weights": getattr(dec.target, "weights", "gguf")}
+                   "weights": dec.target.weights}
     backends: dict[str, Backend] = {plain: engine_backend(dec, SpecConfig(drafter=None), sampling, stop)}
     info: dict[str, dict] = {plain: {**runner_info, "drafter": None}}
     if dec.target.query_len is not None:  # exact mode: also time plain decoding in its fastest (1-row) shape

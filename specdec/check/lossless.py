@@ -297,7 +297,7 @@ def summarize(report: dict) -> dict:
 
 def run_check(dec, cfg: LosslessConfig, write: Callable[[dict], None], say: Say) -> dict:
     """Greedy rows, then sampling rows; `write(report)` after every row (complete: false until the end)."""
-    report = {"config": {**asdict(cfg), "runner": dec.target.name, "weights": getattr(dec.target, "weights", "gguf"),
+    report = {"config": {**asdict(cfg), "runner": dec.target.name, "weights": dec.target.weights,
                          "exact_query_len": dec.target.query_len},
               "greedy": [], "sampling": [], "complete": False}
 

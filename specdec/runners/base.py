@@ -32,6 +32,8 @@ class Runner(Protocol):
     query_len: int | None  # exact mode: every decode/verify pass is padded to this many rows; None = fast mode
     compile_seconds: float  # one-off warm-up spent compiling (kept out of steady-state timings)
     eos_token_ids: tuple[int, ...]  # the model's end-of-generation tokens
+    weights: str  # what the passes multiply: bf16 / float32 / float16 / int8 / int4 (torch), gguf (llama.cpp)
+    vocab_ids: torch.Tensor | None  # (V,) the token id of each logits row after `restrict_vocab`; None: row i is id i
 
     def reset(self) -> None:
         """Forget the whole sequence (length 0)."""
@@ -55,6 +57,10 @@ class Runner(Protocol):
 
     def space_left(self) -> int:
         """Tokens the cache can still take."""
+
+    def restrict_vocab(self, ids: list[int]) -> None:
+        """Compute logits only for token `ids` (a draft's smaller output layer; sets `vocab_ids`); a runner that
+        cannot raises InputError in one line."""
 
     def fingerprint(self) -> str:
         """Identifies model, weights and settings that change speed (the key of the cost cache)."""

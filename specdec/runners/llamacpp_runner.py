@@ -124,6 +124,8 @@ class LlamaCppRunner:
         self.query_len = None
         self.compile_seconds = 0.0
         self.length = 0
+        self.weights = "gguf"  # the GGUF's own quantized weights, as llama.cpp runs them
+        self.vocab_ids: torch.Tensor | None = None  # every row: the model's whole vocabulary
         cp = L.llama_context_default_params()
         cp.n_ctx = self.max_context + MAX_PASS
         cp.n_batch = cp.n_ubatch = max(n_batch, MAX_PASS)
@@ -154,6 +156,10 @@ class LlamaCppRunner:
         self._fp = None
 
     # ---- protocol
+    def restrict_vocab(self, ids: list[int]) -> None:
+        raise InputError("a smaller output layer (the draft-model drafter's vocab=N) needs the torch runner for the "
+                         "draft; pass vocab=0 or draft_backend=torch")
+
     def fingerprint(self) -> str:
         if self._fp is None:
             st = self.path.stat()

@@ -265,7 +265,10 @@ class TorchRunner:
         want = sorted(set(int(i) for i in ids if 0 <= int(i) < n_all))
         extra = [i for i in range(n_all) if i not in set(want)][: (-len(want)) % 16]
         idx = torch.tensor(sorted(want + extra), device=self.device)
-        if isinstance(head, quant.QLinear) and head.kernel != "aten":
+        if isinstance(head, quant.QLinear) and head.kernel == "aten":  # its codes are gone into aten's tiled layout
+            raise InputError("a smaller output layer needs specdec's int kernel or unquantized weights; this "
+                             "runner's output layer runs on PyTorch's aten int kernel (pass vocab=0)")
+        if isinstance(head, quant.QLinear):
             new = quant.QLinear(quant.pack(head.qweight_().unpack().rows(idx)), None, head.kernel)
         else:
             new = nn.Linear(head.in_features, len(idx), bias=False, dtype=self.dtype)

@@ -3,6 +3,8 @@ greedy continuation, guesses that save passes, q for sampling, padded/truncated 
 test_draft_model_trees.py)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -56,6 +58,7 @@ def test_draft_model_needs_a_draft_name(target_model, tokenizer):
 def test_fit_pads_or_truncates_the_draft_vocabulary():
     d = DraftModelDrafter.__new__(DraftModelDrafter)
     d.target_vocab = 5
+    d.runner = SimpleNamespace(vocab_ids=None)  # every logits row is its own id
     torch.testing.assert_close(d._fit(torch.arange(5.0)), torch.arange(5.0))
     torch.testing.assert_close(d._fit(torch.arange(7.0)), torch.arange(5.0))
     padded = d._fit(torch.arange(3.0))

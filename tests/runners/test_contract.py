@@ -114,6 +114,27 @@ def test_protocol_attributes(runner):
     assert runner.name in RUNNERS.names() and runner.vocab_size >= 64 and runner.max_pass >= 16
     assert runner.length == 0 and runner.space_left() == runner.max_context == MAX_CONTEXT
     assert isinstance(runner.fingerprint(), str) and runner.fingerprint()
+    assert isinstance(runner.weights, str) and runner.weights and runner.vocab_ids is None
+
+
+def test_restrict_vocab_narrows_the_logits_or_says_why_in_one_line(runner):
+    """A draft's smaller output layer (draft-model's vocab=N): rows become the kept ids' logits, unchanged; a
+    runner that cannot restrict raises InputError (one line), not an AttributeError from a caller's probe."""
+    from specdec.errors import InputError
+
+    ids = ids_of(8, seed=3)
+    runner.prefill(ids[:, :6])
+    full, _ = runner.forward(ids[:, 6:8])  # (1, 2, V)
+    keep = [0, 5, 7, 9] + list(range(20, 32))  # 16 ids: one kernel block, no padding
+    try:
+        runner.restrict_vocab(keep)
+    except InputError as e:
+        assert "\n" not in str(e) and "vocab=0" in str(e)
+        return
+    assert runner.vocab_ids.tolist() == keep
+    part, _ = runner.forward(ids[:, 6:8])  # (1, 2, 16)
+    assert part.shape == (1, 2, len(keep))
+    torch.testing.assert_close(part, full[:, :, keep], rtol=1e-4, atol=1e-4)
 
 
 def test_a_pass_matches_one_token_at_a_time_and_never_commits(runner):
