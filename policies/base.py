@@ -20,6 +20,7 @@ from typing import Callable, Protocol, runtime_checkable
 
 import torch
 
+from specdec.errors import InputError
 from specdec.registry import Registry
 
 
@@ -75,3 +76,9 @@ class CandidatePolicy(Protocol):
 
 
 POLICIES: Registry[CandidatePolicy] = Registry("policy")
+
+
+def check_k(k) -> None:
+    """A policy's longest draft: a whole number >= 1, else one line (every policy with a `k` checks it here)."""
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise InputError(f"k must be >= 1 (a whole number), got {k!r}")

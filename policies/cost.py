@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from policies.base import POLICIES, DraftStep, RoundCosts
+from policies.base import POLICIES, DraftStep, RoundCosts, check_k
 from specdec.errors import InputError
 
 
@@ -41,8 +41,7 @@ class CostPolicy:
     needs_hidden = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.k, int) or self.k < 1:
-            raise InputError(f"k must be >= 1, got {self.k}")
+        check_k(self.k)
         if not self.prior > 0:
             raise InputError(f"cost: prior must be > 0 (rounds of weight for the starting calibration), got {self.prior}")
         if not 0.0 < self.fallback <= 1.0:

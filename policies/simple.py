@@ -3,13 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from policies.base import POLICIES, DraftStep, RoundCosts
+from policies.base import POLICIES, DraftStep, RoundCosts, check_k
 from specdec.errors import InputError
-
-
-def _check_k(k: int) -> None:
-    if k < 1:
-        raise InputError(f"k must be >= 1, got {k}")
 
 
 @POLICIES.register("constant")
@@ -22,7 +17,7 @@ class ConstantPolicy:
     needs_hidden = False
 
     def __post_init__(self) -> None:
-        _check_k(self.k)
+        check_k(self.k)
 
     def start(self, costs: RoundCosts | None = None) -> None:
         pass
@@ -49,7 +44,7 @@ class HeuristicPolicy:
     needs_hidden = False
 
     def __post_init__(self) -> None:
-        _check_k(self.k)
+        check_k(self.k)
         if not isinstance(self.k_max, int) or self.k_max < self.k:
             raise InputError(f"heuristic: k_max must be an integer >= k ({self.k}), got {self.k_max!r}")
         self._current = self.k
@@ -84,7 +79,7 @@ class ConfidencePolicy:
     needs_hidden = False
 
     def __post_init__(self) -> None:
-        _check_k(self.k)
+        check_k(self.k)
         if not 0.0 <= self.threshold <= 1.0:
             raise InputError(f"threshold must be in [0, 1], got {self.threshold}")
 

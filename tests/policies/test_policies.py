@@ -33,10 +33,26 @@ def test_constant():
     assert p.max_draft() == 5
 
 
-@pytest.mark.parametrize("cls", [ConstantPolicy, HeuristicPolicy, ConfidencePolicy])
-def test_k_below_one_is_refused(cls):
+def _policies_with_k():
+    from dataclasses import fields
+
+    from policies import POLICIES
+
+    return [n for n in POLICIES.names() if "k" in {f.name for f in fields(POLICIES.get(n))}]
+
+
+@pytest.mark.parametrize("name", _policies_with_k())
+@pytest.mark.parametrize("k", [0, -2, 2.5, True])
+def test_k_below_one_or_not_whole_is_refused(name, k):
+    """Every registered policy with a k refuses the same values in the same line (policies.base.check_k)."""
+    from policies import POLICIES
+
     with pytest.raises(InputError, match="k must be >= 1"):
-        cls(k=0)
+        POLICIES.get(name)(k=k)
+
+
+def test_the_classic_policies_have_a_k():
+    assert {"constant", "heuristic", "confidence", "cost"} <= set(_policies_with_k())
 
 
 # ------------------------------------------------------------------ heuristic
