@@ -47,6 +47,7 @@ class BenchPlan:
     config_extra: dict = field(default_factory=dict)  # recorded as is (the command's own options)
     cost_curve: bool = False  # also time one pass of 1..64 rows on each of this engine's runners (report["cost_curves"])
     interleave: bool = True  # this engine's setups prompt by prompt (specdec.bench.runner.run_bench), else setup by setup
+    repeats: int = 1  # interleaved: each prompt this many times through every setup, order rotating; median-time run kept
 
 
 def _group_key(engine: EngineConfig, target: str) -> tuple[str, str]:
@@ -157,6 +158,7 @@ def check_plan(plan: BenchPlan) -> None:
 
     check_output_path(plan.json_out, "--json", ".json")
     check_output_path(plan.plot_out, "--plot", ".png")
+    R.check_repeats(plan.repeats, plan.interleave)
     names = [s.name for s in plan.setups]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -212,6 +214,7 @@ def run(plan: BenchPlan, say: Say, progress: Callable[[str, int, int], None] | N
               "chat": bool(getattr(tokenizer, "chat_template", None)) if plan.chat is None else plan.chat,
               "groups": [{"plain": g[0], "engine": vars_(g[1]), "setups": [s.name for s in g[2]]} for g in groups],
               "vllm": plan.vllm, "llamacpp": plan.llamacpp, "hf": plan.hf, "interleave": plan.interleave,
+              "repeats": plan.repeats,
               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **plan.config_extra}
     rec = Recorder(plan, config, machine_info(engine.dtype, engine.compile), categories, say)
     greedy = plan.sampling.greedy
@@ -241,7 +244,7 @@ def run(plan: BenchPlan, say: Say, progress: Callable[[str, int, int], None] | N
         try:
             res = R.run_bench(backends, ids, greedy=greedy, reference=plain, progress=progress,
                               on_setup=lambda n, r: rec.add(n, r, info.get(n)), keep_going=True,
-                              interleave=plan.interleave)
+                              interleave=plan.interleave, repeats=plan.repeats)
         finally:
             for name, (backend, binfo) in side.items():
                 _close(backend, rec, name)

@@ -252,10 +252,13 @@ def summarize(per_prompt: list[dict]) -> dict:
 
 
 def _steps(name: str, backend: Backend, prompts: list[list[int]], out: dict, *, warmup: bool, greedy: bool,
-           ref_out: list[list[int]], record_ref: bool, progress: Callable[[str, int, int], None] | None):
+           ref_out: list[list[int]], record_ref: bool, progress: Callable[[str, int, int], None] | None,
+           repeats: int = 1):
     """One setup's generations as steps (run_bench drives them setup by setup or prompt by prompt): yields after
-    the untimed warm-up (prompt 0 again) and after each prompt, filling `out` ("rows", "warmup_s",
-    "warmup_compile_s"); with `record_ref` its outputs become the reference (`ref_out`)."""
+    the untimed warm-up (prompt 0 again) and after each generation, filling `out` ("rows", "warmup_s",
+    "warmup_compile_s"); with `record_ref` its first outputs become the reference (`ref_out`). With `repeats` > 1
+    each prompt runs that many times; its row is the run of median time (the lower middle one for an even count),
+    with every run's seconds (`repeat_seconds`), identical only if every run's output is."""
     if warmup:
         if progress:
             progress(name, 0, len(prompts))
@@ -266,20 +269,33 @@ def _steps(name: str, backend: Backend, prompts: list[list[int]], out: dict, *, 
     for i, ids in enumerate(prompts):
         if progress:
             progress(name, i + 1, len(prompts))
-        got, st = backend(ids)
-        if record_ref:
-            ref_out.append(got)
-        same = (got == ref_out[i]) if greedy and i < len(ref_out) else None
-        out["rows"].append({"prompt_index": i, "prompt_tokens": len(ids), **st, "identical": same,
+        runs = []
+        for r in range(repeats):
+            got, st = backend(ids)
+            if record_ref and r == 0:
+                ref_out.append(got)
+            runs.append((got, st))
+            if r < repeats - 1:
+                yield
+        got, st = sorted(runs, key=lambda run: run[1]["seconds"])[(repeats - 1) // 2]
+        same = all(g == ref_out[i] for g, _ in runs) if greedy and i < len(ref_out) else None
+        extra = {"repeat_seconds": [run[1]["seconds"] for run in runs]} if repeats > 1 else {}
+        out["rows"].append({"prompt_index": i, "prompt_tokens": len(ids), **st, **extra, "identical": same,
                             "output_ids": list(got)})
         yield
+
+
+def check_repeats(repeats, interleave: bool) -> None:
+    """--repeats: a whole number >= 1, above 1 only interleaved (setup by setup, nothing rotates)."""
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1 or (repeats > 1 and not interleave):
+        raise InputError(f"--repeats must be a whole number >= 1, and above 1 only with --interleave; got {repeats!r}")
 
 
 def run_bench(setups: dict[str, Backend], prompts: list[list[int]], *, greedy: bool = True,
               reference: str = "plain", speed_reference: str | None = None, warmup: bool = True,
               progress: Callable[[str, int, int], None] | None = None,
               ref_outputs: list[list[int]] | None = None, on_setup: Callable[[str, dict], None] | None = None,
-              keep_going: bool = False, interleave: bool = False) -> dict[str, dict]:
+              keep_going: bool = False, interleave: bool = False, repeats: int = 1) -> dict[str, dict]:
     """Run every setup over every prompt (one untimed warm-up generation per setup first).
     Output ids are compared with `reference`'s (run first), or with `ref_outputs` when given, when `greedy`;
     otherwise `identical` is None. Speedups are ratios of median tokens/s to `speed_reference`'s (default:
@@ -290,16 +306,23 @@ def run_bench(setups: dict[str, Backend], prompts: list[list[int]], *, greedy: b
     `interleave`: every setup warms up, then each prompt runs through every setup (the reference first) before
     the next prompt, so a machine whose speed drifts during the run (a shared host: this 2-core machine's
     one-row pass measured 31 ms and 42 ms an hour apart) slows every setup alike and the per-prompt ratios stay
-    side by side; the peak memory is then the whole run's, the same for every setup. Default: setup by setup."""
+    side by side; the peak memory is then the whole run's, the same for every setup. Default: setup by setup.
+
+    `repeats` (interleaved only): each prompt runs that many times through every setup, the reference first the
+    first time and the order rotated by one each further time, and each setup keeps its median-time run (on a host
+    whose memory bandwidth drifts, two identical setups differed per category by up to a fifth in one run:
+    docs/runners.md, "Guess rows on Zen 4")."""
     from specdec.bench.memory import RssMeter
 
     if not prompts:
         raise InputError("no prompts to benchmark")
+    check_repeats(repeats, interleave)
     order = sorted(setups, key=lambda n: n != reference)  # the reference first, others in their given order
     ref_out: list[list[int]] = list(ref_outputs) if ref_outputs is not None else []
     outs = {name: {"rows": [], "warmup_s": 0.0, "warmup_compile_s": 0.0} for name in order}
     steps = {name: _steps(name, setups[name], prompts, outs[name], warmup=warmup, greedy=greedy, ref_out=ref_out,
-                          record_ref=name == reference and ref_outputs is None, progress=progress)
+                          record_ref=name == reference and ref_outputs is None, progress=progress,
+                          repeats=repeats)
              for name in order}
     results: dict[str, dict] = {}
 
@@ -333,8 +356,12 @@ def run_bench(setups: dict[str, Backend], prompts: list[list[int]], *, greedy: b
     if interleave:
         with RssMeter() as mem:
             active = list(order)
+            run = -1 if warmup else 0  # the generation each setup runs next (-1: the warm-up)
             while active:
-                active = [name for name in active if advance(name)]
+                k = (run % repeats) % len(active) if run >= 0 else 0  # a prompt's repeat r: rotated by r
+                done = {name for name in active[k:] + active[:k] if not advance(name)}
+                active = [name for name in active if name not in done]
+                run += 1
         for name in order:
             finish(name, mem.peak_mb)
     else:

@@ -236,6 +236,9 @@ def bench(
         "--interleave/--by-setup", help="This engine's setups and the --llamacpp rows prompt by prompt (each "
         "prompt through every setup before the next: a machine whose speed drifts slows all alike; default) or "
         "setup by setup. vLLM and HF rows run after either way.")] = True,
+    repeats: Annotated[int, typer.Option(
+        "--repeats", min=1, help="Interleaved: run each prompt N times through every setup, the order rotating "
+        "each time, and keep each setup's median-time run (a host whose speed drifts within minutes).")] = 1,
 ) -> None:
     """Time plain decoding and speculative setups side by side on the same prompts, with llama.cpp, vLLM and HF
     rows when asked; the JSON report is rewritten after every setup."""
@@ -253,6 +256,7 @@ def bench(
         stop=replace(run.stop, ignore_eos=not stop_at_eos), k=k, chat=chat, hf=hf,
         vllm=bench_vllm.parse_setups(vllm or []), llamacpp=[s.strip().lower() for s in (llamacpp or [])],
         llama_server=llama_server, json_out=json_out, plot_out=plot_out, cost_curve=cost_curve, interleave=interleave,
+        repeats=repeats,
         config_extra={"prompts": prompts, "per_category": per_category, "max_context_given": max_context is not None,
                       "data_dir": str(B.prompts.resolve_data_dir(data_dir).resolve())})
     pipeline.check_plan(plan)  # output paths, setups, engines: refused before any prompt or model is read

@@ -130,6 +130,18 @@ def test_the_report_is_written_after_every_setup(tiny_zoo, tmp_path, prompt_file
     assert seen[-1] == (["plain", "pl2"], True)
 
 
+def test_bench_repeats_end_to_end(tiny_zoo, tmp_path, prompt_file):
+    res, out = bench(tmp_path, prompt_file, "--setup", "pl2=prompt-lookup:constant:2", "--repeats", "2")
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    assert rep["config"]["repeats"] == 2 and rep["complete"] is True
+    for name, s in rep["setups"].items():
+        rows = s["per_prompt"]
+        assert len(rows) == 3 and all(len(p["repeat_seconds"]) == 2 for p in rows), name
+        assert all(p["seconds"] == min(p["repeat_seconds"]) for p in rows)  # of two runs, the lower middle one
+        assert s["identical_prompts"] == 3
+
+
 def test_output_paths_are_checked_before_any_work(tiny_zoo, tmp_path, prompt_file):
     blocker = tmp_path / "afile"
     blocker.write_text("x")
@@ -142,7 +154,8 @@ def test_output_paths_are_checked_before_any_work(tiny_zoo, tmp_path, prompt_fil
 
 def test_bench_errors_are_one_line(tiny_zoo, tmp_path, prompt_file):
     for extra, needle in [(["--setup", "x=nope"], "unknown drafter 'nope'"), (["--setup", "plain=prompt-lookup"], "reserved"),
-                          (["--setup", "x=draft-model"], "--draft"), (["--setup", "x=prompt-lookup:c:0"], "K must be")]:
+                          (["--setup", "x=draft-model"], "--draft"), (["--setup", "x=prompt-lookup:c:0"], "K must be"),
+                          (["--repeats", "3", "--by-setup"], "only with --interleave")]:
         res, out = bench(tmp_path, prompt_file, *extra)
         assert res.exit_code == 1 and "Traceback" not in res.output, res.output
         assert needle in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
@@ -202,6 +215,43 @@ def test_run_bench_orders_calls_setup_by_setup_or_prompt_by_prompt(interleave):
     assert res["a"]["identical_prompts"] == 2 and res["b"]["identical_prompts"] == 0
     assert res["a"]["speedup"] == pytest.approx(2.0) and res["b"]["speedup"] == pytest.approx(4.0)
     assert [r["prompt_index"] for r in res["b"]["per_prompt"]] == [0, 1]
+
+
+def test_repeats_rotate_the_order_and_keep_each_setups_median_run():
+    """--repeats 3: each prompt runs 3 times through every setup, the reference first the first time, the order
+    rotated by one each further time; a row is the median-time run, with every run's seconds; a setup whose output
+    changed on any run is not identical."""
+    log = []
+
+    def timed(name, secs, outs=None):
+        secs, outs = iter(secs), iter(outs or [])
+
+        def run(ids):
+            log.append((name, ids[0]))
+            out = next(outs, [1, 2])
+            t = next(secs)
+            return list(out), {"tokens": 2, "seconds": t, "tokens_per_s": 2 / t, "rounds": 2}
+        return run
+
+    setups = {"plain": timed("plain", [9, 1.0, 3.0, 2.0, 4.0, 6.0, 5.0]),
+              "a": timed("a", [9, 0.5, 0.7, 0.6, 0.2, 0.9, 0.4]),
+              "b": timed("b", [9, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], outs=[[1, 2], [1, 2], [1, 2], [1, 2], [1, 2], [7, 7]])}
+    res = run_bench(setups, [[5], [6]], interleave=True, repeats=3)
+    turns = [("plain", "a", "b"), ("a", "b", "plain"), ("b", "plain", "a")]
+    want = [(n, 5) for n in turns[0]] + [(n, p) for p in (5, 6) for t in turns for n in t]
+    assert log == want
+    assert [r["repeat_seconds"] for r in res["plain"]["per_prompt"]] == [[1.0, 3.0, 2.0], [4.0, 6.0, 5.0]]
+    assert [r["seconds"] for r in res["plain"]["per_prompt"]] == [2.0, 5.0]  # the medians
+    assert [r["seconds"] for r in res["a"]["per_prompt"]] == [0.6, 0.4]
+    # the medians over prompts of the kept runs' tokens/s: (3.33 + 5) / 2 against (1 + 0.4) / 2
+    assert res["a"]["speedup"] == pytest.approx((2 / 0.6 + 2 / 0.4) / (2 / 2.0 + 2 / 5.0))
+    assert [r["identical"] for r in res["b"]["per_prompt"]] == [True, False]  # its last run of prompt 6 differed
+
+
+@pytest.mark.parametrize("repeats,interleave", [(0, True), (2, False), (True, True), (1.5, True)])
+def test_repeats_are_checked(repeats, interleave):
+    with pytest.raises(InputError, match="--repeats must be a whole number >= 1"):
+        run_bench({"plain": _logged("plain", [], [1], 10.0)}, [[5]], interleave=interleave, repeats=repeats)
 
 
 def test_interleaved_run_keeps_going_past_a_failing_setup():
