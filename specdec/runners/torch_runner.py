@@ -261,13 +261,14 @@ class TorchRunner:
         from specdec.weights import quant
 
         head = self.core.lm_head
-        n_all = head.out_features
-        want = sorted(set(int(i) for i in ids if 0 <= int(i) < n_all))
-        extra = [i for i in range(n_all) if i not in set(want)][: (-len(want)) % 16]
-        idx = torch.tensor(sorted(want + extra), device=self.device)
         if isinstance(head, quant.QLinear) and head.kernel == "aten":  # its codes are gone into aten's tiled layout
             raise InputError("a smaller output layer needs specdec's int kernel or unquantized weights; this "
                              "runner's output layer runs on PyTorch's aten int kernel (pass vocab=0)")
+        n_all = head.out_features
+        kept = {int(i) for i in ids if 0 <= int(i) < n_all}
+        pad = (-len(kept)) % 16
+        extra = [i for i in range(n_all) if i not in kept][:pad] if pad else []  # the set built once, not per id
+        idx = torch.tensor(sorted([*kept, *extra]), device=self.device)
         if isinstance(head, quant.QLinear):
             new = quant.QLinear(quant.pack(head.qweight_().unpack().rows(idx)), None, head.kernel)
         else:
