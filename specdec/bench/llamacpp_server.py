@@ -5,9 +5,11 @@ from a `llama-server` binary because the server is where llama.cpp's speculative
 scheduling and counters; the bench feeds it the same prompt token ids (a JSON list to `/completion`: no chat
 template, no tokenizer of llama.cpp's) and the same GGUF. One server per setup, started at its first call (not
 in `prepare`, which the bench calls outside its per-setup error handling), one request at a time (`-np 1`,
-batch-1 latency, as this engine is timed). A distinct prompt is decoded once per server and a repeat (the
-bench's warm-up call is prompt 0 again) gets the first answer: ngram-mod keeps its n-gram pool across
-requests, so a repeated request would draft its own earlier output. The numbers are the server's `timings`:
+batch-1 latency, as this engine is timed). Every call is a fresh request with the prompt cache off
+(`cache_prompt: false`: a repeat pays its prefill again), so `--repeats` times llama.cpp as often as this
+engine; only ngram-mod, whose n-gram pool outlives a request (a repeat would draft its own earlier output),
+decodes a distinct prompt once per server and answers a repeat (the bench's warm-up call is prompt 0 again) with
+the first answer. The numbers are the server's `timings`:
 
   seconds              prompt_ms + predicted_ms (prefill included, as this engine's tokens_per_s)
   decode_tokens_per_s  predicted_per_second (generation only, what llama.cpp itself reports)
@@ -43,6 +45,7 @@ from specdec.errors import InputError, SpecDecError
 from specdec.stats import GenerationStats, prompt_row
 
 SETUPS = ("plain", "draft", "ngram", "ngram-mod")
+STATEFUL = ("ngram-mod",)  # setups whose drafts depend on earlier requests: one request per distinct prompt
 PREFIX = "llamacpp_"
 SERVER_ENV = "SPECDEC_LLAMA_SERVER"
 SPEC_FLAGS = {"plain": [], "draft": ["--spec-type", "draft-simple"], "ngram": ["--spec-type", "ngram-simple"],
@@ -152,7 +155,8 @@ class LlamaServerBackend:
             "server": str(self.server), "version": None, "startup_s": None, "repack": repack,
             "peak_rss_mb": None, "drafter": DRAFTER[setup], "k": k if setup == "draft" else None,
             "model": str(gguf), "warmup": "prompt 0 reversed, untimed, once per server start",
-            "repeats": "one request per distinct prompt; a repeat gets the first answer",
+            "repeats": ("one request per distinct prompt (its n-gram pool outlives a request); a repeat gets the "
+                        "first answer" if setup in STATEFUL else "every call a fresh request, prompt cache off"),
             "log": str(self.log_path), "server_starts": 0}
         if setup == "draft":
             self.info["draft"] = str(draft_gguf)
@@ -291,15 +295,16 @@ class LlamaServerBackend:
                                    f"({type(e).__name__}: {e}); {self._log_tail()}") from None
 
     def __call__(self, prompt_ids: list[int]) -> tuple[list[int], dict]:
-        if tuple(prompt_ids) in self.answers:
+        if tuple(prompt_ids) in self.answers:  # a stateful setup's repeat
             ids, stats = self.answers[tuple(prompt_ids)]
             return list(ids), dict(stats)
         if self.proc is None:
             if self.info["server_starts"]:
                 raise LlamaServerError(f"{self.name}: llama-server is not running (closed, or failed to start)")
             self._start(self.prompts[0] if self.prompts else list(prompt_ids))
-        ids, stats = self.answers[tuple(prompt_ids)] = completion_stats(self._complete(prompt_ids),
-                                                                        self.max_new_tokens)
+        ids, stats = completion_stats(self._complete(prompt_ids), self.max_new_tokens)
+        if self.setup in STATEFUL:
+            self.answers[tuple(prompt_ids)] = (ids, stats)
         return list(ids), dict(stats)
 
 

@@ -193,8 +193,25 @@ def test_token_ids_and_stats(fake, ggufs, backends):
     assert st["stop_reason"] == "max_new_tokens" and st["compile_s"] == 0.0
     b(prompts[0])
     assert len(fake.bodies()) == 3 and len(fake.starts()) == 1  # one warm-up per server start, not per call
-    again, st2 = b(prompts[1])  # a repeat (the bench's warm-up call) is answered without a request:
-    assert (again, st2) == (out, st) and len(fake.bodies()) == 3  # ngram-mod would draft its earlier output
+    again, st2 = b(prompts[1])  # a repeat is a fresh request (--repeats times llama.cpp as often as this engine)
+    assert len(fake.bodies()) == 4 and fake.bodies()[-1]["prompt"] == [10, 11] and fake.bodies()[-1]["cache_prompt"] is False
+    assert (again, st2) == (out, st)  # the fake answers a prompt the same way every time
+    assert b.info["repeats"] == "every call a fresh request, prompt cache off"
+
+
+@pytest.mark.parametrize("setup", ["plain", "draft", "ngram", "ngram-mod"])
+def test_only_ngram_mod_answers_a_repeat_from_memory(fake, ggufs, backends, setup):
+    """ngram-mod's n-gram pool outlives a request, so its repeat would draft its own earlier output: it is
+    decoded once per server; every other setup sends each call to the server."""
+    b = make(fake, ggufs, setup, max_new_tokens=4)
+    backends.append(b)
+    b.prepare([[1, 2, 3]])
+    first = b([1, 2, 3])
+    assert b([1, 2, 3]) == first and b([4, 5]) != first
+    sent = [x["prompt"] for x in fake.bodies()[1:]]  # after the warm-up
+    stateful = setup == "ngram-mod"
+    assert sent == ([[1, 2, 3], [4, 5]] if stateful else [[1, 2, 3], [1, 2, 3], [4, 5]])
+    assert b.info["repeats"].startswith("one request per distinct prompt" if stateful else "every call a fresh")
 
 
 def test_plain_stats_have_no_acceptance(fake, ggufs, backends):
@@ -251,14 +268,15 @@ def test_server_dying_mid_run_is_one_clear_error(fake, ggufs, backends, monkeypa
     b = make(fake, ggufs, "ngram")
     backends.append(b)
     b.prepare([[1, 2], [3, 4]])
-    first = b([1, 2])[0]
+    b([1, 2])
     with pytest.raises(SpecDecError) as ei:
         b([3, 4])
     msg = str(ei.value)
     assert isinstance(ei.value, L.LlamaServerError) and ei.value.died
     assert "\n" not in msg and msg.startswith("llamacpp_ngram: llama-server exited with code 139 while decoding")
     assert "segfault in ggml_compute_forward" in msg and str(b.log_path) in msg
-    assert b([1, 2])[0] == first  # an answer already given is still there
+    with pytest.raises(L.LlamaServerError, match="llamacpp_ngram: llama-server exited"):
+        b([1, 2])  # a repeat is a fresh request too: the dead server answers nothing
     with pytest.raises(L.LlamaServerError, match="llamacpp_ngram: llama-server exited"):
         b([5, 6])
     assert len(fake.starts()) == 1  # never restarted behind the bench's back
