@@ -164,7 +164,7 @@ class EngineLM:
         self.spec = spec or decoder.spec
         self.compare_plain = compare_plain
         self.scorer = LoglikScorer(decoder.target, decoder.tokenizer)
-        self.info = {"runner": {"name": decoder.target.name, "weights": getattr(decoder.target, "weights", "gguf")}}
+        self.info = {"runner": {"name": decoder.target.name, "weights": decoder.target.weights}}
 
     def loglikelihood(self, requests: Sequence[LoglikRequest]) -> Iterator[tuple[str, list[float]]]:
         for r in requests:

@@ -231,7 +231,7 @@ def execute(task_name: str, run: RunConfig | None = None, *, backend: str | None
     if max_context:
         summary["max_context"] = max_context
     if task.family == "gsm8k" and engine_side and decoder is not None:
-        summary["load_s"] = getattr(decoder, "load_seconds", load_s)
+        summary["load_s"] = decoder.load_seconds if decoder.load_seconds is not None else load_s
     md = R.markdown(summary)
     if plots:
         from eval.plots import plots_for

@@ -89,6 +89,7 @@ class SpecDecoder:
         self.env = DrafterEnv(tokenizer, self.target, self._load_draft, draft=draft, compile=engine.compile,
                               cache_dir=engine.cache_dir, engine=engine)
         self.say = None  # callable(str) for one-off notices (e.g. measuring this machine's costs), or None
+        self.load_seconds: float | None = None  # open_run's seconds to load the target (None: built from a model)
         self._drafters: dict[tuple, Any] = {}
         self.drafter_for(spec)  # fail early on unknown names / missing draft models
 

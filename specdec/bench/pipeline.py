@@ -231,7 +231,7 @@ def run(plan: BenchPlan, say: Say, progress: Callable[[str, int, int], None] | N
             f"({dec.target.weights}) in {time.perf_counter() - t0:.1f} s")
         if plain == "plain":  # the machine section describes the bench's own runner as really loaded
             rec.machine.update(runner=dec.target.name, weights=dec.target.weights,
-                               dtype=str(getattr(dec.target, "dtype", "gguf")).removeprefix("torch."))
+                               dtype=dec.target.compute_dtype)
         if plan.cost_curve:
             rec.curves[plain] = _cost_curve(dec.target, say)
         backends, info = R.build_setups(dec, specs, plan.sampling, plan.stop, plain=plain)

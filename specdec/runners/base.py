@@ -33,6 +33,7 @@ class Runner(Protocol):
     compile_seconds: float  # one-off warm-up spent compiling (kept out of steady-state timings)
     eos_token_ids: tuple[int, ...]  # the model's end-of-generation tokens
     weights: str  # what the passes multiply: bf16 / float32 / float16 / int8 / int4 (torch), gguf (llama.cpp)
+    compute_dtype: str  # the activations' dtype: bfloat16 / float32 / float16 (torch), gguf (llama.cpp's own)
     vocab_ids: torch.Tensor | None  # (V,) the token id of each logits row after `restrict_vocab`; None: row i is id i
 
     def reset(self) -> None:

@@ -125,6 +125,7 @@ class LlamaCppRunner:
         self.compile_seconds = 0.0
         self.length = 0
         self.weights = "gguf"  # the GGUF's own quantized weights, as llama.cpp runs them
+        self.compute_dtype = "gguf"  # llama.cpp picks its activations' types per operation
         self.vocab_ids: torch.Tensor | None = None  # every row: the model's whole vocabulary
         cp = L.llama_context_default_params()
         cp.n_ctx = self.max_context + MAX_PASS

@@ -278,6 +278,11 @@ class TorchRunner:
         self.vocab_ids = idx
 
     @property
+    def compute_dtype(self) -> str:
+        """The activations' dtype (a quantized model's too): bfloat16 / float32 / float16."""
+        return str(self.dtype).removeprefix("torch.")
+
+    @property
     def weights(self) -> str:
         """bf16 / float32 / float16, or int4 / int8 when the linear layers are quantized modules."""
         from specdec.weights.quant import QLinear

@@ -115,6 +115,7 @@ def test_protocol_attributes(runner):
     assert runner.length == 0 and runner.space_left() == runner.max_context == MAX_CONTEXT
     assert isinstance(runner.fingerprint(), str) and runner.fingerprint()
     assert isinstance(runner.weights, str) and runner.weights and runner.vocab_ids is None
+    assert runner.compute_dtype in ("bfloat16", "float32", "float16", "gguf")
 
 
 def test_restrict_vocab_narrows_the_logits_or_says_why_in_one_line(runner):

@@ -180,7 +180,7 @@ def _resolve_store(store: str | None, env: DrafterEnv, cfg: AdedConfig) -> Trigr
     """store: "auto" (default: the bundled store when one matches the target's tokenizer, else empty),
     "bundled" (that store, or an error), None / "empty" (start empty), or a path."""
     tok = env.target_tokenizer
-    vocab = max(getattr(env.target_runner, "vocab_size", 0) or 0, len(tok) if tok is not None else 0)
+    vocab = max(env.target_runner.vocab_size if env.target_runner is not None else 0, len(tok) if tok is not None else 0)
     if store in ("auto", "bundled"):
         found = bundled_store(tok) if tok is not None else None
         if found is None and store == "bundled":

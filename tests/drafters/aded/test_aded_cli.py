@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import make_tokenizer
+from spec_helpers import make_tokenizer
 from typer.testing import CliRunner
 
 from specdec.cli.aded import aded_app, iter_texts

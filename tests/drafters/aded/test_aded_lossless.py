@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import VOCAB, make_model, make_tokenizer, random_prompts
+from spec_helpers import VOCAB, make_model, make_tokenizer, random_prompts
 from spec_helpers import pin_pass_costs
 
 from specdec.api import SpecDecoder
