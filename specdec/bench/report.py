@@ -97,6 +97,11 @@ def render_table(report: dict):
     t.add_column("setup", no_wrap=True)
     for col in ("tok/s", "speedup", "α", "τ", "same", "warm-up", "compile"):
         t.add_column(col, justify="right")
+    spread = any(r.get("repeat_spread") for r in report["setups"].values())  # --repeats: each row's run-to-run spread
+    if spread:
+        t.add_column("spread", justify="right")
+        caption += "; spread: median over prompts of a prompt's slowest run / its fastest (--repeats)"
+        t.caption = caption
     # secondary baselines (vLLM's speculative setups over vllm_plain): one more column each, when present
     vs = list(dict.fromkeys(k for r in report["setups"].values() for k in r if k.startswith("speedup_vs_")))
     for key in vs:
@@ -110,6 +115,7 @@ def render_table(report: dict):
         t.add_row(name, _fmt(r.get("median_tokens_per_s")), speedup,
                   _fmt(r.get("acceptance_rate")), _fmt(r.get("mean_accepted_length")), same_s,
                   _fmt(r.get("warmup_s"), ".1f"), _fmt(r.get("warmup_compile_s"), ".1f"),
+                  *([_fmt(r.get("repeat_spread"))] if spread else []),
                   *[_fmt(r.get(key)) + ("x" if r.get(key) else "") for key in vs])
     return t
 

@@ -225,7 +225,9 @@ def _ratio(num, den):
 
 
 def summarize(per_prompt: list[dict]) -> dict:
-    """Median tokens/s over prompts; alpha and tau pooled over all prompts (ratio of sums)."""
+    """Median tokens/s over prompts; alpha and tau pooled over all prompts (ratio of sums). With --repeats,
+    `repeat_spread`: the median over prompts of a prompt's slowest run over its fastest (how far one generation
+    moved between its runs: 1.26 for this engine's plain decoding on a Zen 4 day, docs/runners.md), else None."""
     tps = [p["tokens_per_s"] for p in per_prompt]
     drafted = [p["drafted"] for p in per_prompt if p.get("drafted") is not None]
     rounds = [p["rounds"] for p in per_prompt if p.get("rounds") is not None]
@@ -248,7 +250,15 @@ def summarize(per_prompt: list[dict]) -> dict:
         "identical_prompts": sum(bool(s) for s in same),
         "median_seconds": statistics.median(p["seconds"] for p in per_prompt) if per_prompt else 0.0,
         "total_tokens": sum(p["tokens"] for p in per_prompt),
+        "repeat_spread": _spread(per_prompt),
     }
+
+
+def _spread(per_prompt: list[dict]) -> float | None:
+    runs = [p["repeat_seconds"] for p in per_prompt if len(p.get("repeat_seconds") or []) > 1]
+    if not runs or len(runs) < len(per_prompt) or not all(min(r) > 0 for r in runs):
+        return None
+    return statistics.median(max(r) / min(r) for r in runs)
 
 
 def _steps(name: str, backend: Backend, prompts: list[list[int]], out: dict, *, warmup: bool, greedy: bool,

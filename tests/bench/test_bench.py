@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,9 @@ def test_bench_repeats_end_to_end(tiny_zoo, tmp_path, prompt_file):
         assert len(rows) == 3 and all(len(p["repeat_seconds"]) == 2 for p in rows), name
         assert all(p["seconds"] == min(p["repeat_seconds"]) for p in rows)  # of two runs, the lower middle one
         assert s["identical_prompts"] == 3
+        assert s["repeat_spread"] == pytest.approx(statistics.median(max(p["repeat_seconds"]) / min(p["repeat_seconds"])
+                                                                     for p in rows))
+    assert "spread" in res.output  # the table's column for --repeats
 
 
 def test_output_paths_are_checked_before_any_work(tiny_zoo, tmp_path, prompt_file):
@@ -246,6 +250,10 @@ def test_repeats_rotate_the_order_and_keep_each_setups_median_run():
     # the medians over prompts of the kept runs' tokens/s: (3.33 + 5) / 2 against (1 + 0.4) / 2
     assert res["a"]["speedup"] == pytest.approx((2 / 0.6 + 2 / 0.4) / (2 / 2.0 + 2 / 5.0))
     assert [r["identical"] for r in res["b"]["per_prompt"]] == [True, False]  # its last run of prompt 6 differed
+    assert res["plain"]["repeat_spread"] == pytest.approx(statistics.median([3.0 / 1.0, 6.0 / 4.0]))
+    assert res["b"]["repeat_spread"] == 1.0
+    once = run_bench({"plain": timed("plain", [9, 1.0, 2.0])}, [[5], [6]])
+    assert once["plain"]["repeat_spread"] is None  # one run a prompt: nothing to spread
 
 
 @pytest.mark.parametrize("repeats,interleave", [(0, True), (2, False), (True, True), (1.5, True)])
