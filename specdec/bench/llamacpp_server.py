@@ -9,7 +9,7 @@ batch-1 latency, as this engine is timed). Every call is a fresh request with th
 (`cache_prompt: false`: a repeat pays its prefill again), so `--repeats` times llama.cpp as often as this
 engine; only ngram-mod, whose n-gram pool outlives a request (a repeat would draft its own earlier output),
 decodes a distinct prompt once per server and answers a repeat (the bench's warm-up call is prompt 0 again) with
-the first answer. The numbers are the server's `timings`:
+the first answer, marked `replayed` (the bench does not count it as a run). The numbers are the server's `timings`:
 
   seconds              prompt_ms + predicted_ms (prefill included, as this engine's tokens_per_s)
   decode_tokens_per_s  predicted_per_second (generation only, what llama.cpp itself reports)
@@ -295,9 +295,9 @@ class LlamaServerBackend:
                                    f"({type(e).__name__}: {e}); {self._log_tail()}") from None
 
     def __call__(self, prompt_ids: list[int]) -> tuple[list[int], dict]:
-        if tuple(prompt_ids) in self.answers:  # a stateful setup's repeat
+        if tuple(prompt_ids) in self.answers:  # a stateful setup's repeat: the first answer, marked as such
             ids, stats = self.answers[tuple(prompt_ids)]
-            return list(ids), dict(stats)
+            return list(ids), {**stats, "replayed": True}
         if self.proc is None:
             if self.info["server_starts"]:
                 raise LlamaServerError(f"{self.name}: llama-server is not running (closed, or failed to start)")

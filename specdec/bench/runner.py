@@ -268,7 +268,8 @@ def _steps(name: str, backend: Backend, prompts: list[list[int]], out: dict, *, 
     the untimed warm-up (prompt 0 again) and after each generation, filling `out` ("rows", "warmup_s",
     "warmup_compile_s"); with `record_ref` its first outputs become the reference (`ref_out`). With `repeats` > 1
     each prompt runs that many times; its row is the run of median time (the lower middle one for an even count),
-    with every run's seconds (`repeat_seconds`), identical only if every run's output is."""
+    with every run's seconds (`repeat_seconds`), identical only if every run's output is. An answer whose stats
+    say `replayed` (a backend that answers a repeat from memory: llama-server's ngram-mod) is not a run."""
     if warmup:
         if progress:
             progress(name, 0, len(prompts))
@@ -287,9 +288,10 @@ def _steps(name: str, backend: Backend, prompts: list[list[int]], out: dict, *, 
             runs.append((got, st))
             if r < repeats - 1:
                 yield
-        got, st = sorted(runs, key=lambda run: run[1]["seconds"])[(repeats - 1) // 2]
+        timed = [run for run in runs if not run[1].get("replayed")] or runs[:1]  # a replayed answer is no run
+        got, st = sorted(timed, key=lambda run: run[1]["seconds"])[(len(timed) - 1) // 2]
         same = all(g == ref_out[i] for g, _ in runs) if greedy and i < len(ref_out) else None
-        extra = {"repeat_seconds": [run[1]["seconds"] for run in runs]} if repeats > 1 else {}
+        extra = {"repeat_seconds": [run[1]["seconds"] for run in timed]} if repeats > 1 else {}
         out["rows"].append({"prompt_index": i, "prompt_tokens": len(ids), **st, **extra, "identical": same,
                             "output_ids": list(got)})
         yield

@@ -256,6 +256,27 @@ def test_repeats_rotate_the_order_and_keep_each_setups_median_run():
     assert once["plain"]["repeat_spread"] is None  # one run a prompt: nothing to spread
 
 
+def test_replayed_answers_are_not_runs():
+    """A backend that answers a repeat from memory (llama-server's ngram-mod) marks it `replayed`: the row keeps
+    its real runs only, so its seconds and spread are not three copies of one run."""
+    def plain(ids):
+        return [1], {"tokens": 1, "seconds": 1.0, "tokens_per_s": 1.0, "rounds": 1}
+
+    seen = set()
+
+    def memo(ids):
+        replay = tuple(ids) in seen
+        seen.add(tuple(ids))
+        st = {"tokens": 1, "seconds": 2.0 + ids[0], "tokens_per_s": 1 / (2.0 + ids[0]), "rounds": 1}
+        return [1], ({**st, "replayed": True} if replay else st)
+
+    res = run_bench({"plain": plain, "m": memo}, [[5], [6]], interleave=True, repeats=3)
+    rows = res["m"]["per_prompt"]
+    assert [r["repeat_seconds"] for r in rows] == [[7.0], [8.0]]  # prompt 5's one real run was the warm-up's
+    assert res["m"]["repeat_spread"] is None and res["plain"]["repeat_spread"] == 1.0
+    assert all(r["identical"] for r in rows)
+
+
 @pytest.mark.parametrize("repeats,interleave", [(0, True), (2, False), (True, True), (1.5, True)])
 def test_repeats_are_checked(repeats, interleave):
     with pytest.raises(InputError, match="--repeats must be a whole number >= 1"):

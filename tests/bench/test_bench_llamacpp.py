@@ -206,10 +206,12 @@ def test_only_ngram_mod_answers_a_repeat_from_memory(fake, ggufs, backends, setu
     b = make(fake, ggufs, setup, max_new_tokens=4)
     backends.append(b)
     b.prepare([[1, 2, 3]])
-    first = b([1, 2, 3])
-    assert b([1, 2, 3]) == first and b([4, 5]) != first
-    sent = [x["prompt"] for x in fake.bodies()[1:]]  # after the warm-up
     stateful = setup == "ngram-mod"
+    first = b([1, 2, 3])
+    again = b([1, 2, 3])
+    assert again[0] == first[0] and again[1].pop("replayed", False) is stateful and again[1] == first[1]
+    assert b([4, 5]) != first
+    sent = [x["prompt"] for x in fake.bodies()[1:]]  # after the warm-up
     assert sent == ([[1, 2, 3], [4, 5]] if stateful else [[1, 2, 3], [1, 2, 3], [4, 5]])
     assert b.info["repeats"].startswith("one request per distinct prompt" if stateful else "every call a fresh")
 
