@@ -189,7 +189,7 @@ def make_responder(dec, max_new_tokens: int, temperature: float = 0.0, seed: int
     seen: dict[int, torch.Tensor] = {}  # sequence index -> the target's logits predicting the token there
     calls = {"n": 0}
 
-    def recording_forward(tokens, tree_mask=None, depths=None, **kw):
+    def recording_forward(tokens, tree_mask=None, depths=None, **kw):  # the runner's forward during a respond call
         start = runner.length
         logits, hidden = plain_forward(tokens, tree_mask=tree_mask, depths=depths, **kw)
         if tree_mask is None and logits is not None:  # (a prefill computes no logits)
@@ -197,14 +197,21 @@ def make_responder(dec, max_new_tokens: int, temperature: float = 0.0, seed: int
                 seen[start + j + 1] = logits[0, j].clone()
         return logits, hidden
 
-    runner.forward = recording_forward
     stop = StopConfig(max_new_tokens=max_new_tokens)
 
     def respond(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         calls["n"] += 1
         seen.clear()
         sampling = SamplingConfig(temperature=temperature, seed=seed * 7_777 + int(ids.sum()) % 1_000_003)
-        toks = dec.generate_ids(ids, sampling=sampling, stop=stop)
+        own = "forward" in vars(runner)  # a forward set on the instance (not the class's) is put back as it was
+        runner.forward = recording_forward  # only while this call generates: the decoder is left as it was
+        try:
+            toks = dec.generate_ids(ids, sampling=sampling, stop=stop)
+        finally:
+            if own:
+                runner.forward = plain_forward
+            else:
+                del runner.forward
         P = ids.shape[1]
         logits = torch.stack([seen[P + t] for t in range(len(toks))]) if toks else torch.zeros(0)
         return torch.tensor(toks, dtype=torch.long), logits
@@ -238,7 +245,6 @@ def make_hf_batch_responder(model, pad_id: int, eos_ids: list[int], max_new_toke
             res.append((seqs[b, :n].clone(), logits[b, :n].float().clone()))
         return res
 
-    respond.batch_size = batch_size
     return respond
 
 
@@ -280,12 +286,13 @@ def shard_plan(cfg: DataConfig) -> list[tuple[int, int]]:
 
 
 def build_dataset(cfg: DataConfig, out_dir: str | os.PathLike, *, target, draft, tokenizer,
-                  respond: Callable, prompts: list[str],
+                  respond: Callable, prompts: list[str], batch_size: int = 1,
                   progress: bool = True, log: Callable[[str], None] = print, estimate_only: bool = False,
                   max_shards: int | None = None) -> dict[str, Any]:
     """Generate (or resume) the shards of `cfg` into `out_dir`. `respond(prompt_ids (1,P))` produces the
-    target's response (n,), or (response, the target's logits for it (n, V)); a responder with a
-    `batch_size` attribute > 1 takes a list of prompts and returns a list. Returns the manifest."""
+    target's response (n,), or (response, the target's logits for it (n, V)); with `batch_size` > 1 (a batched
+    responder: make_hf_batch_responder) it takes a list of up to that many prompts and returns a list. Returns the
+    manifest."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(out)
@@ -317,7 +324,7 @@ def build_dataset(cfg: DataConfig, out_dir: str | os.PathLike, *, target, draft,
         return label_response(target, draft, ids, response, temperature=cfg.temperature, keep_prob=cfg.keep_prob,
                               generator=g, target_logits=tlogits)
 
-    batch = max(1, int(getattr(respond, "batch_size", 1)))
+    batch = max(1, int(batch_size))
 
     def run(idx: list[int]) -> dict[int, PromptRecord]:
         ids = [encode(i) for i in idx]

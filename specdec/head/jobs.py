@@ -78,7 +78,8 @@ def build_data(*, out: str, prompts: str, target: str, draft: str, start: int = 
         pad = tok.pad_token_id if tok.pad_token_id is not None else eos[0]
         respond = make_hf_batch_responder(tmodel, pad, eos, max_new_tokens, batch_size)
     manifest = build_dataset(cfg, out, target=tmodel, draft=dmodel, tokenizer=tok, respond=respond, prompts=texts,
-                             progress=progress, log=log, estimate_only=estimate_only, max_shards=max_shards)
+                             batch_size=batch_size if responder == "hf-batch" else 1, progress=progress, log=log,
+                             estimate_only=estimate_only, max_shards=max_shards)
     manifest["eos_token_ids"] = eos_token_ids(tok, tmodel)
     manifest.setdefault("commands", []).append(command)
     write_manifest(Path(out), manifest)

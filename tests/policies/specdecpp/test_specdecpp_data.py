@@ -72,7 +72,7 @@ def test_label_response_alignment(target_model, draft_model):
     assert torch.equal(rec.label_greedy, (tl.argmax(-1) == dl.argmax(-1)).float())
 
 
-def _build(tmp_path, target_model, draft_model, tokenizer, count, max_shards=None, out="data"):
+def _build(tmp_path, target_model, draft_model, tokenizer, count, max_shards=None, out="data", batch_size=1):
     prompts = [" ".join(f"w{int(t) - 3}" for t in p[0]) for p in random_prompts(count, seed=5)]
     cfg = DataConfig(target="tiny-target", draft="tiny-draft", prompts="inline", start=0, count=count,
                      max_new_tokens=6, shard_size=2, chat=False, draft_identity=draft_identity(draft_model, "tiny-draft"))
@@ -83,9 +83,22 @@ def _build(tmp_path, target_model, draft_model, tokenizer, count, max_shards=Non
         g = torch.Generator().manual_seed(ids.shape[1])
         return torch.randint(3, 64, (6,), generator=g)
 
+    def respond_batch(batch):  # a batched responder: a list of (1, P) prompts in, a list of responses out
+        calls.append(("batch", len(batch)))
+        return [respond(ids) for ids in batch]
+
     man = build_dataset(cfg, tmp_path / out, target=target_model, draft=draft_model, tokenizer=tokenizer,
-                        respond=respond, prompts=prompts, progress=False, log=lambda m: None, max_shards=max_shards)
+                        respond=respond if batch_size == 1 else respond_batch, prompts=prompts, batch_size=batch_size,
+                        progress=False, log=lambda m: None, max_shards=max_shards)
     return man, calls
+
+
+def test_a_batched_responder_gets_lists_and_builds_the_same_data(tmp_path, target_model, draft_model, tokenizer):
+    _build(tmp_path, target_model, draft_model, tokenizer, 4, out="one")
+    _, calls = _build(tmp_path, target_model, draft_model, tokenizer, 4, out="two", batch_size=2)
+    assert [c for c in calls if isinstance(c, tuple)] == [("batch", 2), ("batch", 2)]  # 4 prompts, lists of two
+    one, two = load_dataset(tmp_path / "one", labelled_only=False), load_dataset(tmp_path / "two", labelled_only=False)
+    assert torch.equal(one.features, two.features) and torch.equal(one.labels, two.labels)
 
 
 def test_shards_manifest_and_resume(tmp_path, target_model, draft_model, tokenizer):
@@ -154,6 +167,7 @@ def test_responder_records_the_targets_logits(target_model, draft_model, tokeniz
             hf = target_model(torch.cat([prompt[0], toks])[None]).logits[0, prompt.shape[1] - 1 : -1]
         assert logits.shape == hf.shape
         assert torch.allclose(logits, hf, atol=1e-4)
+        assert "forward" not in vars(dec.target)  # the recording forward lives only inside a respond call
 
 
 def test_extra_feature_is_the_drafts_top_log_probability(draft_model):
