@@ -120,20 +120,13 @@ def _find_head(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]
     return _FULL
 
 
-def _zoo():
-    """specdec.zoo where it is importable (it handles zoo names, local folders and hub ids)."""
-    try:
-        from specdec import zoo  # noqa: PLC0415
-    except Exception:  # noqa: BLE001 -- zoo absent or broken: load folders directly
-        return None
-    return zoo if hasattr(zoo, "load_masked_lm") else None
-
-
 def load_mlm(name_or_path: str = "bert-tiny-splade", *, dtype: str = "float32",
              trust_remote_code: bool = False, device: str = "cpu") -> MLM:
     """Load any `AutoModelForMaskedLM` checkpoint with its tokenizer, in eval mode."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer  # noqa: PLC0415
     from transformers.utils import logging as hf_logging  # noqa: PLC0415
+
+    from specdec import zoo  # noqa: PLC0415 -- zoo names, local folders and hub ids
 
     if dtype not in _DTYPES:
         raise ModelLoadError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
@@ -141,9 +134,8 @@ def load_mlm(name_or_path: str = "bert-tiny-splade", *, dtype: str = "float32",
         return name_or_path
     name = str(name_or_path)
     zoo_name = "bert-tiny-splade" if name in BUNDLED_NAMES else name
-    zoo = _zoo()
-    if zoo is not None and (zoo_name in zoo.ZOO or os.path.isdir(os.path.expanduser(name))
-                            or not name.startswith(("/", ".", "~"))):
+    if (zoo_name in zoo.ZOO or os.path.isdir(os.path.expanduser(name))
+            or not name.startswith(("/", ".", "~"))):
         bars = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()
         try:
