@@ -113,6 +113,73 @@ def test_kernel_matches_its_reference_and_is_row_invariant(bits):
     assert (y - full).abs().max() < 0.02 * full.abs().max()
 
 
+def _superblock_weights(N: int, K: int, seed: int) -> quant.QWeight:
+    """Q4_K-shaped random weights: 4-bit codes, 6-bit sub-block scales and mins, d and dmin per 8 groups."""
+    g = torch.Generator().manual_seed(seed)
+    B, G = N // 16, K // 32
+    u8 = lambda hi, *shape: torch.randint(0, hi, shape, generator=g, dtype=torch.uint8)  # noqa: E731
+    f16 = lambda: (torch.rand(B, G // 8, 16, generator=g) * 1e-2 + 1e-4).half()  # noqa: E731
+    return quant.QWeight(u8(256, B, G, 256), u8(64, B, G, 16), u8(64, B, G, 16), f16(), f16())
+
+
+def _superblock_reference(x: torch.Tensor, w: quant.QWeight) -> torch.Tensor:
+    """The super-block path's arithmetic in float64: activations to int8 per 256 (step max|x| / 127, round half to
+    even, as the kernel), exact integer dots per group, y = xs * (d * sum_g sc_g dot_g - dmin * sum_g mn_g sum(xq_g))."""
+    c = w.unpack()
+    M, K = x.shape
+    G = K // 32
+    xb = x.float().reshape(M, K // 256, 256)
+    amax = xb.abs().amax(-1)  # (M, K/256)
+    inv = torch.where(amax > 0, 127 / amax, torch.zeros_like(amax))
+    xq = torch.round(xb * inv[..., None]).clamp(-128, 127).double().reshape(M, G, 32)
+    dots = torch.einsum("mgk,ngk->mng", xq, c.q.double().reshape(-1, G, 32))  # (M, N, G) exact integers
+    isum = (dots * c.sc.double()[None]).reshape(M, -1, G // 8, 8).sum(-1)  # (M, N, K/256)
+    imin = (xq.sum(-1)[:, None, :] * c.mn.double()[None]).reshape(M, -1, G // 8, 8).sum(-1)
+    xs = (amax / 127).double()[:, None, :]  # (M, 1, K/256)
+    return (xs * (c.d.double()[None] * isum - c.dm.double()[None] * imin)).sum(-1).float()
+
+
+def test_superblock_path_matches_its_reference_and_is_row_invariant():
+    """SPECDEC_SUPERBLOCKS: Q4_K weights with activations quantized per 256, the sub-block scales applied in int32.
+    Its own numbers (not the per-32 path's), a row's output independent of the rows beside it, close to the float
+    product; 6-bit weights and weights without 256-value super-blocks keep the per-32 path."""
+    ext = _vnni()
+    g = torch.Generator().manual_seed(4)
+    w = _superblock_weights(64, 768, 5)
+    x = torch.randn(11, 768, generator=g)
+    args = (w.codes, w.sc, w.mn, w.d, w.dm, 4)
+    ext.set_superblocks(False)
+    try:
+        per32 = ext.qmatmul(x, *args)
+        assert ext.set_superblocks(True)
+        y = ext.qmatmul(x, *args)
+        torch.testing.assert_close(y, _superblock_reference(x, w), rtol=1e-5, atol=1e-6)
+        assert not torch.equal(y, per32)  # the switch took effect: other numbers
+        for lo, hi in [(3, 4), (0, 8), (8, 11), (2, 9)]:
+            assert torch.equal(ext.qmatmul(x[lo:hi].contiguous(), *args), y[lo:hi])
+        full = x @ w.unpack().dequantize().T
+        assert (y - full).abs().max() < 0.03 * full.abs().max()
+        w6 = quant.pack(_codes(6, 64, 256, 2))  # Q6_K: no super-block path
+        x6 = x[:, :256].contiguous()
+        torch.testing.assert_close(ext.qmatmul(x6, w6.codes, w6.sc, w6.mn, w6.d, w6.dm, 6),
+                                   quant.reference_qmatmul(x6, w6), rtol=1e-5, atol=1e-4)
+        w1 = quant.pack(_codes(4, 64, 256, 3))  # round-to-nearest 4-bit: d per group (S = 1), the per-32 path
+        x1 = x[:, :256].contiguous()
+        torch.testing.assert_close(ext.qmatmul(x1, w1.codes, w1.sc, w1.mn, w1.d, w1.dm, 4),
+                                   quant.reference_qmatmul(x1, w1), rtol=1e-5, atol=1e-4)
+    finally:
+        ext.set_superblocks(kernels.superblocks())  # as the process's environment says
+
+
+def test_superblocks_switch_is_read_once_and_checked(monkeypatch):
+    for value, want in [("", False), ("0", False), ("off", False), ("1", True), ("on", True)]:
+        monkeypatch.setenv(kernels.SUPERBLOCKS_ENV, value)
+        assert kernels.superblocks() is want
+    monkeypatch.setenv(kernels.SUPERBLOCKS_ENV, "maybe")
+    with pytest.raises(kernels.ModelLoadError, match="SPECDEC_SUPERBLOCKS must be 1 or 0"):
+        kernels.superblocks()
+
+
 @pytest.fixture
 def amx_ext():
     ext = _vnni()

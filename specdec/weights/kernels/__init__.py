@@ -14,6 +14,11 @@ tile multiply for 16 rows), shorter ones the VNNI path; both give the same bits 
 the same float steps), so a token's logits do not depend on the path. `SPECDEC_QKERNEL=vnni` keeps every pass
 on VNNI, `SPECDEC_QKERNEL=amx` sends every pass to AMX (refused where the CPU or OS has no AMX).
 
+Super-blocks (opt-in, `SPECDEC_SUPERBLOCKS=1`): 4-bit Q4_K weights (8 groups of 32 sharing d and dmin) take a path
+whose activations are quantized per 256 values instead of per 32, so the sub-block scales apply in int32 and the
+float steps run once per super-block (qmatmul.cpp, "super-blocks"); other numbers than the default path, row-invariant
+like it, VNNI only (passes that take AMX keep the per-32 path).
+
 Prompt prefills of 48+ rows on CPUs with AMX-BF16 (unless `SPECDEC_QKERNEL=int8` or `vnni`): `qmatmul_bf16`, the
 weights dequantized to bf16 once a pass and multiplied by bf16 tiles (fp32 sums); not the int8 kernel's numbers, so
 only prefills take it (plain and speculative runs prefill alike; runners/torch_runner.py, docs/runners.md "A prefill
@@ -115,11 +120,25 @@ def _digest(*extra: bytes) -> str:
     return hashlib.sha256(SOURCE.read_bytes() + " ".join(CFLAGS).encode() + b"".join(extra)).hexdigest()[:12]
 
 
+SUPERBLOCKS_ENV = "SPECDEC_SUPERBLOCKS"
+
+
+def superblocks() -> bool:
+    """Whether SPECDEC_SUPERBLOCKS asks for the per-256 super-block path (1 / on / true; 0 / off / false / unset)."""
+    v = os.environ.get(SUPERBLOCKS_ENV, "").strip().lower()
+    if v in ("", "0", "off", "false", "no"):
+        return False
+    if v in ("1", "on", "true", "yes"):
+        return True
+    raise ModelLoadError(f"{SUPERBLOCKS_ENV} must be 1 or 0, got {v!r}")
+
+
 def signature() -> str:
-    """What of the kernel sets a quantized runner's speed: its path, the rows from which AMX runs, its source and
-    flags. Part of the runner's cost-cache key, so a pass-cost curve measured on another path or with an older
-    kernel is measured again (the cache's probe checks only the 1-row pass)."""
-    return f"{mode()}|amx>={amx_rows_in_effect()}|{_digest()}"  # (prefill is not in the pass-cost curve)
+    """What of the kernel sets a quantized runner's speed: its path, the rows from which AMX runs, the super-block
+    switch, its source and flags. Part of the runner's cost-cache key, so a pass-cost curve measured on another path
+    or with an older kernel is measured again (the cache's probe checks only the 1-row pass)."""
+    sb = "|sb" if mode() == "vnni" and superblocks() else ""
+    return f"{mode()}|amx>={amx_rows_in_effect()}{sb}|{_digest()}"  # (prefill is not in the pass-cost curve)
 
 
 def build_dir(cache_dir=None) -> Path:
@@ -160,6 +179,7 @@ def load(cache_dir=None, say=None):
         if ext.set_amx_min_rows(want) != want and _forced() == "amx":
             raise ModelLoadError("SPECDEC_QKERNEL=amx, but this CPU or OS does not run AMX tiles (no amx_int8 "
                                  "flag, or Linux refused the tile state); use auto or vnni")
+        ext.set_superblocks(superblocks())
         _EXT = ext
         return _EXT
 

@@ -354,6 +354,110 @@ void amx_block(int R, const uint8_t* codes, const uint8_t* sc, const uint8_t* mn
   for (int r = 0; r < R; ++r) _mm512_storeu_ps(y + r * ldy, tot[r]);
 }
 
+// ------------------------------------------------------------------------------------------ super-blocks (opt-in)
+// Q4_K's 8 groups of a 256-value super-block share d and dmin, so with the activations quantized per 256 (one
+// scale a super-block, as llama.cpp's Q8_K) the sub-block scales apply in int32 and the float steps run once per
+// super-block instead of once per group: a row is
+//   y = xs * (d * sum_g sc_g * <q_g, xq_g>  -  dmin * sum_g mn_g * sum(xq_g))
+// with <q_g, xq_g> the group's int32 dot product (8 vpdpbusd, as above), sc_g * it one vpmulld, and the mins' sum
+// one vpdpwssd per two groups (mn and the groups' activation sums as int16 pairs). Exact in int32: |<q_g, xq_g>| <=
+// 32*15*127, times sc <= 63, times 8 groups < 2^25; the mins' sum < 2^21.
+// Why (docs/results/bench/profile/group_float.py, Zen 4): the per-group float steps are a quarter to a third of a
+// multi-row pass's arithmetic. Other numbers than the per-32 path (activations rounded per 256), so it is a switch
+// (set_superblocks), off by default, 4-bit super-block weights only, VNNI only (a pass that would take AMX does not
+// take it): a token's logits still do not depend on the rows that share its pass.
+bool g_superblocks = false;
+
+// x (M, K) fp32 -> xq (M, K) int8 with one scale per 256 values, xs (M, K/256), bs (M, K/32) int16 group sums
+void quantize_rows256(const float* x, int64_t M, int64_t K, int8_t* xq, float* xs, int16_t* bs) {
+  const int64_t SB = K / 256;
+  for (int64_t i = 0; i < M * SB; ++i) {
+    const float* p = x + i * 256;
+    __m512 mx = _mm512_setzero_ps();
+    for (int j = 0; j < 16; ++j) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(p + 16 * j)));
+    const float amax = _mm512_reduce_max_ps(mx);
+    xs[i] = amax / 127.0f;
+    const __m512 vinv = _mm512_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
+    for (int g = 0; g < 8; ++g) {
+      __m512i qa = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(p + 32 * g), vinv));
+      __m512i qb = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(p + 32 * g + 16), vinv));
+      _mm_storeu_si128((__m128i*)(xq + i * 256 + 32 * g), _mm512_cvtsepi32_epi8(qa));
+      _mm_storeu_si128((__m128i*)(xq + i * 256 + 32 * g + 16), _mm512_cvtsepi32_epi8(qb));
+      bs[i * 8 + g] = (int16_t)_mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
+    }
+  }
+}
+
+template <int R>
+inline void block_rows_sb(const uint8_t* codes, const uint8_t* sc, const uint8_t* mn, const uint16_t* d,
+                          const uint16_t* dm, int64_t G, const int8_t* xq, const float* xs, const int16_t* bs,
+                          int64_t K, float* y, int64_t ldy) {
+  const __m512i m0f = _mm512_set1_epi8(0x0F);
+  const int64_t SB = G / 8;
+  __m512 tot[R];
+  for (int r = 0; r < R; ++r) tot[r] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < SB; ++b) {
+    __m512i isum[R], imin[R];
+    for (int r = 0; r < R; ++r) isum[r] = imin[r] = _mm512_setzero_si512();
+    for (int j = 0; j < 8; ++j) {
+      const int64_t g = 8 * b + j;
+      const uint8_t* p = codes + g * 256;
+      const int8_t* xg = xq + g * GROUP;
+      for (int64_t o = 0; o < 256; o += 64) _mm_prefetch((const char*)(p + PFD * 256 + o), _MM_HINT_T0);
+      __m512i acc[R];
+      for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
+      constexpr bool TWO = R <= 4;
+      __m512i acc2[TWO ? R : 1];
+      for (int r = 0; r < (TWO ? R : 1); ++r) acc2[r] = _mm512_setzero_si512();
+      for (int c = 0; c < 4; ++c) {
+        __m512i v = _mm512_loadu_si512((const void*)(p + 64 * c));
+        __m512i lo = _mm512_and_si512(v, m0f);
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f);
+        for (int r = 0; r < R; ++r) {
+          const int8_t* xr = xg + r * K + 8 * c;
+          acc[r] = _mm512_dpbusd_epi32(acc[r], lo, _mm512_set1_epi32(*(const int32_t*)xr));
+          if (TWO)
+            acc2[r] = _mm512_dpbusd_epi32(acc2[r], hi, _mm512_set1_epi32(*(const int32_t*)(xr + 4)));
+          else
+            acc[r] = _mm512_dpbusd_epi32(acc[r], hi, _mm512_set1_epi32(*(const int32_t*)(xr + 4)));
+        }
+      }
+      const __m512i scv = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(sc + g * 16)));
+      for (int r = 0; r < R; ++r) {
+        __m512i a = TWO ? _mm512_add_epi32(acc[r], acc2[r]) : acc[r];
+        isum[r] = _mm512_add_epi32(isum[r], _mm512_mullo_epi32(a, scv));
+      }
+      if (j & 1) {  // the mins of groups g-1 and g: int16 pairs (mn_{g-1}, mn_g) per output times (bs_{g-1}, bs_g)
+        const __m512i m0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(mn + (g - 1) * 16)));
+        const __m512i m1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(mn + g * 16)));
+        const __m512i mp = _mm512_or_si512(m0, _mm512_slli_epi32(m1, 16));
+        const int64_t Gx = K / GROUP;
+        for (int r = 0; r < R; ++r)
+          imin[r] = _mm512_dpwssd_epi32(imin[r], mp, _mm512_set1_epi32(*(const int32_t*)(bs + r * Gx + g - 1)));
+      }
+    }
+    const __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(d + b * 16)));
+    const __m512 dmv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(dm + b * 16)));
+    for (int r = 0; r < R; ++r) {
+      const __m512 x = _mm512_set1_ps(xs[r * SB + b]);
+      tot[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), _mm512_mul_ps(dv, x), tot[r]);
+      tot[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(imin[r]), _mm512_mul_ps(dmv, x), tot[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) _mm512_storeu_ps(y + r * ldy, tot[r]);
+}
+
+void run_rows_sb(int R, const uint8_t* codes, const uint8_t* sc, const uint8_t* mn, const uint16_t* d,
+                 const uint16_t* dm, int64_t G, const int8_t* xq, const float* xs, const int16_t* bs, int64_t K,
+                 float* y, int64_t ldy) {
+  switch (R) {
+#define CASE(n) case n: block_rows_sb<n>(codes, sc, mn, d, dm, G, xq, xs, bs, K, y, ldy); break;
+    CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+#undef CASE
+    default: TORCH_CHECK(false, "bad row block");
+  }
+}
+
 inline int64_t code_bytes(int64_t bits) { return bits == 4 ? 256 : bits == 6 ? 384 : 512; }
 
 // The shapes of a quantized linear call, checked: x (M, K) float32, codes (B, G, 256 | 384 | 512), d (B, G / S, 16)
@@ -385,6 +489,12 @@ int64_t set_amx_min_rows(int64_t n) {
 
 int64_t amx_min_rows() { return g_amx_min_rows; }
 
+// 4-bit super-block weights take the per-256 path (see "super-blocks") when on; returns what is set
+bool set_superblocks(bool on) {
+  g_superblocks = on;
+  return g_superblocks;
+}
+
 // x (M, K) float32; returns (M, N) float32
 torch::Tensor qmatmul(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, torch::Tensor mn, torch::Tensor d,
                       torch::Tensor dm, int64_t bits) {
@@ -395,6 +505,32 @@ torch::Tensor qmatmul(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, to
   // 6-bit codes stay on the VNNI path at every row count (no AMX path for them: their half-group scales would
   // double the per-group float work that already bounds AMX here; docs/runners.md)
   const bool amx = g_amx_min_rows > 0 && M >= g_amx_min_rows && bits != 6;
+  if (g_superblocks && bits == 4 && S == 8 && !amx) {  // the per-256 path (opt-in)
+    auto xq = torch::empty({M, K}, torch::kInt8);
+    auto xs = torch::empty({M, G / 8}, torch::kFloat32);
+    auto bs = torch::empty({M, G}, torch::kInt16);
+    quantize_rows256(x.data_ptr<float>(), M, K, xq.data_ptr<int8_t>(), xs.data_ptr<float>(), bs.data_ptr<int16_t>());
+    auto y = torch::empty({M, N}, torch::kFloat32);
+    const uint8_t* cp = codes.data_ptr<uint8_t>();
+    const uint8_t* scp = sc.data_ptr<uint8_t>();
+    const uint8_t* mnp = mn.data_ptr<uint8_t>();
+    const uint16_t* dp = (const uint16_t*)d.data_ptr<at::Half>();
+    const uint16_t* dmp = (const uint16_t*)dm.data_ptr<at::Half>();
+    const int8_t* xqp = xq.data_ptr<int8_t>();
+    const float* xsp = xs.data_ptr<float>();
+    const int16_t* bsp = bs.data_ptr<int16_t>();
+    float* yp = y.data_ptr<float>();
+    const int64_t GS = G / 8;
+    at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b)
+        for (int64_t m0 = 0; m0 < M; m0 += MR) {
+          const int R = (int)std::min<int64_t>(MR, M - m0);
+          run_rows_sb(R, cp + b * G * 256, scp + b * G * 16, mnp + b * G * 16, dp + b * GS * 16, dmp + b * GS * 16,
+                      G, xqp + m0 * K, xsp + m0 * GS, bsp + m0 * G, K, yp + m0 * N + b * 16, N);
+        }
+    });
+    return y;
+  }
   const int64_t Mpad = amx ? (M + 15) / 16 * 16 : M;  // AMX loads 16 rows a tile: zero rows past M
   auto xq = torch::empty({Mpad, K}, torch::kInt8);
   if (Mpad > M) std::memset(xq.data_ptr<int8_t>() + M * K, 0, (Mpad - M) * K);
@@ -982,6 +1118,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("amx_available", &amx_available, "whether this CPU and OS run AMX tiles (asks Linux for the tile state)");
   m.def("set_amx_min_rows", &set_amx_min_rows, "passes of at least n rows take the AMX path (0: never)");
   m.def("amx_min_rows", &amx_min_rows, "the current AMX threshold (0: off)");
+  m.def("set_superblocks", &set_superblocks, "4-bit super-block weights through the per-256 path (opt-in)");
   m.def("rms_norm", &rms_norm, "RMSNorm of each row (float32)");
   m.def("add_rms_norm", &add_rms_norm, "(x + r, RMSNorm(x + r)) (float32)");
   m.def("rope_write", &rope_write, "rotary embedding of q, k and the KV cache write (float32)");
