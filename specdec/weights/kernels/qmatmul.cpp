@@ -90,11 +90,36 @@ inline void group_scales(const uint8_t* sc, const uint8_t* mn, const uint16_t* d
   m = _mm512_mul_ps(dmv, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(mn + g * 16)))));
 }
 
+// One 4-bit group's int32 dot products for R rows (16 outputs each): 8 vpdpbusd a row, two accumulator chains
+// per row when few rows (vpdpbusd's latency, ~5 cycles, would otherwise bound a one-row pass).
+template <int R>
+inline void group_dots4(const uint8_t* p, const int8_t* xg, int64_t K, __m512i* acc) {
+  const __m512i m0f = _mm512_set1_epi8(0x0F);
+  constexpr bool TWO = R <= 4;
+  __m512i acc2[TWO ? R : 1];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
+  for (int r = 0; r < (TWO ? R : 1); ++r) acc2[r] = _mm512_setzero_si512();
+  for (int c = 0; c < 4; ++c) {
+    __m512i v = _mm512_loadu_si512((const void*)(p + 64 * c));
+    __m512i lo = _mm512_and_si512(v, m0f);
+    __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f);
+    for (int r = 0; r < R; ++r) {
+      const int8_t* xr = xg + r * K + 8 * c;
+      acc[r] = _mm512_dpbusd_epi32(acc[r], lo, _mm512_set1_epi32(*(const int32_t*)xr));
+      if (TWO)
+        acc2[r] = _mm512_dpbusd_epi32(acc2[r], hi, _mm512_set1_epi32(*(const int32_t*)(xr + 4)));
+      else
+        acc[r] = _mm512_dpbusd_epi32(acc[r], hi, _mm512_set1_epi32(*(const int32_t*)(xr + 4)));
+    }
+  }
+  if (TWO)
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_add_epi32(acc[r], acc2[r]);
+}
+
 template <int R, bool FOUR>
 inline void block_rows(const uint8_t* codes, const uint8_t* sc, const uint8_t* mn, const uint16_t* d,
                        const uint16_t* dm, int64_t G, int64_t S, const int8_t* xq, const float* xs,
                        const float* xsq, int64_t K, float* y, int64_t ldy) {
-  const __m512i m0f = _mm512_set1_epi8(0x0F);
   __m512 tot[R];
   for (int r = 0; r < R; ++r) tot[r] = _mm512_setzero_ps();
   const int64_t cbytes = FOUR ? 256 : 512;
@@ -105,26 +130,7 @@ inline void block_rows(const uint8_t* codes, const uint8_t* sc, const uint8_t* m
     const int8_t* xg = xq + g * GROUP;
     for (int64_t o = 0; o < cbytes; o += 64) _mm_prefetch((const char*)(p + PFD * cbytes + o), _MM_HINT_T0);
     if (FOUR) {
-      // two accumulator chains per row when few rows: vpdpbusd's latency (~5 cycles) would otherwise bound
-      // a one-row pass (8 dependent dot products per group)
-      constexpr bool TWO = R <= 4;
-      __m512i acc2[TWO ? R : 1];
-      for (int r = 0; r < (TWO ? R : 1); ++r) acc2[r] = _mm512_setzero_si512();
-      for (int c = 0; c < 4; ++c) {
-        __m512i v = _mm512_loadu_si512((const void*)(p + 64 * c));
-        __m512i lo = _mm512_and_si512(v, m0f);
-        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f);
-        for (int r = 0; r < R; ++r) {
-          const int8_t* xr = xg + r * K + 8 * c;
-          acc[r] = _mm512_dpbusd_epi32(acc[r], lo, _mm512_set1_epi32(*(const int32_t*)xr));
-          if (TWO)
-            acc2[r] = _mm512_dpbusd_epi32(acc2[r], hi, _mm512_set1_epi32(*(const int32_t*)(xr + 4)));
-          else
-            acc[r] = _mm512_dpbusd_epi32(acc[r], hi, _mm512_set1_epi32(*(const int32_t*)(xr + 4)));
-        }
-      }
-      if (TWO)
-        for (int r = 0; r < R; ++r) acc[r] = _mm512_add_epi32(acc[r], acc2[r]);
+      group_dots4<R>(p, xg, K, acc);
     } else {
       constexpr bool TWO = R <= 4;
       __m512i acc2[TWO ? R : 1];
@@ -392,7 +398,6 @@ template <int R>
 inline void block_rows_sb(const uint8_t* codes, const uint8_t* sc, const uint8_t* mn, const uint16_t* d,
                           const uint16_t* dm, int64_t G, const int8_t* xq, const float* xs, const int16_t* bs,
                           int64_t K, float* y, int64_t ldy) {
-  const __m512i m0f = _mm512_set1_epi8(0x0F);
   const int64_t SB = G / 8;
   __m512 tot[R];
   for (int r = 0; r < R; ++r) tot[r] = _mm512_setzero_ps();
@@ -405,28 +410,9 @@ inline void block_rows_sb(const uint8_t* codes, const uint8_t* sc, const uint8_t
       const int8_t* xg = xq + g * GROUP;
       for (int64_t o = 0; o < 256; o += 64) _mm_prefetch((const char*)(p + PFD * 256 + o), _MM_HINT_T0);
       __m512i acc[R];
-      for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
-      constexpr bool TWO = R <= 4;
-      __m512i acc2[TWO ? R : 1];
-      for (int r = 0; r < (TWO ? R : 1); ++r) acc2[r] = _mm512_setzero_si512();
-      for (int c = 0; c < 4; ++c) {
-        __m512i v = _mm512_loadu_si512((const void*)(p + 64 * c));
-        __m512i lo = _mm512_and_si512(v, m0f);
-        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m0f);
-        for (int r = 0; r < R; ++r) {
-          const int8_t* xr = xg + r * K + 8 * c;
-          acc[r] = _mm512_dpbusd_epi32(acc[r], lo, _mm512_set1_epi32(*(const int32_t*)xr));
-          if (TWO)
-            acc2[r] = _mm512_dpbusd_epi32(acc2[r], hi, _mm512_set1_epi32(*(const int32_t*)(xr + 4)));
-          else
-            acc[r] = _mm512_dpbusd_epi32(acc[r], hi, _mm512_set1_epi32(*(const int32_t*)(xr + 4)));
-        }
-      }
+      group_dots4<R>(p, xg, K, acc);
       const __m512i scv = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(sc + g * 16)));
-      for (int r = 0; r < R; ++r) {
-        __m512i a = TWO ? _mm512_add_epi32(acc[r], acc2[r]) : acc[r];
-        isum[r] = _mm512_add_epi32(isum[r], _mm512_mullo_epi32(a, scv));
-      }
+      for (int r = 0; r < R; ++r) isum[r] = _mm512_add_epi32(isum[r], _mm512_mullo_epi32(acc[r], scv));
       if (j & 1) {  // the mins of groups g-1 and g: int16 pairs (mn_{g-1}, mn_g) per output times (bs_{g-1}, bs_g)
         const __m512i m0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(mn + (g - 1) * 16)));
         const __m512i m1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(mn + g * 16)));
