@@ -491,21 +491,21 @@ torch::Tensor qmatmul(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, to
   // 6-bit codes stay on the VNNI path at every row count (no AMX path for them: their half-group scales would
   // double the per-group float work that already bounds AMX here; docs/runners.md)
   const bool amx = g_amx_min_rows > 0 && M >= g_amx_min_rows && bits != 6;
+  auto y = torch::empty({M, N}, torch::kFloat32);
+  const uint8_t* cp = codes.data_ptr<uint8_t>();
+  const uint8_t* scp = sc.data_ptr<uint8_t>();
+  const uint8_t* mnp = mn.data_ptr<uint8_t>();
+  const uint16_t* dp = (const uint16_t*)d.data_ptr<at::Half>();
+  const uint16_t* dmp = (const uint16_t*)dm.data_ptr<at::Half>();
+  float* yp = y.data_ptr<float>();
   if (g_superblocks && bits == 4 && S == 8 && !amx) {  // the per-256 path (opt-in)
     auto xq = torch::empty({M, K}, torch::kInt8);
     auto xs = torch::empty({M, G / 8}, torch::kFloat32);
     auto bs = torch::empty({M, G}, torch::kInt16);
     quantize_rows256(x.data_ptr<float>(), M, K, xq.data_ptr<int8_t>(), xs.data_ptr<float>(), bs.data_ptr<int16_t>());
-    auto y = torch::empty({M, N}, torch::kFloat32);
-    const uint8_t* cp = codes.data_ptr<uint8_t>();
-    const uint8_t* scp = sc.data_ptr<uint8_t>();
-    const uint8_t* mnp = mn.data_ptr<uint8_t>();
-    const uint16_t* dp = (const uint16_t*)d.data_ptr<at::Half>();
-    const uint16_t* dmp = (const uint16_t*)dm.data_ptr<at::Half>();
     const int8_t* xqp = xq.data_ptr<int8_t>();
     const float* xsp = xs.data_ptr<float>();
     const int16_t* bsp = bs.data_ptr<int16_t>();
-    float* yp = y.data_ptr<float>();
     const int64_t GS = G / 8;
     at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b)
@@ -525,16 +525,9 @@ torch::Tensor qmatmul(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, to
   auto xh = torch::empty({bits == 6 ? M : 0, 2 * G}, torch::kInt32);
   int32_t* xhp = bits == 6 ? xh.data_ptr<int32_t>() : nullptr;  // 6-bit codes only: the half groups' sums
   quantize_rows(x.data_ptr<float>(), M, K, xq.data_ptr<int8_t>(), xs.data_ptr<float>(), xsq.data_ptr<float>(), xhp);
-  auto y = torch::empty({M, N}, torch::kFloat32);
-  const uint8_t* cp = codes.data_ptr<uint8_t>();
-  const uint8_t* scp = sc.data_ptr<uint8_t>();
-  const uint8_t* mnp = mn.data_ptr<uint8_t>();
-  const uint16_t* dp = (const uint16_t*)d.data_ptr<at::Half>();
-  const uint16_t* dmp = (const uint16_t*)dm.data_ptr<at::Half>();
   const int8_t* xqp = xq.data_ptr<int8_t>();
   const float* xsp = xs.data_ptr<float>();
   const float* xsqp = xsq.data_ptr<float>();
-  float* yp = y.data_ptr<float>();
   const int64_t cbytes = code_bytes(bits);
   const int64_t GS = G / S;
   if (amx) {
