@@ -51,8 +51,11 @@ def check_run(run: RunConfig) -> None:
     a model folder, or a hub id that can be reached or is cached)."""
     from specdec.zoo.load import check_model_name
 
+    from specdec.weights import kernels
+
     check_spec(run.spec)
     check_backend(run.engine.backend)  # auto or a registered runner
+    kernels.check_env()  # SPECDEC_QKERNEL / SPECDEC_SUPERBLOCKS, read when the kernel loads
     if run.engine.device.startswith("cuda"):
         import torch
 

@@ -153,6 +153,17 @@ def test_bad_input_is_one_red_line(env, argv, stdin, phrase, loads):
         assert loaded == [], f"a model was loaded before the input was refused: {loaded}"
 
 
+@pytest.mark.parametrize("var,value,phrase", [("SPECDEC_SUPERBLOCKS", "maybe", "SPECDEC_SUPERBLOCKS must be 1 or 0"),
+                                               ("SPECDEC_QKERNEL", "fast", "SPECDEC_QKERNEL must be one of")])
+def test_a_bad_kernel_switch_is_one_red_line_before_any_load(env, monkeypatch, var, value, phrase):
+    tmp, loaded = env
+    monkeypatch.setenv(var, value)
+    res = runner.invoke(app, ["generate", "hi", *T])
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error:") and phrase in lines[0], res.stderr
+    assert loaded == [], f"a model was loaded before the input was refused: {loaded}"
+
+
 @pytest.mark.parametrize("argv", [["generate", "hi", "-n", "1.5"], ["generate", "hi", "-k", "2.5"],
                                   ["generate", "hi", "-k", "inf"], ["bench", "--prompts", "x", "--max-context", "y"]])
 def test_a_usage_error_is_one_red_line_too(env, argv):

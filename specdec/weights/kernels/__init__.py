@@ -133,6 +133,12 @@ def superblocks() -> bool:
     raise ModelLoadError(f"{SUPERBLOCKS_ENV} must be 1 or 0, got {v!r}")
 
 
+def check_env() -> None:
+    """SPECDEC_QKERNEL and SPECDEC_SUPERBLOCKS as load() will read them: one line each, before any model loads."""
+    _forced()
+    superblocks()
+
+
 def signature() -> str:
     """What of the kernel sets a quantized runner's speed: its path, the rows from which AMX runs, the super-block
     switch, its source and flags. Part of the runner's cost-cache key, so a pass-cost curve measured on another path
