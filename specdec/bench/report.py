@@ -93,15 +93,13 @@ def render_table(report: dict):
     if any(r.get("backend") == "vllm" for r in report["setups"].values()):
         caption += ("; vllm_*: one vLLM worker per setup runs every prompt during its warm-up (start-up "
                     "included), timed per request inside vLLM")
-    t = Table(title=title, caption=caption)
-    t.add_column("setup", no_wrap=True)
-    for col in ("tok/s", "speedup", "α", "τ", "same", "warm-up", "compile"):
-        t.add_column(col, justify="right")
     spread = any(r.get("repeat_spread") for r in report["setups"].values())  # --repeats: each row's run-to-run spread
     if spread:
-        t.add_column("spread", justify="right")
         caption += "; spread: median over prompts of a prompt's slowest run / its fastest (--repeats)"
-        t.caption = caption
+    t = Table(title=title, caption=caption)
+    t.add_column("setup", no_wrap=True)
+    for col in ("tok/s", "speedup", "α", "τ", "same", "warm-up", "compile") + (("spread",) if spread else ()):
+        t.add_column(col, justify="right")
     # secondary baselines (vLLM's speculative setups over vllm_plain): one more column each, when present
     vs = list(dict.fromkeys(k for r in report["setups"].values() for k in r if k.startswith("speedup_vs_")))
     for key in vs:
