@@ -43,6 +43,15 @@ constexpr int MR = 8;  // rows per register block
 // 6-bit output layer 11.1 -> 7.3 ms), where Zen 4 had measured no change: every pass prefetches.
 constexpr int64_t PFD = 8;
 
+// 32 activations p times the inverse step -> int8 at out (round to nearest even, saturated); qa, qb: the two
+// halves' int32 codes (for their sums). Both quantizers (per 32 and per 256) go through it.
+inline void quantize32(const float* p, __m512 vinv, int8_t* out, __m512i& qa, __m512i& qb) {
+  qa = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(p), vinv));
+  qb = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(p + 16), vinv));
+  _mm_storeu_si128((__m128i*)out, _mm512_cvtsepi32_epi8(qa));
+  _mm_storeu_si128((__m128i*)(out + 16), _mm512_cvtsepi32_epi8(qb));
+}
+
 // x (M, K) fp32 -> xq (M, K) int8, xs (M, G) scale, xsq (M, G) = xs * sum(xq) per group of 32; for 6-bit
 // weights also xh (M, 2G) = 32 * sum(xq) per half group (the codes' offset of 32, taken off the int32 sums)
 void quantize_rows(const float* x, int64_t M, int64_t K, int8_t* xq, float* xs, float* xsq, int32_t* xh) {
@@ -53,11 +62,8 @@ void quantize_rows(const float* x, int64_t M, int64_t K, int8_t* xq, float* xs, 
     float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
     float scale = amax / 127.0f;
     float inv = amax > 0 ? 127.0f / amax : 0.0f;
-    __m512 vinv = _mm512_set1_ps(inv);
-    __m512i qa = _mm512_cvtps_epi32(_mm512_mul_ps(a, vinv));  // round to nearest even
-    __m512i qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, vinv));
-    _mm_storeu_si128((__m128i*)(xq + i * GROUP), _mm512_cvtsepi32_epi8(qa));
-    _mm_storeu_si128((__m128i*)(xq + i * GROUP + 16), _mm512_cvtsepi32_epi8(qb));
+    __m512i qa, qb;
+    quantize32(p, _mm512_set1_ps(inv), xq + i * GROUP, qa, qb);
     int32_t sum;
     if (xh) {  // the halves' sums, and the group's from them (integers: the same sum either way)
       const int32_t sa = _mm512_reduce_add_epi32(qa), sb = _mm512_reduce_add_epi32(qb);
@@ -385,10 +391,8 @@ void quantize_rows256(const float* x, int64_t M, int64_t K, int8_t* xq, float* x
     xs[i] = amax / 127.0f;
     const __m512 vinv = _mm512_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
     for (int g = 0; g < 8; ++g) {
-      __m512i qa = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(p + 32 * g), vinv));
-      __m512i qb = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(p + 32 * g + 16), vinv));
-      _mm_storeu_si128((__m128i*)(xq + i * 256 + 32 * g), _mm512_cvtsepi32_epi8(qa));
-      _mm_storeu_si128((__m128i*)(xq + i * 256 + 32 * g + 16), _mm512_cvtsepi32_epi8(qb));
+      __m512i qa, qb;
+      quantize32(p + 32 * g, vinv, xq + i * 256 + 32 * g, qa, qb);
       bs[i * 8 + g] = (int16_t)_mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
     }
   }
