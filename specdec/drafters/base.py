@@ -170,6 +170,10 @@ class VerifyResult:
     draft_length:  K, how many tokens were drafted (tree: number of nodes).
     accepted_nodes: indices (into the draft) of the accepted tokens, in order; for a chain this is [0..A).
     bonus:         True when the last token is a bonus token (all of the path accepted).
+    top_ids:       None, or (K+1, k) long: the target's k likeliest tokens at each row of the verify pass (row 0
+                   after the committed context, row i+1 after draft node i), filled by the loop when the drafter
+                   asks for them (`Drafter.target_topk`); rows of rejected nodes included.
+    top_probs:     None, or (K+1, k) float: their probabilities under the target (softmax of the raw logits).
     """
 
     tokens: torch.Tensor
@@ -177,6 +181,8 @@ class VerifyResult:
     draft_length: int
     accepted_nodes: list[int]
     bonus: bool
+    top_ids: torch.Tensor | None = None
+    top_probs: torch.Tensor | None = None
 
 
 @runtime_checkable
@@ -186,6 +192,7 @@ class Drafter(Protocol):
     name: str
     runner: Any  # the draft model's Runner (its measured one-row pass is a drafted token's cost), or None
     compile_seconds: float  # warm-up compile time so far (reported apart from steady-state draft time)
+    target_topk: int  # how many of the target's likeliest tokens per verified row `observe` reads (0: none)
 
     def draft_limit(self, policy_max: int) -> int:
         """Draft tokens wanted this round when the policy allows `policy_max` (tree drafters: a node budget)."""
@@ -211,12 +218,14 @@ class Drafter(Protocol):
 
 class DrafterBase:
     """The defaults of every hook the `Drafter` protocol declares (HF's candidate generator does the same):
-    no draft model, no compile time, the policy's k as the budget, nothing to reset or learn. A drafter
+    no draft model, no compile time, none of the target's top tokens, the policy's k as the budget, nothing to
+    reset or learn. A drafter
     overrides what it needs and implements `propose`."""
 
     name: str = "drafter"
     runner: Any = None
     compile_seconds: float = 0.0
+    target_topk: int = 0
 
     def draft_limit(self, policy_max: int) -> int:
         return policy_max

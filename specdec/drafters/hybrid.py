@@ -44,6 +44,11 @@ class HybridDrafter(DrafterBase):
     def compile_seconds(self) -> float:
         return self.model.compile_seconds
 
+    @property
+    def target_topk(self) -> int:
+        """What this generation's second drafter reads of the target's top tokens (`long=aded` with recycle)."""
+        return self._second.target_topk if self._second is not None else 0
+
     def start(self, prompt_ids: torch.Tensor) -> None:
         self._second = self.model if prompt_ids.shape[1] <= self.model_prompt_max else self.long
         self.lookup.start(prompt_ids)

@@ -18,6 +18,14 @@ from specdec.stats import GenerationStats
 from specdec.verify import verify
 
 
+def target_top(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k likeliest tokens of each row of `logits` (R, V) and their probabilities: ((R, k) long, (R, k) float).
+    Costs about 0.9 ms for 5 rows of Qwen2.5's 151,936 logits on this CPU (topk and logsumexp, 2 threads)."""
+    logits = logits.float()  # (R, V)
+    vals, ids = logits.topk(k, dim=-1)  # (R, k) each
+    return ids, (vals - logits.logsumexp(-1, keepdim=True)).exp()  # (R, k)
+
+
 @dataclass
 class Round:
     """Tokens committed by one verification round: the first `num_accepted` came from the draft."""
@@ -92,6 +100,8 @@ def decode(
         else:
             logits, _ = target.forward(inp, tree_mask=draft.tree.attention_mask(), depths=draft.tree.positions())
         result = verify(logits, draft, sampling, generator)
+        if drafter is not None and drafter.target_topk:  # the target's own guesses at every row, for the drafter
+            result.top_ids, result.top_probs = target_top(logits[0], drafter.target_topk)
         target.commit(1 + result.num_accepted, keep=[0] + [i + 1 for i in result.accepted_nodes])
         t2 = time.perf_counter()
         stats.draft_s += t1 - t0

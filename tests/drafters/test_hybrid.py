@@ -82,3 +82,15 @@ def test_long_option_is_checked_before_any_model_loads():
 
     with pytest.raises(InputError, match="long must be one of none, aded"):
         DRAFTERS.check("hybrid", long="suffix")
+
+
+def test_target_topk_is_the_second_drafters_of_this_generation(target_model, tokenizer):
+    """The loop computes the target's top tokens only for a drafter that reads them: the hybrid asks for them
+    exactly when this generation's second drafter (ADED for long prompts with `long=aded`) does."""
+    d = _dec(target_model, tokenizer, model_prompt_max=10, long="aded").drafter_for(SpecConfig(
+        drafter="hybrid", k=4, guard=False, drafter_options={"model_prompt_max": 10, "long": "aded"}))
+    d.long.config = d.long.config.with_options(recycle=3)
+    d.start(torch.tensor([list(range(12))]))  # past model_prompt_max: ADED drafts
+    assert d.target_topk == 3
+    d.start(torch.tensor([list(range(5))]))  # short: the draft model, which reads none
+    assert d.target_topk == 0

@@ -225,3 +225,45 @@ def test_tree_rounds_feed_the_target_the_right_layout(target_model, cases):
                 torch.testing.assert_close(logits[0, node + 1], target_model(seq).logits[0, -1], atol=2e-5, rtol=1e-4)
                 checked += 1
     assert checked > 10
+
+
+def test_a_drafter_that_asks_gets_the_targets_top_tokens_of_every_row(runner, cases):
+    """`target_topk` > 0: each observed result carries the k likeliest tokens of every verified row and their
+    probabilities, as the target's logits say (rows of rejected nodes too); 0 (the default): none, no cost."""
+    seen = []
+    orig = runner.forward
+
+    def spy(tokens, tree_mask=None, depths=None):
+        out = orig(tokens, tree_mask=tree_mask, depths=depths)
+        seen.append(out[0][0].clone() if out[0] is not None else None)  # (rows, V); the prefill returns none
+        return out
+
+    class Asking(RandomTreeDrafter):
+        target_topk = 3
+
+        def observe(self, result):
+            self.results.append(result)
+
+    runner.forward = spy
+    try:
+        p, ref = cases[2]
+        d = Asking(vocab=64, seed=3, trees=True)
+        d.results = []
+        out, _, _ = gen(runner, p, d, ConstantPolicy(k=5))
+        plain = RandomTreeDrafter(vocab=64, seed=3, trees=True)
+        plain.observe = lambda result: d.results.append(("plain", result))
+        seen_before = len(seen)
+        gen(runner, p, plain, ConstantPolicy(k=5))
+    finally:
+        runner.forward = orig
+    assert out == ref
+    assert seen[0] is None
+    rounds = seen[1:seen_before]  # seen[0] is the prefill
+    mine = [r for r in d.results if not isinstance(r, tuple)]
+    assert len(mine) == len(rounds) and any(r.draft_length > 1 for r in mine)
+    for result, logits in zip(mine, rounds):
+        assert result.top_ids.shape == (result.draft_length + 1, 3)
+        probs = logits.float().softmax(-1)  # (rows, V)
+        assert result.top_ids.tolist() == logits.float().topk(3, dim=-1).indices.tolist()
+        torch.testing.assert_close(result.top_probs, probs.gather(-1, result.top_ids))
+    assert all(r.top_ids is None and r.top_probs is None for tag, r in (x for x in d.results if isinstance(x, tuple)))

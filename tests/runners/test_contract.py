@@ -291,6 +291,7 @@ def test_greedy_speculation_equals_plain_for_every_drafter_and_policy(runner, ti
     prompts = random_prompts(8, seed=11) + random_prompts(2, seed=12, lo=48, hi=64)
     plain = [[t for r in dec.stream_ids(p, stop=stop, spec=SpecConfig()) for t in r.tokens] for p in prompts]
     checked = 0
+    near_ties: list[float] = []
     for drafter, policy in _combos():
         spec = _spec_for(drafter, policy, tmp_path, draft, tok)
         if spec is None:
@@ -298,7 +299,35 @@ def test_greedy_speculation_equals_plain_for_every_drafter_and_policy(runner, ti
         st = GenerationStats()
         for i, p in enumerate(prompts):
             out = [t for r in dec.stream_ids(p, stop=stop, spec=spec, stats=st) for t in r.tokens]
+            if out != plain[i] and runner.name == "llamacpp" and runner.variant != "f32":
+                near_ties.append(_explained_by_a_near_tie(runner, p, plain[i], out, f"{drafter} x {policy}, prompt {i}"))
+                continue
             assert out == plain[i], f"{drafter} x {policy}, prompt {i}: speculative output differs from plain"
         assert st.drafted > 0, f"{drafter} x {policy} never drafted: the check would be vacuous"
         checked += 1
     assert checked >= 10
+    assert len(near_ties) <= 3, f"{len(near_ties)} speculative outputs parted from plain at near-ties: too many to be rounding"
+
+
+NEAR_TIE = 0.05  # logits; the tiny models' top two are usually several units apart
+
+
+def _explained_by_a_near_tie(runner, prompt, plain: list[int], out: list[int], what: str) -> float:
+    """llama.cpp's tree passes are not bit-exact against its 1-row passes on quantized weights (docs/runners.md,
+    "llama.cpp: trees and exactness"): a tree's cells sit elsewhere in its KV cache, attention sums in another
+    order, and the per-row int8 rounding of the next layer's input can turn that 1e-7 into 1e-2 in a logit. So a
+    greedy output may part from plain decoding only where plain's two best tokens are within NEAR_TIE and the
+    speculative run took the second one; the gap is returned."""
+    i = next(j for j, (a, b) in enumerate(zip(plain, out)) if a != b)
+    runner.reset()
+    runner.prefill(prompt[:, :-1])
+    seq = [int(prompt[0, -1])] + plain
+    for j in range(i + 1):
+        logits, _ = runner.forward(torch.tensor([[seq[j]]]))
+        runner.commit(1)
+    vals, top = logits[0, -1].float().topk(2)
+    gap = float(vals[0] - vals[1])
+    assert top.tolist() == [plain[i], out[i]] and gap < NEAR_TIE, (
+        f"{what}: speculative output differs from plain at token {i} ({out[i]} for {plain[i]}), and plain's top "
+        f"two there are {top.tolist()}, {gap:.4f} apart: not a near-tie")
+    return gap

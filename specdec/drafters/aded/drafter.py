@@ -34,6 +34,7 @@ class AdedDrafter(DrafterBase):
         self.store = store
         self.config = config
         self._hist: list[int] = []  # committed tokens (prompt + output) of this generation
+        self._proposed: tuple[list[int], list[int]] | None = None  # the last draft's (tokens, parents), until observed
         self.rounds: list[dict] = []  # per-round record of this generation (tree size, accepted depth, ms)
         self.costs = costs
         # store path probability -> chance of acceptance, kept across generations (what the store's scores mean
@@ -42,6 +43,11 @@ class AdedDrafter(DrafterBase):
         # 1.09x (alpha 0.53); kept with the store reset (this default) 1.11x in the 85-prompt run. The price: a
         # seeded *sampled* run repeats itself only on a fresh drafter (greedy output never depends on drafts).
         self.sizer = TreeSizer(costs)
+
+    @property
+    def target_topk(self) -> int:
+        """The target's likeliest tokens per verified row that `observe` learns from (config `recycle`)."""
+        return self.config.recycle if self.config.adapt else 0
 
     # ---- the loop's budget hook
     def draft_limit(self, policy_max: int) -> int:
@@ -59,6 +65,7 @@ class AdedDrafter(DrafterBase):
         if not cfg.persist:
             self.store.reset()
         self._hist = prompt_ids[0].tolist()
+        self._proposed = None
         self.rounds = []
         if cfg.adapt and cfg.learn_prompt:
             self.store.update(self._hist, cfg.increment, cfg.cap, cfg.top_k, bigrams=cfg.backoff)
@@ -85,6 +92,7 @@ class AdedDrafter(DrafterBase):
         self.rounds.append(dict(info, expected=res.expected_accepted))
         if len(self.rounds) == 1:  # once per generation (stats.extra gets one-element lists)
             info.update(store_pairs=self.store.num_pairs, store_bytes=self.store.nbytes(), store_live_pairs=len(self.store.live))
+        self._proposed = (res.tokens, res.parents)
         if not len(res):
             return Draft(tokens=torch.zeros(1, 0, dtype=torch.long), info=info)
         tokens = torch.tensor([res.tokens], dtype=torch.long)  # (1, N)
@@ -140,6 +148,9 @@ class AdedDrafter(DrafterBase):
 
     def observe(self, result: VerifyResult) -> None:
         cfg = self.config
+        if result.top_ids is not None and cfg.adapt:
+            self._recycle(result)
+        self._proposed = None
         self._hist += result.tokens[0].tolist()
         if self.rounds and "accepted" not in self.rounds[-1]:
             self.rounds[-1]["accepted"] = result.num_accepted
@@ -149,6 +160,19 @@ class AdedDrafter(DrafterBase):
             self.store.update(self._hist[-cfg.window:], cfg.increment, cfg.cap, cfg.top_k, bigrams=cfg.backoff)
         if len(self._hist) > 4 * cfg.window:
             self._hist = self._hist[-cfg.window:]
+
+    def _recycle(self, result: VerifyResult) -> None:
+        """Each verified row's tri-gram (the two tokens before the row's prediction: the committed text's last two
+        for row 0, a node's parent and itself for the others) learns the target's guesses there."""
+        h = self._hist
+        b = h[-1]
+        rows = [(h[-2] if len(h) >= 2 else None, b)]  # row 0: after the committed context
+        if self._proposed is not None and len(self._proposed[0]) == result.draft_length:
+            toks, parents = self._proposed
+            rows += [(toks[p] if p >= 0 else b, t) for t, p in zip(toks, parents)]
+        ids, probs = result.top_ids.tolist(), result.top_probs.tolist()  # (K+1, k) each
+        for (a, c), succ, p in zip(rows, ids, probs):
+            self.store.recycle(a, c, succ, p, self.config.top_k, bigrams=self.config.backoff)
 
     # ---- reporting
     def summary(self) -> dict:

@@ -181,6 +181,29 @@ class TrigramStore:
                 if b < V and c < V:
                     self._bump(V * base + b, c, increment, cap, top_k)
 
+    def recycle(self, a: int | None, b: int, succ: list[int], probs: list[float], top_k: int = 12,
+                bigrams: bool = True) -> None:
+        """The target's own guesses after (a, b) (its likeliest tokens `succ`, probabilities `probs`) become the
+        pair's weights for those successors: the latest prediction wins (Token Recycling, Luo et al. 2024), the
+        pair's other successors stay; past `top_k` the weakest others are dropped. With `bigrams`, b's bigram
+        context learns the same guesses."""
+        V, base = self.V, self.base
+        if not 0 <= b < V:
+            return
+        keys = ([a * base + b] if a is not None and 0 <= a < V else []) + ([V * base + b] if bigrams else [])
+        for key in keys:
+            d = self.live.get(key)
+            if d is None:
+                s, ws = self._base_lookup(key)
+                d = self.live[key] = dict(zip(s, ws))
+            fresh = [(c, p) for c, p in zip(succ, probs) if 0 <= c < V]
+            for c, p in fresh:
+                d[c] = p
+            while len(d) > top_k:
+                keep = {c for c, _ in fresh}
+                del d[min((c for c in d if c not in keep), key=d.__getitem__, default=min(d, key=d.__getitem__))]
+            self._live_sorted.pop(key, None)
+
     def _bump(self, key: int, c: int, increment: float, cap: float, top_k: int) -> None:
         d = self.live.get(key)
         if d is None:

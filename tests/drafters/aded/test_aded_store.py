@@ -207,3 +207,55 @@ def test_the_shipped_store_is_readable_and_records_its_corpus():
         assert meta["format"] == "specdec-aded-trigram" and meta["tokenizer_fingerprint"] and meta["corpus_tokens"] > 0
         assert all(not s.startswith("/") for s in meta["sources"])  # provenance is a repository path
         assert TrigramStore.load(p).num_pairs > 0
+
+
+def test_recycle_rule_latest_guess_wins_others_stay():
+    s = _store()  # (1, 2) -> 3 (2/3), 4 (1/3) in the base store; b = 2's bigram context the same
+    s.recycle(1, 2, [4, 9], [0.7, 0.2], top_k=12, bigrams=False)
+    assert s.successors(1, 2) == ([4, 3, 9], pytest.approx([0.7, 2 / 3, 0.2]))  # 4 replaced, 3 kept, 9 new
+    assert s.successors(None, 2, backoff=True) == ([3, 4], pytest.approx([2 / 3, 1 / 3]))  # bigrams=False
+    s.recycle(1, 2, [4], [0.1], bigrams=False)  # a later context: the target's newest guess replaces the old one
+    assert s.successors(1, 2) == ([3, 9, 4], pytest.approx([2 / 3, 0.2, 0.1]))
+    s.recycle(1, 2, [5, 6], [0.5, 0.4], top_k=3)  # past top_k the weakest *other* successors leave (4, then 9)
+    assert s.successors(1, 2) == ([3, 5, 6], pytest.approx([2 / 3, 0.5, 0.4]))
+    assert s.successors(None, 2, backoff=True) == ([3, 5, 6], pytest.approx([2 / 3, 0.5, 0.4]))  # b's context too
+    s.recycle(None, 7, [8], [0.9])  # one committed token (no left token): only the bigram context learns
+    assert s.successors(None, 7, backoff=True) == ([8], [pytest.approx(0.9)])
+    before = dict(s.live)
+    s.recycle(1, V + 5, [3], [0.5])  # ids outside the vocabulary: nothing learnt
+    s.recycle(1, 2, [V + 1], [0.5])
+    assert s.live.keys() == before.keys() and s.successors(1, 2)[0] == [3, 5, 6]
+    s.reset()
+    assert s.successors(1, 2) == ([3, 4], pytest.approx([2 / 3, 1 / 3]))  # recycled weights are adaptation: reset
+
+
+def test_drafter_recycles_every_verified_row_into_its_tri_gram():
+    """Row 0 is the target's guess after the committed text's last two tokens; row i+1 after node i, whose tri-gram
+    is (its parent's token, or the last committed token for a first-level node; its own token)."""
+    s = TrigramStore.build([[1, 2, 3, 4, 2, 5]], V)  # (1, 2) -> 3; (2, 3) -> 4; (3, 4) -> 2; (4, 2) -> 5
+    d = AdedDrafter(s, AdedConfig(recycle=2, sized=False, suffix=False, learn_prompt=False, adapt=True))
+    assert d.target_topk == 2
+    assert AdedDrafter(s, AdedConfig(recycle=2, adapt=False)).target_topk == 0  # no adaptation: nothing to learn
+    assert AdedDrafter(s, AdedConfig()).target_topk == 4  # the default
+    assert AdedDrafter(s, AdedConfig(recycle=0)).target_topk == 0  # off
+    d.start(torch.tensor([[9, 1, 2]]))
+    from specdec.config import SamplingConfig
+    from specdec.drafters.base import DraftContext
+
+    draft = d.propose(DraftContext(torch.tensor([[9, 1, 2]]), 3, 8, None, SamplingConfig(), policy_k=None))
+    toks, parents = draft.tokens[0].tolist(), (draft.tree.parents if draft.tree else list(range(-1, draft.length - 1)))
+    assert toks[:2] == [3, 4] and parents[:2] == [-1, 0]
+    K = draft.length
+    ids = torch.tensor([[20 + r, 30 + r] for r in range(K + 1)])  # (K+1, 2): row r guesses 20+r, then 30+r
+    probs = torch.tensor([[0.6, 0.3]] * (K + 1))
+    res = VerifyResult(torch.tensor([[3, 21]]), 1, K, [0], False, top_ids=ids, top_probs=probs)
+    d.observe(res)
+    assert dict(zip(*s.successors(1, 2)))[20] == pytest.approx(0.6)  # row 0: after the committed (1, 2)
+    # node 0 = 3, its parent the root token 2; (2, 3, 21) was then committed too: the usual +0.04 on top
+    assert dict(zip(*s.successors(2, 3)))[21] == pytest.approx(0.6 + 0.04)
+    assert dict(zip(*s.successors(3, 4)))[22] == pytest.approx(0.6)  # node 1 = 4 under node 0
+    assert dict(zip(*s.successors(3, 4)))[32] == pytest.approx(0.3)
+    # a result for a draft the drafter did not make (another drafter's, or the guard's plain round): row 0 only
+    d.observe(VerifyResult(torch.tensor([[7]]), 0, 0, [], True, top_ids=torch.tensor([[40, 41]]),
+                           top_probs=torch.tensor([[0.5, 0.1]])))
+    assert dict(zip(*s.successors(3, 21)))[40] == pytest.approx(0.5)  # after the committed (3, 21)

@@ -5,9 +5,12 @@ ratios of two identical setups 0.98 vs 1.21 in one bench run) weighs on all alik
 rows, alpha and tau, and the medians over prompts of draft time, verification time and the whole generation, each
 as a ratio to the first setup's (per prompt, then the median). Where setups draft the same tokens (guess options
 change only the rows a draft pass runs) the verification ratio is the check on the noise.
-`[PROMPTS=file.jsonl] python docs/results/bench/profile/hybrid_ab.py [N_PROMPTS] [ROUNDS] [SETUPS_JSON_LIST]`, a
-setup e.g. {"drafter_options": {"guess": 0}} or {"policy": "cost", "k": 8, "policy_options": {}}
-(default: issue 23's piece 1 (18 prompts), 2 rounds, guess 4 / 2 / 0)."""
+`[PROMPTS=file.jsonl] [BASE=json] python docs/results/bench/profile/hybrid_ab.py [N_PROMPTS] [ROUNDS] [SETUPS_JSON_LIST]`,
+a setup e.g. {"drafter_options": {"guess": 0}} or {"policy": "cost", "k": 8, "policy_options": {}} over the base
+setup (default hyb6; any SpecConfig, e.g. BASE='{"drafter": "aded"}'; {"drafter": "none"} is plain decoding)
+(default: issue 23's piece 1 (18 prompts), 2 rounds, guess 4 / 2 / 0). CURVE='[[rows...], [ms...]]' pins the
+target's pass costs (what sized trees and the guard read) to another machine's curve, e.g. a Sapphire Rapids day's,
+to see the drafts that machine would verify (their tau, not its time)."""
 import collections, json, os, statistics, sys, time
 from specdec.api import load
 from specdec.config import SpecConfig, StopConfig
@@ -19,16 +22,23 @@ variants = json.loads(sys.argv[3]) if len(sys.argv) > 3 else [
     {"drafter_options": {"guess": 4}}, {"drafter_options": {"guess": 2}}, {"drafter_options": {"guess": 0}}]
 PROMPTS = os.environ.get("PROMPTS", "docs/results/runners/2026-12-05-fused/prompts/piece-1.jsonl")
 rows = [json.loads(l) for l in open(PROMPTS)][:n]
-HYB6 = {"policy": "confidence", "k": 8, "policy_options": {"threshold": 0.6}, "drafter_options": {}}
-specs = [SpecConfig(drafter="hybrid", **{**HYB6, **v}) for v in variants]
+HYB6 = {"drafter": "hybrid", "policy": "confidence", "k": 8, "policy_options": {"threshold": 0.6}, "drafter_options": {}}
+BASE = json.loads(os.environ.get("BASE", "null")) or HYB6
+specs = [SpecConfig(**{**BASE, **v}) for v in variants]
 names = [json.dumps(v, separators=(",", ":")) for v in variants]
+if os.environ.get("CURVE"):
+    import specdec.runners.costs as costs_mod
+    rows_ms = json.loads(os.environ["CURVE"])
+    pinned = costs_mod.PassCosts(tuple(rows_ms[0]), tuple(ms / 1e3 for ms in rows_ms[1]))
+    costs_mod.pass_costs = lambda *a, **kw: pinned
 dec = load("qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-0.5b-instruct", spec=specs[0])
 count = collections.defaultdict(collections.Counter)
 current = [None]  # the setup now running: setups with the same drafter options share one drafter and its runner
 wrapped = set()
 for name, spec in zip(names, specs):
-    runner = dec.drafter_for(spec).model.runner
-    if id(runner) not in wrapped:
+    drafter = dec.drafter_for(spec)
+    runner = drafter.runner if drafter is not None else None  # the draft model's runner (model-free: none)
+    if runner is not None and id(runner) not in wrapped:
         wrapped.add(id(runner))
         def fwd(x, *a, _f=runner.forward, **kw):
             count[current[0]]["passes"] += 1; count[current[0]]["rows"] += x.shape[1]
