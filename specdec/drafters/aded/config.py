@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields, replace
 from specdec.errors import InputError
 
 
+SEARCHES = ("mcts", "best")
 COMPILED_NODES = 7  # node budget with a compiled target: 1 + 7 tokens fill the 8-token bucket
 
 
@@ -29,6 +30,10 @@ class AdedConfig:
     # 1.42 -> 1.49 with trees sized on a Sapphire Rapids curve, 1.59 -> 1.71 with 8 nodes verified every round;
     # 8 tokens a row gave no more than 4. The loop's top-k costs ~0.9 ms for a 5-row pass.
     recycle: int = 4
+    # ---- the search: "mcts" (PUCT, the paper's) or "best" (the nodes of highest path probability, best-first).
+    # Measured (docs/aded.md, 18 prompts, one process): best-first tau 1.33 vs 1.31 and 0.98x the time with this Zen 4
+    # machine's sized trees (its search 0.4x the time), but tau 1.45 vs 1.49 with trees sized on a Sapphire Rapids curve
+    search: str = "mcts"
     # ---- PUCT / MCTS search (published defaults)
     iterations: int = 150
     search_depth: int = 4  # depth of the MCTS tree
@@ -64,6 +69,8 @@ class AdedConfig:
                 raise InputError(f"aded: {name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.recycle <= self.top_k:
             raise InputError(f"aded: recycle must be between 0 (off) and top_k ({self.top_k}), got {self.recycle}")
+        if self.search not in SEARCHES:
+            raise InputError(f"aded: search must be one of {', '.join(SEARCHES)}, got {self.search!r}")
         if self.increment < 0 or self.cap <= 0:
             raise InputError(f"aded: need increment >= 0 and cap > 0, got {self.increment}, {self.cap}")
         if self.c1 <= 0 or self.c2 <= 0:

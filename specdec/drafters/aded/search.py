@@ -14,6 +14,7 @@ its best successor, merged into a token tree (siblings are distinct tokens by co
 node/depth budget by visits (ties: path probability), which keeps ancestors before descendants.
 
 Pure Python on small lists: ~150 iterations x depth 4 x <= 12 children per call (timed in docs/aded.md).
+`search="best"` takes the nodes of highest path probability instead (best-first, one lookup per node).
 """
 from __future__ import annotations
 
@@ -135,6 +136,8 @@ def search(store: TrigramStore, a: int | None, b: int, cfg: AdedConfig, max_node
         return SearchResult(search_nodes=1, ms=(time.perf_counter() - t0) * 1e3)
     if cfg.chain:
         return _chain(tree, cfg, min(max_nodes, max_depth), t0)
+    if cfg.search == "best":
+        return _result(tree, _best_first(tree, max_nodes, max_depth), t0)
     _mcts(tree, cfg, min(cfg.search_depth, max_depth))
     N, pp, dep, par, kids = tree.N, tree.pp, tree.dep, tree.par, tree.kids
     # ---- the most visited root-to-leaf paths, each extended by its best successor
@@ -161,6 +164,26 @@ def search(store: TrigramStore, a: int | None, b: int, cfg: AdedConfig, max_node
             chosen.append(i)
             inside.add(i)
     return _result(tree, chosen, t0)
+
+
+def _best_first(tree: _Tree, max_nodes: int, max_depth: int) -> list[int]:
+    """The `max_nodes` nodes of highest path probability within `max_depth` (EAGLE-2's ranking): the tree whose
+    sum of path probabilities, the store's expected accepted length, is largest for its size. A path's
+    probability never grows along it (priors <= 1), so every node is taken after its parent. One store lookup
+    per node taken, against MCTS's 150 walks."""
+    import heapq
+
+    frontier = [(-tree.pp[j], tree.dep[j], j) for j in tree.kids[0]]  # the root is expanded by search()
+    heapq.heapify(frontier)
+    chosen: list[int] = []
+    while frontier and len(chosen) < max_nodes:
+        _, d, i = heapq.heappop(frontier)
+        chosen.append(i)
+        if d < max_depth:
+            tree.expand(i)
+            for j in tree.kids[i]:
+                heapq.heappush(frontier, (-tree.pp[j], tree.dep[j], j))
+    return chosen
 
 
 def _chain(tree: _Tree, cfg: AdedConfig, length: int, t0: float) -> SearchResult:

@@ -60,6 +60,7 @@ VARIANTS = {  # tri-gram trees alone (suffix off, as before it was the default) 
     # every variant above learns the target's top tokens of every verified row (recycle 4, the default); off:
     "no-recycle": {"nodes": 12, "depth": 4, "store": "CORPUS", "recycle": 0},
     "recycle-8-empty": {"nodes": 12, "depth": 4, "recycle": 8, "suffix": False},
+    "best-first": {"nodes": 12, "depth": 4, "store": "CORPUS", "search": "best"},
     # sized trees on this machine's measured curve (every other variant runs on a flat curve, pinned below)
     "sized-measured": {"nodes": 16, "depth": 5, "store": "CORPUS", "sized": True},
 }

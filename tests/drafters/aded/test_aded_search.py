@@ -41,10 +41,11 @@ def check_tree(res, store: TrigramStore, a: int, b: int, max_nodes: int, max_dep
             assert res.path_probs[i] <= res.path_probs[p] + 1e-12
 
 
+@pytest.mark.parametrize("how", ["mcts", "best"])
 @pytest.mark.parametrize("nodes,depth", [(1, 1), (4, 2), (7, 3), (12, 4), (24, 5), (64, 5)])
-def test_tree_valid_within_budget(nodes, depth):
+def test_tree_valid_within_budget(nodes, depth, how):
     store = random_store()
-    cfg = AdedConfig()
+    cfg = AdedConfig(search=how)
     for a, b in [(0, 1), (3, 7), (11, 2), (5, 5)]:
         succ = store.successors(a, b, backoff=True)[0]
         if not succ:
@@ -86,3 +87,38 @@ def test_unknown_context_and_empty_budget():
     assert search(store, 1, 2, cfg).tokens == [3]
     assert search(store, None, 2, cfg).tokens == []  # no tri-gram context and no bigrams stored
     assert search(TrigramStore.empty(10), 1, 2, cfg).tokens == []
+
+
+@pytest.mark.parametrize("nodes,depth", [(4, 2), (8, 4), (16, 4), (32, 5)])
+def test_best_first_takes_the_nodes_of_highest_path_probability(nodes, depth):
+    """search="best": no node left out has a higher path probability than a node taken (within the depth), so
+    its expected accepted length under the store (sum of path probabilities) is at least the MCTS tree's."""
+    store = random_store(seed=3)
+    for a, b in [(0, 1), (3, 7), (11, 2)]:
+        if not store.successors(a, b, backoff=True)[0]:
+            continue
+        best = search(store, a, b, AdedConfig(search="best"), max_nodes=nodes, max_depth=depth)
+        mcts = search(store, a, b, AdedConfig(), max_nodes=nodes, max_depth=depth)
+        assert best.expected_accepted >= mcts.expected_accepted - 1e-12
+        # every path of the store within the depth, by brute force: the taken ones are the most probable
+        paths = []
+
+        def walk(x, y, pp, d):
+            succ, w = store.successors(x, y, backoff=True)
+            z = sum(w) or 1.0
+            for c, wc in zip(succ, w):
+                paths.append(pp * wc / z)
+                if d + 1 < depth:
+                    walk(y, c, pp * wc / z, d + 1)
+
+        walk(a, b, 1.0, 0)
+        want = sorted(paths, reverse=True)[: len(best)]
+        assert sorted(best.path_probs, reverse=True) == pytest.approx(want)
+        assert len(best) == min(nodes, len(paths))
+
+
+def test_unknown_search_is_refused():
+    from specdec.errors import InputError
+
+    with pytest.raises(InputError, match="search must be one of mcts, best"):
+        AdedConfig(search="beam")
