@@ -8,14 +8,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../../../.."
 . "${VENV:-.venv}/bin/activate"
 export HF_HUB_OFFLINE=1
-HERE=docs/results/aded/2026-12-05-f; PROMPTS=docs/results/aded/2026-12-05-d/prompts
+HERE=${HERE:-docs/results/aded/2026-12-05-f}; PROMPTS=docs/results/aded/2026-12-05-d/prompts
+SETUPS=${SETUPS:---setup aded=aded --setup prompt-lookup=prompt-lookup}  # a later run's rows (run g)
 python docs/results/aded/2026-12-05-d/pieces.py "$PROMPTS" 4
 for p in "$PROMPTS"/piece-*.jsonl; do
   name=$(basename "$p" .jsonl)
   if python -c "import json, sys; sys.exit(0 if json.load(open(sys.argv[1])).get('complete') else 1)" \
       "$HERE/$name.json" 2>/dev/null; then echo "done: $name"; continue; fi
   specdec bench --target qwen2.5-coder-1.5b-instruct --prompts "$p" -n 128 -k 4 \
-    --setup aded=aded --setup prompt-lookup=prompt-lookup --llamacpp plain --llamacpp ngram \
+    $SETUPS --llamacpp plain --llamacpp ngram \
     --json "$HERE/$name.json"
 done
 python docs/results/aded/2026-12-05-d/merge.py "$HERE" | tee "$HERE/full.md"
