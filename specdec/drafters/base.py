@@ -219,8 +219,7 @@ class Drafter(Protocol):
 class DrafterBase:
     """The defaults of every hook the `Drafter` protocol declares (HF's candidate generator does the same):
     no draft model, no compile time, none of the target's top tokens, the policy's k as the budget, nothing to
-    reset or learn. A drafter
-    overrides what it needs and implements `propose`."""
+    reset or learn. A drafter overrides what it needs and implements `propose`."""
 
     name: str = "drafter"
     runner: Any = None

@@ -190,18 +190,17 @@ class TrigramStore:
         V, base = self.V, self.base
         if not 0 <= b < V:
             return
+        fresh = {c: p for c, p in zip(succ, probs) if 0 <= c < V}
         keys = ([a * base + b] if a is not None and 0 <= a < V else []) + ([V * base + b] if bigrams else [])
         for key in keys:
             d = self.live.get(key)
             if d is None:
                 s, ws = self._base_lookup(key)
                 d = self.live[key] = dict(zip(s, ws))
-            fresh = [(c, p) for c, p in zip(succ, probs) if 0 <= c < V]
-            for c, p in fresh:
-                d[c] = p
-            while len(d) > top_k:
-                keep = {c for c, _ in fresh}
-                del d[min((c for c in d if c not in keep), key=d.__getitem__, default=min(d, key=d.__getitem__))]
+            d.update(fresh)
+            weakest = sorted((c for c in d if c not in fresh), key=d.__getitem__)
+            for c in weakest[: max(len(d) - top_k, 0)]:
+                del d[c]
             self._live_sorted.pop(key, None)
 
     def _bump(self, key: int, c: int, increment: float, cap: float, top_k: int) -> None:
