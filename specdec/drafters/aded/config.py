@@ -28,7 +28,7 @@ class AdedConfig:
     # predicts, not only what it committed. 0: off. Measured in one process, 18 prompts (docs/aded.md, "Recycling
     # the target's guesses"): tau 1.27 -> 1.30 and 0.99x the time with this machine's sized trees (Zen 4), tau
     # 1.42 -> 1.49 with trees sized on a Sapphire Rapids curve, 1.59 -> 1.71 with 8 nodes verified every round;
-    # 8 tokens a row gave no more than 4. The loop's top-k costs ~0.9 ms for a 5-row pass.
+    # 8 tokens a row gave no more than 4. The loop's top-k costs ~1.7 ms for a 5-row pass.
     recycle: int = 4
     # ---- the search: "mcts" (PUCT, the paper's) or "best" (the nodes of highest path probability, best-first).
     # Measured (docs/aded.md, 18 prompts, one process): best-first tau 1.33 vs 1.31 and 0.98x the time with this Zen 4
