@@ -143,54 +143,96 @@ def _plane(pts: np.ndarray) -> tuple[float, float, float, float, float] | None:
 
 
 class Calibration:
-    """P(a node is accepted | the drafter's score for it), from outcomes: a Beta posterior per score bucket whose
-    prior mean is the score itself (`prior` pseudo-counts). Unscored drafters (prompt lookup) get buckets by depth
-    with prior mean 0.5^(depth+1)."""
+    """P(a node is accepted | its parent was), learnt from outcomes, and a node's chance as the product of those
+    along its path. Each node is keyed by its kind (the drafter's label for where it came from: "" by default,
+    ADED's suffix-match nodes "suffix:<match class>") and its conditional score (its score over its parent's: a
+    store's tri-gram prior, a draft model's probability of the token), in 20 buckets, each a Beta posterior whose
+    prior mean is the bucket's score (`prior` pseudo-counts), first nodes apart from deeper ones (once a draft's
+    first token is right, the text it guessed may well go on as guessed). Unscored nodes (prompt lookup) are keyed
+    by depth instead, prior mean 0.5 (so 0.5^(depth+1) along a chain). An outcome counts only where the node's
+    parent was accepted (a root child: always): past the first rejection nothing was tested.
+
+    Why conditional (2026-12-07): the calibration used to map a node's path score straight to its chance, pooled
+    over depths, so a 3-node chain of store priors 1.0 had each node at the bucket's ~0.3 and the sizer counted
+    ~0.9 tokens for it; ADED's 3-node rounds were accepted 0.84 tokens a round against 1.17 predicted, and on a Zen 4
+    machine, where a 4-row pass costs 1.55x a 1-row pass, such rounds lose time. Measured in one process (18
+    prompts x 2, docs/results/aded/2026-12-07-h/calib_ab.txt): ADED's tau 1.29 -> 1.32, its time 0.968x the old
+    sizer's, the same outputs. Deeper nodes are still predicted too likely (kept depth-1 store nodes: 35 accepted,
+    62 predicted): the buckets that have seen least are the ones the sizer keeps. Scaling each bucket's prior by
+    its group's outcomes was tried and dropped (tau 1.30 against 1.31, first nodes then predicted too unlikely)."""
 
     BUCKETS = 20
 
     def __init__(self, prior: float = 4.0) -> None:
         self.prior = prior
-        self.counts: dict[tuple, list[float]] = {}  # key -> [accepted, drafted]
+        self.counts: dict[tuple, list[float]] = {}  # key -> [accepted, tested]
 
-    def _key(self, score: float | None, depth: int) -> tuple:
-        if score is None:
-            return ("depth", min(depth, 15))
-        return ("score", min(int(score * self.BUCKETS), self.BUCKETS - 1))
+    def _key(self, cond: float | None, depth: int, kind: str = "") -> tuple:
+        if cond is None:
+            return (kind, "depth", min(depth, 15))
+        return (kind, "score", min(max(int(cond * self.BUCKETS), 0), self.BUCKETS - 1), min(depth, 1))
 
     def _prior_mean(self, key: tuple) -> float:
-        if key[0] == "depth":
-            return 0.5 ** (key[1] + 1)
-        return (key[1] + 0.5) / self.BUCKETS
+        if key[1] == "depth":
+            return 0.5
+        return (key[2] + 0.5) / self.BUCKETS
 
-    def p(self, score: float | None, depth: int) -> float:
-        key = self._key(score, depth)
+    def q(self, cond: float | None, depth: int = 0, kind: str = "") -> float:
+        """P(accepted | parent accepted) of a node with conditional score `cond` (None: unscored, by depth)."""
+        key = self._key(cond, depth, kind)
         acc, n = self.counts.get(key, (0.0, 0.0))
         return (acc + self.prior * self._prior_mean(key)) / (n + self.prior)
 
+    @staticmethod
+    def conditional(parents: Sequence[int], scores: Sequence[float | None]) -> list[float | None]:
+        """Each node's score over its parent's (its own for a root child, or where the parent has none), in [0, 1]."""
+        out: list[float | None] = []
+        for j, par in enumerate(parents):
+            s = scores[j]
+            if s is not None and par >= 0 and scores[par] is not None and scores[par] > 0:
+                s = s / scores[par]
+            out.append(None if s is None else min(max(float(s), 0.0), 1.0))
+        return out
+
+    def chances(self, parents: Sequence[int], scores: Sequence[float | None],
+                kinds: Sequence[str] | None = None) -> list[float]:
+        """Each node's chance of acceptance (it and its ancestors): the product of the conditional chances along
+        its path. `parents` in topological order (-1: a child of the root), `scores` the drafter's path scores."""
+        cond, depths = self.conditional(parents, scores), _depths(parents)
+        p: list[float] = []
+        for j, par in enumerate(parents):
+            qj = self.q(cond[j], depths[j], kinds[j] if kinds else "")
+            p.append(qj * (p[par] if par >= 0 else 1.0))
+        return p
+
+    def observe_tree(self, parents: Sequence[int], scores: Sequence[float | None], accepted: Sequence[bool],
+                     kinds: Sequence[str] | None = None) -> None:
+        """A verified tree: its nodes' parents, path scores, kinds and whether each was accepted."""
+        cond, depths = self.conditional(parents, scores), _depths(parents)
+        for j, par in enumerate(parents):
+            if par >= 0 and not accepted[par]:
+                continue  # its parent was rejected: this node was not tested
+            c = self.counts.setdefault(self._key(cond[j], depths[j], kinds[j] if kinds else ""), [0.0, 0.0])
+            c[0] += bool(accepted[j])
+            c[1] += 1
+
+    def observe(self, scores: list[float | None], accepted: int) -> None:
+        """One request's chain of drafted nodes (their path scores, in order) and how many of them were accepted."""
+        self.observe_tree(chain_parents(len(scores)), scores, [d < accepted for d in range(len(scores))])
+
     def max_p(self, scored: bool) -> float:
-        """The highest chance any node can get now: no node of a draft pays unless this one would."""
+        """The highest chance any node can get now (a first node's, of the default kind): no node of a draft pays
+        unless this one would."""
         if not scored:
-            return self.p(None, 0)  # a child's chance is capped by its parent's
-        return max(self.p((b + 0.5) / self.BUCKETS, 0) for b in range(self.BUCKETS))
+            return self.q(None, 0)
+        return max(self.q((b + 0.5) / self.BUCKETS) for b in range(self.BUCKETS))
 
     def max_p_upto(self, score: float | None) -> float:
-        """The highest chance of a node whose score is at most `score` (a draft's bound: `Drafter.score_bound`)."""
+        """The highest chance of a first node whose score is at most `score` (a draft's bound: `Drafter.score_bound`)."""
         if score is None:
             return self.max_p(scored=False)
         top = min(int(score * self.BUCKETS), self.BUCKETS - 1)
-        return max(self.p((b + 0.5) / self.BUCKETS, 0) for b in range(top + 1))
-
-    def observe(self, scores: list[float | None], accepted: int) -> None:
-        """One request's chain of drafted nodes (their scores, in order) and how many of them were accepted."""
-        self.observe_nodes(scores, list(range(len(scores))), [d < accepted for d in range(len(scores))])
-
-    def observe_nodes(self, scores: Sequence[float | None], depths: Sequence[int], accepted: Sequence[bool]) -> None:
-        """A tree's drafted nodes: their scores, depths (0: a child of the root) and whether each was accepted."""
-        for s, depth, ok in zip(scores, depths, accepted):
-            c = self.counts.setdefault(self._key(s, depth), [0.0, 0.0])
-            c[0] += bool(ok)
-            c[1] += 1
+        return max(self.q((b + 0.5) / self.BUCKETS) for b in range(top + 1))
 
 
 Line = Callable[[float], "tuple[float, float]"]  # rows -> (seconds of a pass, seconds per extra row)
@@ -255,20 +297,22 @@ class TreeSizer:
     def __init__(self, costs, prior: float = 4.0) -> None:
         self.costs = costs
         self.calibration = Calibration(prior)  # kept across generations: the drafter's scores mean the same
-        self._drafted: tuple[list, list] | None = None  # the kept nodes' (scores, depths) until their outcome
+        # the kept nodes' (parents among them, path scores, kinds) until their outcome
+        self._drafted: tuple[list[int], list, list[str] | None] | None = None
 
     def chances(self, parents: Sequence[int], scores: Sequence[float | None],
-                depths: Sequence[int] | None = None) -> list[float]:
-        """Each node's calibrated chance of acceptance (`depths`: the tree's, when the caller has them)."""
-        return [self.calibration.p(s, d) for s, d in zip(scores, depths or _depths(parents))]
+                kinds: Sequence[str] | None = None) -> list[float]:
+        """Each node's calibrated chance of acceptance (it and its ancestors; `Calibration.chances`)."""
+        return self.calibration.chances(parents, scores, kinds)
 
-    def keep(self, parents: Sequence[int], scores: Sequence[float | None], spent: float = 0.0) -> list[int]:
+    def keep(self, parents: Sequence[int], scores: Sequence[float | None], spent: float = 0.0,
+             kinds: Sequence[str] | None = None) -> list[int]:
         """The nodes worth verifying (all of them without costs); nothing remembered (a drafter may ask while it
         still expands its tree). spent: seconds the round has already spent drafting (a draft model's passes),
-        counted with the target's pass in the round's time."""
+        counted with the target's pass in the round's time. kinds: each node's source label (Calibration)."""
         if self.costs is None:
             return list(range(len(parents)))
-        return self._select(parents, self.chances(parents, scores), spent)
+        return self._select(parents, self.chances(parents, scores, kinds), spent)
 
     def _select(self, parents: Sequence[int], p: Sequence[float], spent: float) -> list[int]:
         return select([(parents, p)], self._line(spent))[0]
@@ -299,7 +343,7 @@ class TreeSizer:
         if self.costs is None:
             return True
         depths = _depths(parents)
-        p = self.chances(parents, scores, depths)
+        p = self.chances(parents, scores)
         kept = self._select(parents, p, spent)
         ks = set(kept)
         level = [p[j] for j in frontier if j in ks]
@@ -313,19 +357,23 @@ class TreeSizer:
         t, slope = self.costs.line(1 + len(kept))
         return guess * (t + spent) > n * (pass_seconds + len(level) * slope)
 
-    def cut(self, parents: Sequence[int], scores: Sequence[float | None], spent: float = 0.0) -> list[int]:
+    def cut(self, parents: Sequence[int], scores: Sequence[float | None], spent: float = 0.0,
+            kinds: Sequence[str] | None = None) -> list[int]:
         """`keep`, the nodes remembered for `observe`."""
-        kept, depths = self.keep(parents, scores, spent), _depths(parents)
-        self._drafted = ([scores[j] for j in kept], [depths[j] for j in kept])
+        from specdec.drafters.base import DraftTree
+
+        kept = self.keep(parents, scores, spent, kinds)
+        self._drafted = (DraftTree(list(parents)).subset_parents(kept), [scores[j] for j in kept],
+                         [kinds[j] for j in kept] if kinds else None)
         return kept
 
     def observe(self, accepted_nodes: Sequence[int] | None) -> None:
         """The outcome of the last cut's nodes: which of them were accepted."""
         if self._drafted is None:
             return
-        scores, depths = self._drafted
+        parents, scores, kinds = self._drafted
         ok = set(accepted_nodes or ())
-        self.calibration.observe_nodes(scores, depths, [j in ok for j in range(len(scores))])
+        self.calibration.observe_tree(parents, scores, [j in ok for j in range(len(scores))], kinds)
         self._drafted = None
 
 

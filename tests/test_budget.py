@@ -52,14 +52,38 @@ def test_step_costs_need_rows_that_vary_and_follow_the_latest_steps():
 
 def test_calibration_starts_at_the_score_and_follows_outcomes():
     cal = Calibration(prior=4)
-    assert cal.p(0.92, 0) == pytest.approx(0.925)
-    assert cal.p(None, 0) == 0.5 and cal.p(None, 2) == 0.125  # unscored: by depth
+    assert cal.q(0.92) == pytest.approx(0.925)
+    assert cal.q(None, 0) == 0.5 and cal.chances([-1, 0, 1], [None] * 3)[2] == 0.125  # unscored: 0.5 a level
     for _ in range(100):
         cal.observe([0.92, 0.92, 0.92], accepted=0)  # a store that is sure and wrong
-    assert cal.p(0.92, 0) < 0.05
+    assert cal.q(0.92) < 0.05
     for _ in range(100):
         cal.observe([None, None], accepted=2)
-    assert cal.p(None, 1) > 0.95
+    assert cal.q(None, 1) > 0.95
+
+
+def test_a_nodes_chance_is_the_product_of_its_paths_conditional_chances():
+    cal = Calibration(prior=1e-9)
+    # a store sure of every step (priors 1.0, so path scores 1.0) whose first step is right 30% of the time and
+    # whose second, given the first, 50%: a chain of two counts 0.3 + 0.15 tokens, not 0.3 + 0.3
+    for i in range(100):
+        first = i < 30
+        cal.observe([1.0, 1.0], accepted=(1 + (i < 15)) if first else 0)
+    p = cal.chances([-1, 0], [1.0, 1.0])
+    assert p == pytest.approx([0.3, 0.15])
+    # only nodes whose parent was accepted were tested: the second node has 30 outcomes, not 100
+    assert cal.counts[("", "score", 19, 0)] == [30.0, 100.0] and cal.counts[("", "score", 19, 1)] == [15.0, 30.0]
+    # a node's conditional score is its path score over its parent's: path scores 0.8, 0.4 -> conditionals 0.8, 0.5
+    assert Calibration.conditional([-1, 0, 0], [0.8, 0.4, None]) == [0.8, 0.5, None]
+
+
+def test_calibration_keeps_each_kind_apart():
+    cal = Calibration(prior=1e-9)
+    for _ in range(50):  # long suffix matches always right, store nodes of the same score never
+        cal.observe_tree([-1, 0], [1.0, 1.0], [True, True], kinds=["suffix:16", "suffix:16"])
+        cal.observe_tree([-1], [1.0], [False])
+    assert cal.chances([-1, 0], [1.0, 1.0], ["suffix:16", "suffix:16"]) == pytest.approx([1.0, 1.0])
+    assert cal.chances([-1, 0], [1.0, 1.0]) == pytest.approx([0.0, 0.0], abs=1e-6)
 
 
 def test_select_keeps_a_token_while_its_chance_beats_the_rows_marginal_cost_per_committed_token():
@@ -103,6 +127,7 @@ def test_first_node_threshold_and_the_highest_chance():
     assert first_node_threshold(8, costs([(8, 0.16), (16, 0.24)]).line) == pytest.approx(0.01 * 8 / 0.16)
     cal = Calibration(prior=4)
     assert cal.max_p(scored=True) == pytest.approx(0.975) and cal.max_p(scored=False) == 0.5
+    assert cal.max_p_upto(0.3) == pytest.approx(0.325)  # the bucket holding 0.3, [0.30, 0.35)
     for _ in range(50):
         cal.observe([None], accepted=0)
     assert cal.max_p(scored=False) < 0.05

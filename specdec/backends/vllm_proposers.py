@@ -226,7 +226,7 @@ class DrafterProposer:
         chains = []
         for d, n in zip(drafts, full):
             scores = _scores(d, n)
-            chains.append((chain_parents(n), [self.calibration.p(s, depth) for depth, s in enumerate(scores)]))
+            chains.append((chain_parents(n), self.calibration.chances(chain_parents(n), scores)))
         extra = max(2, len(drafts) // 8) if explore else 0
         return [len(kept) for kept in select(chains, line, extra)]
 

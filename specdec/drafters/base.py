@@ -86,16 +86,20 @@ class DraftTree:
         return None if parents == list(range(-1, len(parents) - 1)) else DraftTree(parents)
 
 
-def merge_trees(first: tuple[list[int], list[int]], second: tuple[list[int], list[int]],
-                budget: int) -> tuple[list[int], list[int]]:
-    """The union of two draft trees (tokens, parents), `first`'s nodes before `second`'s, a path both hold kept once,
-    cut to `budget` nodes. Each input is in topological order, so every kept node's parent is kept before it."""
+def merge_trees(first: tuple[list, ...], second: tuple[list, ...], budget: int) -> tuple[list, ...]:
+    """The union of two draft trees (tokens, parents, *columns), `first`'s nodes before `second`'s, a path both hold
+    kept once (with `first`'s columns), cut to `budget` nodes. Each input is in topological order, so every kept
+    node's parent is kept before it. Columns (per-node lists, e.g. scores, kinds): as many in both inputs; each
+    comes back merged like the tokens."""
+    if len(first) != len(second):
+        raise ValueError(f"merge_trees: {len(first) - 2} columns against {len(second) - 2}")
     paths: dict[tuple[int, ...], int] = {}
     tokens: list[int] = []
     parents: list[int] = []
-    for toks, pars in (first, second):
+    columns: list[list] = [[] for _ in first[2:]]
+    for toks, pars, *cols in (first, second):
         own: list[tuple[int, ...]] = []
-        for t, p in zip(toks, pars):
+        for j, (t, p) in enumerate(zip(toks, pars)):
             path = (own[p] if p >= 0 else ()) + (t,)
             own.append(path)
             if path in paths or len(tokens) >= budget:
@@ -105,7 +109,9 @@ def merge_trees(first: tuple[list[int], list[int]], second: tuple[list[int], lis
             paths[path] = len(tokens)
             tokens.append(t)
             parents.append(paths[path[:-1]] if p >= 0 else -1)
-    return tokens, parents
+            for out, col in zip(columns, cols):
+                out.append(col[j])
+    return (tokens, parents, *columns)
 
 
 @dataclass

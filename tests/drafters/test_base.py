@@ -2,6 +2,7 @@
 that every registered drafter declares every hook the loop calls (no hasattr probing in the loop)."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from specdec.drafters import DRAFTERS
@@ -53,6 +54,11 @@ def test_merge_trees_keeps_the_first_trees_nodes_first_and_each_path_once():
     tokens, parents = merge_trees(first, second, budget=4)
     assert list(zip(tokens, parents)) == [(5, -1), (6, 0), (7, 0), (9, 1)]
     assert merge_trees(([], []), second, budget=2) == ([5, 6], [-1, 0])
+    # columns travel with their nodes; a path both hold keeps the first tree's
+    merged = merge_trees((*first, [0.9, 0.5, 0.4], ["a"] * 3), (*second, [0.8, 0.7, 0.6, 0.1], ["b"] * 4), budget=10)
+    assert merged == ([5, 6, 7, 9, 8], [-1, 0, 0, 1, -1], [0.9, 0.5, 0.4, 0.6, 0.1], ["a", "a", "a", "b", "b"])
+    with pytest.raises(ValueError):
+        merge_trees((*first, [1.0] * 3), second, budget=4)
     DraftTree(parents)  # topological: a valid tree
 
 

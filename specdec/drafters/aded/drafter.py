@@ -97,7 +97,8 @@ class AdedDrafter(DrafterBase):
             return Draft(tokens=torch.zeros(1, 0, dtype=torch.long), info=info)
         tokens = torch.tensor([res.tokens], dtype=torch.long)  # (1, N)
         tree = None if cfg.chain else DraftTree(parents=res.parents)
-        scores = torch.tensor([res.path_probs], dtype=torch.float32) if len(res.path_probs) == len(res) else None  # (1, N)
+        whole = len(res.path_probs) == len(res) and None not in res.path_probs
+        scores = torch.tensor([res.path_probs], dtype=torch.float32) if whole else None  # (1, N)
         return Draft(tokens=tokens, tree=tree, info=info, scores=scores)
 
     def score_bound(self, tokens: torch.Tensor) -> float | None:
@@ -113,20 +114,23 @@ class AdedDrafter(DrafterBase):
 
     def _sized(self, res):
         """The nodes of `res` that pay for their row (specdec.budget.TreeSizer on the target's pass costs), each
-        node's chance of acceptance from its store path probability as calibrated by this drafter's outcomes."""
+        node's chance of acceptance from its score (store path probability, or a suffix match's share) as
+        calibrated by this drafter's outcomes, per kind (tri-gram nodes, or suffix nodes by match length)."""
         from specdec.drafters.aded.search import SearchResult
 
         scores = res.path_probs if len(res.path_probs) == len(res) else [None] * len(res)
-        kept = self.sizer.cut(res.parents, scores)
+        kept = self.sizer.cut(res.parents, scores, kinds=res.kinds or None)
         if len(kept) == len(res):
             return res
-        return SearchResult(tokens=[res.tokens[j] for j in kept], parents=DraftTree(res.parents).subset_parents(kept),
-                            path_probs=[res.path_probs[j] for j in kept] if res.path_probs else [],
-                            visits=[res.visits[j] for j in kept] if res.visits else [], ms=res.ms)
+        pick = lambda xs: [xs[j] for j in kept] if xs else []  # noqa: E731
+        return SearchResult(tokens=pick(res.tokens), parents=DraftTree(res.parents).subset_parents(kept),
+                            path_probs=pick(res.path_probs), visits=pick(res.visits), kinds=pick(res.kinds), ms=res.ms)
 
     def _with_suffix(self, seq: torch.Tensor, res, nodes: int, depth: int):
         """The longest suffix match's continuation tree first (when the match is long enough), then the tri-gram
-        tree's nodes, within the same budget. Returns (the merged result, how many nodes came from the match)."""
+        tree's nodes, within the same budget; each node keeps its score (the match's share of occurrences through
+        it, or the store's path probability) and its kind (`suffix_kind(match length)`, or "" for the store's).
+        Returns (the merged result, how many nodes came from the match)."""
         import numpy as np
 
         from specdec.drafters.aded.search import SearchResult
@@ -140,11 +144,17 @@ class AdedDrafter(DrafterBase):
             return res, 0
         scfg = SuffixConfig(max_match=cfg.suffix_max_match, nodes=nodes, depth=depth, chain=cfg.chain)
         first = continuation_tree(hay, ends, len(hay), scfg)
+        kind = suffix_kind(length)
         if cfg.chain:  # one path: the match's, where it has one
-            found = SearchResult(tokens=first.tokens, parents=first.parents, path_probs=first.scores)
+            found = SearchResult(tokens=first.tokens, parents=first.parents, path_probs=first.scores,
+                                 kinds=[kind] * len(first.tokens))
             return (found if first.tokens else res), len(first.tokens)
-        tokens, parents = merge_trees(first[:2], (res.tokens, res.parents), nodes)
-        return SearchResult(tokens=tokens, parents=parents, ms=res.ms), min(len(first.tokens), len(tokens))
+        probs = res.path_probs if len(res.path_probs) == len(res) else [None] * len(res)
+        tokens, parents, scores, kinds = merge_trees(
+            (first.tokens, first.parents, first.scores, [kind] * len(first.tokens)),
+            (res.tokens, res.parents, probs, res.kinds or [""] * len(res)), nodes)
+        return (SearchResult(tokens=tokens, parents=parents, path_probs=scores, kinds=kinds, ms=res.ms),
+                min(len(first.tokens), len(tokens)))
 
     def observe(self, result: VerifyResult) -> None:
         cfg = self.config
@@ -182,6 +192,16 @@ class AdedDrafter(DrafterBase):
         return {"rounds": len(r), "mean_tree_size": mean("tree_size"), "mean_tree_depth": mean("tree_depth"),
                 "mean_accepted_depth": mean("accepted"), "mean_search_ms": mean("search_ms"),
                 "mean_expected_accepted": mean("expected"), "store": self.store.size_report()}
+
+
+SUFFIX_CLASSES = (3, 4, 6, 10, 16)  # a suffix match's length class starts (tokens): its nodes' calibration kind
+
+
+def suffix_kind(length: int) -> str:
+    """The calibration kind of a suffix match's nodes: "suffix:<the class's shortest length>". Why by length: a
+    match's continuation is as likely as the match is long (a 3-token match is often a common phrase, a 16-token
+    one copies a passage), and with one occurrence every node's share is 1.0, so the share alone says nothing."""
+    return f"suffix:{max(c for c in SUFFIX_CLASSES if c <= max(length, SUFFIX_CLASSES[0]))}"
 
 
 BUNDLED_STORES = Path(__file__).parent / "stores"  # small self-distilled stores shipped with the package

@@ -34,6 +34,7 @@ class SearchResult:
     parents: list[int] = field(default_factory=list)
     path_probs: list[float] = field(default_factory=list)  # prod of priors from the root, per node
     visits: list[int] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)  # per node, where a merge made them differ: its calibration kind
     search_nodes: int = 0  # nodes the MCTS created
     ms: float = 0.0
 
@@ -50,7 +51,7 @@ class SearchResult:
     @property
     def expected_accepted(self) -> float:
         """Sum of the nodes' path probabilities: the store's estimate of accepted tokens per round."""
-        return sum(self.path_probs)
+        return sum(p for p in self.path_probs if p is not None)
 
 
 class _Tree:

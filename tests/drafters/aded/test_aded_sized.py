@@ -84,3 +84,42 @@ def test_calibration_is_kept_across_generations_the_store_adaptation_only_with_p
         d.start(torch.tensor([[5]]))  # one token: nothing of its own to learn
         assert d.sizer.calibration.counts == counts, f"persist={persist}: what the scores mean is kept"
         assert bool(d.store.live) == persist  # the first prompt's tri-grams: kept only with persist
+
+
+def test_a_suffix_merged_tree_keeps_its_nodes_scores_and_kinds_and_calibrates_them_apart():
+    from specdec.drafters.aded.drafter import suffix_kind
+
+    text = [1, 2, 3, 4, 5, 22, 23, 30, 31] * 3  # the store's guess after (22, 23): 30
+    store = TrigramStore.build([text], V, meta={"tokenizer": "toy"})
+    d = AdedDrafter(store, AdedConfig(max_nodes=16, max_depth=4, sized=True, adapt=False, suffix=True), FLAT)
+    seq = [20, 21, 22, 23, 24, 25, 30, 20, 21, 22, 23]  # the text repeats itself: a 4-token suffix match
+    d.start(torch.tensor([seq[:1]]))
+    seen, cut = {}, d.sizer.cut
+
+    def spy(parents, scores, spent=0.0, kinds=None):  # what the sizer is given
+        seen.update(kinds=list(kinds or []), scores=list(scores))
+        return cut(parents, scores, spent, kinds)
+
+    d.sizer.cut = spy
+    draft = propose(d, seq)
+    kinds = seen["kinds"]
+    match = [k for k in kinds if k]
+    assert match and set(match) == {suffix_kind(4)} and kinds[0] == suffix_kind(4)  # the match's nodes first
+    assert draft.tokens[0, :2].tolist() == [24, 25]  # its continuation
+    assert None not in seen["scores"] and len(kinds) == len(seen["scores"]) > len(match)  # store nodes too, scored
+    assert draft.scores is not None and torch.all(draft.scores[0] > 0)
+    # the target takes the match's first token and nothing of the store's: the kinds learn apart
+    d.observe(VerifyResult(tokens=torch.tensor([[24, 0]]), num_accepted=1, draft_length=draft.length,
+                           accepted_nodes=[0], bonus=False))
+    counts = d.sizer.calibration.counts
+    assert counts[(suffix_kind(4), "score", 19, 0)] == [1.0, 1.0]
+    assert sum(c[0] for k, c in counts.items() if k[0] == "") == 0.0  # store nodes: tested, none accepted
+    assert sum(c[1] for k, c in counts.items() if k[0] == "") > 0
+
+
+def test_suffix_kinds_group_match_lengths():
+    from specdec.drafters.aded.drafter import suffix_kind
+
+    assert [suffix_kind(n) for n in (1, 3, 4, 5, 6, 9, 10, 15, 16, 40)] == [
+        "suffix:3", "suffix:3", "suffix:4", "suffix:4", "suffix:6", "suffix:6", "suffix:10", "suffix:10", "suffix:16",
+        "suffix:16"]
