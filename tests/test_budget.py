@@ -2,6 +2,8 @@
 batch-wide choice of which drafted tokens to verify."""
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from specdec.budget import BudgetConfig, Calibration, StepCosts, chain_parents, first_node_threshold, select
@@ -72,7 +74,7 @@ def test_a_nodes_chance_is_the_product_of_its_paths_conditional_chances():
     p = cal.chances([-1, 0], [1.0, 1.0])
     assert p == pytest.approx([0.3, 0.15])
     # only nodes whose parent was accepted were tested: the second node has 30 outcomes, not 100
-    assert cal.counts[("", "score", 19, 0)] == [30.0, 100.0] and cal.counts[("", "score", 19, 1)] == [15.0, 30.0]
+    assert cal.counts[("", 0, "score", 19, 0)] == [30.0, 100.0] and cal.counts[("", 0, "score", 19, 1)] == [15.0, 30.0]
     # a node's conditional score is its path score over its parent's: path scores 0.8, 0.4 -> conditionals 0.8, 0.5
     assert Calibration.conditional([-1, 0, 0], [0.8, 0.4, None]) == [0.8, 0.5, None]
 
@@ -162,3 +164,23 @@ def test_deepening_pays_only_while_the_next_draft_pass_buys_its_time():
     steep = TreeSizer(PassCosts((1, 64), (0.01, 0.64)), prior=1e-9)
     assert not steep.deepen_pays(chain, [0.9], [0], pass_seconds=0.0, spent=0.0)
     assert TreeSizer(None).deepen_pays(chain, [0.1], [0], pass_seconds=1.0, spent=0.0)  # no costs: nothing cut
+
+
+def test_tree_sizer_calibrates_rounds_after_a_hit_apart_from_rounds_after_a_miss():
+    from specdec.budget import TreeSizer
+    from specdec.runners.costs import PassCosts
+
+    sizer = TreeSizer(PassCosts((1, 64), (0.1, 0.1)), prior=1e-9)  # rows free: every node is verified
+    rng = random.Random(0)
+    for _ in range(3000):  # the store's node is right 85 % of the time after a hit and 10 % after a miss
+        assert sizer.cut([-1], [1.0]) == [0]
+        sizer.observe([0] if rng.random() < (0.85 if sizer.streak else 0.1) else [])
+    sizer.streak = 1
+    assert sizer.chances([-1], [1.0])[0] == pytest.approx(0.85, abs=0.04)
+    sizer.reset_streak()  # a new generation: counted as after a miss
+    assert sizer.streak == 0 and sizer.chances([-1], [1.0])[0] == pytest.approx(0.1, abs=0.04)
+    # on costs where a row is 20 % of a pass, the node is verified after a hit and not after a miss
+    sizer.costs = PassCosts((1, 65), (0.1, 0.1 + 64 * 0.02))
+    assert sizer.keep([-1], [1.0]) == []
+    sizer.streak = 2
+    assert sizer.keep([-1], [1.0]) == [0]

@@ -61,6 +61,8 @@ class DraftModelDrafter(DrafterBase):
     def start(self, prompt_ids: torch.Tensor) -> None:
         self.runner.reset()
         self.cached = torch.zeros(0, dtype=torch.long)
+        if self.sizer is not None:
+            self.sizer.reset_streak()
 
     def _sync(self, seq: torch.Tensor, need_hidden: bool, room: int = 0) -> tuple[torch.Tensor, torch.Tensor | None,
                                                                                  list[int], list]:

@@ -67,6 +67,7 @@ class AdedDrafter(DrafterBase):
         self._hist = prompt_ids[0].tolist()
         self._proposed = None
         self.rounds = []
+        self.sizer.reset_streak()
         if cfg.adapt and cfg.learn_prompt:
             self.store.update(self._hist, cfg.increment, cfg.cap, cfg.top_k, bigrams=cfg.backoff)
 

@@ -112,7 +112,7 @@ def test_a_suffix_merged_tree_keeps_its_nodes_scores_and_kinds_and_calibrates_th
     d.observe(VerifyResult(tokens=torch.tensor([[24, 0]]), num_accepted=1, draft_length=draft.length,
                            accepted_nodes=[0], bonus=False))
     counts = d.sizer.calibration.counts
-    assert counts[(suffix_kind(4), "score", 19, 0)] == [1.0, 1.0]
+    assert counts[(suffix_kind(4), 0, "score", 19, 0)] == [1.0, 1.0]
     assert sum(c[0] for k, c in counts.items() if k[0] == "") == 0.0  # store nodes: tested, none accepted
     assert sum(c[1] for k, c in counts.items() if k[0] == "") > 0
 

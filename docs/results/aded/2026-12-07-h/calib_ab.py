@@ -4,7 +4,9 @@ straight to its chance, pooled over depths; suffix-merged trees unscored: `Old` 
 through every setup in a rotating order, several rounds. Per setup: tau, the rounds by kept nodes with the accepted
 tokens a round and the sizer's predicted ones, and the medians over prompts of the whole generation's time as a
 ratio to plain's and to the old sizer's. Also the suffix rounds' acceptance by match class (new setup).
-`[PROMPTS=file.jsonl] [CURVE='[[rows], [ms]]'] python docs/results/aded/2026-12-07-h/calib_ab.py [N] [ROUNDS]`"""
+`[PROMPTS=file.jsonl] [CURVE='[[rows], [ms]]'] [BASELINE=old|nostreak] python docs/results/aded/2026-12-07-h/calib_ab.py
+[N] [ROUNDS]`; BASELINE=nostreak: the baseline row is the conditional calibration without the sizer's streak classes
+(TreeSizer.STREAKS = (0,)), the row's name stays "aded-old-calibration"."""
 import collections, json, os, statistics, sys, time
 from specdec.api import load
 from specdec.budget import Calibration, _depths
@@ -51,7 +53,10 @@ specs = {"plain": SpecConfig(drafter="none"), "aded": SpecConfig(drafter="aded")
          "aded-old-calibration": SpecConfig(drafter="aded", drafter_options={"recycle": 4})}  # the default, own drafter
 dec = load("qwen2.5-coder-1.5b-instruct", spec=specs["plain"])
 drafters = {name: dec.drafter_for(s) for name, s in specs.items()}
-drafters["aded-old-calibration"].sizer.calibration = Old(drafters["aded-old-calibration"].sizer.calibration.prior)
+if os.environ.get("BASELINE", "old") == "nostreak":  # the conditional calibration without the streak classes
+    drafters["aded-old-calibration"].sizer.STREAKS = (0,)
+else:
+    drafters["aded-old-calibration"].sizer.calibration = Old(drafters["aded-old-calibration"].sizer.calibration.prior)
 R = collections.defaultdict(collections.Counter)  # setup -> counters
 for name, d in drafters.items():
     if d is None:
