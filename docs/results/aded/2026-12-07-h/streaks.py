@@ -23,21 +23,22 @@ def propose(ctx):
                nroots=sum(1 for p in par if p < 0))
     return dr
 def observe(res):
-    recs.append(dict(cur, L=res.num_accepted)); obs(res)
+    conf = float(res.top_probs[res.num_accepted, 0]) if res.top_probs is not None else None  # the bonus row's top
+    recs.append(dict(cur, L=res.num_accepted, conf=conf)); obs(res)
 d.propose, d.observe = propose, observe
 for i, row in enumerate(rows):
     st = GenerationStats()
     recs.append({"start": i})
     dec.generate_ids(dec.encode(row["prompt"]), stop=StopConfig(max_new_tokens=128), spec=spec, stats=st)
 rounds = []
-prev = None
+prev = prev_conf = None
 for r in recs:
     if "start" in r:
-        prev = None
+        prev = prev_conf = None
         continue
-    r["prev"] = prev
+    r["prev"], r["prev_conf"] = prev, prev_conf
     rounds.append(r)
-    prev = r["L"]
+    prev, prev_conf = r["L"], r["conf"]
 
 
 def show(name, key):
@@ -52,6 +53,11 @@ def show(name, key):
 
 
 show("by the previous round's accepted tokens (4 = the depth cap)", lambda r: None if r["prev"] is None else min(r["prev"], 4))
+cls = lambda c: None if c is None else (0.5 if c < 0.5 else 0.8 if c < 0.8 else 0.95 if c < 0.95 else 0.99 if c < 0.99 else 1)  # noqa: E731
+show("by the target's probability of the token it last committed (class: below 0.5 / 0.8 / 0.95 / 0.99 / 1)",
+     lambda r: cls(r["prev_conf"]))
+show("by (previous round accepted any, that probability >= 0.95)",
+     lambda r: (None if r["prev"] is None else min(r["prev"], 1), None if r["prev_conf"] is None else r["prev_conf"] >= 0.95))
 show("by a suffix match in the tree", lambda r: r["suffix"] > 0)
 show("by (suffix match, surest first node's prior >= 0.95, previous round accepted any)",
      lambda r: ("sfx" if r["suffix"] else "tri", (r["top"] or 0) >= 0.95, None if r["prev"] is None else min(r["prev"], 1)))
