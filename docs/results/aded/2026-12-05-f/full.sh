@@ -10,13 +10,14 @@ cd "$(dirname "$0")/../../../.."
 export HF_HUB_OFFLINE=1
 HERE=${HERE:-docs/results/aded/2026-12-05-f}; PROMPTS=docs/results/aded/2026-12-05-d/prompts
 SETUPS=${SETUPS:---setup aded=aded --setup prompt-lookup=prompt-lookup}  # a later run's rows (run g)
+LLAMA=${LLAMA---llamacpp plain --llamacpp ngram}  # LLAMA="": no llama-server rows (run h)
 python docs/results/aded/2026-12-05-d/pieces.py "$PROMPTS" 4
 for p in "$PROMPTS"/piece-*.jsonl; do
   name=$(basename "$p" .jsonl)
   if python -c "import json, sys; sys.exit(0 if json.load(open(sys.argv[1])).get('complete') else 1)" \
       "$HERE/$name.json" 2>/dev/null; then echo "done: $name"; continue; fi
   specdec bench --target qwen2.5-coder-1.5b-instruct --prompts "$p" -n 128 -k 4 \
-    $SETUPS --llamacpp plain --llamacpp ngram \
+    $SETUPS $LLAMA \
     --json "$HERE/$name.json"
 done
 python docs/results/aded/2026-12-05-d/merge.py "$HERE" | tee "$HERE/full.md"
