@@ -98,8 +98,7 @@ class AdedDrafter(DrafterBase):
             return Draft(tokens=torch.zeros(1, 0, dtype=torch.long), info=info)
         tokens = torch.tensor([res.tokens], dtype=torch.long)  # (1, N)
         tree = None if cfg.chain else DraftTree(parents=res.parents)
-        whole = len(res.path_probs) == len(res) and None not in res.path_probs
-        scores = torch.tensor([res.path_probs], dtype=torch.float32) if whole else None  # (1, N)
+        scores = torch.tensor([res.scores], dtype=torch.float32) if None not in res.scores else None  # (1, N)
         return Draft(tokens=tokens, tree=tree, info=info, scores=scores)
 
     def score_bound(self, tokens: torch.Tensor) -> float | None:
@@ -119,8 +118,7 @@ class AdedDrafter(DrafterBase):
         calibrated by this drafter's outcomes, per kind (tri-gram nodes, or suffix nodes by match length)."""
         from specdec.drafters.aded.search import SearchResult
 
-        scores = res.path_probs if len(res.path_probs) == len(res) else [None] * len(res)
-        kept = self.sizer.cut(res.parents, scores, kinds=res.kinds or None)
+        kept = self.sizer.cut(res.parents, res.scores, kinds=res.kinds or None)
         if len(kept) == len(res):
             return res
         pick = lambda xs: [xs[j] for j in kept] if xs else []  # noqa: E731
@@ -150,10 +148,9 @@ class AdedDrafter(DrafterBase):
             found = SearchResult(tokens=first.tokens, parents=first.parents, path_probs=first.scores,
                                  kinds=[kind] * len(first.tokens))
             return (found if first.tokens else res), len(first.tokens)
-        probs = res.path_probs if len(res.path_probs) == len(res) else [None] * len(res)
         tokens, parents, scores, kinds = merge_trees(
             (first.tokens, first.parents, first.scores, [kind] * len(first.tokens)),
-            (res.tokens, res.parents, probs, res.kinds or [""] * len(res)), nodes)
+            (res.tokens, res.parents, res.scores, res.kinds or [""] * len(res)), nodes)
         return (SearchResult(tokens=tokens, parents=parents, path_probs=scores, kinds=kinds, ms=res.ms),
                 min(len(first.tokens), len(tokens)))
 

@@ -49,6 +49,11 @@ class SearchResult:
         return max(d, default=0)
 
     @property
+    def scores(self) -> list[float | None]:
+        """Each node's path probability, None where it has none (a result built without them)."""
+        return self.path_probs if len(self.path_probs) == len(self) else [None] * len(self)
+
+    @property
     def expected_accepted(self) -> float:
         """Sum of the nodes' path probabilities: the store's estimate of accepted tokens per round."""
         return sum(p for p in self.path_probs if p is not None)
