@@ -173,8 +173,9 @@ def test_tree_sizer_calibrates_rounds_after_a_hit_apart_from_rounds_after_a_miss
     sizer = TreeSizer(PassCosts((1, 64), (0.1, 0.1)), prior=1e-9)  # rows free: every node is verified
     rng = random.Random(0)
     for _ in range(3000):  # the store's node is right 85 % of the time after a hit and 10 % after a miss
-        assert sizer.cut([-1], [1.0]) == [0]
-        sizer.observe([0] if rng.random() < (0.85 if sizer.streak else 0.1) else [])
+        assert sizer.cut([-1], [1.0], [7]) == [0]
+        hit = rng.random() < (0.85 if sizer.streak else 0.1)
+        sizer.observe([0] if hit else [], [7, 8] if hit else [9])
     sizer.streak = 1
     assert sizer.chances([-1], [1.0])[0] == pytest.approx(0.85, abs=0.04)
     sizer.reset_streak()  # a new generation: counted as after a miss
@@ -184,3 +185,44 @@ def test_tree_sizer_calibrates_rounds_after_a_hit_apart_from_rounds_after_a_miss
     assert sizer.keep([-1], [1.0]) == []
     sizer.streak = 2
     assert sizer.keep([-1], [1.0]) == [0]
+
+
+def test_tree_sizer_learns_from_the_nodes_it_did_not_keep_by_the_text_committed():
+    from specdec.budget import TreeSizer
+    from specdec.runners.costs import PassCosts
+
+    rng = random.Random(1)
+    for learn in ("all", "kept"):
+        sizer = TreeSizer(PassCosts((1, 65), (0.1, 0.1 + 64 * 0.1)), prior=4)  # a row at a pass's price: none pays
+        sizer.LEARN = learn
+        for _ in range(400):  # the node (score 0.3) is the committed token 80 % of the time
+            assert sizer.cut([-1], [0.3], [7]) == []
+            sizer.observe([], [7] if rng.random() < 0.8 else [9])
+        q = sizer.chances([-1], [0.3])[0]
+        if learn == "all":
+            assert q == pytest.approx(0.8, abs=0.05)  # learnt without ever being verified
+            sizer.costs = PassCosts((1, 65), (0.1, 0.1 + 64 * 0.01))
+            assert sizer.keep([-1], [0.3]) == [0]  # and now kept where a row costs a tenth of a pass
+        else:
+            assert q == pytest.approx(0.325) and not sizer.calibration.counts  # never kept: never learnt
+
+
+def test_tree_sizer_labels_deeper_nodes_from_later_rounds_and_counts_what_a_generation_decided():
+    from specdec.budget import TreeSizer
+    from specdec.runners.costs import PassCosts
+
+    sizer = TreeSizer(PassCosts((1, 65), (0.1, 0.1 + 64 * 0.1)), prior=4)  # a row at a pass's price: none kept
+    parents, scores, tokens = [-1, 0, 1, 0], [0.9, 0.45, 0.4, 0.135], [5, 6, 7, 8]  # a chain 5-6-7 and 5's child 8
+    assert sizer.cut(parents, scores, tokens) == []  # nothing kept at these costs
+    sizer.observe([], [5])  # the target commits 5: node 0 right; node 1 and 3 not decided yet
+    assert not sizer.calibration.counts
+    sizer.cut([-1], [0.1], [1])  # the next round's own tree: 1 is wrong
+    sizer.observe([], [6])  # 5 6: node 1 right, node 3 wrong; node 2 waits for the third token
+    cal = sizer.calibration
+    assert cal.counts == {("", 0, "score", 2, 0): [0.0, 1.0]}  # the second tree only: the first is not decided
+    sizer.reset_streak()  # the generation ends: what its text decided is counted, node 2 is not
+    depth0 = sum(c[1] for k, c in cal.counts.items() if k[-1] == 0)
+    depth1 = {k[3]: c for k, c in cal.counts.items() if k[-1] == 1}
+    assert depth0 == 2  # node 0 (right) and the second tree's node (wrong)
+    assert depth1 == {10: [1.0, 1.0], 3: [0.0, 1.0]}  # node 1 (0.45 / 0.9 = 0.5: right), node 3 (0.15: wrong)
+    assert not sizer._pending

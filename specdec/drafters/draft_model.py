@@ -211,7 +211,7 @@ class DraftModelDrafter(DrafterBase):
                                          depths=torch.tensor(tree.depths))  # (1, N, V)
             frontier = [(i, out[0, i], path_p[i]) for i in new]
         if self.sizer is not None:  # the nodes that pay for their row on the target's pass
-            kept = self.sizer.cut(parents, path_p, spent)
+            kept = self.sizer.cut(parents, path_p, toks, spent)
             toks, path_p = [toks[j] for j in kept], [path_p[j] for j in kept]
             parents = DraftTree(parents).subset_parents(kept)
         if not toks:
@@ -250,9 +250,9 @@ class DraftModelDrafter(DrafterBase):
         return torch.cat([logits, logits.new_full((V - logits.shape[0],), float("-inf"))])
 
     def observe(self, result: VerifyResult) -> None:
-        """The next propose() rolls the cache back to what was committed; sized trees learn what was accepted."""
+        """The next propose() rolls the cache back to what was committed; sized trees learn from it."""
         if self.sizer is not None:
-            self.sizer.observe(result.accepted_nodes)
+            self.sizer.observe(result.accepted_nodes, result.tokens[0].tolist())
 
 
 # the draft's output layer by default: the 65536 lowest token ids where the draft runs on the torch runner and its

@@ -118,7 +118,7 @@ class AdedDrafter(DrafterBase):
         calibrated by this drafter's outcomes, per kind (tri-gram nodes, or suffix nodes by match length)."""
         from specdec.drafters.aded.search import SearchResult
 
-        kept = self.sizer.cut(res.parents, res.scores, kinds=res.kinds or None)
+        kept = self.sizer.cut(res.parents, res.scores, res.tokens, kinds=res.kinds or None)
         if len(kept) == len(res):
             return res
         pick = lambda xs: [xs[j] for j in kept] if xs else []  # noqa: E731
@@ -162,8 +162,8 @@ class AdedDrafter(DrafterBase):
         self._hist += result.tokens[0].tolist()
         if self.rounds and "accepted" not in self.rounds[-1]:
             self.rounds[-1]["accepted"] = result.num_accepted
-        if cfg.sized:  # what was accepted calibrates the store's path probabilities
-            self.sizer.observe(result.accepted_nodes)
+        if cfg.sized:  # what was committed calibrates the store's path probabilities
+            self.sizer.observe(result.accepted_nodes, result.tokens[0].tolist())
         if cfg.adapt:
             self.store.update(self._hist[-cfg.window:], cfg.increment, cfg.cap, cfg.top_k, bigrams=cfg.backoff)
         if len(self._hist) > 4 * cfg.window:

@@ -96,9 +96,9 @@ def test_a_suffix_merged_tree_keeps_its_nodes_scores_and_kinds_and_calibrates_th
     d.start(torch.tensor([seq[:1]]))
     seen, cut = {}, d.sizer.cut
 
-    def spy(parents, scores, spent=0.0, kinds=None):  # what the sizer is given
+    def spy(parents, scores, tokens, spent=0.0, kinds=None):  # what the sizer is given
         seen.update(kinds=list(kinds or []), scores=list(scores))
-        return cut(parents, scores, spent, kinds)
+        return cut(parents, scores, tokens, spent, kinds)
 
     d.sizer.cut = spy
     draft = propose(d, seq)

@@ -37,11 +37,11 @@ class Old(Calibration):
         acc, m = self.counts.get(key, (0.0, 0.0))
         return (acc + self.prior * prior) / (m + self.prior)
 
-    def chances(self, parents, scores, kinds=None):
+    def chances(self, parents, scores, kinds=None, context=0):
         scores = [None] * len(scores) if kinds else scores
         return [self._op(s, d) for s, d in zip(scores, _depths(parents))]
 
-    def observe_tree(self, parents, scores, accepted, kinds=None):
+    def observe_tree(self, parents, scores, accepted, kinds=None, context=0):
         scores = [None] * len(scores) if kinds else scores
         for s, d, ok in zip(scores, _depths(parents), accepted):
             c = self.counts.setdefault(self._okey(s, d), [0.0, 0.0])
@@ -64,8 +64,8 @@ for name, d in drafters.items():
     def wrap(name=name, d=d):
         cut, observe = d.sizer.cut, d.observe
         last = {}
-        def cut2(parents, scores, spent=0.0, kinds=None):
-            kept = cut(parents, scores, spent, kinds)
+        def cut2(parents, scores, tokens, spent=0.0, kinds=None):
+            kept = cut(parents, scores, tokens, spent, kinds)
             ch = d.sizer.chances(parents, scores, kinds)
             dep = _depths(parents)
             last.update(n=len(kept), pred=sum(ch[j] for j in kept), kind=(kinds[0] if kinds and kept else ""),
