@@ -193,6 +193,12 @@ def load(cache_dir=None, say=None):
 NAME = "specdec_qmatmul"
 
 
+def loaded():
+    """The extension if this process has loaded it already (a torch runner on this kernel did), else None: for
+    helpers that use it where it is at hand and never compile it for themselves (the loop's `target_top`)."""
+    return _EXT
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

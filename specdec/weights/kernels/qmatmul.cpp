@@ -1094,6 +1094,128 @@ torch::Tensor forward_layers(torch::Tensor x, torch::Tensor cos, torch::Tensor s
   return add_rms_norm(x, res, w.back(), eps)[1];
 }
 
+// ------------------------------------------------------------------------------------------ top-k probabilities
+// The k likeliest tokens of each row of the target's logits and their softmax probabilities, for drafters that
+// learn from every verified row (ADED's recycling). Why: torch's topk, then logsumexp (a max pass and an exp pass)
+// cost 0.35 / 1.12 / 3.63 ms for 1 / 5 / 17 rows of Qwen2.5's 151,936 logits on a Zen 4 core pair, ~3 % of an
+// ADED round; this takes 0.024 / 0.13 / 0.46 ms (same machine, median of 50). Each row is split into parts across
+// the threads; a part is read twice, once for its maximum and its k largest values (a vector compare against the
+// part's k-th largest so far, the rare winners inserted in scalar code) and once, from cache, for its sum of
+// e^(x - max) (exp16, attention's); the parts then merge per row (their sums rescaled to the row's maximum).
+// Ties go to the lower token id; NaN counts as the largest value (as torch.topk).
+namespace {
+
+constexpr int TOPK_MAX = 16;
+
+struct TopPart {
+  float mx;          // the part's maximum
+  double sum;        // sum of e^(x - mx) over the part
+  int n;             // values held (k, or fewer in a part shorter than k)
+  float v[TOPK_MAX];  // the part's largest values, descending (ties: lower id first)
+  int64_t id[TOPK_MAX];
+};
+
+// x's k largest so far in t (descending, ties: earlier first): x enters below every value >= it
+inline void top_insert(TopPart& t, int k, float x, int64_t i) {
+  int p = 0;
+  if (std::isnan(x)) {
+    while (p < t.n && std::isnan(t.v[p])) ++p;
+  } else {
+    while (p < t.n && (std::isnan(t.v[p]) || t.v[p] >= x)) ++p;
+  }
+  if (p >= k) return;
+  const int last = std::min(t.n, k - 1);
+  for (int j = last; j > p; --j) { t.v[j] = t.v[j - 1]; t.id[j] = t.id[j - 1]; }
+  t.v[p] = x;
+  t.id[p] = i;
+  t.n = std::min(t.n + 1, k);
+}
+
+void top_part(const float* x, int64_t lo, int64_t hi, int k, TopPart& t) {
+  t.n = 0;
+  float thr = -INFINITY;  // the k-th largest once k are held; until then every value enters
+  __m512 vmax = _mm512_set1_ps(-INFINITY);
+  int64_t j = lo;
+  for (; j + 16 <= hi; j += 16) {
+    const __m512 v = _mm512_loadu_ps(x + j);
+    vmax = _mm512_max_ps(vmax, v);
+    __mmask16 m = t.n < k ? (__mmask16)0xFFFF
+                          : (__mmask16)(_mm512_cmp_ps_mask(v, _mm512_set1_ps(thr), _CMP_GT_OQ) |
+                                        _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+    while (m) {
+      const int b = __builtin_ctz(m);
+      m &= m - 1;
+      top_insert(t, k, x[j + b], j + b);
+      if (t.n == k) thr = std::isnan(t.v[k - 1]) ? INFINITY : t.v[k - 1];
+    }
+  }
+  float mx = _mm512_reduce_max_ps(vmax);
+  for (int64_t i = j; i < hi; ++i) {
+    mx = std::max(mx, x[i]);
+    if (t.n < k || x[i] > thr || std::isnan(x[i])) {
+      top_insert(t, k, x[i], i);
+      if (t.n == k) thr = std::isnan(t.v[k - 1]) ? INFINITY : t.v[k - 1];
+    }
+  }
+  t.mx = mx;
+  const __m512 vm = _mm512_set1_ps(mx);
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  j = lo;
+  for (; j + 32 <= hi; j += 32) {
+    s0 = _mm512_add_ps(s0, exp16(_mm512_sub_ps(_mm512_loadu_ps(x + j), vm)));
+    s1 = _mm512_add_ps(s1, exp16(_mm512_sub_ps(_mm512_loadu_ps(x + j + 16), vm)));
+  }
+  for (; j < hi; j += 16) {
+    const __mmask16 m = (__mmask16)((hi - j) >= 16 ? 0xFFFF : ((1u << (hi - j)) - 1));
+    s0 = _mm512_add_ps(s0, _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + j), vm))));
+  }
+  t.sum = (double)_mm512_reduce_add_ps(s0) + (double)_mm512_reduce_add_ps(s1);
+}
+
+}  // namespace
+
+// logits (R, V) float32, k (1..16) -> [ids (R, k) int64, probs (R, k) float32]: each row's k likeliest tokens,
+// likeliest first, and their probabilities under softmax(row)
+std::vector<torch::Tensor> top_probs(torch::Tensor logits, int64_t k) {
+  TORCH_CHECK(logits.dim() == 2 && logits.scalar_type() == torch::kFloat32, "top_probs: logits must be (R, V) float32");
+  TORCH_CHECK(k >= 1 && k <= TOPK_MAX && k <= logits.size(1), "top_probs: k must be in 1..16 and at most V");
+  logits = logits.contiguous();
+  const int64_t R = logits.size(0), V = logits.size(1);
+  // parts per row: enough for every thread when the rows are few, each at least 4096 values
+  const int64_t P = std::max<int64_t>(1, std::min<int64_t>((2 * at::get_num_threads() + R - 1) / R, V / 4096));
+  std::vector<TopPart> parts(R * P);
+  const float* xp = logits.data_ptr<float>();
+  at::parallel_for(0, R * P, 1, [&](int64_t a, int64_t b) {
+    for (int64_t i = a; i < b; ++i) {
+      const int64_t r = i / P, q = i % P;
+      const int64_t lo = V * q / P, hi = V * (q + 1) / P;
+      top_part(xp + r * V, lo, hi, (int)k, parts[i]);
+    }
+  });
+  auto ids = torch::empty({R, k}, torch::kInt64);
+  auto probs = torch::empty({R, k}, torch::kFloat32);
+  int64_t* ip = ids.data_ptr<int64_t>();
+  float* pp = probs.data_ptr<float>();
+  for (int64_t r = 0; r < R; ++r) {
+    TopPart all;
+    all.n = 0;
+    float mx = -INFINITY;
+    for (int64_t q = 0; q < P; ++q) mx = std::max(mx, parts[r * P + q].mx);
+    double sum = 0.0;
+    for (int64_t q = 0; q < P; ++q) {  // parts in id order: an equal value from a later part goes after
+      const TopPart& t = parts[r * P + q];
+      sum += t.sum * std::exp((double)t.mx - (double)mx);
+      for (int j = 0; j < t.n; ++j) top_insert(all, (int)k, t.v[j], t.id[j]);
+    }
+    const double lse = (double)mx + std::log(sum);
+    for (int j = 0; j < k; ++j) {
+      ip[r * k + j] = all.id[j];
+      pp[r * k + j] = (float)std::exp((double)all.v[j] - lse);
+    }
+  }
+  return {ids, probs};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("qmatmul", &qmatmul, "quantized linear (W4A8 / W8A8, AVX512-VNNI, AMX for many rows)");
   m.def("qmatmul_bf16", &qmatmul_bf16, "quantized linear through bf16 AMX tiles (prefill passes)");
@@ -1107,5 +1229,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rope_write", &rope_write, "rotary embedding of q, k and the KV cache write (float32)");
   m.def("attention", &attention, "grouped-query attention over the cache, row by row (float32)");
   m.def("forward_layers", &forward_layers, "every decoder layer of a pass in one call (batch 1, float32)");
+  m.def("top_probs", &top_probs, "each row's k likeliest tokens and their softmax probabilities (float32)");
   m.attr("LAYER_TENSORS") = LAYER_TENSORS;
 }
