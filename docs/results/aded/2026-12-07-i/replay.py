@@ -6,12 +6,16 @@ learns (from every node, or from the kept ones only). The streak (drafted tokens
 replayed sizer's own; a prompt starts with none. Per sizer: tau, kept nodes a round, the kept nodes' predicted and
 accepted tokens, and the tokens per second as a multiple of plain decoding's on the curve (verification only).
 Approximation: every round starts where the collecting run's did (its full tree's commit), not where the replayed
-sizer's commit would have taken it. `[CURVE='[[rows], [ms]]'] python docs/results/aded/2026-12-07-i/replay.py ROUNDS.jsonl`"""
-import json, os, sys
-from specdec.budget import Calibration, TreeSizer, select, _subset_parents
+sizer's commit would have taken it. `[CURVE='[[rows], [ms]]'] [PROMPTS_FROM=18 | 0:18] [SIZERS="name;name"] python
+docs/results/aded/2026-12-07-i/replay.py ROUNDS.jsonl[.gz]`"""
+import gzip, json, os, sys
+from specdec.budget import Calibration, TreeSizer, _depths, _subset_parents, select
 from specdec.runners.costs import PassCosts
 
-rounds = [json.loads(line) for line in open(sys.argv[1])]
+rounds = [json.loads(line) for line in (gzip.open if sys.argv[1].endswith(".gz") else open)(sys.argv[1], "rt")]
+if os.environ.get("PROMPTS_FROM"):  # a slice of the prompts: "18" (from the 19th on) or "0:18"
+    lo, _, hi = os.environ["PROMPTS_FROM"].partition(":")
+    rounds = [r for r in rounds if int(lo) <= r["prompt"] < (int(hi) if hi else 10**9)]
 ZEN4 = ((1, 2, 4, 17), (23.6, 26.9, 37.1, 121.6))  # this machine's pass costs (oracle.txt, 2026-12-07 06:27)
 SPR = ((1, 2, 4, 8, 12, 16, 24, 32, 48, 64), (50.6, 52.2, 57.4, 71.2, 97.8, 114.2, 159.2, 195.2, 304.5, 408.4))
 curves = {"zen4": ZEN4, "spr": SPR}
@@ -32,9 +36,10 @@ def labels(r):
 class Sizer:
     """learn: "all" | "kept"; context(r, streak) -> int; prior; key: optional Calibration._key replacement."""
 
-    def __init__(self, learn="all", context=lambda r, s: streak_class(s), prior=4.0, depth_classes=None):
+    def __init__(self, learn="all", context=lambda r, s: streak_class(s), prior=4.0, depth_classes=None,
+                 kinds=lambda r: r["kinds"]):
         self.cal = Calibration(prior)
-        self.learn, self.context = learn, context
+        self.learn, self.context, self.kinds = learn, context, kinds
         if depth_classes:  # deeper nodes keyed by depth up to this cap (default: first vs deeper)
             base = self.cal._key
 
@@ -44,14 +49,14 @@ class Sizer:
             self.cal._key = key
 
     def keep(self, r, ctx, line):
-        p = self.cal.chances(r["parents"], r["scores"], r["kinds"], ctx)
+        p = self.cal.chances(r["parents"], r["scores"], self.kinds(r), ctx)
         return select([(r["parents"], p)], line)[0], p
 
     def observe(self, r, ctx, kept):
         _, ok = labels(r)
         idx = range(len(ok)) if self.learn == "all" else kept
         self.cal.observe_tree(_subset_parents(r["parents"], list(idx)), [r["scores"][j] for j in idx],
-                              [ok[j] for j in idx], [r["kinds"][j] for j in idx], ctx)
+                              [ok[j] for j in idx], [self.kinds(r)[j] for j in idx], ctx)
 
 
 class Fixed:
@@ -69,6 +74,55 @@ class Fixed:
         pass
 
 
+class Fitted(Sizer):
+    """The calibration fitted beforehand on every round of the file (their own streaks) and then frozen: what these
+    keys could do if their chances were known, not learnt as the text goes (an in-sample bound)."""
+
+    def __init__(self, **kw):
+        super().__init__("all", **kw)
+        for r in rounds:
+            if r["parents"]:
+                super().observe(r, self.context(r, r["streak"]), [])
+
+    def observe(self, r, ctx, kept):
+        pass
+
+
+class Shrunk(Sizer):
+    """Every node's chance times c per level of depth (c^(depth+1)): the sizer made warier than its calibration."""
+
+    def __init__(self, c, **kw):
+        super().__init__("all", **kw)
+        self.c = c
+
+    def keep(self, r, ctx, line):
+        p = [x * self.c ** (1 + d) for x, d in zip(self.cal.chances(r["parents"], r["scores"], self.kinds(r), ctx),
+                                                   _depths(r["parents"]))]
+        return select([(r["parents"], p)], line)[0], p
+
+
+def evidence_kinds(how):
+    """Store nodes' kinds split by the store's evidence behind their prior (collect.py's `evidence`): "live" (their
+    context pair adapted in this generation or not), "tri" (the tri-gram known, or the bigram's successors), "mass"
+    (the pair's total weight: below 0.1, 0.5, 2, above)."""
+    def kinds(r):
+        if "live" not in r:
+            return r["kinds"]
+        out = []
+        for j, k in enumerate(r["kinds"]):
+            if k:  # a suffix match's node: its own kind already
+                out.append(k)
+            elif how == "live":
+                out.append("live" if r["live"][j] else "base")
+            elif how == "tri":
+                out.append("tri" if r["tri"][j] else "backoff")
+            else:
+                m = r["mass"][j]
+                out.append(f"mass{(m >= 0.1) + (m >= 0.5) + (m >= 2)}")
+        return out
+    return kinds
+
+
 def conf_context(r, streak):
     return 2 * streak_class(streak) + (r["conf"] is not None and r["conf"] >= 0.95)
 
@@ -80,14 +134,23 @@ SIZERS = {
     "kept-only learning (before)": lambda: Sizer("kept"),
     "all nodes (now)": lambda: Sizer("all"),
     "all, no streak": lambda: Sizer("all", context=lambda r, s: 0),
+    "all, fitted beforehand (in-sample)": lambda: Fitted(),
     "all, streak x conf>=0.95": lambda: Sizer("all", context=conf_context),
     "all, prior 1": lambda: Sizer("all", prior=1.0),
     "all, prior 16": lambda: Sizer("all", prior=16.0),
     "all, depths 0/1/2/3+": lambda: Sizer("all", depth_classes=3),
+    "all, store nodes by live pair": lambda: Sizer("all", kinds=evidence_kinds("live")),
+    "all, store nodes by tri-gram known": lambda: Sizer("all", kinds=evidence_kinds("tri")),
+    "all, store nodes by the pair's weight": lambda: Sizer("all", kinds=evidence_kinds("mass")),
+    "fitted, store nodes by the pair's weight": lambda: Fitted(kinds=evidence_kinds("mass")),
+    "all, shrunk 0.8 per depth": lambda: Shrunk(0.8),
+    "all, shrunk 0.9 per depth": lambda: Shrunk(0.9),
+    "fitted, streak x conf (3 classes)": lambda: Fitted(context=lambda r, s: 3 * streak_class(s) + (
+        0 if r["conf"] is None else (r["conf"] >= 0.8) + (r["conf"] >= 0.99))),
 }
 only = os.environ.get("SIZERS")
 if only:
-    SIZERS = {k: v for k, v in SIZERS.items() if k in only.split(",")}
+    SIZERS = {k: v for k, v in SIZERS.items() if k in only.split(";")}
 
 print(f"{len(rounds)} rounds of {len({r['prompt'] for r in rounds})} prompts ({sys.argv[1]})")
 for cname, (rows_, ms) in curves.items():
