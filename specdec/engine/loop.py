@@ -125,11 +125,14 @@ def decode(
         new = new[:keep]
         generated += new
         tokens = torch.cat([tokens, torch.tensor([new])], dim=1)
+        t3 = time.perf_counter()
         if drafter is not None:
             drafter.observe(result)
+        t4 = time.perf_counter()
         policy.observe(draft.length, result.num_accepted, t2 - t1)
-        if gate is not None:
-            gate.observe(draft.length, result.num_accepted + 1, t2 - t0, inp.shape[1], t2 - t1)
+        if gate is not None:  # the round's price: drafting, verifying and the drafter's own bookkeeping
+            gate.observe(draft.length, result.num_accepted + 1, (t2 - t0) + (t4 - t3), inp.shape[1], t2 - t1,
+                         consulted=limit > 0)
         yield Round(new, min(result.num_accepted, keep))
         if reason:
             stats.stop_reason = reason

@@ -34,6 +34,57 @@ def test_rounds_that_pay_keep_speculation_on():
         assert g.allow()
 
 
+def test_rounds_where_the_drafter_was_asked_and_drafted_nothing_are_judged_by_what_they_cost():
+    """An empty draft still cost the drafter's search and bookkeeping: such rounds count as speculative (a small
+    loss each), so a drafter that drafts little and pays little is switched off; a round the guard itself made plain
+    (the drafter not asked) only counts down the back-off."""
+    g = Guard(verify=lambda n: 0.1)
+    for _ in range(GUARD_WINDOW):  # 1 token for 0.115 s: 0.15 of a plain step lost a round, 1.2 in 8
+        g.observe(drafted=0, committed=1, seconds=0.115, consulted=True)
+    assert not g.allow() and g.switched_off == 1
+    h = Guard(verify=lambda n: 0.1)
+    for _ in range(4 * GUARD_WINDOW):
+        h.observe(drafted=0, committed=1, seconds=0.11)  # not asked (default: consulted = drafted > 0)
+        h.observe(drafted=0, committed=1, seconds=0.11, consulted=False)
+    assert h.allow() and not h.gains
+
+
+def test_the_loop_charges_the_guard_for_the_drafters_observe_and_judges_empty_drafts():
+    import time
+
+    import specdec.engine.loop as loop_mod
+    from policies.simple import ConstantPolicy
+    from specdec.api import SpecDecoder
+    from specdec.config import SamplingConfig
+    from specdec.engine.stopping import StopChecker
+    from specdec.stats import GenerationStats
+
+    seen = []
+
+    class Slow(EmptyDrafter):  # drafts nothing, then spends 20 ms a round learning from the result
+        def observe(self, result):
+            time.sleep(0.02)
+
+    class Spy(Guard):
+        def observe(self, drafted, committed, seconds, rows=0, verify_seconds=None, consulted=None):
+            seen.append((drafted, seconds, consulted))
+            super().observe(drafted, committed, seconds, rows, verify_seconds, consulted)
+
+    dec = SpecDecoder(make_model("qwen2", seed=0, sharp=8.0), make_tokenizer())
+    st = GenerationStats()
+    orig, loop_mod.Guard = loop_mod.Guard, Spy
+    try:
+        list(loop_mod.decode(dec.target, random_prompts(1, seed=3)[0], StopChecker(60, set(), (), lambda ids: ""),
+                             SamplingConfig(), Slow(), ConstantPolicy(k=3), st,
+                             costs=RoundCosts(verify=lambda n: 0.001), guard=True))
+    finally:
+        loop_mod.Guard = orig
+    asked = [x for x in seen if x[2]]
+    assert asked and all(d == 0 and sec >= 0.02 for d, sec, _ in asked)  # judged, and charged the observe's time
+    assert st.extra["guard_switched_off"] >= 1  # 20 ms a round against a 1 ms plain step: switched off
+    assert any(c is False for _, _, c in seen)  # the rounds it then made plain: the drafter not asked
+
+
 def test_the_plain_step_is_the_curve_scaled_to_the_run():
     """The curve's one-row pass, times the median ratio of the rounds' measured verification to the curve's price
     for their rows: rounds that are slower than the curve everywhere (a longer context, the loop's own work) make

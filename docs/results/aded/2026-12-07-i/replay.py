@@ -101,6 +101,33 @@ class Shrunk(Sizer):
         return select([(r["parents"], p)], line)[0], p
 
 
+class Local(Sizer):
+    """Chances times this generation's running ratio of accepted to predicted conditional chances over its tested
+    nodes so far ((accepted + a) / (predicted + a), per level of depth): a text less predictable than the average
+    one gets a warier sizer."""
+
+    def __init__(self, a=8.0, **kw):
+        super().__init__("all", **kw)
+        self.a, self.prompt, self.last = a, None, []
+
+    def keep(self, r, ctx, line):
+        if r["prompt"] != self.prompt:
+            self.prompt, self.acc, self.pred = r["prompt"], 0.0, 0.0
+        self.last = p = self.cal.chances(r["parents"], r["scores"], self.kinds(r), ctx)
+        f = (self.acc + self.a) / (self.pred + self.a)
+        q = [min(1.0, x * f ** (1 + d)) for x, d in zip(p, _depths(r["parents"]))]
+        return select([(r["parents"], q)], line)[0], q
+
+    def observe(self, r, ctx, kept):
+        tested, ok = labels(r)
+        p = self.last
+        for j, par in enumerate(r["parents"]):
+            if tested[j]:
+                self.pred += p[j] / p[par] if par >= 0 and p[par] > 0 else p[j]
+                self.acc += ok[j]
+        super().observe(r, ctx, kept)
+
+
 def evidence_kinds(how):
     """Store nodes' kinds split by the store's evidence behind their prior (collect.py's `evidence`): "live" (their
     context pair adapted in this generation or not), "tri" (the tri-gram known, or the bigram's successors), "mass"
@@ -143,6 +170,7 @@ SIZERS = {
     "all, store nodes by tri-gram known": lambda: Sizer("all", kinds=evidence_kinds("tri")),
     "all, store nodes by the pair's weight": lambda: Sizer("all", kinds=evidence_kinds("mass")),
     "fitted, store nodes by the pair's weight": lambda: Fitted(kinds=evidence_kinds("mass")),
+    "all, this text's accepted / predicted ratio": lambda: Local(8.0),
     "all, shrunk 0.8 per depth": lambda: Shrunk(0.8),
     "all, shrunk 0.9 per depth": lambda: Shrunk(0.9),
     "fitted, streak x conf (3 classes)": lambda: Fitted(context=lambda r, s: 3 * streak_class(s) + (
