@@ -46,19 +46,16 @@ class Guard:
         return self.off_rounds == 0
 
     def observe(self, drafted: int, committed: int, seconds: float, rows: int = 0,
-                verify_seconds: float | None = None, consulted: bool | None = None) -> None:
-        """One round: `drafted` tokens drafted, `committed` committed, `seconds` spent drafting, verifying and
-        in the drafter's `observe`, of which `verify_seconds` on the target's pass over `rows` rows (both optional:
-        they scale the curve). consulted: whether the drafter was asked this round (default: it drafted).
-
-        A round where the drafter was asked and drafted nothing is judged too: it paid the drafter's search and
-        bookkeeping for no token. Why (2026-12-07): ADED's sized trees are empty in many rounds of prose, and on 4
-        writing / stem / humanities prompts its rounds cost 0.54 ms drafting + 0.26 ms observing beyond plain's
-        (split per round, Zen 4) while only its drafting rounds were judged; those categories ran 0.91-0.98x plain."""
+                verify_seconds: float | None = None) -> None:
+        """One round: `drafted` tokens drafted, `committed` committed, `seconds` spent drafting, verifying and in
+        the drafter's `observe` (its bookkeeping is part of a round's price: ADED's store update, recycling and
+        sizer, 0.26 ms a round on Zen 4), of which `verify_seconds` on the target's pass over `rows` rows (both
+        optional: they scale the curve). Rounds without a draft are not judged (an empty draft's search is small,
+        and judging it switched prompt lookup off before a text began to repeat itself: docs/aded.md)."""
         curve = self.verify(rows) if rows and verify_seconds is not None else 0.0
         if curve > 0:
             self.scales.append(verify_seconds / curve)
-        if not (drafted > 0 if consulted is None else consulted):
+        if drafted == 0:
             self.off_rounds = max(0, self.off_rounds - 1)
             return
         step = self.plain_step

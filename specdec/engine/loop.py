@@ -131,8 +131,7 @@ def decode(
         t4 = time.perf_counter()
         policy.observe(draft.length, result.num_accepted, t2 - t1)
         if gate is not None:  # the round's price: drafting, verifying and the drafter's own bookkeeping
-            gate.observe(draft.length, result.num_accepted + 1, (t2 - t0) + (t4 - t3), inp.shape[1], t2 - t1,
-                         consulted=limit > 0)
+            gate.observe(draft.length, result.num_accepted + 1, (t2 - t0) + (t4 - t3), inp.shape[1], t2 - t1)
         yield Round(new, min(result.num_accepted, keep))
         if reason:
             stats.stop_reason = reason

@@ -34,22 +34,9 @@ def test_rounds_that_pay_keep_speculation_on():
         assert g.allow()
 
 
-def test_rounds_where_the_drafter_was_asked_and_drafted_nothing_are_judged_by_what_they_cost():
-    """An empty draft still cost the drafter's search and bookkeeping: such rounds count as speculative (a small
-    loss each), so a drafter that drafts little and pays little is switched off; a round the guard itself made plain
-    (the drafter not asked) only counts down the back-off."""
-    g = Guard(verify=lambda n: 0.1)
-    for _ in range(GUARD_WINDOW):  # 1 token for 0.115 s: 0.15 of a plain step lost a round, 1.2 in 8
-        g.observe(drafted=0, committed=1, seconds=0.115, consulted=True)
-    assert not g.allow() and g.switched_off == 1
-    h = Guard(verify=lambda n: 0.1)
-    for _ in range(4 * GUARD_WINDOW):
-        h.observe(drafted=0, committed=1, seconds=0.11)  # not asked (default: consulted = drafted > 0)
-        h.observe(drafted=0, committed=1, seconds=0.11, consulted=False)
-    assert h.allow() and not h.gains
-
-
-def test_the_loop_charges_the_guard_for_the_drafters_observe_and_judges_empty_drafts():
+def test_the_loop_charges_the_guard_for_the_drafters_observe():
+    """A drafter whose drafting is free but whose `observe` takes 20 ms a round loses time against a 1 ms plain
+    step: the guard is charged that time and switches speculation off."""
     import time
 
     import specdec.engine.loop as loop_mod
@@ -61,28 +48,27 @@ def test_the_loop_charges_the_guard_for_the_drafters_observe_and_judges_empty_dr
 
     seen = []
 
-    class Slow(EmptyDrafter):  # drafts nothing, then spends 20 ms a round learning from the result
+    class SlowToLearn(RandomTreeDrafter):
         def observe(self, result):
             time.sleep(0.02)
 
     class Spy(Guard):
-        def observe(self, drafted, committed, seconds, rows=0, verify_seconds=None, consulted=None):
-            seen.append((drafted, seconds, consulted))
-            super().observe(drafted, committed, seconds, rows, verify_seconds, consulted)
+        def observe(self, drafted, committed, seconds, rows=0, verify_seconds=None):
+            seen.append((drafted, seconds))
+            super().observe(drafted, committed, seconds, rows, verify_seconds)
 
     dec = SpecDecoder(make_model("qwen2", seed=0, sharp=8.0), make_tokenizer())
     st = GenerationStats()
     orig, loop_mod.Guard = loop_mod.Guard, Spy
     try:
         list(loop_mod.decode(dec.target, random_prompts(1, seed=3)[0], StopChecker(60, set(), (), lambda ids: ""),
-                             SamplingConfig(), Slow(), ConstantPolicy(k=3), st,
+                             SamplingConfig(), SlowToLearn(64, seed=1, trees=False), ConstantPolicy(k=2), st,
                              costs=RoundCosts(verify=lambda n: 0.001), guard=True))
     finally:
         loop_mod.Guard = orig
-    asked = [x for x in seen if x[2]]
-    assert asked and all(d == 0 and sec >= 0.02 for d, sec, _ in asked)  # judged, and charged the observe's time
-    assert st.extra["guard_switched_off"] >= 1  # 20 ms a round against a 1 ms plain step: switched off
-    assert any(c is False for _, _, c in seen)  # the rounds it then made plain: the drafter not asked
+    drafted = [sec for d, sec in seen if d]
+    assert drafted and all(sec >= 0.02 for sec in drafted)  # each drafting round charged its observe's 20 ms
+    assert st.extra["guard_switched_off"] >= 1
 
 
 def test_the_plain_step_is_the_curve_scaled_to_the_run():

@@ -1,6 +1,6 @@
-"""The guard judging every round where the drafter was asked (empty drafts too) and charging the drafter's
-`observe` (this commit) against the guard judging only rounds with a draft (`consulted` left to its default, the
-rule before; the observe's time is charged in both rows here), in one process: plain decoding, ADED under each, each
+"""The guard judging every round where the drafter was asked (empty drafts too: `consulted`, tried at 8ef72b5 and
+not kept; this script needs that commit) against the guard judging only rounds with a draft (the observe's time
+charged in both rows), in one process: plain decoding, ADED under each, each
 prompt through every setup in a rotating order, several rounds. Prints the medians over prompts of the whole
 generation's time as a ratio to plain's and to the baseline's, then every prompt's speed over plain (its category).
 `[PROMPTS=file.jsonl] python docs/results/aded/2026-12-07-i/guard_ab.py [N] [ROUNDS]`"""
