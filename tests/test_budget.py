@@ -54,7 +54,7 @@ def test_step_costs_need_rows_that_vary_and_follow_the_latest_steps():
 
 def test_calibration_starts_at_the_score_and_follows_outcomes():
     cal = Calibration(prior=4)
-    assert cal.q(0.92) == pytest.approx(0.925)
+    assert cal.q(0.92) == pytest.approx(Calibration.PRIOR_SCALE * 0.925)  # a share of the bucket's score
     assert cal.q(None, 0) == 0.5 and cal.chances([-1, 0, 1], [None] * 3)[2] == 0.125  # unscored: 0.5 a level
     for _ in range(100):
         cal.observe([0.92, 0.92, 0.92], accepted=0)  # a store that is sure and wrong
@@ -128,16 +128,19 @@ def test_select_over_a_tree_takes_the_likely_branches_and_skips_the_rest():
 def test_first_node_threshold_and_the_highest_chance():
     assert first_node_threshold(8, costs([(8, 0.16), (16, 0.24)]).line) == pytest.approx(0.01 * 8 / 0.16)
     cal = Calibration(prior=4)
-    assert cal.max_p(scored=True) == pytest.approx(0.975) and cal.max_p(scored=False) == 0.5
-    assert cal.max_p_upto(0.3) == pytest.approx(0.325)  # the bucket holding 0.3, [0.30, 0.35)
+    k = Calibration.PRIOR_SCALE
+    assert cal.max_p(scored=True) == pytest.approx(k * 0.975) and cal.max_p(scored=False) == 0.5
+    assert cal.max_p_upto(0.3) == pytest.approx(k * 0.325)  # the bucket holding 0.3, [0.30, 0.35)
     for _ in range(50):
         cal.observe([None], accepted=0)
     assert cal.max_p(scored=False) < 0.05
 
 
-def test_tree_sizer_counts_the_rounds_drafting_time_with_the_target_pass():
+def test_tree_sizer_counts_the_rounds_drafting_time_with_the_target_pass(monkeypatch):
     from specdec.budget import TreeSizer
     from specdec.runners.costs import PassCosts
+
+    monkeypatch.setattr(Calibration, "PRIOR_SCALE", 1.0)  # the arithmetic below on the raw scores
 
     sizer = TreeSizer(PassCosts((1, 65), (0.1, 0.1 + 64 * 0.01)), prior=1e-9)  # 10 ms a row beside a 100 ms pass
     parents, scores = [-1, -1], [0.12, 0.08]  # calibrated to their buckets' 0.125, 0.075; the second needs
@@ -146,9 +149,11 @@ def test_tree_sizer_counts_the_rounds_drafting_time_with_the_target_pass():
     assert sizer.keep(parents, scores, spent=0.1) == [0, 1]  # a 200 ms round: a row is a smaller share of it
 
 
-def test_deepening_pays_only_while_the_next_draft_pass_buys_its_time():
+def test_deepening_pays_only_while_the_next_draft_pass_buys_its_time(monkeypatch):
     from specdec.budget import TreeSizer
     from specdec.runners.costs import PassCosts
+
+    monkeypatch.setattr(Calibration, "PRIOR_SCALE", 1.0)  # the arithmetic below on the raw scores
 
     flat = TreeSizer(PassCosts((1, 64), (0.1, 0.1)), prior=1e-9)  # rows free: only the draft pass costs
     chain = [-1]
@@ -204,7 +209,7 @@ def test_tree_sizer_learns_from_the_nodes_it_did_not_keep_by_the_text_committed(
             sizer.costs = PassCosts((1, 65), (0.1, 0.1 + 64 * 0.01))
             assert sizer.keep([-1], [0.3]) == [0]  # and now kept where a row costs a tenth of a pass
         else:
-            assert q == pytest.approx(0.325) and not sizer.calibration.counts  # never kept: never learnt
+            assert q == pytest.approx(Calibration.PRIOR_SCALE * 0.325) and not sizer.calibration.counts  # never learnt
 
 
 def test_tree_sizer_labels_deeper_nodes_from_later_rounds_and_counts_what_a_generation_decided():

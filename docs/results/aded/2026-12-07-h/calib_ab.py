@@ -7,16 +7,17 @@ ratio to plain's and to the old sizer's. Also the suffix rounds' acceptance by m
 `[PROMPTS=file.jsonl] [CURVE='[[rows], [ms]]'] [BASELINE=old|nostreak] python docs/results/aded/2026-12-07-h/calib_ab.py
 [N] [ROUNDS]`; BASELINE=nostreak: the baseline row is the conditional calibration without the sizer's streak classes
 (TreeSizer.STREAKS = (0,)), the row's name stays "aded-old-calibration"."""
-import collections, json, os, statistics, sys, time
-from specdec.api import load
-from specdec.budget import Calibration, _depths
-from specdec.config import SpecConfig, StopConfig
-from specdec.stats import GenerationStats
+import collections, json, os, sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from ab_common import Runs, kept_by_depth, prompts, sized_rounds, spy_sizer, suffix_rounds  # noqa: E402
+from specdec.api import load  # noqa: E402
+from specdec.budget import Calibration, _depths  # noqa: E402
+from specdec.config import SpecConfig  # noqa: E402
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 18
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 2
-PROMPTS = os.environ.get("PROMPTS", "docs/results/runners/2026-12-05-fused/prompts/piece-1.jsonl")
-rows = [json.loads(line) for line in open(PROMPTS)][:n]
+rows = prompts(n)
 if os.environ.get("CURVE"):
     import specdec.runners.costs as costs_mod
     rows_ms = json.loads(os.environ["CURVE"])
@@ -59,71 +60,22 @@ else:
     drafters["aded-old-calibration"].sizer.calibration = Old(drafters["aded-old-calibration"].sizer.calibration.prior)
 R = collections.defaultdict(collections.Counter)  # setup -> counters
 for name, d in drafters.items():
-    if d is None:
-        continue
-    def wrap(name=name, d=d):
-        cut, observe = d.sizer.cut, d.observe
-        last = {}
-        def cut2(parents, scores, tokens, spent=0.0, kinds=None):
-            kept = cut(parents, scores, tokens, spent, kinds)
-            ch = d.sizer.chances(parents, scores, kinds)
-            dep = _depths(parents)
-            last.update(n=len(kept), pred=sum(ch[j] for j in kept), kind=(kinds[0] if kinds and kept else ""),
-                        nodes=[(min(dep[j], 3), ch[j], (kinds[j] or "store") if kinds else "store") for j in kept])
-            return kept
-        def observe2(result):
-            if last:
-                k = min(last["n"], 4)
-                R[name].update({f"n{k}": 1, f"a{k}": result.num_accepted, f"p{k}": last["pred"]})
-                if last["kind"]:
-                    R[name].update({f"{last['kind']} rounds": 1, f"{last['kind']} accepted": result.num_accepted})
-                ok = set(result.accepted_nodes or ())
-                for j, (dep, ch, kind) in enumerate(last["nodes"]):
-                    src = "store" if kind == "store" else "suffix"
-                    R[name].update({f"depth {dep} {src} predicted": ch, f"depth {dep} {src} accepted": j in ok,
-                                    f"depth {dep} {src} nodes": 1})
-                last.clear()
-            observe(result)
-        d.sizer.cut, d.observe = cut2, observe2
-    wrap()
-for name, s in specs.items():
-    dec.generate("warm up", max_new_tokens=8, spec=s)
-R.clear()
-T = collections.defaultdict(lambda: collections.defaultdict(list))
-acc = collections.defaultdict(collections.Counter)
-out = collections.defaultdict(dict)
-pairs = list(specs.items())
-t0 = time.time()
-for r in range(rounds):
-    for i, row in enumerate(rows):
-        ids = dec.encode(row["prompt"])
-        k = (i + r) % len(pairs)
-        for name, spec in pairs[k:] + pairs[:k]:
-            st = GenerationStats()
-            t = time.perf_counter()
-            toks = dec.generate_ids(ids, stop=StopConfig(max_new_tokens=128), spec=spec, stats=st)
-            T[name][i].append(time.perf_counter() - t)
-            acc[name].update(rounds=st.rounds, tokens=st.new_tokens)
-            out[i][name] = toks
-same = sum(len({str(v) for v in o.values()}) == 1 for o in out.values())
-print(f"{len(rows)} prompts x {rounds} rounds, 128 new tokens, greedy, {time.time() - t0:.0f} s; outputs the same in "
-      f"every setup: {same}/{len(rows)}")
-tot = lambda nm: [sum(T[nm][i]) for i in range(len(rows))]  # noqa: E731
+    if d is not None:
+        spy_sizer(R[name], d)
+
+
+class Run(Runs):
+    def after_warmup(self):
+        for c in R.values():  # the spies hold these counters: emptied, not replaced
+            c.clear()
+
+
+run = Run(dec, {name: (s, None) for name, s in specs.items()}, rows, rounds)
 print("setup | tau | whole vs plain | whole vs old calibration | rounds by kept nodes 1 / 2 / 3 / 4+: count, "
       "accepted a round, predicted")
 for name in specs:
-    a, c = acc[name], R[name]
-    by = " / ".join(f"{c[f'n{k}']}: {c[f'a{k}'] / max(c[f'n{k}'], 1):.2f}, {c[f'p{k}'] / max(c[f'n{k}'], 1):.2f}"
-                    for k in (1, 2, 3, 4)) if name != "plain" else "-"
-    vs = lambda ref: statistics.median(x / y for x, y in zip(tot(name), tot(ref)))  # noqa: E731
-    print(f"{name} | {a['tokens'] / a['rounds']:.2f} | {vs('plain'):.3f} | {vs('aded-old-calibration'):.3f} | {by}")
-kinds = sorted({k.split(' ')[0] for k in R["aded"] if k.startswith("suffix")})
-print("aded's suffix rounds (first node's kind): " + ", ".join(
-    f"{k} {R['aded'][k + ' rounds']} rounds, {R['aded'][k + ' accepted'] / R['aded'][k + ' rounds']:.2f} accepted"
-    for k in kinds))
+    print(f"{name} | {run.tau(name):.2f} | {run.ratio(name, 'plain'):.3f} | "
+          f"{run.ratio(name, 'aded-old-calibration'):.3f} | " + (sized_rounds(R[name]) if name != "plain" else "-"))
+print("aded's suffix rounds (first node's kind): " + suffix_rounds(R["aded"]))
 for name in ("aded", "aded-old-calibration"):
-    c = R[name]
-    print(name + ", kept nodes by depth and source: nodes, accepted, sum of predicted chances: " + "; ".join(
-        f"depth {d} {src} {int(c[f'depth {d} {src} nodes'])}, {int(c[f'depth {d} {src} accepted'])}, "
-        f"{c[f'depth {d} {src} predicted']:.1f}" for d in range(4) for src in ("store", "suffix")
-        if c[f"depth {d} {src} nodes"]))
+    print(name + ", kept nodes by depth and source: nodes, accepted, sum of predicted chances: " + kept_by_depth(R[name]))
