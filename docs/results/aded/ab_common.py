@@ -2,13 +2,18 @@
 every setup in a rotating order, several rounds, one process: this host's speed moves between windows, so setups are
 compared only side by side), the medians of per-prompt time ratios, and the sizer spy that logs each round's kept
 nodes with their predicted chances beside what the target accepted. Run the scripts from the repository root."""
-import collections, json, os, statistics, time
+import collections, json, os, statistics, sys, time
 
 from specdec.budget import _depths
 from specdec.config import StopConfig
 from specdec.stats import GenerationStats
 
 DEFAULT_PROMPTS = "docs/results/runners/2026-12-05-fused/prompts/piece-1.jsonl"
+
+
+def args() -> tuple[int, int]:
+    """The scripts' command line: [N prompts (18)] [ROUNDS (2)]."""
+    return (int(sys.argv[1]) if len(sys.argv) > 1 else 18), (int(sys.argv[2]) if len(sys.argv) > 2 else 2)
 
 
 def prompts(n: int) -> list[dict]:
@@ -64,6 +69,22 @@ class Runs:
         D = self.V if verify else self.T
         tot = lambda nm: [sum(D[nm][i]) for i in range(len(self.rows))]  # noqa: E731
         return statistics.median(x / y for x, y in zip(tot(name), tot(ref)))
+
+
+class SpiedRuns(Runs):
+    """Runs whose sized drafters (`drafters`: setup name -> drafter or None) are spied on (`spy_sizer`) from the end
+    of the warm-up: `R[name]` holds each setup's counters."""
+
+    def __init__(self, dec, specs: dict, drafters: dict, rows: list[dict], rounds: int) -> None:
+        self.R = collections.defaultdict(collections.Counter)
+        for name, d in drafters.items():
+            if d is not None:
+                spy_sizer(self.R[name], d)
+        super().__init__(dec, {name: (s, None) for name, s in specs.items()}, rows, rounds)
+
+    def after_warmup(self) -> None:
+        for c in self.R.values():  # the spies hold these counters: emptied, not replaced
+            c.clear()
 
 
 def spy_sizer(R: collections.Counter, d) -> None:

@@ -7,16 +7,15 @@ ratio to plain's and to the old sizer's. Also the suffix rounds' acceptance by m
 `[PROMPTS=file.jsonl] [CURVE='[[rows], [ms]]'] [BASELINE=old|nostreak] python docs/results/aded/2026-12-07-h/calib_ab.py
 [N] [ROUNDS]`; BASELINE=nostreak: the baseline row is the conditional calibration without the sizer's streak classes
 (TreeSizer.STREAKS = (0,)), the row's name stays "aded-old-calibration"."""
-import collections, json, os, sys
+import json, os, sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from ab_common import Runs, kept_by_depth, prompts, sized_rounds, spy_sizer, suffix_rounds  # noqa: E402
+from ab_common import SpiedRuns, args, kept_by_depth, prompts, sized_rounds, spy_sizer, suffix_rounds  # noqa: E402
 from specdec.api import load  # noqa: E402
 from specdec.budget import Calibration, _depths  # noqa: E402
 from specdec.config import SpecConfig  # noqa: E402
 
-n = int(sys.argv[1]) if len(sys.argv) > 1 else 18
-rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+n, rounds = args()
 rows = prompts(n)
 if os.environ.get("CURVE"):
     import specdec.runners.costs as costs_mod
@@ -58,19 +57,8 @@ if os.environ.get("BASELINE", "old") == "nostreak":  # the conditional calibrati
     drafters["aded-old-calibration"].sizer.STREAKS = (0,)
 else:
     drafters["aded-old-calibration"].sizer.calibration = Old(drafters["aded-old-calibration"].sizer.calibration.prior)
-R = collections.defaultdict(collections.Counter)  # setup -> counters
-for name, d in drafters.items():
-    if d is not None:
-        spy_sizer(R[name], d)
-
-
-class Run(Runs):
-    def after_warmup(self):
-        for c in R.values():  # the spies hold these counters: emptied, not replaced
-            c.clear()
-
-
-run = Run(dec, {name: (s, None) for name, s in specs.items()}, rows, rounds)
+run = SpiedRuns(dec, specs, drafters, rows, rounds)
+R = run.R
 print("setup | tau | whole vs plain | whole vs old calibration | rounds by kept nodes 1 / 2 / 3 / 4+: count, "
       "accepted a round, predicted")
 for name in specs:

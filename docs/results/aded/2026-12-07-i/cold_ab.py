@@ -6,13 +6,12 @@ tau and the medians over prompts of the whole generation's time as a ratio to pl
 import os, sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from ab_common import Runs, prompts  # noqa: E402
+from ab_common import Runs, args, prompts  # noqa: E402
 from specdec.api import load  # noqa: E402
 from specdec.budget import Calibration, TreeSizer  # noqa: E402
 from specdec.config import SpecConfig  # noqa: E402
 
-n = int(sys.argv[1]) if len(sys.argv) > 1 else 18
-rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+n, rounds = args()
 aded = SpecConfig(drafter="aded")
 dec = load("qwen2.5-coder-1.5b-instruct", spec=aded)
 d = dec.drafter_for(aded)

@@ -8,13 +8,12 @@ import os, sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import specdec.engine.loop as loop_mod  # noqa: E402
-from ab_common import Runs, prompts  # noqa: E402
+from ab_common import Runs, args, prompts  # noqa: E402
 from specdec.api import load  # noqa: E402
 from specdec.config import SpecConfig  # noqa: E402
 from specdec.engine.guard import Guard  # noqa: E402
 
-n = int(sys.argv[1]) if len(sys.argv) > 1 else 18
-rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+n, rounds = args()
 
 
 class DraftedOnly(Guard):

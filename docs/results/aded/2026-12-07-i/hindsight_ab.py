@@ -4,33 +4,21 @@ decoding, ADED as it is now and ADED whose sizer learns from the kept nodes (ab_
 medians over prompts of the whole generation's time as a ratio to plain's and to the baseline's, the rounds by kept
 nodes with the accepted tokens a round and the sizer's predicted ones, and the kept nodes by depth (count,
 accepted, predicted). `[PROMPTS=file.jsonl] python docs/results/aded/2026-12-07-i/hindsight_ab.py [N] [ROUNDS]`"""
-import collections, os, sys
+import os, sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from ab_common import Runs, kept_by_depth, prompts, sized_rounds, spy_sizer, suffix_rounds  # noqa: E402
+from ab_common import SpiedRuns, args, kept_by_depth, prompts, sized_rounds, spy_sizer, suffix_rounds  # noqa: E402
 from specdec.api import load  # noqa: E402
 from specdec.config import SpecConfig  # noqa: E402
 
-n = int(sys.argv[1]) if len(sys.argv) > 1 else 18
-rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+n, rounds = args()
 specs = {"plain": SpecConfig(drafter="none"), "aded": SpecConfig(drafter="aded"),
          "aded-kept": SpecConfig(drafter="aded", drafter_options={"recycle": 4})}  # the default, its own drafter
 dec = load("qwen2.5-coder-1.5b-instruct", spec=specs["plain"])
 drafters = {name: dec.drafter_for(s) for name, s in specs.items()}
 drafters["aded-kept"].sizer.LEARN = "kept"
-R = collections.defaultdict(collections.Counter)
-for name, d in drafters.items():
-    if d is not None:
-        spy_sizer(R[name], d)
-
-
-class Run(Runs):
-    def after_warmup(self):
-        for c in R.values():  # the spies hold these counters: emptied, not replaced
-            c.clear()
-
-
-run = Run(dec, {name: (s, None) for name, s in specs.items()}, prompts(n), rounds)
+run = SpiedRuns(dec, specs, drafters, prompts(n), rounds)
+R = run.R
 print("setup | tau | whole vs plain | whole vs kept-only learning | rounds by kept nodes 1 / 2 / 3 / 4+: count, "
       "accepted a round, predicted")
 for name in specs:
