@@ -147,10 +147,10 @@ class Calibration:
     along its path. Each node is keyed by its kind (the drafter's label for where it came from: "" by default,
     ADED's suffix-match nodes "suffix:<match class>") and its conditional score (its score over its parent's: a
     store's tri-gram prior, a draft model's probability of the token), in 20 buckets, each a Beta posterior whose
-    prior mean is PRIOR_SCALE times the bucket's score (`prior` pseudo-counts), first nodes apart from deeper ones (once a draft's
-    first token is right, the text it guessed may well go on as guessed). Unscored nodes (prompt lookup) are keyed
-    by depth instead, prior mean 0.5 (so 0.5^(depth+1) along a chain). An outcome counts only where the node's
-    parent was accepted (a root child: always): past the first rejection nothing was tested.
+    prior mean is PRIOR_SCALE times the bucket's score (`prior` pseudo-counts), first nodes apart from deeper ones
+    (once a draft's first token is right, the text it guessed may well go on as guessed). Unscored nodes (prompt
+    lookup) are keyed by depth instead, prior mean 0.5 (so 0.5^(depth+1) along a chain). An outcome counts only
+    where the node's parent was accepted (a root child: always): past the first rejection nothing was tested.
 
     Why conditional (2026-12-07): the calibration used to map a node's path score straight to its chance, pooled
     over depths, so a 3-node chain of store priors 1.0 had each node at the bucket's ~0.3 and the sizer counted
