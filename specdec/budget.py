@@ -402,11 +402,13 @@ class TreeSizer:
         still waiting for their labels read every committed token): which of the kept nodes were accepted
         (`VerifyResult.accepted_nodes`) and the tokens committed (`VerifyResult.tokens[0]`)."""
         self.streak = len(accepted_nodes or ())
+        committed = [int(t) for t in committed]
         waiting = []
         for r in self._pending:
-            r.seen += [int(t) for t in committed]
-            if r.known():
-                self._learn(r)
+            r.seen += committed
+            known, ok = r.labels()
+            if all(known):
+                self._learn(r, known, ok)
             else:
                 waiting.append(r)
         self._pending = waiting
@@ -416,11 +418,11 @@ class TreeSizer:
         counted with the nodes its text decided."""
         self.streak = 0
         for r in self._pending:
-            self._learn(r)
+            self._learn(r, *r.labels())
         self._pending = []
 
-    def _learn(self, r: "_Round") -> None:
-        known, ok = r.labels()
+    def _learn(self, r: "_Round", known: list[bool], ok: list[bool]) -> None:
+        """Count the round's decided nodes (`_Round.labels`) into the calibration."""
         keep = [j for j in range(len(known)) if known[j]]  # a node not decided has no decided descendant either
         self.calibration.observe_tree(_subset_parents(r.parents, keep), [r.scores[j] for j in keep],
                                       [ok[j] for j in keep], [r.kinds[j] for j in keep] if r.kinds else None,
@@ -442,17 +444,13 @@ class _Round:
         """(decided, right) per node: a node is decided once its parent was wrong (not tested: never right) or
         once its parent was right and the text has reached its depth (right: its token is the one committed)."""
         n = len(self.parents)
-        known, ok, depth = [False] * n, [False] * n, [0] * n
+        known, ok, depth = [False] * n, [False] * n, _depths(self.parents)
         for j, par in enumerate(self.parents):
-            depth[j] = depth[par] + 1 if par >= 0 else 0
             if par >= 0 and not ok[par]:
                 known[j] = known[par]  # parent wrong: decided (untested); parent undecided: undecided
             elif depth[j] < len(self.seen):
                 known[j], ok[j] = True, self.tokens[j] == self.seen[depth[j]]
         return known, ok
-
-    def known(self) -> bool:
-        return all(self.labels()[0])
 
 
 def _subset_parents(parents: Sequence[int], keep: Sequence[int]) -> list[int]:

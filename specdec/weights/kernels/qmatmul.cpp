@@ -1134,6 +1134,10 @@ inline void top_insert(TopPart& t, int k, float x, int64_t i) {
 void top_part(const float* x, int64_t lo, int64_t hi, int k, TopPart& t) {
   t.n = 0;
   float thr = -INFINITY;  // the k-th largest once k are held; until then every value enters
+  auto enter = [&](int64_t i) {
+    top_insert(t, k, x[i], i);
+    if (t.n == k) thr = std::isnan(t.v[k - 1]) ? INFINITY : t.v[k - 1];
+  };
   __m512 vmax = _mm512_set1_ps(-INFINITY);
   int64_t j = lo;
   for (; j + 16 <= hi; j += 16) {
@@ -1145,17 +1149,13 @@ void top_part(const float* x, int64_t lo, int64_t hi, int k, TopPart& t) {
     while (m) {
       const int b = __builtin_ctz(m);
       m &= m - 1;
-      top_insert(t, k, x[j + b], j + b);
-      if (t.n == k) thr = std::isnan(t.v[k - 1]) ? INFINITY : t.v[k - 1];
+      enter(j + b);
     }
   }
   float mx = _mm512_reduce_max_ps(vmax);
   for (int64_t i = j; i < hi; ++i) {
     mx = std::max(mx, x[i]);
-    if (t.n < k || x[i] > thr || std::isnan(x[i])) {
-      top_insert(t, k, x[i], i);
-      if (t.n == k) thr = std::isnan(t.v[k - 1]) ? INFINITY : t.v[k - 1];
-    }
+    if (t.n < k || !(x[i] <= thr)) enter(i);  // greater than the k-th, or NaN
   }
   t.mx = mx;
   const __m512 vm = _mm512_set1_ps(mx);
