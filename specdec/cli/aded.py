@@ -163,29 +163,50 @@ def _budgets(text: str) -> list[tuple[int, int]]:
 @aded_app.command("distill")
 def distill(
     model: str = typer.Option("qwen2.5-coder-0.5b-instruct", help="answering model (same tokenizer as the target)"),
-    prompts: str = typer.Option("gsm8k", help="gsm8k (train questions), a .jsonl or a text file of prompts"),
+    prompts: str = typer.Option("gsm8k", help="gsm8k (train questions), broad (training prompts of many kinds: "
+                                              "GSM8K train, MMLU val, SST-2 train, stdlib functions, topic "
+                                              "templates), a .jsonl or a text file of prompts"),
     limit: int = typer.Option(256, help="number of prompts"),
     max_new_tokens: int = typer.Option(256),
-    batch: int = typer.Option(16, help="prompts generated together (left-padded)"),
+    batch: int = typer.Option(16, help="prompts generated together (left-padded; transformers only)"),
+    engine: bool = typer.Option(False, "--engine", help="answer through this engine (int4 weights, one prompt at a "
+                                                         "time, drafted with ADED: the model's greedy text as it "
+                                                         "runs here; the fast way for the 1.5B target)"),
     threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's)"),
-    out: Path = typer.Option(..., help="JSONL of {prompt, answer}; then: specdec aded build --from OUT"),
+    out: Path = typer.Option(..., help="JSONL of {prompt, answer}, appended as answers come (a rerun with the "
+                                       "same prompts resumes it); then: specdec aded build --from OUT"),
     data: Optional[Path] = typer.Option(None, "--data-dir"),
 ) -> None:
     """Write a self-distilled corpus: greedy answers of a model to training prompts (never benchmark ones)."""
     from rich.console import Console
 
-    from specdec.drafters.aded.distill import generate_answers, prompts_from
-    from specdec.zoo import load_causal_lm
+    from specdec.drafters.aded.distill import engine_answers, generate_answers, prompts_from, resume
 
     console = Console(stderr=True)
+    if limit < 1 or max_new_tokens < 1 or batch < 1:
+        raise InputError("--limit, --max-new-tokens and --batch must be >= 1")
+    check_output_path(out, "--out")
     set_threads(threads)
-    rows = prompts_from(prompts, data_dir(str(data) if data else None) if prompts == "gsm8k" else Path("."), limit)
-    hf, tok = load_causal_lm(model)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = prompts_from(prompts, data_dir(str(data) if data else None) if prompts in ("gsm8k", "broad") else Path("."),
+                        limit)
+    done = resume(out, rows)
+    if done:
+        console.print(f"{out}: {done} of {len(rows)} answers already there; going on from there")
+    todo = rows[done:]
     t0 = time.perf_counter()
-    with open(out, "w", encoding="utf-8") as f:
-        for rec in generate_answers(hf, tok, rows, max_new_tokens, batch,
-                                    progress=lambda d, n: console.print(f"{d}/{n} answers, {time.perf_counter() - t0:.0f}s")):
+    progress = lambda d, n: console.print(f"{done + d}/{done + n} answers, {time.perf_counter() - t0:.0f}s")  # noqa: E731
+    if engine:
+        from specdec.api import load
+
+        answers = engine_answers(load(model, drafter="aded"), todo, max_new_tokens, progress)
+    else:
+        from specdec.zoo import load_causal_lm
+
+        hf, tok = load_causal_lm(model)
+        answers = generate_answers(hf, tok, todo, max_new_tokens, batch, progress)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "a", encoding="utf-8") as f:
+        for rec in answers:
             f.write(json.dumps({"prompt": rec["prompt"], "answer": rec["answer"]}) + "\n")
             f.flush()
     console.print(f"wrote {len(rows)} answers to {out}; next: specdec aded build --from {out} --out STORE")

@@ -6,7 +6,7 @@ engine's ADED trees walked along the target's greedy outputs; no model runs).
         --store empty --store bundled --store STORE.safetensors ... [--json OUT]
 
 References (held out: no store was counted from them): a vLLM plain run of GSM8K test (the first 100 questions;
-the bundled store was counted from the 0.5B's answers to GSM8K *train* questions) and/or a bench JSON's plain
+the bundled store was counted from the 0.5B's answers to GSM8K *train* questions) and/or bench JSONs' plain
 outputs (this engine's greedy outputs on Spec-Bench prompts, one row per category). τ = accepted tokens per
 round + 1, over all references and per category.
 """
@@ -20,7 +20,8 @@ import sys
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--refs", default=None, help="a finished `specdec eval run gsm8k_chat` folder")
-    ap.add_argument("--bench-refs", default=None, help="a `specdec bench --json` file (its plain row's outputs)")
+    ap.add_argument("--bench-refs", action="append", default=[],
+                    help="a `specdec bench --json` file (its plain row's outputs); repeatable")
     ap.add_argument("--store", action="append", required=True, help="empty, bundled or a store file")
     ap.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
     ap.add_argument("--limit", type=int, default=100)
@@ -46,8 +47,8 @@ def main() -> None:
         if a.refs:
             prompts, refs = run_references(a.refs, tok, limit=a.limit)
             cats = ["gsm8k-100"] * len(prompts)
-        if a.bench_refs:
-            p, r, c = bench_references(a.bench_refs, tok)
+        for bench in a.bench_refs:
+            p, r, c = bench_references(bench, tok)
             prompts, refs, cats = prompts + p, refs + r, cats + c
         stores = {}
         for s in a.store:
