@@ -157,10 +157,15 @@ def load_causal_lm(name_or_path: PathLike, dtype: str = "bfloat16", cache_dir: P
         raise InputError(f"--weights {weights} runs on the CPU kernels only; got device {device}")
     model, tok = _load(CAUSAL_LM, name_or_path, dtype, cache_dir, trust_remote_code, device)
     s = os.fspath(name_or_path)
+    say = say or (lambda msg: _console(True).print(msg, markup=False, highlight=False))
+    from specdec.weights import kernels
+
+    hint = kernels.slow_path_hint()
+    if hint:
+        say(f"{s}: {hint}")
     if s in ZOO and ZOO[s].fmt == "gguf" and dtype == "bfloat16":
         from specdec.zoo.packed import ensure_packed, load_packed
 
-        say = say or (lambda msg: _console(True).print(msg, markup=False, highlight=False))
         tensors = load_packed(ensure_packed(s, Path(resolve(s, cache_dir)), weights, cache_dir, say))
     else:
         tensors = quant.quantize_from_weights(model, weights)

@@ -3,8 +3,9 @@ smaller model of the same family and tokenizer) to training prompts.
 
 Two ways to answer: `generate_answers` (transformers' batched `generate`, bf16: fine for the 0.5B) and
 `engine_answers` (this engine, one prompt at a time, int4 weights from the GGUF's codes, drafted losslessly: the
-target's own greedy answers as it runs here). Why both: on 2 Zen 4 cores transformers' batched bf16 1.5B ran
-under 20 tokens/s at batch 16 and its int4 model ~15, where the engine decodes one prompt at ~35 tokens/s.
+target's own greedy answers as it runs here). Why both: on a 2-core AVX2 EPYC transformers' batched bf16 1.5B ran
+under 10 tokens/s at batch 16 and its int4 model 15, where the engine answered ~17 tokens/s one prompt at a time
+(docs/aded.md, "The target's own answers as the store").
 
 Why: ADED approximates the *target's* next-token distribution. Human-written corpora (GSM8K solutions)
 differ in style from an instruction model's answers ("To determine ..., we need to follow these steps:"),

@@ -91,6 +91,18 @@ def mode() -> str:
     return "vnni" if cpu_supported() else "aten"
 
 
+def slow_path_hint() -> str | None:
+    """One line for a user whose CPU lacks the kernel's flags (and who did not ask for a kernel by SPECDEC_QKERNEL),
+    else None. Why: PyTorch's int4 kernel runs there, measured 5.4 tok/s for the bundled 1.5B on a 2-core AVX2 EPYC
+    where the llamacpp runner decoded 16.7 (docs/runners.md), and `--backend auto` picks llama.cpp only when
+    llama-cpp-python is installed."""
+    if _forced() not in ("auto", "amx", "int8") or cpu_supported():
+        return None
+    missing = ", ".join(f for f in FLAGS if f not in _cpu_flags())
+    return (f"this CPU lacks {missing}: specdec's int4 kernel is off and PyTorch's slower int4 kernel runs; for "
+            "speed here install the llamacpp extra (pip install -e '.[llamacpp]'): --backend auto then picks it")
+
+
 def amx_threshold() -> int:
     """Rows from which a pass takes the AMX path as SPECDEC_QKERNEL asks (0: never)."""
     return {"amx": 1, "auto": AMX_MIN_ROWS, "int8": AMX_MIN_ROWS}.get(_forced(), 0)

@@ -1,6 +1,8 @@
 """The ADED tri-gram store: build / top-k / normalisation, save-load, tokenizer checks, online updates."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -206,7 +208,32 @@ def test_the_shipped_store_is_readable_and_records_its_corpus():
         meta = TrigramStore.read_meta(p)
         assert meta["format"] == "specdec-aded-trigram" and meta["tokenizer_fingerprint"] and meta["corpus_tokens"] > 0
         assert all(not s.startswith("/") for s in meta["sources"])  # provenance is a repository path
+        repo = Path(__file__).resolve().parents[3]
+        assert all(s == "stdlib" or (repo / s).is_file() for s in meta["sources"]), meta["sources"]
         assert TrigramStore.load(p).num_pairs > 0
+
+
+@pytest.mark.slow
+def test_the_shipped_store_is_rebuilt_exactly_by_its_recorded_command(tmp_path, monkeypatch):
+    """`specdec aded build` with the sources and settings the shipped store records gives the same tensors (the
+    file's header also records when it was saved, so the files' own hashes differ)."""
+    from safetensors.torch import load_file
+    from typer.testing import CliRunner
+
+    from specdec.cli.aded import aded_app
+    from specdec.drafters.aded.drafter import BUNDLED_STORES
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[3])  # sources are repository paths
+    for p in sorted(BUNDLED_STORES.glob("*.safetensors")):
+        meta = TrigramStore.read_meta(p)
+        args = ["build", "--tokenizer", meta["tokenizer"], "--top-k", str(meta["top_k"]), "--min-count",
+                str(meta["min_count"]), "--bigrams" if meta["bigrams"] else "--no-bigrams", "--out", str(tmp_path / p.name)]
+        for src in meta["sources"]:
+            args += ["--from", src]
+        res = CliRunner().invoke(aded_app, args)
+        assert res.exit_code == 0, res.output
+        old, new = load_file(str(p)), load_file(str(tmp_path / p.name))
+        assert old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in old), p.name
 
 
 def test_recycle_rule_latest_guess_wins_others_stay():

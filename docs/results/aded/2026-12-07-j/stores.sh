@@ -15,6 +15,11 @@ B=$C/self_broad_15b.jsonl
 if [ -n "$N" ]; then head -n "$N" $B > "$OUT/broad-$N.jsonl"; B="$OUT/broad-$N.jsonl"; fi
 echo "answers: $(wc -l < $B)"
 specdec aded build --from $B --tokenizer $T --out "$OUT/broad15.safetensors"
+# the same answers without their prompts (the topic templates imitate kinds of request, e.g. "Compose an engaging
+# blog post about ..."): what the store gains from the answers alone
+python -c 'import json, sys; [print(json.dumps({"answer": json.loads(l)["answer"]})) for l in open(sys.argv[1])]' $B \
+  > "$OUT/answers-only.jsonl"
+specdec aded build --from "$OUT/answers-only.jsonl" --tokenizer $T --out "$OUT/broad15-answers.safetensors"
 specdec aded build --from $B --from $C/self_gsm8k_05b.jsonl --tokenizer $T --out "$OUT/broad15-gsm05.safetensors"
 specdec aded build --from stdlib --from $B --from $B --from $C/self_gsm8k_05b.jsonl --from $C/self_gsm8k_05b.jsonl \
   --tokenizer $T --min-count 2 --out "$OUT/broad15-gsm05-stdlib.safetensors"
@@ -22,6 +27,6 @@ sha256sum "$OUT"/*.safetensors
 R=""; for i in 1 2 3 4; do R="$R --bench-refs $H/piece-$i.json"; done
 for NODES in 16 5; do
   python docs/results/aded/2026-12-05-b/stores.py $R --nodes $NODES --depth 4 --store empty --store bundled \
-    --store "$OUT/broad15.safetensors" --store "$OUT/broad15-gsm05.safetensors" \
+    --store "$OUT/broad15.safetensors" --store "$OUT/broad15-answers.safetensors" --store "$OUT/broad15-gsm05.safetensors" \
     --store "$OUT/broad15-gsm05-stdlib.safetensors" --json "$OUT/stores-$NODES.json"
 done
