@@ -75,7 +75,8 @@ def _review_prompts(data: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"--prompts broad: {path} not found (the data folder needs sst2/train.tsv)")
     with open(path, newline="", encoding="utf-8") as fh:
-        reviews = [r[0].strip() for r in csv.reader(fh, delimiter="\t") if len(r) == 2 and len(r[0].split()) >= 12]
+        rows = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)  # a review's quote marks are text
+        reviews = [r[0].strip() for r in rows if len(r) == 2 and len(r[0].split()) >= 12]
     return [REVIEW_TEMPLATES[i % len(REVIEW_TEMPLATES)].format(r=r) for i, r in enumerate(reviews)]
 
 
