@@ -180,15 +180,14 @@ def distill(
     """Write a self-distilled corpus: greedy answers of a model to training prompts (never benchmark ones)."""
     from rich.console import Console
 
-    from specdec.drafters.aded.distill import engine_answers, generate_answers, prompts_from, resume
+    from specdec.drafters.aded.distill import DATA_SOURCES, engine_answers, generate_answers, prompts_from, resume
 
     console = Console(stderr=True)
     if limit < 1 or max_new_tokens < 1 or batch < 1:
         raise InputError("--limit, --max-new-tokens and --batch must be >= 1")
     check_output_path(out, "--out")
     set_threads(threads)
-    rows = prompts_from(prompts, data_dir(str(data) if data else None) if prompts in ("gsm8k", "broad") else Path("."),
-                        limit)
+    rows = prompts_from(prompts, data_dir(str(data) if data else None) if prompts in DATA_SOURCES else Path("."), limit)
     done = resume(out, rows)
     if done:
         console.print(f"{out}: {done} of {len(rows)} answers already there; going on from there")

@@ -22,6 +22,9 @@ import torch
 from specdec.prompt import encode_prompt
 
 
+DATA_SOURCES = ("gsm8k", "broad")  # the --prompts names read from the datasets folder
+
+
 def prompts_from(source: str, data: Path, limit: int) -> list[str]:
     """`gsm8k` (train questions), `broad` (a mix of training prompts of many kinds, `prompts.broad_prompts`), or
     a file: .jsonl (field question / prompt / instruction / first of turns) or text (one prompt per line)."""
@@ -29,12 +32,10 @@ def prompts_from(source: str, data: Path, limit: int) -> list[str]:
     from specdec.jsonl import read_jsonl
     from specdec.validate import read_utf8
 
-    if source == "gsm8k":
-        return [rec["question"] for _, rec in read_jsonl(data / "gsm8k" / "train.jsonl")][:limit]
-    if source == "broad":
-        from specdec.drafters.aded.prompts import broad_prompts
+    if source in DATA_SOURCES:
+        from specdec.drafters.aded.prompts import broad_prompts, gsm8k_train_questions
 
-        return broad_prompts(data)[:limit]
+        return (gsm8k_train_questions(data) if source == "gsm8k" else broad_prompts(data))[:limit]
     path = Path(source).expanduser()
     if not path.is_file():
         raise DataError(f"--prompts {source!r}: not gsm8k or broad, and no such file")

@@ -40,22 +40,22 @@ STDLIB_MODULES = ("textwrap", "statistics", "heapq", "bisect", "fractions", "shl
                   "json", "csv", "random", "datetime", "pathlib", "urllib.parse", "email.utils", "zipfile")
 
 
-def _mmlu(data: Path, split: str) -> list[tuple[str, list[str], str]]:
-    """(subject, [question, A, B, C, D, answer], file) rows of one MMLU split, files sorted."""
+def _mmlu(data: Path, split: str) -> list[tuple[str, list[str]]]:
+    """(subject, [question, A, B, C, D, answer]) rows of one MMLU split, files sorted."""
     folder = data / "mmlu" / split
     if not folder.is_dir():
-        raise DataError(f"--prompts broad: {folder} not found (the data folder needs mmlu/{split}/)")
+        raise DataError(f"--prompts: {folder} not found (the data folder needs mmlu/{split}/)")
     rows = []
     for f in sorted(folder.glob("*.csv")):
         subject = f.stem.rsplit("_", 1)[0].replace("_", " ")
         with open(f, newline="", encoding="utf-8") as fh:
-            rows += [(subject, r, f.name) for r in csv.reader(fh) if len(r) == 6]
+            rows += [(subject, r) for r in csv.reader(fh) if len(r) == 6]
     return rows
 
 
 def _mmlu_prompts(data: Path) -> list[str]:
     out = []
-    for _subject, (q, a, b, c, d, _ans), _f in _mmlu(data, "val"):
+    for _subject, (q, a, b, c, d, _ans) in _mmlu(data, "val"):
         out.append(f"{q}\nA. {a}\nB. {b}\nC. {c}\nD. {d}\nAnswer with the correct letter and explain why.")
     return out
 
@@ -63,7 +63,7 @@ def _mmlu_prompts(data: Path) -> list[str]:
 def _topic_prompts(data: Path) -> list[str]:
     """Every (template, subject) pair once, in an order where any first N vary both: the i-th takes template
     i mod 8 and subject i mod 57 (coprime counts: all pairs in 456 steps)."""
-    subjects = sorted({s for s, _r, _f in _mmlu(data, "dev")})
+    subjects = sorted({s for s, _r in _mmlu(data, "dev")})
     n, m = len(TOPIC_TEMPLATES), len(subjects)
     if gcd(n, m) != 1:  # the pairs would repeat before covering all; fall back to template-major order
         return [t.format(t=s) for t in TOPIC_TEMPLATES for s in subjects]
@@ -73,7 +73,7 @@ def _topic_prompts(data: Path) -> list[str]:
 def _review_prompts(data: Path) -> list[str]:
     path = data / "sst2" / "train.tsv"
     if not path.is_file():
-        raise DataError(f"--prompts broad: {path} not found (the data folder needs sst2/train.tsv)")
+        raise DataError(f"--prompts: {path} not found (the data folder needs sst2/train.tsv)")
     with open(path, newline="", encoding="utf-8") as fh:
         rows = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)  # a review's quote marks are text
         reviews = [r[0].strip() for r in rows if len(r) == 2 and len(r[0].split()) >= 12]
@@ -105,19 +105,20 @@ def _code_prompts() -> list[str]:
     return out
 
 
-def _gsm8k_prompts(data: Path) -> list[str]:
+def gsm8k_train_questions(data: Path) -> list[str]:
+    """GSM8K train's questions (`--prompts gsm8k`, and one of `broad`'s sources)."""
     from specdec.jsonl import read_jsonl
 
     path = data / "gsm8k" / "train.jsonl"
     if not path.is_file():
-        raise DataError(f"--prompts broad: {path} not found (the data folder needs gsm8k/train.jsonl)")
+        raise DataError(f"--prompts: {path} not found (the data folder needs gsm8k/train.jsonl)")
     return [rec["question"] for _, rec in read_jsonl(path)]
 
 
 def broad_prompts(data: Path) -> list[str]:
     """The sources interleaved one prompt each in turn (topics, code, GSM8K, MMLU val, SST-2), so the first N are
     a balanced mix."""
-    sources = (_topic_prompts(data), _code_prompts(), _gsm8k_prompts(data), _mmlu_prompts(data),
+    sources = (_topic_prompts(data), _code_prompts(), gsm8k_train_questions(data), _mmlu_prompts(data),
                _review_prompts(data))
     return [p for group in zip_longest(*sources) for p in group if p is not None]
 
