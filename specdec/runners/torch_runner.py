@@ -64,25 +64,30 @@ class _Core(nn.Module):
         # a prompt prefill (set by TorchRunner.prefill): only the cache is kept, so no output layer; and on the
         # quantized kernel with AMX-BF16, chunks of BF16_PREFILL_MIN_ROWS+ rows take the bf16 prefill path
         self.prefilling = False
-        self.fast_norm = any(isinstance(m, QLinear) and m.kernel == "vnni" for m in hf_model.modules()) and \
-            type(self.model.norm).__name__.endswith("RMSNorm") and cfg.hidden_size % 16 == 0
-        self.plan = layer_plan.build(self)  # None: the Python loop below runs the layers
         from specdec.weights import kernels
 
-        self.bf16_prefill = self.fast_norm and kernels.bf16_prefill_in_effect() and kernels.load().bf16_prefill_available()
+        # the build of specdec's kernel library the linear layers run on ("vnni": AVX-512, "avx2"), whose norms,
+        # rope and row-by-row attention the loop below calls too; None: another kernel, the loop is torch's
+        self.kernel = next((m.kernel for m in hf_model.modules() if isinstance(m, QLinear) and
+                            kernels.on_kernel(m.kernel)), None)
+        self.fast_norm = self.kernel is not None and type(self.model.norm).__name__.endswith("RMSNorm") and \
+            cfg.hidden_size % 16 == 0
+        self.plan = layer_plan.build(self)  # None: the Python loop below runs the layers
+        self.bf16_prefill = self.fast_norm and self.kernel == "vnni" and kernels.bf16_prefill_in_effect() and \
+            kernels.load().bf16_prefill_available()
 
     def _norm(self, mod: nn.Module, x: torch.Tensor, res: torch.Tensor | None = None):
         """RMSNorm of x (+ res first, returning (x + res, norm)). A quantized model on specdec's kernel computes
         in float32 and uses the kernel library's fused norm (one call instead of HF's six tensor ops, ~3.5 ms a
         token of dispatch on the 1.5B's 57 norms); any other model its own module, so rounding stays HF's."""
-        if self.fast_norm and hasattr(mod, "variance_epsilon"):
+        compiling = torch.compiler.is_compiling()  # the custom ops under torch.compile (AVX-512 build), else calls
+        if self.fast_norm and hasattr(mod, "variance_epsilon") and not (compiling and self.kernel != "vnni"):
             from specdec.weights import kernels
 
-            compiling = torch.compiler.is_compiling()  # the custom ops under torch.compile, else the calls
+            ext = kernels.load_for(self.kernel)
             if res is None:
-                return (kernels.RMS_NORM if compiling else kernels.load().rms_norm)(x, mod.weight, mod.variance_epsilon)
-            s, y = (kernels.ADD_RMS_NORM if compiling else kernels.load().add_rms_norm)(
-                x, res, mod.weight, mod.variance_epsilon)
+                return (kernels.RMS_NORM if compiling else ext.rms_norm)(x, mod.weight, mod.variance_epsilon)
+            s, y = (kernels.ADD_RMS_NORM if compiling else ext.add_rms_norm)(x, res, mod.weight, mod.variance_epsilon)
             return s, y
         if res is None:
             return mod(x)
@@ -105,7 +110,7 @@ class _Core(nn.Module):
         if glue:
             from specdec.weights import kernels
 
-            ext = kernels.load()
+            ext = kernels.load_for(self.kernel)
         cos4, sin4 = cos[:, None], sin[:, None]  # (B, 1, T, D)
         G = self.n_heads // self.n_kv
         row_attn = glue and T <= ROW_ATTENTION_MAX_ROWS
@@ -304,9 +309,10 @@ class TorchRunner:
 
     def _on_kernel(self) -> bool:
         """Whether the linear layers run on specdec's int4/int8 kernel (whose path and version set the speed)."""
+        from specdec.weights import kernels
         from specdec.weights.quant import QLinear
 
-        return any(isinstance(m, QLinear) and m.kernel == "vnni" for m in self.hf_model.modules())
+        return any(isinstance(m, QLinear) and kernels.on_kernel(m.kernel) for m in self.hf_model.modules())
 
     def reset(self) -> None:
         self.length = 0

@@ -1,6 +1,6 @@
 """Every decoder layer of an eager kernel-path pass in one call to the kernel library (`forward_layers`).
 
-Why: on the kernel path (int4/int8 weights on specdec's VNNI/AMX kernel, float32, batch 1) a pass is ~10 kernel
+Why: on the kernel path (int4/int8 weights on specdec's VNNI/AMX kernel or its AVX2 build, float32, batch 1) a pass is ~10 kernel
 calls and tensor ops a layer, each dispatched from Python. Timed per call (2026-12-05, Sapphire Rapids, 2 cores,
 1-row pass after 256 tokens; docs/runners.md): the 0.5B draft (int4-all) 19.3 ms a pass, of which 5.0 ms outside
 the kernels; the 1.5B target 57 ms, 8 ms outside. With the layers in one call: 15.8 and 50.7 ms (0.9 and 1.0 ms
@@ -34,16 +34,16 @@ class LayerPlan:
 _NONE = torch.empty(0)  # an absent linear's tensors (and an absent bias)
 
 
-def _linear(mod) -> tuple[list[torch.Tensor], int] | None:
-    """A kernel-path linear's six tensors and bits; None where it is not on the kernel path."""
+def _linear(mod, kernel: str) -> tuple[list[torch.Tensor], int] | None:
+    """A kernel-path linear's six tensors and bits; None where it is not on `kernel` (the runner's build)."""
     from specdec.weights.quant import QLinear
 
-    if not (isinstance(mod, QLinear) and mod.kernel == "vnni"):
+    if not (isinstance(mod, QLinear) and mod.kernel == kernel):
         return None
     return [mod.codes, mod.sc, mod.mn, mod.d, mod.dm, _NONE if mod.bias is None else mod.bias.data], mod.bits
 
 
-def _layer(layer) -> tuple[list[torch.Tensor], list[int], tuple[int, ...]] | None:
+def _layer(layer, kernel: str) -> tuple[list[torch.Tensor], list[int], tuple[int, ...]] | None:
     """One decoder layer's tensors (input norm, post-attention norm, 7 linear slots), bits and split sizes."""
     attn, mlp = layer.self_attn, layer.mlp
     if hasattr(attn, "q_norm") or type(getattr(mlp, "act_fn", None)).__name__ not in ("SiLU", "SiLUActivation"):
@@ -51,18 +51,18 @@ def _layer(layer) -> tuple[list[torch.Tensor], list[int], tuple[int, ...]] | Non
     qkv, gate_up = getattr(attn, "qkv_proj", None), getattr(mlp, "gate_up_proj", None)
     absent = ([_NONE] * 6, 0)
     if qkv is not None and len(qkv.split_sizes) == 3:
-        slots, sizes = [_linear(qkv), absent, absent], tuple(qkv.split_sizes)
+        slots, sizes = [_linear(qkv, kernel), absent, absent], tuple(qkv.split_sizes)
     else:
-        slots = [_linear(attn.q_proj), _linear(attn.k_proj), _linear(attn.v_proj)]
+        slots = [_linear(attn.q_proj, kernel), _linear(attn.k_proj, kernel), _linear(attn.v_proj, kernel)]
         sizes = tuple(m.out_features for m in (attn.q_proj, attn.k_proj, attn.v_proj))
-    slots.append(_linear(attn.o_proj))
+    slots.append(_linear(attn.o_proj, kernel))
     if gate_up is not None and len(gate_up.split_sizes) == 2:
-        slots += [_linear(gate_up), absent]
+        slots += [_linear(gate_up, kernel), absent]
         sizes += tuple(gate_up.split_sizes)
     else:
-        slots += [_linear(mlp.gate_proj), _linear(mlp.up_proj)]
+        slots += [_linear(mlp.gate_proj, kernel), _linear(mlp.up_proj, kernel)]
         sizes += (mlp.gate_proj.out_features, mlp.up_proj.out_features)
-    slots.append(_linear(mlp.down_proj))
+    slots.append(_linear(mlp.down_proj, kernel))
     if any(s is None for s in slots):
         return None
     tensors = [layer.input_layernorm.weight.data, layer.post_attention_layernorm.weight.data]
@@ -86,7 +86,7 @@ def build(core: nn.Module) -> LayerPlan | None:
     sizes: set[tuple[int, ...]] = set()
     scales = {float(layer.self_attn.scaling) for layer in model.layers}
     for layer in model.layers:
-        one = _layer(layer)
+        one = _layer(layer, core.kernel)
         if one is None:
             return None
         tensors += one[0]

@@ -283,8 +283,8 @@ def reference_qmatmul(x: torch.Tensor, w: QWeight) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------ modules
 class QLinear(nn.Module):
-    """nn.Linear with `QWeight` weights: x (..., K) -> (..., N), through specdec's VNNI kernel, PyTorch's int4 /
-    int8 kernels (kernels.mode() == "aten") or the torch reference."""
+    """nn.Linear with `QWeight` weights: x (..., K) -> (..., N), through specdec's VNNI kernel, its AVX2 build
+    (the same numbers), PyTorch's int4 / int8 kernels (kernels.mode() == "aten") or the torch reference."""
 
     def __init__(self, w: QWeight, bias: torch.Tensor | None, kernel: str | None = None) -> None:
         super().__init__()
@@ -310,8 +310,8 @@ class QLinear(nn.Module):
         else:
             for k, v in (("codes", w.codes), ("sc", w.sc), ("mn", w.mn), ("d", w.d), ("dm", w.dm)):
                 self.register_buffer(k, v)
-            if self.kernel == "vnni":
-                kernels.load()  # compiled (or loaded) now, not in the middle of a generation
+            if kernels.on_kernel(self.kernel):
+                kernels.load_for(self.kernel)  # compiled (or loaded) now, not in the middle of a generation
 
     def qweight_(self) -> QWeight:
         return QWeight(self.codes, self.sc, self.mn, self.d, self.dm)
@@ -328,6 +328,11 @@ class QLinear(nn.Module):
             # token on the 1.5B); under torch.compile the custom op, which the compiler keeps whole
             fn = kernels.OP if torch.compiler.is_compiling() else \
                 kernels.load().qmatmul_bf16 if bf16 else kernels.load().qmatmul
+            y = fn(x2.float(), self.codes, self.sc, self.mn, self.d, self.dm, self.bits)
+        elif self.kernel == "avx2":  # the same layout and numbers on AVX2 (no bf16 prefill path there)
+            from specdec.weights import kernels
+
+            fn = kernels.OP_AVX2 if torch.compiler.is_compiling() else kernels.load_avx2().qmatmul
             y = fn(x2.float(), self.codes, self.sc, self.mn, self.d, self.dm, self.bits)
         elif self.kernel == "aten":
             if self.bits == 4:

@@ -1,6 +1,6 @@
-"""The kernel library's attention (kernels/qmatmul.cpp `attention`): close to softmax attention, and a row's
-output is the same bits whatever else shares its pass and wherever its visible slots lie (what makes greedy
-verification of chains and trees equal plain decoding)."""
+"""The kernel library's attention (kernels/qmatmul.cpp `attention`, and its AVX2 build's in qmatmul_avx2.cpp):
+close to softmax attention, and a row's output is the same bits whatever else shares its pass and wherever its
+visible slots lie (what makes greedy verification of chains and trees equal plain decoding)."""
 from __future__ import annotations
 
 import pytest
@@ -9,18 +9,20 @@ import torch
 from specdec.weights import kernels
 
 
-@pytest.fixture(scope="module")
-def ext():
-    if not kernels.cpu_supported():
+@pytest.fixture(scope="module", params=["vnni", "avx2"])
+def ext(request):
+    if request.param == "vnni" and not kernels.cpu_supported():
         pytest.skip("this CPU has no AVX512-VNNI: the kernel library cannot run here")
-    return kernels.load()
+    if request.param == "avx2" and not kernels.cpu_supported_avx2():
+        pytest.skip("this CPU has no AVX2 / FMA / F16C: the kernel library's AVX2 build cannot run here")
+    return kernels.load_for(request.param)
 
 
-def _caches(g, S=80, D=64, Hkv=2):  # D=64 and, below, 24 (a partial 16-lane chunk)
+def _caches(g, S=80, D=64, Hkv=2):  # D=64, 128 and, below, 24 (a partial 16-lane chunk) and 20 (the slow path)
     return torch.randn(1, Hkv, S, D, generator=g), torch.randn(1, Hkv, S, D, generator=g)
 
 
-@pytest.mark.parametrize("D", [64, 24])
+@pytest.mark.parametrize("D", [64, 128, 24, 20])
 def test_attention_matches_softmax_attention(ext, D):
     g = torch.Generator().manual_seed(0)
     kc, vc = _caches(g, D=D)

@@ -28,6 +28,8 @@ def _torch(weights: str, kernel: str | None = None):
 
         if kernel == "vnni" and not kernels.cpu_supported():
             pytest.skip("this CPU has no AVX512-VNNI for specdec's qmatmul kernel")
+        if kernel == "avx2" and not kernels.cpu_supported_avx2():
+            pytest.skip("this CPU has no AVX2 / FMA / F16C for the kernel's AVX2 build")
         if weights != "fp32":
             import copy
 
@@ -55,12 +57,14 @@ def _llamacpp(qtype: str):
 
 VARIANTS = {
     "torch": {"fp32": _torch("fp32"), "int8-vnni": _torch("int8", "vnni"), "int4-vnni": _torch("int4", "vnni"),
+              "int8-avx2": _torch("int8", "avx2"), "int4-avx2": _torch("int4", "avx2"),
               "int4-aten": _torch("int4", "aten"), "int4-reference": _torch("int4", "reference")},
     "llamacpp": {"f32": _llamacpp("F32"), "q8_0": _llamacpp("Q8_0")},
 }
 IDS = [(r, v) for r in VARIANTS for v in VARIANTS[r]]
-# rows of a pass may round differently from one-row passes elsewhere; exact on specdec's kernels (per-row
-# activation quantization, row-by-row attention), within a few ulps for fp32 torch
+# rows of a pass may round differently from one-row passes elsewhere; exact on specdec's VNNI kernel (per-row
+# activation quantization, row-by-row attention), within a few ulps for fp32 torch; the AVX2 build's linear
+# layers are row-exact too, but its attention is torch's
 ATOL = {"fp32": 2e-5, "int8-vnni": 0.0, "int4-vnni": 0.0}
 
 

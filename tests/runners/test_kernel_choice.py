@@ -5,24 +5,41 @@ import pytest
 
 from specdec.weights import kernels
 
-AVX2 = ["fpu", "sse2", "avx", "avx2", "fma", "f16c"]
+AVX = ["fpu", "sse2", "avx", "f16c"]
+AVX2 = AVX + ["avx2", "fma"]
 VNNI = AVX2 + ["avx512f", "avx512bw", "avx512_vnni"]
 
 
 @pytest.mark.parametrize("forced", ["", "auto", "int8"])
-def test_a_cpu_without_the_kernel_flags_gets_aten_and_a_hint_naming_what_it_lacks(monkeypatch, forced):
+def test_a_cpu_with_avx2_but_no_avx512_gets_the_avx2_build_and_no_hint(monkeypatch, forced):
     monkeypatch.setenv("SPECDEC_QKERNEL", forced)
     monkeypatch.setattr(kernels, "_cpu_flags", lambda: AVX2)
-    assert kernels.mode() == "aten"
+    assert kernels.mode() == "avx2" and kernels.on_kernel(kernels.mode())
+    assert kernels.slow_path_hint() is None
+    assert kernels.signature().startswith("avx2|amx>=0|")
+
+
+@pytest.mark.parametrize("forced", ["", "auto", "int8"])
+def test_a_cpu_without_either_builds_flags_gets_aten_and_a_hint_naming_what_it_lacks(monkeypatch, forced):
+    monkeypatch.setenv("SPECDEC_QKERNEL", forced)
+    monkeypatch.setattr(kernels, "_cpu_flags", lambda: AVX)
+    assert kernels.mode() == "aten" and not kernels.on_kernel("aten")
     hint = kernels.slow_path_hint()
-    assert hint and "avx512f, avx512bw, avx512_vnni" in hint and "llamacpp" in hint and "f16c" not in hint.split(":")[0]
+    assert hint and "avx2, fma" in hint and "llamacpp" in hint and "f16c" not in hint.split(":")[0]
 
 
 def test_no_hint_where_the_kernel_runs_or_a_kernel_was_asked_for(monkeypatch):
     monkeypatch.setattr(kernels, "_cpu_flags", lambda: VNNI)
     monkeypatch.setenv("SPECDEC_QKERNEL", "auto")
     assert kernels.mode() == "vnni" and kernels.slow_path_hint() is None
-    monkeypatch.setattr(kernels, "_cpu_flags", lambda: AVX2)
+    monkeypatch.setenv("SPECDEC_QKERNEL", "avx2")  # the AVX2 build on an AVX-512 CPU (the same numbers)
+    assert kernels.mode() == "avx2" and kernels.slow_path_hint() is None
+    monkeypatch.setattr(kernels, "_cpu_flags", lambda: AVX)
     for forced in ("aten", "reference"):
         monkeypatch.setenv("SPECDEC_QKERNEL", forced)
         assert kernels.mode() == forced and kernels.slow_path_hint() is None
+
+
+def test_each_build_has_its_own_folder(tmp_path):
+    assert kernels.build_dir(tmp_path) != kernels.build_dir(tmp_path, avx2=True)
+    assert kernels.build_dir(tmp_path, avx2=True).name.startswith(f"torch-{kernels.torch.__version__}-avx2-")

@@ -31,5 +31,20 @@ def test_each_checkout_builds_in_its_own_folder(monkeypatch, tmp_path):
     other = tmp_path / "other" / "qmatmul.cpp"
     other.parent.mkdir()
     other.write_bytes(kernels.SOURCE.read_bytes())
+    other.with_name(kernels.GLUE).write_bytes(kernels.SOURCE.with_name(kernels.GLUE).read_bytes())
     monkeypatch.setattr(kernels, "SOURCE", other)
     assert kernels.build_dir(tmp_path) != first
+
+
+def test_the_shared_header_is_part_of_each_builds_key(monkeypatch, tmp_path):
+    """glue.h (rope_write, forward_layers) is compiled into both builds: a change to it must rebuild each."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in (kernels.SOURCE.name, kernels.SOURCE_AVX2.name, kernels.GLUE):
+        (src / name).write_bytes(kernels.SOURCE.with_name(name).read_bytes())
+    monkeypatch.setattr(kernels, "SOURCE", src / kernels.SOURCE.name)
+    monkeypatch.setattr(kernels, "SOURCE_AVX2", src / kernels.SOURCE_AVX2.name)
+    before = (kernels.build_dir(tmp_path), kernels.build_dir(tmp_path, avx2=True))
+    (src / kernels.GLUE).write_text((src / kernels.GLUE).read_text() + "// changed\n")
+    after = (kernels.build_dir(tmp_path), kernels.build_dir(tmp_path, avx2=True))
+    assert before[0] != after[0] and before[1] != after[1]

@@ -56,14 +56,23 @@ def _passes(r: TorchRunner) -> list[torch.Tensor]:
     return out
 
 
+def _skip_without(kernel: str) -> None:
+    if kernel == "vnni" and not kernels.cpu_supported():
+        pytest.skip("this CPU has no AVX512-VNNI for specdec's qmatmul kernel")
+    if kernel == "avx2" and not kernels.cpu_supported_avx2():
+        pytest.skip("this CPU has no AVX2 / FMA / F16C for the kernel's AVX2 build")
+
+
+@pytest.mark.parametrize("kernel", ["vnni", "avx2"])
 @pytest.mark.parametrize("kind", ["qwen2", "llama"])
 @pytest.mark.parametrize("weights", ["int4", "int8", "int4+6"])
 @pytest.mark.parametrize("fuse", [True, False], ids=["fused", "separate"])
-def test_one_call_equals_the_python_loop_bit_for_bit(kind, weights, fuse):
-    """int4+6: v_proj and down_proj in 6-bit codes beside 4-bit ones (q|k|v then stay separate)."""
-    if not kernels.cpu_supported():
-        pytest.skip("this CPU has no AVX512-VNNI for specdec's qmatmul kernel")
-    r = _runner(kind, weights, fuse)
+def test_one_call_equals_the_python_loop_bit_for_bit(kind, weights, fuse, kernel):
+    """int4+6: v_proj and down_proj in 6-bit codes beside 4-bit ones (q|k|v then stay separate). On each build
+    of the kernel library: the AVX2 build has its own forward_layers (the shared glue.h) over its own kernels."""
+    _skip_without(kernel)
+    r = _runner(kind, weights, fuse, kernel)
+    assert r.core.kernel == kernel
     assert r.core.plan is not None
     bits = r.core.plan.bits[:7]  # the first layer's q, k, v, o, gate, up, down
     if weights == "int4+6":
@@ -78,11 +87,11 @@ def test_one_call_equals_the_python_loop_bit_for_bit(kind, weights, fuse):
         assert torch.equal(a, b)
 
 
-def test_the_one_call_is_taken_for_short_passes(monkeypatch):
+@pytest.mark.parametrize("kernel", ["vnni", "avx2"])
+def test_the_one_call_is_taken_for_short_passes(monkeypatch, kernel):
     """The runner really calls forward_layers on a kernel-path model (not only when tests ask)."""
-    if not kernels.cpu_supported():
-        pytest.skip("this CPU has no AVX512-VNNI for specdec's qmatmul kernel")
-    r = _runner("qwen2", "int4", True)
+    _skip_without(kernel)
+    r = _runner("qwen2", "int4", True, kernel)
     calls = []
     real = layer_plan.run
     monkeypatch.setattr(layer_plan, "run", lambda *a, **k: calls.append(a[6].shape) or real(*a, **k))

@@ -97,9 +97,21 @@ def _vnni():
     return kernels.load()
 
 
+def _avx2():
+    if not kernels.cpu_supported_avx2():
+        pytest.skip("this CPU has no AVX2 / FMA / F16C: the kernel's AVX2 build cannot run here")
+    return kernels.load_avx2()
+
+
+def _build(kernel: str):
+    """The kernel's build for `kernel` ("vnni" or "avx2"), or a skip where this CPU cannot run it."""
+    return _vnni() if kernel == "vnni" else _avx2() if kernel == "avx2" else None
+
+
+@pytest.mark.parametrize("build", ["vnni", "avx2"])
 @pytest.mark.parametrize("bits", [4, 6, 8])
-def test_kernel_matches_its_reference_and_is_row_invariant(bits):
-    ext = _vnni()
+def test_kernel_matches_its_reference_and_is_row_invariant(bits, build):
+    ext = _build(build)
     g = torch.Generator().manual_seed(2)
     w = quant.pack(_codes(bits, 64, 256, 2))
     x = torch.randn(11, 256, generator=g)
@@ -111,6 +123,40 @@ def test_kernel_matches_its_reference_and_is_row_invariant(bits):
     # W4A8: close to the float product, activations quantized per group of 32
     full = x @ quant.QWeight(w.codes, w.sc, w.mn, w.d, w.dm).unpack().dequantize().T
     assert (y - full).abs().max() < 0.02 * full.abs().max()
+
+
+@pytest.mark.parametrize("bits", [4, 6, 8])
+def test_avx2_build_saturates_no_sum_at_the_extreme_codes_and_activations(bits):
+    """AVX2 sums code x activation pairs in int16 (vpmaddubsw saturates): its bounds hold at the worst case, every
+    code at its largest value against activations all +-127 (a saturated sum would miss by thousands of steps)."""
+    ext = _avx2()
+    top = {4: 15, 6: 63, 8: 255}[bits]
+    c = _codes(bits, 32, 256, 4)
+    c = quant.Codes(torch.full_like(c.q, top), c.sc, c.mn, c.d, c.dm, bits)
+    w = quant.pack(c)
+    x = torch.ones(3, 256)
+    x[1] = -1.0
+    x[2, ::2] = -1.0  # alternating signs: the group sums cancel, the products do not
+    y = ext.qmatmul(x, w.codes, w.sc, w.mn, w.d, w.dm, bits)
+    torch.testing.assert_close(y, quant.reference_qmatmul(x, w), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("bits", [4, 6, 8])
+def test_avx2_build_gives_the_vnni_paths_bits(bits):
+    """Where both builds run (an AVX-512 CPU): the same outputs bit for bit, for every row count up to two row
+    blocks of each, so a model's tokens do not depend on which build its CPU got."""
+    vnni, avx2 = _vnni(), _avx2()
+    g = torch.Generator().manual_seed(7)
+    w = quant.pack(_codes(bits, 48, 512, 7))
+    x = torch.randn(17, 512, generator=g) * 3
+    args = (w.codes, w.sc, w.mn, w.d, w.dm, bits)
+    before = vnni.amx_min_rows()
+    vnni.set_amx_min_rows(0)
+    try:
+        for m in range(1, 18):
+            assert torch.equal(avx2.qmatmul(x[:m].contiguous(), *args), vnni.qmatmul(x[:m].contiguous(), *args)), m
+    finally:
+        vnni.set_amx_min_rows(before)
 
 
 def _superblock_weights(N: int, K: int, seed: int) -> quant.QWeight:
@@ -262,12 +308,11 @@ def test_amx_threshold_follows_the_mode(monkeypatch):
         kernels.mode()
 
 
-@pytest.mark.parametrize("kernel", ["vnni", "aten", "reference"])
+@pytest.mark.parametrize("kernel", ["vnni", "avx2", "aten", "reference"])
 def test_a_6_bit_linear_on_every_kernel_is_the_exact_weights_product(kernel):
-    """QLinear with Q6_K codes: specdec's kernel, its torch reference and the aten fallback (which turns the
-    codes into per-channel int8) all give about x @ W^T for W the GGUF's exact values, with a bias."""
-    if kernel == "vnni":
-        _vnni()
+    """QLinear with Q6_K codes: specdec's kernel (both builds), its torch reference and the aten fallback (which
+    turns the codes into per-channel int8) all give about x @ W^T for W the GGUF's exact values, with a bias."""
+    _build(kernel)
     c = _q6k_codes(64, 512, 9)
     w = c.dequantize()  # (64, 512) the exact values
     bias = torch.randn(64, generator=torch.Generator().manual_seed(1))
@@ -280,11 +325,10 @@ def test_a_6_bit_linear_on_every_kernel_is_the_exact_weights_product(kernel):
     assert float((got - want).abs().max() / want.abs().max()) < 0.02  # W6A8 (aten: W8A16)
 
 
-@pytest.mark.parametrize("kernel", ["vnni", "aten", "reference"])
+@pytest.mark.parametrize("kernel", ["vnni", "avx2", "aten", "reference"])
 @pytest.mark.parametrize("weights", ["int4", "int8"])
 def test_quantized_model_tracks_the_float_model(kernel, weights):
-    if kernel == "vnni":
-        _vnni()
+    _build(kernel)
     model = make_model("qwen2", seed=0, sharp=4.0)
     ids = torch.randint(3, 64, (1, 12), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():

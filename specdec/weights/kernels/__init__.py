@@ -4,10 +4,12 @@
 
 Built with torch.utils.cpp_extension (gcc and ninja; about 30 s) into `<cache>/kernels/<torch>-<source>/` the
 first time it is needed (or at `specdec models pull`), then loaded in well under a second. Needs a CPU with
-AVX512-VNNI (Intel Ice Lake / Sapphire Rapids and later, AMD Zen 4 and later); elsewhere `available()` is
-False and the int4 weights run on PyTorch's own int4 kernel instead (specdec.weights.quant).
-`SPECDEC_QKERNEL=aten` forces that fallback; `SPECDEC_QKERNEL=reference` the slow pure-torch emulation of
-this kernel's arithmetic (tests).
+AVX512-VNNI (Intel Ice Lake / Sapphire Rapids and later, AMD Zen 4 and later). A CPU with AVX2, FMA and F16C
+but not those (AMD Zen 2/3, Intel Haswell to Comet Lake, Intel client chips from Alder Lake on) gets the same
+layer from qmatmul_avx2.cpp (`mode() == "avx2"`, `load_avx2()`): the same numbers bit for bit, only the linear
+layers (norms, attention and the rest stay torch's). Elsewhere the int4 weights run on PyTorch's own int4
+kernel (specdec.weights.quant). `SPECDEC_QKERNEL=avx2` forces the AVX2 build, `aten` PyTorch's kernel,
+`reference` the slow pure-torch emulation of this kernel's arithmetic (tests).
 
 AMX (Sapphire Rapids and later, Linux): passes of at least `AMX_MIN_ROWS` rows take the kernel's AMX path (one
 tile multiply for 16 rows), shorter ones the VNNI path; both give the same bits for a row (the same int32 sums,
@@ -37,12 +39,17 @@ from specdec.errors import ModelLoadError
 
 SOURCE = Path(__file__).with_name("qmatmul.cpp")
 FLAGS = ("avx512f", "avx512bw", "avx512_vnni", "f16c")
+SOURCE_AVX2 = Path(__file__).with_name("qmatmul_avx2.cpp")
+GLUE = "glue.h"  # rope_write and forward_layers: the same C++ in both builds, next to each source
+FLAGS_AVX2 = ("avx2", "fma", "f16c")
+CFLAGS_AVX2 = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp"]
 # -mamx-*, -mavx512bf16: the AMX paths' instructions are only ever run after a run-time check (amx_available,
 # bf16_prefill_available)
 CFLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-mf16c", "-mfma",
           "-mamx-tile", "-mamx-int8", "-mamx-bf16", "-mavx512bf16", "-fopenmp"]
 _LOCK = threading.Lock()
 _EXT = None
+_EXT_AVX2 = None
 
 
 def _cpu_flags() -> list[str]:
@@ -58,6 +65,11 @@ def cpu_supported() -> bool:
     return all(f in flags for f in FLAGS)
 
 
+def cpu_supported_avx2() -> bool:
+    flags = _cpu_flags()
+    return all(f in flags for f in FLAGS_AVX2)
+
+
 def cpu_has_amx() -> bool:
     """The CPU's AMX int8 flags (the OS's consent is asked when the kernel turns AMX on)."""
     flags = _cpu_flags()
@@ -66,8 +78,8 @@ def cpu_has_amx() -> bool:
 
 # auto: VNNI, AMX int8 for passes of AMX_MIN_ROWS+ rows (the same bits), and bf16 tiles for prompt prefills of 48+
 # rows where AMX-BF16 runs; int8: the same without the bf16 prefill (every number the int8 kernel's, as before
-# 2026-12-06); vnni: no AMX at all; amx: AMX int8 for every pass (and the bf16 prefill)
-MODES = ("auto", "int8", "vnni", "amx", "aten", "reference")
+# 2026-12-06); vnni: no AMX at all; amx: AMX int8 for every pass (and the bf16 prefill); avx2: the AVX2 build
+MODES = ("auto", "int8", "vnni", "amx", "avx2", "aten", "reference")
 # passes of at least this many rows take the AMX path under "auto": the crossover measured on the 1.5B's layers
 # and output layer (docs/runners.md: 8 rows VNNI 51 vs AMX 59 ms, 12 rows 69 vs 66)
 AMX_MIN_ROWS = 12
@@ -81,24 +93,29 @@ def _forced() -> str:
 
 
 def mode() -> str:
-    """"vnni" (this kernel, with its AMX path where that runs), "aten" (PyTorch's int4/int8 kernels) or
-    "reference" (pure torch, slow)."""
+    """"vnni" (this kernel, with its AMX path where that runs), "avx2" (its AVX2 build: the linear layers only),
+    "aten" (PyTorch's int4/int8 kernels) or "reference" (pure torch, slow)."""
     forced = _forced()
-    if forced in ("vnni", "aten", "reference"):
+    if forced in ("vnni", "avx2", "aten", "reference"):
         return forced
     if forced == "amx":
         return "vnni"  # the same kernel and weight layout; load() turns the AMX path on or refuses
-    return "vnni" if cpu_supported() else "aten"
+    return "vnni" if cpu_supported() else "avx2" if cpu_supported_avx2() else "aten"
+
+
+def on_kernel(kernel: str) -> bool:
+    """Whether a QLinear's `kernel` keeps this kernel's weight layout and calls one of its builds."""
+    return kernel in ("vnni", "avx2")
 
 
 def slow_path_hint() -> str | None:
-    """One line for a user whose CPU lacks the kernel's flags (and who did not ask for a kernel by SPECDEC_QKERNEL),
-    else None. Why: PyTorch's int4 kernel runs there, measured 5.4 tok/s for the bundled 1.5B on a 2-core AVX2 EPYC
-    where the llamacpp runner decoded 16.7 (docs/runners.md), and `--backend auto` picks llama.cpp only when
-    llama-cpp-python is installed."""
-    if _forced() not in ("auto", "amx", "int8") or cpu_supported():
+    """One line for a user whose CPU lacks both builds' flags (and who did not ask for a kernel by
+    SPECDEC_QKERNEL), else None. Why: PyTorch's int4 kernel runs there, measured 5.4 tok/s for the bundled 1.5B
+    on a 2-core AVX2 EPYC (before the AVX2 build) where the llamacpp runner decoded 16.7 (docs/runners.md), and
+    `--backend auto` picks llama.cpp only when llama-cpp-python is installed."""
+    if _forced() not in ("auto", "amx", "int8") or mode() != "aten":
         return None
-    missing = ", ".join(f for f in FLAGS if f not in _cpu_flags())
+    missing = ", ".join(f for f in FLAGS_AVX2 if f not in _cpu_flags())
     return (f"this CPU lacks {missing}: specdec's int4 kernel is off and PyTorch's slower int4 kernel runs; for "
             "speed here install the llamacpp extra (pip install -e '.[llamacpp]'): --backend auto then picks it")
 
@@ -128,8 +145,10 @@ def amx_rows_in_effect() -> int:
     return amx_threshold() if mode() == "vnni" and cpu_has_amx() else 0
 
 
-def _digest(*extra: bytes) -> str:
-    return hashlib.sha256(SOURCE.read_bytes() + " ".join(CFLAGS).encode() + b"".join(extra)).hexdigest()[:12]
+def _digest(*extra: bytes, avx2: bool = False) -> str:
+    src, flags = (SOURCE_AVX2, CFLAGS_AVX2) if avx2 else (SOURCE, CFLAGS)
+    code = src.read_bytes() + src.with_name(GLUE).read_bytes()  # the shared header is part of each build
+    return hashlib.sha256(code + " ".join(flags).encode() + b"".join(extra)).hexdigest()[:12]
 
 
 SUPERBLOCKS_ENV = "SPECDEC_SUPERBLOCKS"
@@ -156,17 +175,54 @@ def signature() -> str:
     switch, its source and flags. Part of the runner's cost-cache key, so a pass-cost curve measured on another path
     or with an older kernel is measured again (the cache's probe checks only the 1-row pass)."""
     sb = "|sb" if mode() == "vnni" and superblocks() else ""
-    return f"{mode()}|amx>={amx_rows_in_effect()}{sb}|{_digest()}"  # (prefill is not in the pass-cost curve)
+    # (prefill is not in the pass-cost curve)
+    return f"{mode()}|amx>={amx_rows_in_effect()}{sb}|{_digest(avx2=mode() == 'avx2')}"
 
 
-def build_dir(cache_dir=None) -> Path:
+def build_dir(cache_dir=None, avx2: bool = False) -> Path:
     from specdec.zoo.catalog import cache_root
 
     # the source's path too: torch's build rewrites build.ninja (and relinks) when another checkout of this
     # project builds the same source from another path; each checkout has its own folder, so a recorded
     # library changes only when something else changed it
-    digest = _digest(str(SOURCE.resolve()).encode())
-    return cache_root(cache_dir) / "kernels" / f"torch-{torch.__version__}-{digest}"
+    digest = _digest(str((SOURCE_AVX2 if avx2 else SOURCE).resolve()).encode(), avx2=avx2)
+    return cache_root(cache_dir) / "kernels" / f"torch-{torch.__version__}-{'avx2-' if avx2 else ''}{digest}"
+
+
+def _compile(out: Path, name: str, source: Path, cflags: list[str], say=None):
+    """The extension `name` from `source`, built into `out` if this machine has no recorded build of it yet."""
+    from torch.utils.cpp_extension import load as cpp_load
+
+    _check_built(out, name)  # before the library is loaded: loading runs its code
+    if not any(out.glob("*.so")) and say:
+        say("compiling specdec's int4/int8 CPU kernel (once per machine and torch version, about 30 s)")
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        ext = cpp_load(name, [str(source)], extra_cflags=cflags, extra_ldflags=["-fopenmp"],
+                       build_directory=str(out), verbose=False)
+    except Exception as e:  # noqa: BLE001 - a compiler problem becomes one line
+        raise ModelLoadError(f"could not compile specdec's CPU kernel in {out} ({type(e).__name__}: "
+                             f"{str(e).strip().splitlines()[-1][:200] if str(e).strip() else ''}); it needs "
+                             "gcc and ninja; set SPECDEC_QKERNEL=aten to use PyTorch's int4 kernel") from None
+    _record_built(out, name)
+    return ext
+
+
+def load_avx2(cache_dir=None, say=None):
+    """The AVX2 build (qmatmul_avx2.cpp: `qmatmul` only), compiled now if this machine has none yet."""
+    global _EXT_AVX2
+    with _LOCK:
+        if _EXT_AVX2 is None:
+            if not cpu_supported_avx2():
+                raise ModelLoadError("specdec's AVX2 qmatmul kernel needs AVX2, FMA and F16C, which this CPU lacks; "
+                                     "set SPECDEC_QKERNEL=aten")
+            _EXT_AVX2 = _compile(build_dir(cache_dir, avx2=True), NAME_AVX2, SOURCE_AVX2, CFLAGS_AVX2, say)
+        return _EXT_AVX2
+
+
+def load_for(kernel: str, cache_dir=None, say=None):
+    """The build a QLinear with this `kernel` ("vnni" or "avx2") calls."""
+    return load_avx2(cache_dir, say) if kernel == "avx2" else load(cache_dir, say)
 
 
 def load(cache_dir=None, say=None):
@@ -176,23 +232,9 @@ def load(cache_dir=None, say=None):
         if _EXT is not None:
             return _EXT
         if not cpu_supported():
-            raise ModelLoadError("specdec's qmatmul kernel needs AVX512-VNNI, which this CPU lacks")
-        from torch.utils.cpp_extension import load as cpp_load
-
-        out = build_dir(cache_dir)
-        _check_built(out)  # before the library is loaded: loading runs its code
-        fresh = not any(out.glob("*.so"))
-        if fresh and say:
-            say("compiling specdec's int4/int8 CPU kernel (once per machine and torch version, about 30 s)")
-        out.mkdir(parents=True, exist_ok=True)
-        try:
-            ext = cpp_load(NAME, [str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=["-fopenmp"],
-                           build_directory=str(out), verbose=False)
-        except Exception as e:  # noqa: BLE001 - a compiler problem becomes one line
-            raise ModelLoadError(f"could not compile specdec's CPU kernel in {out} ({type(e).__name__}: "
-                                 f"{str(e).strip().splitlines()[-1][:200] if str(e).strip() else ''}); it needs "
-                                 "gcc and ninja; set SPECDEC_QKERNEL=aten to use PyTorch's int4 kernel") from None
-        _record_built(out)
+            raise ModelLoadError("specdec's qmatmul kernel needs AVX512-VNNI, which this CPU lacks"
+                                 + ("; SPECDEC_QKERNEL=avx2 runs its AVX2 build" if cpu_supported_avx2() else ""))
+        ext = _compile(build_dir(cache_dir), NAME, SOURCE, CFLAGS, say)
         want = amx_threshold()
         if ext.set_amx_min_rows(want) != want and _forced() == "amx":
             raise ModelLoadError("SPECDEC_QKERNEL=amx, but this CPU or OS does not run AMX tiles (no amx_int8 "
@@ -203,6 +245,7 @@ def load(cache_dir=None, say=None):
 
 
 NAME = "specdec_qmatmul"
+NAME_AVX2 = "specdec_qmatmul_avx2"
 
 
 def loaded():
@@ -215,11 +258,11 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _check_built(out: Path) -> None:
+def _check_built(out: Path, name: str = NAME) -> None:
     """A compiled library in the (possibly shared) cache is loaded only if its bytes are the ones this project
     built (sha256 recorded at build time, as for model weights). One without a record (an older build, or
     not ours) is removed and rebuilt; one whose bytes changed is refused."""
-    so, stamp = out / f"{NAME}.so", out / f"{NAME}.so.sha256"
+    so, stamp = out / f"{name}.so", out / f"{name}.so.sha256"
     if not so.is_file():
         return
     if not stamp.is_file():
@@ -230,8 +273,8 @@ def _check_built(out: Path) -> None:
                              f"loaded. Delete {out} to rebuild it")
 
 
-def _record_built(out: Path) -> None:
-    so, stamp = out / f"{NAME}.so", out / f"{NAME}.so.sha256"
+def _record_built(out: Path, name: str = NAME) -> None:
+    so, stamp = out / f"{name}.so", out / f"{name}.so.sha256"
     if so.is_file() and (not stamp.is_file() or stamp.read_text().strip() != _sha256(so)):
         from contextlib import suppress
 
@@ -254,6 +297,15 @@ def _register_op():
     def _(x, codes, sc, mn, d, dm, bits):
         return x.new_empty((x.shape[0], codes.shape[0] * 16), dtype=torch.float32)
 
+    @torch.library.custom_op("specdec::qmatmul_avx2", mutates_args=())
+    def qmatmul_avx2(x: torch.Tensor, codes: torch.Tensor, sc: torch.Tensor, mn: torch.Tensor, d: torch.Tensor,
+                     dm: torch.Tensor, bits: int) -> torch.Tensor:
+        return load_avx2().qmatmul(x.contiguous(), codes, sc, mn, d, dm, bits)
+
+    @qmatmul_avx2.register_fake
+    def _(x, codes, sc, mn, d, dm, bits):
+        return x.new_empty((x.shape[0], codes.shape[0] * 16), dtype=torch.float32)
+
     @torch.library.custom_op("specdec::rms_norm", mutates_args=())
     def rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
         return load().rms_norm(x, w, eps)
@@ -271,7 +323,7 @@ def _register_op():
     def _(x, r, w, eps):
         return torch.empty_like(x), torch.empty_like(x)
 
-    return qmatmul, rms_norm, add_rms_norm
+    return qmatmul, qmatmul_avx2, rms_norm, add_rms_norm
 
 
-OP, RMS_NORM, ADD_RMS_NORM = _register_op()
+OP, OP_AVX2, RMS_NORM, ADD_RMS_NORM = _register_op()
