@@ -5,10 +5,11 @@
     llamacpp  the GGUF file through llama.cpp (llama-cpp-python)
 
 `--backend auto` is the fastest runner installed for the model and the device, as measured
-(docs/runners.md): torch with int4 weights on specdec's AVX512-VNNI kernel for a zoo GGUF model where the CPU
-has VNNI (the bundled 1.5B: 68 ms a token and 104 ms for an 8-row verification, against llama.cpp's 71 and
-168 ms through its own llama-bench); else llamacpp when llama-cpp-python is installed and the model has a
-GGUF; else torch.
+(docs/runners.md): torch with int4 weights on specdec's kernel for a zoo GGUF model where the CPU runs one of its
+builds: AVX512-VNNI (the bundled 1.5B: 68 ms a token and 104 ms for an 8-row verification, against llama.cpp's 71
+and 168 ms through its own llama-bench) or AVX2 (a 2-core Zen 3 EPYC: 33 ms a token and 69 ms for a 4-row verification against llama-bench's 49 and 116;
+plain decoding 20.9 tok/s against llama-server's 16.6); else llamacpp when
+llama-cpp-python is installed and the model has a GGUF; else torch.
 """
 from __future__ import annotations
 
@@ -62,8 +63,8 @@ def resolve_backend(engine, name: str) -> str:
     if name.endswith(".gguf"):
         return "llamacpp"
     cpu_bf16 = engine.device == "cpu" and engine.dtype == "bfloat16"
-    if zoo_gguf and cpu_bf16 and kernels.mode() == "vnni":
-        return "torch"  # int4 on our kernel (resolve_weights)
+    if zoo_gguf and cpu_bf16 and kernels.on_kernel(kernels.mode()):
+        return "torch"  # int4 on our kernel, either build (resolve_weights)
     if (llamacpp_runner.available() and zoo_gguf and cpu_bf16 and engine.exact_query_len is None
             and engine.weights in ("auto", "int4")):
         return "llamacpp"

@@ -34,8 +34,8 @@ reads, against 6.56 bits in the GGUF (docs/runners.md, "6-bit codes").
           output (the 0.5B draft is mostly Q5_0: int4 keeps it 8-bit)
 Kernels: specdec's AVX512-VNNI kernel (`kernels/qmatmul.cpp`: activations quantized to int8 per group of 32,
 like llama.cpp's K-quant dot products; passes of 12+ rows on AMX tiles where the CPU has them, same numbers;
-prompt prefills of 48+ rows through bf16 AMX tiles, `prefill_linear`),
-or, on CPUs without VNNI, PyTorch's int4 / int8 kernels
+prompt prefills of 48+ rows through bf16 AMX tiles, `prefill_linear`), its AVX2 build on CPUs with AVX2 but
+no VNNI (`kernels/qmatmul_avx2.cpp`, the same numbers), or, on CPUs without either, PyTorch's int4 / int8 kernels
 (`_weight_int4pack_mm_for_cpu` with bf16 scale / zero per group, `_weight_int8pack_mm` per channel).
 The zoo caches the `QWeight` tensors (`weights-<format>.packed`, a safetensors file, next to the bf16 copy).
 """
@@ -258,7 +258,7 @@ def pack(c: Codes) -> QWeight:
 
 
 def reference_qmatmul(x: torch.Tensor, w: QWeight) -> torch.Tensor:
-    """The VNNI kernel's arithmetic in plain torch (slow; tests and CPUs without VNNI): activations to int8
+    """The VNNI kernel's arithmetic in plain torch (slow; tests): activations to int8
     per group of 32 (step max|x| / 127, round half to even), exact integer dot products per group, then
     y = sum_g scale_g * xs_g * dot_g - minus_g * xs_g * sum(xq_g)."""
     c = w.unpack()

@@ -205,10 +205,10 @@ def test_the_real_pair_in_exact_mode(backend):
     if backend == "llamacpp":
         pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (the llamacpp extra)")
     torch.set_num_threads(2)
-    # Without specdec's kernel (a CPU without AVX512-VNNI) the torch runner takes PyTorch's int4 kernel, whose
-    # 8-row passes made this test run past 20 minutes on a 2-core AVX2 EPYC (2026-12-07, CI's command): there it
-    # checks greedy identity on one prompt, and the sampling test runs on the llamacpp variant and where the
-    # kernel runs.
+    # Without the AVX-512 build (PyTorch's int4 kernel, or the AVX2 build, whose 8-row passes cost 384 and 133 ms
+    # on a 2-core AVX2 EPYC against ~100 on AVX-512) exact mode's 8-row passes made this test run past 20 minutes
+    # there (2026-12-07, CI's command, PyTorch's kernel): off AVX-512 it checks greedy identity on one prompt, and
+    # the sampling test runs on the llamacpp variant and where the AVX-512 build runs.
     full = backend != "torch" or kernels.mode() == "vnni"
     dec = specdec.load("qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-0.5b-instruct", drafter="none",
                        engine=EngineConfig(backend=backend, exact_query_len=8, max_context=512))

@@ -43,3 +43,18 @@ def test_no_hint_where_the_kernel_runs_or_a_kernel_was_asked_for(monkeypatch):
 def test_each_build_has_its_own_folder(tmp_path):
     assert kernels.build_dir(tmp_path) != kernels.build_dir(tmp_path, avx2=True)
     assert kernels.build_dir(tmp_path, avx2=True).name.startswith(f"torch-{kernels.torch.__version__}-avx2-")
+
+
+@pytest.mark.parametrize("flags,llama,want", [(VNNI, True, "torch"), (AVX2, True, "torch"), (AVX, True, "llamacpp"),
+                                              (AVX, False, "torch")])
+def test_auto_backend_takes_the_torch_runner_wherever_a_build_of_the_kernel_runs(monkeypatch, flags, llama, want):
+    """A zoo GGUF model in bf16 on the CPU: the torch runner on either build of the kernel (both faster there than
+    llama.cpp: docs/runners.md), else llama.cpp when it is installed, else torch on PyTorch's int4 kernel."""
+    from specdec.config import EngineConfig
+    from specdec.runners import llamacpp_runner, resolve_backend
+
+    monkeypatch.setenv("SPECDEC_QKERNEL", "auto")
+    monkeypatch.setattr(kernels, "_cpu_flags", lambda: flags)
+    monkeypatch.setattr(llamacpp_runner, "available", lambda: llama)
+    assert resolve_backend(EngineConfig(), "qwen2.5-coder-1.5b-instruct") == want
+    assert resolve_backend(EngineConfig(backend="llamacpp"), "qwen2.5-coder-1.5b-instruct") == "llamacpp"

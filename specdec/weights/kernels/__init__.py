@@ -284,27 +284,26 @@ def _record_built(out: Path, name: str = NAME) -> None:
             write_text_atomic(stamp, _sha256(so) + "\n")
 
 
-def _register_op():
-    """`torch.ops.specdec.qmatmul`: the kernel as a torch op, so `torch.compile` keeps it whole (no graph
+def _qmatmul_op(name: str, build):
+    """`torch.ops.specdec.<name>`: one build's qmatmul as a torch op, so `torch.compile` keeps it whole (no graph
     break) and fuses what lies between the linear layers."""
 
-    @torch.library.custom_op("specdec::qmatmul", mutates_args=())
-    def qmatmul(x: torch.Tensor, codes: torch.Tensor, sc: torch.Tensor, mn: torch.Tensor, d: torch.Tensor,
-                dm: torch.Tensor, bits: int) -> torch.Tensor:
-        return load().qmatmul(x.contiguous(), codes, sc, mn, d, dm, bits)
+    @torch.library.custom_op(f"specdec::{name}", mutates_args=())
+    def op(x: torch.Tensor, codes: torch.Tensor, sc: torch.Tensor, mn: torch.Tensor, d: torch.Tensor,
+           dm: torch.Tensor, bits: int) -> torch.Tensor:
+        return build().qmatmul(x.contiguous(), codes, sc, mn, d, dm, bits)
 
-    @qmatmul.register_fake
+    @op.register_fake
     def _(x, codes, sc, mn, d, dm, bits):
         return x.new_empty((x.shape[0], codes.shape[0] * 16), dtype=torch.float32)
 
-    @torch.library.custom_op("specdec::qmatmul_avx2", mutates_args=())
-    def qmatmul_avx2(x: torch.Tensor, codes: torch.Tensor, sc: torch.Tensor, mn: torch.Tensor, d: torch.Tensor,
-                     dm: torch.Tensor, bits: int) -> torch.Tensor:
-        return load_avx2().qmatmul(x.contiguous(), codes, sc, mn, d, dm, bits)
+    return op
 
-    @qmatmul_avx2.register_fake
-    def _(x, codes, sc, mn, d, dm, bits):
-        return x.new_empty((x.shape[0], codes.shape[0] * 16), dtype=torch.float32)
+
+def _register_op():
+    """The kernels as torch ops: both builds' qmatmul, the AVX-512 build's norms (see `_qmatmul_op`)."""
+    qmatmul = _qmatmul_op("qmatmul", load)
+    qmatmul_avx2 = _qmatmul_op("qmatmul_avx2", load_avx2)
 
     @torch.library.custom_op("specdec::rms_norm", mutates_args=())
     def rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:

@@ -1,8 +1,111 @@
 // The kernel library's parts that are the same C++ in both builds (qmatmul.cpp: AVX-512, qmatmul_avx2.cpp: AVX2),
-// included by each after its own qmatmul, rms_norm, add_rms_norm and attention: rope_write (plain loops, which the
-// compiler vectorizes for the build's flags) and forward_layers (every decoder layer of a pass in one call, on that
-// build's kernels).
+// included by each after its own qmatmul, norm_rows, WIDE and attend_wide: rms_norm / add_rms_norm, attention (the
+// gathering of visible slots, the threads, the slow path for other head sizes), rope_write (plain loops, which the
+// compiler vectorizes for the build's flags) and forward_layers (every decoder layer of a pass in one call).
 #pragma once
+
+// RMSNorm of each row of x (M, H) float32 with weight w (H,): y = x / sqrt(mean(x^2) + eps) * w, in one call
+// instead of the six tensor ops (and their dispatch) of a Python RMSNorm (~60 us each on the 1.5B's 57 norms a
+// token), through the build's norm_rows. add_rms_norm(x, r, ...) -> (x + r, rms_norm(x + r)): the residual stream
+// and its norm together.
+torch::Tensor rms_norm(torch::Tensor x, torch::Tensor w, double eps) {
+  TORCH_CHECK(x.scalar_type() == torch::kFloat32 && w.scalar_type() == torch::kFloat32, "float32 only");
+  x = x.contiguous();
+  const int64_t H = x.size(-1);
+  TORCH_CHECK(H % 16 == 0 && w.numel() == H, "rms_norm: H must be a multiple of 16 and match the weight");
+  auto s = torch::empty_like(x);
+  auto y = torch::empty_like(x);
+  norm_rows(x.data_ptr<float>(), nullptr, s.data_ptr<float>(), w.contiguous().data_ptr<float>(), (float)eps,
+            x.numel() / H, H, y.data_ptr<float>());
+  return y;
+}
+
+std::vector<torch::Tensor> add_rms_norm(torch::Tensor x, torch::Tensor r, torch::Tensor w, double eps) {
+  TORCH_CHECK(x.scalar_type() == torch::kFloat32 && r.scalar_type() == torch::kFloat32, "float32 only");
+  x = x.contiguous();
+  r = r.contiguous();
+  const int64_t H = x.size(-1);
+  TORCH_CHECK(H % 16 == 0 && w.numel() == H && r.numel() == x.numel(), "add_rms_norm: shapes do not match");
+  auto s = torch::empty_like(x);
+  auto y = torch::empty_like(x);
+  norm_rows(x.data_ptr<float>(), r.data_ptr<float>(), s.data_ptr<float>(), w.contiguous().data_ptr<float>(),
+            (float)eps, x.numel() / H, H, y.data_ptr<float>());
+  return {s, y};
+}
+
+// Attention of q (B, Hq, T, D) over the cache's first L slots k / v (B, Hkv, S, D), grouped-query (head h reads
+// kv head h / (Hq / Hkv)), `mask` (T, L) bool: which slots each query row sees. Each (head, row) is computed on
+// its own over its visible slots gathered in slot order, so a row's output depends only on its query and the
+// sequence of keys and values it sees: not on the other rows of the pass, nor on where those slots lie (a tree
+// node gets exactly the numbers of the same tokens run as a chain). D a multiple of the build's WIDE (up to 256):
+// the build's attend_wide; other D: one slot at a time. Returns (B, T, Hq*D).
+torch::Tensor attention(torch::Tensor q, torch::Tensor kc, torch::Tensor vc, torch::Tensor mask, double scale) {
+  TORCH_CHECK(q.scalar_type() == torch::kFloat32, "float32 only");
+  q = q.contiguous();
+  auto m = mask.to(torch::kBool).contiguous();
+  const int64_t B = q.size(0), Hq = q.size(1), T = q.size(2), D = q.size(3);
+  const int64_t Hkv = kc.size(1), S = kc.size(2), L = m.size(1), G = Hq / Hkv;
+  TORCH_CHECK(L <= S && m.size(0) == T, "attention: mask does not match");
+  TORCH_CHECK(kc.stride(3) == 1 && kc.stride(2) == D && vc.stride(3) == 1 && vc.stride(2) == D,
+              "the caches' rows must be contiguous");
+  const int64_t kb = kc.stride(0), kh = kc.stride(1), vb = vc.stride(0), vh = vc.stride(1);
+  auto out = torch::empty({B, T, Hq * D}, q.options());
+  const float *qp = q.data_ptr<float>(), *kp = kc.data_ptr<float>(), *vp = vc.data_ptr<float>();
+  const bool* mp = m.data_ptr<bool>();
+  float* op = out.data_ptr<float>();
+  const bool wide = D % WIDE == 0 && D <= 256;
+  // one work item = one row of the G query heads that share a KV head: the keys and values of a block of WIDE
+  // visible slots are read from L2 once and reused from L1 by the G heads (each head alone re-read the whole
+  // cache from L2: that, not arithmetic, bound the per-head loop)
+  at::parallel_for(0, B * Hkv * T, 1, [&](int64_t i0, int64_t i1) {
+    std::vector<float> sc(G * (L + WIDE));
+    std::vector<int64_t> idx(L);
+    std::vector<float> acc(G * D), zero(D, 0.0f), inv(G);
+    for (int64_t it = i0; it < i1; ++it) {
+      const int64_t b = it / (Hkv * T), kvh = (it / T) % Hkv, t = it % T;
+      const float* K = kp + b * kb + kvh * kh;
+      const float* V = vp + b * vb + kvh * vh;
+      const bool* vis = mp + t * L;
+      int64_t n = 0;
+      for (int64_t s = 0; s < L; ++s)
+        if (vis[s]) idx[n++] = s;
+      auto xq = [&](int64_t g) { return qp + ((b * Hq + kvh * G + g) * T + t) * D; };
+      auto yq = [&](int64_t g) { return op + (b * T + t) * Hq * D + (kvh * G + g) * D; };
+      if (n == 0) {
+        for (int64_t g = 0; g < G; ++g) std::fill(yq(g), yq(g) + D, 0.0f);
+        continue;
+      }
+      if (wide) {
+        attend_wide(xq(0), T * D, yq(0), G, D, K, V, idx.data(), n, (float)scale, sc.data(), L + WIDE, acc.data(),
+                    inv.data(), zero.data());
+        continue;
+      }
+      for (int64_t g = 0; g < G; ++g) {  // other D: one slot at a time
+        const float* x = xq(g);
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < n; ++j) {
+          const float* kr = K + idx[j] * D;
+          float dot = 0.0f;
+          for (int64_t i = 0; i < D; ++i) dot += x[i] * kr[i];
+          sc[j] = dot * (float)scale;
+          mx = std::max(mx, sc[j]);
+        }
+        float* ag = acc.data();
+        std::fill(ag, ag + D, 0.0f);
+        float den = 0.0f;
+        for (int64_t j = 0; j < n; ++j) {
+          const float p = std::exp(sc[j] - mx);
+          den += p;
+          const float* vr = V + idx[j] * D;
+          for (int64_t i = 0; i < D; ++i) ag[i] += p * vr[i];
+        }
+        float* y = yq(g);
+        for (int64_t i = 0; i < D; ++i) y[i] = ag[i] / den;
+      }
+    }
+  });
+  return out;
+}
 
 // Rotary embedding of q and k (NEOX / rotate_half layout, as HF's Llama-family models) and the KV cache write:
 // q (B, T, Hq*D), k / v (B, T, Hkv*D), cos / sin (B, T, D); k_cache / v_cache (B, Hkv, S, D) get the rotated k and v

@@ -802,31 +802,6 @@ static void norm_rows(const float* x, const float* r, float* s, const float* w, 
   }
 }
 
-torch::Tensor rms_norm(torch::Tensor x, torch::Tensor w, double eps) {
-  TORCH_CHECK(x.scalar_type() == torch::kFloat32 && w.scalar_type() == torch::kFloat32, "float32 only");
-  x = x.contiguous();
-  const int64_t H = x.size(-1);
-  TORCH_CHECK(H % 16 == 0 && w.numel() == H, "rms_norm: H must be a multiple of 16 and match the weight");
-  auto s = torch::empty_like(x);
-  auto y = torch::empty_like(x);
-  norm_rows(x.data_ptr<float>(), nullptr, s.data_ptr<float>(), w.contiguous().data_ptr<float>(), (float)eps,
-            x.numel() / H, H, y.data_ptr<float>());
-  return y;
-}
-
-std::vector<torch::Tensor> add_rms_norm(torch::Tensor x, torch::Tensor r, torch::Tensor w, double eps) {
-  TORCH_CHECK(x.scalar_type() == torch::kFloat32 && r.scalar_type() == torch::kFloat32, "float32 only");
-  x = x.contiguous();
-  r = r.contiguous();
-  const int64_t H = x.size(-1);
-  TORCH_CHECK(H % 16 == 0 && w.numel() == H && r.numel() == x.numel(), "add_rms_norm: shapes do not match");
-  auto s = torch::empty_like(x);
-  auto y = torch::empty_like(x);
-  norm_rows(x.data_ptr<float>(), r.data_ptr<float>(), s.data_ptr<float>(), w.contiguous().data_ptr<float>(),
-            (float)eps, x.numel() / H, H, y.data_ptr<float>());
-  return {s, y};
-}
-
 // sum16's lanes come out as slots 0, 4, 8, 12, 1, 5, ...: where each slot's sum is
 alignas(64) constexpr int32_t SUM16_ORDER[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
 
@@ -865,128 +840,66 @@ inline __m512 sum16(__m512* a) {
   return _mm512_permutexvar_ps(_mm512_loadu_si512((const void*)SUM16_ORDER), e);
 }
 
-// Attention of q (B, Hq, T, D) over the cache's first L slots k / v (B, Hkv, S, D), grouped-query (head h reads
-// kv head h / (Hq / Hkv)), `mask` (T, L) bool: which slots each query row sees. Each (head, row) is computed on
-// its own over its visible slots gathered in slot order, so a row's output depends only on its query and the
-// sequence of keys and values it sees: not on the other rows of the pass, nor on where those slots lie (a tree
-// node gets exactly the numbers of the same tokens run as a chain). D a multiple of 16 (up to 256): scores 16
-// slots at a time, exp 16 lanes at a time, values accumulated in registers, the heads that share a KV head
-// together (the 1.5B, one layer after 256 tokens: 1 / 8 / 16 rows 25 / 187 / 382 us one head at a time,
-// 18 / 125 / 249 us so; docs/runners.md); other D: one slot at a time. Returns (B, T, Hq*D).
-torch::Tensor attention(torch::Tensor q, torch::Tensor kc, torch::Tensor vc, torch::Tensor mask, double scale) {
-  TORCH_CHECK(q.scalar_type() == torch::kFloat32, "float32 only");
-  q = q.contiguous();
-  auto m = mask.to(torch::kBool).contiguous();
-  const int64_t B = q.size(0), Hq = q.size(1), T = q.size(2), D = q.size(3);
-  const int64_t Hkv = kc.size(1), S = kc.size(2), L = m.size(1), G = Hq / Hkv;
-  TORCH_CHECK(L <= S && m.size(0) == T, "attention: mask does not match");
-  TORCH_CHECK(kc.stride(3) == 1 && kc.stride(2) == D && vc.stride(3) == 1 && vc.stride(2) == D,
-              "the caches' rows must be contiguous");
-  const int64_t kb = kc.stride(0), kh = kc.stride(1), vb = vc.stride(0), vh = vc.stride(1);
-  auto out = torch::empty({B, T, Hq * D}, q.options());
-  const float *qp = q.data_ptr<float>(), *kp = kc.data_ptr<float>(), *vp = vc.data_ptr<float>();
-  const bool* mp = m.data_ptr<bool>();
-  float* op = out.data_ptr<float>();
-  const bool wide = D % 16 == 0 && D <= 256;
-  // one work item = one row of the G query heads that share a KV head: the keys and values of a block of 16
-  // visible slots are read from L2 once and reused from L1 by the G heads (each head alone re-read the whole
-  // cache from L2: that, not arithmetic, bound the per-head loop)
-  at::parallel_for(0, B * Hkv * T, 1, [&](int64_t i0, int64_t i1) {
-    std::vector<float> sc(G * (L + 16));
-    std::vector<int64_t> idx(L);
-    std::vector<float> acc(G * D), zero(D, 0.0f), inv(G);
-    for (int64_t it = i0; it < i1; ++it) {
-      const int64_t b = it / (Hkv * T), kvh = (it / T) % Hkv, t = it % T;
-      const float* K = kp + b * kb + kvh * kh;
-      const float* V = vp + b * vb + kvh * vh;
-      const bool* vis = mp + t * L;
-      int64_t n = 0;
-      for (int64_t s = 0; s < L; ++s)
-        if (vis[s]) idx[n++] = s;
-      auto xq = [&](int64_t g) { return qp + ((b * Hq + kvh * G + g) * T + t) * D; };
-      auto yq = [&](int64_t g) { return op + (b * T + t) * Hq * D + (kvh * G + g) * D; };
-      if (n == 0) {
-        for (int64_t g = 0; g < G; ++g) std::fill(yq(g), yq(g) + D, 0.0f);
-        continue;
+// The wide case of glue.h's attention (D a multiple of WIDE up to 256): the G heads that share a KV head, one
+// query row, over its n visible slots idx[0..n) in slot order. Scores 16 slots at a time, exp 16 lanes at a time,
+// values accumulated in registers, the heads together (the 1.5B, one layer after 256 tokens: 1 / 8 / 16 rows
+// 25 / 187 / 382 us one head at a time, 18 / 125 / 249 us so; docs/runners.md). x0 + g * xstride: head g's query;
+// y0 + g * D: its output; sc (G, ld), acc (G, D), inv (G): scratch; zero: D zeros (the padding slots' keys).
+constexpr int64_t WIDE = 16;
+
+inline void attend_wide(const float* x0, int64_t xstride, float* y0, int64_t G, int64_t D, const float* K,
+                        const float* V, const int64_t* idx, int64_t n, float scale, float* sc, int64_t ld,
+                        float* acc, float* inv, const float* zero) {
+  const int64_t C = D / 16;
+  for (int64_t j0 = 0; j0 < n; j0 += 16) {  // scores of 16 visible slots, each head
+    const float* kr[16];
+    for (int s = 0; s < 16; ++s) kr[s] = j0 + s < n ? K + idx[j0 + s] * D : zero;
+    for (int64_t g = 0; g < G; ++g) {
+      const float* x = x0 + g * xstride;
+      __m512 a[16];
+      for (int s = 0; s < 16; ++s) a[s] = _mm512_setzero_ps();
+      for (int64_t c = 0; c < C; ++c) {
+        const __m512 xv = _mm512_loadu_ps(x + 16 * c);
+        for (int s = 0; s < 16; ++s) a[s] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(kr[s] + 16 * c), a[s]);
       }
-      if (wide) {
-        const int64_t C = D / 16, ld = L + 16;
-        for (int64_t j0 = 0; j0 < n; j0 += 16) {  // scores of 16 visible slots, each head
-          const float* kr[16];
-          for (int s = 0; s < 16; ++s) kr[s] = j0 + s < n ? K + idx[j0 + s] * D : zero.data();
-          for (int64_t g = 0; g < G; ++g) {
-            const float* x = xq(g);
-            __m512 a[16];
-            for (int s = 0; s < 16; ++s) a[s] = _mm512_setzero_ps();
-            for (int64_t c = 0; c < C; ++c) {
-              const __m512 xv = _mm512_loadu_ps(x + 16 * c);
-              for (int s = 0; s < 16; ++s) a[s] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(kr[s] + 16 * c), a[s]);
-            }
-            _mm512_storeu_ps(sc.data() + g * ld + j0, _mm512_mul_ps(sum16(a), _mm512_set1_ps((float)scale)));
-          }
-        }
-        for (int64_t g = 0; g < G; ++g) {  // softmax weights of each head, unnormalized; 1 / their sum
-          float* sg = sc.data() + g * ld;
-          __m512 mxv = _mm512_set1_ps(-INFINITY);
-          for (int64_t j = 0; j < n; j += 16)
-            mxv = _mm512_mask_max_ps(mxv, (__mmask16)(n - j >= 16 ? 0xFFFF : (1u << (n - j)) - 1), mxv,
-                                     _mm512_loadu_ps(sg + j));
-          const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(mxv));
-          for (int64_t j = 0; j < n; j += 16) _mm512_storeu_ps(sg + j, exp16(_mm512_sub_ps(_mm512_loadu_ps(sg + j), mx)));
-          float den = 0.0f;
-          for (int64_t j = 0; j < n; ++j) den += sg[j];  // in slot order
-          inv[g] = 1.0f / den;
-        }
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        for (int64_t j0 = 0; j0 < n; j0 += 16) {  // values, in slot order, 16 slots a block, each head
-          const int64_t j1 = std::min<int64_t>(n, j0 + 16);
-          for (int64_t g = 0; g < G; ++g) {
-            const float* sg = sc.data() + g * ld;
-            float* ag = acc.data() + g * D;
-            __m512 o[16];
-            for (int64_t c = 0; c < C; ++c) o[c] = _mm512_loadu_ps(ag + 16 * c);
-            for (int64_t j = j0; j < j1; ++j) {
-              const __m512 pj = _mm512_set1_ps(sg[j]);
-              const float* vr = V + idx[j] * D;
-              for (int64_t c = 0; c < C; ++c) o[c] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * c), o[c]);
-            }
-            for (int64_t c = 0; c < C; ++c) _mm512_storeu_ps(ag + 16 * c, o[c]);
-          }
-        }
-        for (int64_t g = 0; g < G; ++g)
-          for (int64_t c = 0; c < C; ++c)
-            _mm512_storeu_ps(yq(g) + 16 * c, _mm512_mul_ps(_mm512_loadu_ps(acc.data() + g * D + 16 * c),
-                                                           _mm512_set1_ps(inv[g])));
-        continue;
-      }
-      for (int64_t g = 0; g < G; ++g) {  // other D: one slot at a time
-        const float* x = xq(g);
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < n; ++j) {
-          const float* kr = K + idx[j] * D;
-          float dot = 0.0f;
-          for (int64_t i = 0; i < D; ++i) dot += x[i] * kr[i];
-          sc[j] = dot * (float)scale;
-          mx = std::max(mx, sc[j]);
-        }
-        float* ag = acc.data();
-        std::fill(ag, ag + D, 0.0f);
-        float den = 0.0f;
-        for (int64_t j = 0; j < n; ++j) {
-          const float p = std::exp(sc[j] - mx);
-          den += p;
-          const float* vr = V + idx[j] * D;
-          for (int64_t i = 0; i < D; ++i) ag[i] += p * vr[i];
-        }
-        float* y = yq(g);
-        for (int64_t i = 0; i < D; ++i) y[i] = ag[i] / den;
-      }
+      _mm512_storeu_ps(sc + g * ld + j0, _mm512_mul_ps(sum16(a), _mm512_set1_ps(scale)));
     }
-  });
-  return out;
+  }
+  for (int64_t g = 0; g < G; ++g) {  // softmax weights of each head, unnormalized; 1 / their sum
+    float* sg = sc + g * ld;
+    __m512 mxv = _mm512_set1_ps(-INFINITY);
+    for (int64_t j = 0; j < n; j += 16)
+      mxv = _mm512_mask_max_ps(mxv, (__mmask16)(n - j >= 16 ? 0xFFFF : (1u << (n - j)) - 1), mxv,
+                               _mm512_loadu_ps(sg + j));
+    const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(mxv));
+    for (int64_t j = 0; j < n; j += 16) _mm512_storeu_ps(sg + j, exp16(_mm512_sub_ps(_mm512_loadu_ps(sg + j), mx)));
+    float den = 0.0f;
+    for (int64_t j = 0; j < n; ++j) den += sg[j];  // in slot order
+    inv[g] = 1.0f / den;
+  }
+  std::fill(acc, acc + G * D, 0.0f);
+  for (int64_t j0 = 0; j0 < n; j0 += 16) {  // values, in slot order, 16 slots a block, each head
+    const int64_t j1 = std::min<int64_t>(n, j0 + 16);
+    for (int64_t g = 0; g < G; ++g) {
+      const float* sg = sc + g * ld;
+      float* ag = acc + g * D;
+      __m512 o[16];
+      for (int64_t c = 0; c < C; ++c) o[c] = _mm512_loadu_ps(ag + 16 * c);
+      for (int64_t j = j0; j < j1; ++j) {
+        const __m512 pj = _mm512_set1_ps(sg[j]);
+        const float* vr = V + idx[j] * D;
+        for (int64_t c = 0; c < C; ++c) o[c] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * c), o[c]);
+      }
+      for (int64_t c = 0; c < C; ++c) _mm512_storeu_ps(ag + 16 * c, o[c]);
+    }
+  }
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t c = 0; c < C; ++c)
+      _mm512_storeu_ps((y0 + g * D) + 16 * c, _mm512_mul_ps(_mm512_loadu_ps(acc + g * D + 16 * c),
+                                                     _mm512_set1_ps(inv[g])));
 }
 
-#include "glue.h"  // rope_write and forward_layers, shared with qmatmul_avx2.cpp
+#include "glue.h"  // rms_norm, add_rms_norm, attention, rope_write, forward_layers: shared with qmatmul_avx2.cpp
 
 // ------------------------------------------------------------------------------------------ top-k probabilities
 // The k likeliest tokens of each row of the target's logits and their softmax probabilities, for drafters that

@@ -97,12 +97,19 @@ inline __m256 i8x8(const uint8_t* p) {
 }
 inline __m256i bcast4(const int8_t* p) { return _mm256_set1_epi32(*(const int32_t*)p); }
 
+// the low and high nibbles of 32 code bytes at p
+inline void nibbles(const uint8_t* p, __m256i& lo, __m256i& hi) {
+  const __m256i m0f = _mm256_set1_epi8(0x0F);
+  const __m256i v = _mm256_loadu_si256((const __m256i*)p);
+  lo = _mm256_and_si256(v, m0f);
+  hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m0f);
+}
+
 // R rows x 16 outputs (two halves of 8) of 4- or 8-bit codes, qmatmul.cpp's block_rows
 template <int R, bool FOUR>
 inline void block_rows(const uint8_t* codes, const uint8_t* sc, const uint8_t* mn, const uint16_t* d,
                        const uint16_t* dm, int64_t G, int64_t S, const int8_t* xq, const float* xs,
                        const float* xsq, int64_t K, float* y, int64_t ldy) {
-  const __m256i m0f = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi16(16);
   __m256 tot[R][2];
   for (int r = 0; r < R; ++r) tot[r][0] = tot[r][1] = _mm256_setzero_ps();
@@ -117,11 +124,7 @@ inline void block_rows(const uint8_t* codes, const uint8_t* sc, const uint8_t* m
       for (int r = 0; r < R; ++r) s16[r][0] = s16[r][1] = _mm256_setzero_si256();
       for (int c = 0; c < 4; ++c) {
         __m256i lo[2], hi[2];
-        for (int h = 0; h < 2; ++h) {
-          const __m256i v = _mm256_loadu_si256((const __m256i*)(p + 64 * c + 32 * h));
-          lo[h] = _mm256_and_si256(v, m0f);
-          hi[h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m0f);
-        }
+        for (int h = 0; h < 2; ++h) nibbles(p + 64 * c + 32 * h, lo[h], hi[h]);
         for (int r = 0; r < R; ++r) {
           const __m256i bl = bcast4(xg + r * K + 8 * c), bh = bcast4(xg + r * K + 8 * c + 4);
           for (int h = 0; h < 2; ++h)
@@ -136,11 +139,7 @@ inline void block_rows(const uint8_t* codes, const uint8_t* sc, const uint8_t* m
       for (int r = 0; r < R; ++r) sl[r][0] = sl[r][1] = sh[r][0] = sh[r][1] = _mm256_setzero_si256();
       for (int q = 0; q < 8; ++q) {
         __m256i lo[2], hi[2];
-        for (int h = 0; h < 2; ++h) {
-          const __m256i v = _mm256_loadu_si256((const __m256i*)(p + 64 * q + 32 * h));
-          lo[h] = _mm256_and_si256(v, m0f);
-          hi[h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m0f);
-        }
+        for (int h = 0; h < 2; ++h) nibbles(p + 64 * q + 32 * h, lo[h], hi[h]);
         for (int r = 0; r < R; ++r) {
           const __m256i bx = bcast4(xg + r * K + 4 * q);
           for (int h = 0; h < 2; ++h) {
@@ -181,7 +180,6 @@ template <int R>
 inline void block_rows6(const uint8_t* codes, const uint8_t* sc, const uint8_t* mn, const uint16_t* d, int64_t G,
                         int64_t S, const int8_t* xq, const float* xs, const int32_t* xh, int64_t K, float* y,
                         int64_t ldy) {
-  const __m256i m0f = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 tot[R][2];
   for (int r = 0; r < R; ++r) tot[r][0] = tot[r][1] = _mm256_setzero_ps();
@@ -195,9 +193,9 @@ inline void block_rows6(const uint8_t* codes, const uint8_t* sc, const uint8_t* 
     for (int c = 0; c < 4; ++c) {
       __m256i lo[2], hi[2];
       for (int h = 0; h < 2; ++h) {
-        const __m256i v = _mm256_loadu_si256((const __m256i*)(p + 64 * c + 32 * h));
         const __m256i hb = _mm256_loadu_si256((const __m256i*)(p + 256 + 64 * (c / 2) + 32 * h));
-        const __m256i l4 = _mm256_and_si256(v, m0f), h4 = _mm256_and_si256(_mm256_srli_epi16(v, 4), m0f);
+        __m256i l4, h4;
+        nibbles(p + 64 * c + 32 * h, l4, h4);
         if (c % 2 == 0) {
           lo[h] = _mm256_or_si256(l4, high_bits<0>(hb));
           hi[h] = _mm256_or_si256(h4, high_bits<1>(hb));
@@ -289,8 +287,8 @@ torch::Tensor qmatmul(torch::Tensor x, torch::Tensor codes, torch::Tensor sc, to
   return y;
 }
 
-// RMSNorm of each row (qmatmul.cpp's norm_rows on 8 lanes; its own rounding: the sum of squares in 8 lanes, not
-// 16). add_rms_norm(x, r, ...) -> (x + r, rms_norm(x + r)). H % 16 == 0 (checked by the callers).
+// glue.h's rms_norm and add_rms_norm through this: qmatmul.cpp's norm_rows on 8 lanes (its own rounding: the sum of
+// squares in 8 lanes, not 16). H % 16 == 0 (checked by the callers).
 static void norm_rows(const float* x, const float* r, float* s, const float* w, float eps, int64_t M, int64_t H,
                       float* y) {
   for (int64_t m = 0; m < M; ++m) {
@@ -308,31 +306,6 @@ static void norm_rows(const float* x, const float* r, float* s, const float* w, 
       _mm256_storeu_ps(y + m * H + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(sr + i), inv),
                                                    _mm256_loadu_ps(w + i)));
   }
-}
-
-torch::Tensor rms_norm(torch::Tensor x, torch::Tensor w, double eps) {
-  TORCH_CHECK(x.scalar_type() == torch::kFloat32 && w.scalar_type() == torch::kFloat32, "float32 only");
-  x = x.contiguous();
-  const int64_t H = x.size(-1);
-  TORCH_CHECK(H % 16 == 0 && w.numel() == H, "rms_norm: H must be a multiple of 16 and match the weight");
-  auto s = torch::empty_like(x);
-  auto y = torch::empty_like(x);
-  norm_rows(x.data_ptr<float>(), nullptr, s.data_ptr<float>(), w.contiguous().data_ptr<float>(), (float)eps,
-            x.numel() / H, H, y.data_ptr<float>());
-  return y;
-}
-
-std::vector<torch::Tensor> add_rms_norm(torch::Tensor x, torch::Tensor r, torch::Tensor w, double eps) {
-  TORCH_CHECK(x.scalar_type() == torch::kFloat32 && r.scalar_type() == torch::kFloat32, "float32 only");
-  x = x.contiguous();
-  r = r.contiguous();
-  const int64_t H = x.size(-1);
-  TORCH_CHECK(H % 16 == 0 && w.numel() == H && r.numel() == x.numel(), "add_rms_norm: shapes do not match");
-  auto s = torch::empty_like(x);
-  auto y = torch::empty_like(x);
-  norm_rows(x.data_ptr<float>(), r.data_ptr<float>(), s.data_ptr<float>(), w.contiguous().data_ptr<float>(),
-            (float)eps, x.numel() / H, H, y.data_ptr<float>());
-  return {s, y};
 }
 
 namespace {
@@ -369,120 +342,61 @@ inline __m256 sum8(const __m256* a) {
 
 }  // namespace
 
-// qmatmul.cpp's attention on 8 lanes (the same contract: each (head, row) on its own over its visible slots in slot
-// order, so a row's output depends only on its query and the keys and values it sees; not the AVX-512 build's
-// rounding): q (B, Hq, T, D), caches (B, Hkv, S, D), mask (T, L) bool -> (B, T, Hq*D). D a multiple of 8 up to
-// 256: scores 8 slots at a time, values in registers half a row at a time; other D: one slot at a time.
-torch::Tensor attention(torch::Tensor q, torch::Tensor kc, torch::Tensor vc, torch::Tensor mask, double scale) {
-  TORCH_CHECK(q.scalar_type() == torch::kFloat32, "float32 only");
-  q = q.contiguous();
-  auto m = mask.to(torch::kBool).contiguous();
-  const int64_t B = q.size(0), Hq = q.size(1), T = q.size(2), D = q.size(3);
-  const int64_t Hkv = kc.size(1), L = m.size(1), G = Hq / Hkv;
-  TORCH_CHECK(L <= kc.size(2) && m.size(0) == T, "attention: mask does not match");
-  TORCH_CHECK(kc.stride(3) == 1 && kc.stride(2) == D && vc.stride(3) == 1 && vc.stride(2) == D,
-              "the caches' rows must be contiguous");
-  const int64_t kb = kc.stride(0), kh = kc.stride(1), vb = vc.stride(0), vh = vc.stride(1);
-  auto out = torch::empty({B, T, Hq * D}, q.options());
-  const float *qp = q.data_ptr<float>(), *kp = kc.data_ptr<float>(), *vp = vc.data_ptr<float>();
-  const bool* mp = m.data_ptr<bool>();
-  float* op = out.data_ptr<float>();
-  const bool wide = D % 8 == 0 && D <= 256;
-  at::parallel_for(0, B * Hkv * T, 1, [&](int64_t i0, int64_t i1) {
-    std::vector<float> sc(G * (L + 8));
-    std::vector<int64_t> idx(L);
-    std::vector<float> acc(G * D), zero(D, 0.0f), inv(G);
-    for (int64_t it = i0; it < i1; ++it) {
-      const int64_t b = it / (Hkv * T), kvh = (it / T) % Hkv, t = it % T;
-      const float* K = kp + b * kb + kvh * kh;
-      const float* V = vp + b * vb + kvh * vh;
-      const bool* vis = mp + t * L;
-      int64_t n = 0;
-      for (int64_t s = 0; s < L; ++s)
-        if (vis[s]) idx[n++] = s;
-      auto xq = [&](int64_t g) { return qp + ((b * Hq + kvh * G + g) * T + t) * D; };
-      auto yq = [&](int64_t g) { return op + (b * T + t) * Hq * D + (kvh * G + g) * D; };
-      if (n == 0) {
-        for (int64_t g = 0; g < G; ++g) std::fill(yq(g), yq(g) + D, 0.0f);
-        continue;
+// glue.h's attention, its wide case on 8 lanes (qmatmul.cpp's attend_wide: the same contract, its own rounding):
+// D a multiple of 8 up to 256, scores 8 slots at a time, values in registers 64 values of a row at a time.
+constexpr int64_t WIDE = 8;
+
+inline void attend_wide(const float* x0, int64_t xstride, float* y0, int64_t G, int64_t D, const float* K,
+                        const float* V, const int64_t* idx, int64_t n, float scale, float* sc, int64_t ld,
+                        float* acc, float* inv, const float* zero) {
+  const int64_t C = D / 8;
+  for (int64_t j0 = 0; j0 < n; j0 += 8) {  // scores of 8 visible slots, each head
+    const float* kr[8];
+    for (int s = 0; s < 8; ++s) kr[s] = j0 + s < n ? K + idx[j0 + s] * D : zero;
+    for (int64_t g = 0; g < G; ++g) {
+      const float* x = x0 + g * xstride;
+      __m256 a[8];
+      for (int s = 0; s < 8; ++s) a[s] = _mm256_setzero_ps();
+      for (int64_t c = 0; c < C; ++c) {
+        const __m256 xv = _mm256_loadu_ps(x + 8 * c);
+        for (int s = 0; s < 8; ++s) a[s] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(kr[s] + 8 * c), a[s]);
       }
-      if (wide) {
-        const int64_t C = D / 8, ld = L + 8;
-        for (int64_t j0 = 0; j0 < n; j0 += 8) {  // scores of 8 visible slots, each head
-          const float* kr[8];
-          for (int s = 0; s < 8; ++s) kr[s] = j0 + s < n ? K + idx[j0 + s] * D : zero.data();
-          for (int64_t g = 0; g < G; ++g) {
-            const float* x = xq(g);
-            __m256 a[8];
-            for (int s = 0; s < 8; ++s) a[s] = _mm256_setzero_ps();
-            for (int64_t c = 0; c < C; ++c) {
-              const __m256 xv = _mm256_loadu_ps(x + 8 * c);
-              for (int s = 0; s < 8; ++s) a[s] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(kr[s] + 8 * c), a[s]);
-            }
-            _mm256_storeu_ps(sc.data() + g * ld + j0, _mm256_mul_ps(sum8(a), _mm256_set1_ps((float)scale)));
-          }
-        }
-        for (int64_t g = 0; g < G; ++g) {  // softmax weights of each head, unnormalized; 1 / their sum
-          float* sg = sc.data() + g * ld;
-          float mx = -INFINITY;
-          for (int64_t j = 0; j < n; ++j) mx = std::max(mx, sg[j]);
-          const __m256 mxv = _mm256_set1_ps(mx);
-          for (int64_t j = 0; j < n; j += 8) _mm256_storeu_ps(sg + j, exp8(_mm256_sub_ps(_mm256_loadu_ps(sg + j), mxv)));
-          float den = 0.0f;
-          for (int64_t j = 0; j < n; ++j) den += sg[j];  // in slot order
-          inv[g] = 1.0f / den;
-        }
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        for (int64_t g = 0; g < G; ++g) {  // values in slot order, 8 registers (64 values of a row) at a time
-          const float* sg = sc.data() + g * ld;
-          float* ag = acc.data() + g * D;
-          for (int64_t c0 = 0; c0 < C; c0 += 8) {
-            const int64_t cn = std::min<int64_t>(8, C - c0);
-            __m256 o[8];
-            for (int64_t c = 0; c < cn; ++c) o[c] = _mm256_setzero_ps();
-            for (int64_t j = 0; j < n; ++j) {
-              const __m256 pj = _mm256_set1_ps(sg[j]);
-              const float* vr = V + idx[j] * D + 8 * c0;
-              for (int64_t c = 0; c < cn; ++c) o[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 8 * c), o[c]);
-            }
-            for (int64_t c = 0; c < cn; ++c) _mm256_storeu_ps(ag + 8 * (c0 + c), o[c]);
-          }
-        }
-        for (int64_t g = 0; g < G; ++g)
-          for (int64_t c = 0; c < C; ++c)
-            _mm256_storeu_ps(yq(g) + 8 * c, _mm256_mul_ps(_mm256_loadu_ps(acc.data() + g * D + 8 * c),
-                                                          _mm256_set1_ps(inv[g])));
-        continue;
-      }
-      for (int64_t g = 0; g < G; ++g) {  // other D: one slot at a time
-        const float* x = xq(g);
-        float* sg = sc.data();
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < n; ++j) {
-          const float* kr = K + idx[j] * D;
-          float dot = 0.0f;
-          for (int64_t i = 0; i < D; ++i) dot += x[i] * kr[i];
-          sg[j] = dot * (float)scale;
-          mx = std::max(mx, sg[j]);
-        }
-        float* ag = acc.data();
-        std::fill(ag, ag + D, 0.0f);
-        float den = 0.0f;
-        for (int64_t j = 0; j < n; ++j) {
-          const float p = std::exp(sg[j] - mx);
-          den += p;
-          const float* vr = V + idx[j] * D;
-          for (int64_t i = 0; i < D; ++i) ag[i] += p * vr[i];
-        }
-        float* y = yq(g);
-        for (int64_t i = 0; i < D; ++i) y[i] = ag[i] / den;
-      }
+      _mm256_storeu_ps(sc + g * ld + j0, _mm256_mul_ps(sum8(a), _mm256_set1_ps(scale)));
     }
-  });
-  return out;
+  }
+  for (int64_t g = 0; g < G; ++g) {  // softmax weights of each head, unnormalized; 1 / their sum
+    float* sg = sc + g * ld;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n; ++j) mx = std::max(mx, sg[j]);
+    const __m256 mxv = _mm256_set1_ps(mx);
+    for (int64_t j = 0; j < n; j += 8) _mm256_storeu_ps(sg + j, exp8(_mm256_sub_ps(_mm256_loadu_ps(sg + j), mxv)));
+    float den = 0.0f;
+    for (int64_t j = 0; j < n; ++j) den += sg[j];  // in slot order
+    inv[g] = 1.0f / den;
+  }
+  std::fill(acc, acc + G * D, 0.0f);
+  for (int64_t g = 0; g < G; ++g) {  // values in slot order, 8 registers (64 values of a row) at a time
+    const float* sg = sc + g * ld;
+    float* ag = acc + g * D;
+    for (int64_t c0 = 0; c0 < C; c0 += 8) {
+      const int64_t cn = std::min<int64_t>(8, C - c0);
+      __m256 o[8];
+      for (int64_t c = 0; c < cn; ++c) o[c] = _mm256_setzero_ps();
+      for (int64_t j = 0; j < n; ++j) {
+        const __m256 pj = _mm256_set1_ps(sg[j]);
+        const float* vr = V + idx[j] * D + 8 * c0;
+        for (int64_t c = 0; c < cn; ++c) o[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 8 * c), o[c]);
+      }
+      for (int64_t c = 0; c < cn; ++c) _mm256_storeu_ps(ag + 8 * (c0 + c), o[c]);
+    }
+  }
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t c = 0; c < C; ++c)
+      _mm256_storeu_ps((y0 + g * D) + 8 * c, _mm256_mul_ps(_mm256_loadu_ps(acc + g * D + 8 * c),
+                                                    _mm256_set1_ps(inv[g])));
 }
 
-#include "glue.h"  // rope_write and forward_layers, shared with qmatmul.cpp
+#include "glue.h"  // rms_norm, add_rms_norm, attention, rope_write, forward_layers: shared with qmatmul.cpp
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("qmatmul", &qmatmul, "quantized linear (W4A8 / W8A8, AVX2: qmatmul.cpp's VNNI numbers)");

@@ -4,9 +4,8 @@
 # test questions), 128 new tokens, greedy, the bundled 1.5B and 0.5B draft, every setup interleaved prompt by prompt.
 #   1. torch.json: the torch runner on the AVX2 build: plain, draft-model (K 4), the hybrid (confidence, K 8), ADED,
 #      prompt lookup; llama-server plain, draft (0.5B) and ngram;
-#   2. llamacpp.json: this engine on the llamacpp runner (llama.cpp through llama-cpp-python): plain, draft-model,
-#      the hybrid, ADED; llama-server plain again (the anchor both runs share: ratios to it compare across the runs).
-# Resumable: a finished file is skipped.
+# (A second run of this engine on the llamacpp runner was started and stopped for time: that runner's pass costs are
+# in curves.md, from curves.sh.) Resumable: a finished file is skipped.
 #   SPECDEC_LLAMA_SERVER=/path/llama-server [VENV=/path/.venv] bash docs/results/runners/2026-12-07-avx2/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
@@ -19,7 +18,3 @@ done_ $HERE/torch.json || specdec bench --target qwen2.5-coder-1.5b-instruct --d
   --prompts $P -n 128 --backend torch --interleave \
   --setup "draft=draft-model:constant:4" --setup "$HYB" --setup "aded=aded" --setup "lookup=prompt-lookup" \
   --llamacpp plain --llamacpp draft --llamacpp ngram --json $HERE/torch.json
-done_ $HERE/llamacpp.json || specdec bench --target qwen2.5-coder-1.5b-instruct --draft qwen2.5-coder-0.5b-instruct \
-  --prompts $P -n 128 --backend llamacpp --interleave \
-  --setup "draft=draft-model:constant:4" --setup "$HYB" --setup "aded=aded" \
-  --llamacpp plain --json $HERE/llamacpp.json
