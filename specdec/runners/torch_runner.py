@@ -309,10 +309,7 @@ class TorchRunner:
 
     def _on_kernel(self) -> bool:
         """Whether the linear layers run on specdec's int4/int8 kernel (whose path and version set the speed)."""
-        from specdec.weights import kernels
-        from specdec.weights.quant import QLinear
-
-        return any(isinstance(m, QLinear) and kernels.on_kernel(m.kernel) for m in self.hf_model.modules())
+        return self.core.kernel is not None
 
     def reset(self) -> None:
         self.length = 0
