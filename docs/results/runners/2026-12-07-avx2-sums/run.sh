@@ -10,12 +10,4 @@ cd "$(dirname "$0")/../../../.."
 HERE=docs/results/runners/2026-12-07-avx2-sums
 bash docs/results/runners/2026-12-07-avx2/curves.sh $HERE/curves | sed -n "/^CPU /,\$p" > $HERE/curves.md.tmp
 mv $HERE/curves.md.tmp $HERE/curves.md
-. "${VENV:-.venv}/bin/activate"
-export HF_HUB_OFFLINE=1
-P=docs/results/aded/2026-12-05-d/prompts/piece-1.jsonl
-done_() { python -c "import json, sys; sys.exit(0 if json.load(open(sys.argv[1])).get('complete') else 1)" "$1" 2>/dev/null; }
-HYB="hyb=hybrid:confidence:8,policy.threshold=0.6"
-done_ $HERE/torch.json || specdec bench --target qwen2.5-coder-1.5b-instruct --draft qwen2.5-coder-0.5b-instruct \
-  --prompts $P -n 128 --backend torch --interleave \
-  --setup "draft=draft-model:constant:4" --setup "$HYB" --setup "aded=aded" --setup "lookup=prompt-lookup" \
-  --llamacpp plain --llamacpp draft --llamacpp ngram --json $HERE/torch.json
+OUT=$HERE bash docs/results/runners/2026-12-07-avx2/run.sh

@@ -6,12 +6,12 @@
 #      prompt lookup; llama-server plain, draft (0.5B) and ngram;
 # (A second run of this engine on the llamacpp runner was started and stopped for time: that runner's pass costs are
 # in curves.md, from curves.sh.) Resumable: a finished file is skipped.
-#   SPECDEC_LLAMA_SERVER=/path/llama-server [VENV=/path/.venv] bash docs/results/runners/2026-12-07-avx2/run.sh
+#   SPECDEC_LLAMA_SERVER=/path/llama-server [VENV=/path/.venv] [OUT=folder] bash docs/results/runners/2026-12-07-avx2/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
 . "${VENV:-.venv}/bin/activate"
 export HF_HUB_OFFLINE=1
-HERE=docs/results/runners/2026-12-07-avx2; P=docs/results/aded/2026-12-05-d/prompts/piece-1.jsonl
+HERE=${OUT:-docs/results/runners/2026-12-07-avx2}; P=docs/results/aded/2026-12-05-d/prompts/piece-1.jsonl
 done_() { python -c "import json, sys; sys.exit(0 if json.load(open(sys.argv[1])).get('complete') else 1)" "$1" 2>/dev/null; }
 HYB="hyb=hybrid:confidence:8,policy.threshold=0.6"
 done_ $HERE/torch.json || specdec bench --target qwen2.5-coder-1.5b-instruct --draft qwen2.5-coder-0.5b-instruct \
