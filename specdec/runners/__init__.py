@@ -7,8 +7,8 @@
 `--backend auto` is the fastest runner installed for the model and the device, as measured
 (docs/runners.md): torch with int4 weights on specdec's kernel for a zoo GGUF model where the CPU runs one of its
 builds: AVX512-VNNI (the bundled 1.5B: 68 ms a token and 104 ms for an 8-row verification, against llama.cpp's 71
-and 168 ms through its own llama-bench) or AVX2 (a 2-core Zen 3 EPYC: 33 ms a token and 69 ms for a 4-row
-verification against llama-bench's 49 and 116; plain decoding 20.9 tok/s against llama-server's 16.6); else
+and 168 ms through its own llama-bench) or AVX2 (a 2-core Zen 3 EPYC: 33 ms a token and 58 ms for a 4-row
+verification against llama-bench's 49 and 106; plain decoding 21.9 tok/s against llama-server's 16.0); else
 llamacpp when llama-cpp-python is installed and the model has a GGUF; else torch.
 """
 from __future__ import annotations

@@ -111,9 +111,9 @@ inline void nibbles(const uint8_t* p, __m256i& lo, __m256i& hi) {
 // them gcc 12 reassociates the integer adds: it computes all 64 products of a group (4 rows) first, keeps them on
 // the stack (188 stack moves in the loop, a 2 KB frame) and sums them after. With them, and the scale index kept
 // as a counter instead of a 64-bit division a group, the layer's three shapes of the 1.5B (2-core Zen 3, fastest of
-// 12, interleaved) run 4-bit 123 -> 168 GMAC/s on 4-16 rows (1.37x) and 8-bit 61 -> 81 (1.33x); the 6-bit path,
-// 16 sums a row block, is left as it was (pinning them there spilled and ran slower). The same sums, so the bits
-// do not change.
+// 12, interleaved; docs/results/runners/2026-12-07-avx2-sums/kernel_ab.txt) run 4-bit 90 -> 126 GMAC/s on 4-16
+// rows (1.38x) and 8-bit 62 -> 84 (1.35x); the 6-bit path, 16 sums a row block, is left as it was (pinning them
+// there spilled and ran slower). The same sums, so the bits do not change.
 template <int R, bool FOUR>
 inline void block_rows(const uint8_t* codes, const uint8_t* sc, const uint8_t* mn, const uint16_t* d,
                        const uint16_t* dm, int64_t G, int64_t S, const int8_t* xq, const float* xs,
