@@ -155,6 +155,11 @@ def execute(task_name: str, run: RunConfig | None = None, *, backend: str | None
               "exact_len": exact_len, "threads": engine.threads, "argv": sys.argv[1:]}
     if vllm_batch:  # batched vLLM runs are their own runs (throughput differs); unset, earlier folders still resume
         config["vllm_batch"] = vllm_batch
+    if backend == "vllm":
+        from specdec.backends.vllm_client import worker_dtype
+
+        if worker_dtype(engine.dtype)[0] != engine.dtype:  # recorded where it differs (earlier folders resume)
+            config["vllm_dtype"] = worker_dtype(engine.dtype)[0]
     if not run.sampling.greedy:
         config["sampling"] = {"temperature": run.sampling.temperature, "top_p": run.sampling.top_p,
                               "top_k": run.sampling.top_k, "seed": run.sampling.seed}
@@ -280,7 +285,10 @@ def _vllm_lm(run: RunConfig, max_context: int, venv, batch: bool, out, say):
     model_dir = resolve(run.target)
     draft_dir = resolve(run.draft) if run.draft else None
     spec_cfg = V.speculative_config(spec.drafter, spec.k or DEFAULT_K, draft_dir, spec.drafter_options, spec.policy)
-    return VLLMLM(model_dir, load_tokenizer(model_dir), dtype=run.engine.dtype, max_context=max_context,
+    dtype, why = V.worker_dtype(run.engine.dtype)
+    if why:
+        say(why)
+    return VLLMLM(model_dir, load_tokenizer(model_dir), dtype=dtype, max_context=max_context,
                   speculative_config=spec_cfg, venv=venv, batch=batch, sampling=run.sampling,
                   drafter_options=spec.drafter_options if V.uses_proposer(spec_cfg) else None,
                   log_path=Path(out).parent / f".{Path(out).name}.vllm.log", say=say)

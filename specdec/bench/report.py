@@ -15,21 +15,12 @@ import platform
 import tempfile
 from pathlib import Path
 
+from specdec import cpuinfo
 from specdec.errors import DataError
 from specdec.jsonl import write_json_atomic  # noqa: F401 - re-exported: the bench's report writer
 
 REQUIRED_SETUP_KEYS = ("median_tokens_per_s", "speedup", "acceptance_rate", "mean_accepted_length", "identical",
                        "per_prompt")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_info(dtype: str, compile: bool) -> dict:
@@ -41,7 +32,7 @@ def machine_info(dtype: str, compile: bool) -> dict:
     except AttributeError:  # not on Linux
         usable = os.cpu_count()
     return {
-        "cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": usable,
+        "cpu": cpuinfo.model(), "cores": os.cpu_count(), "usable_cores": usable,
         "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
         "transformers": transformers.__version__, "python": platform.python_version(),
         "platform": platform.platform(), "dtype": dtype, "compile": compile, **kernel_info(),

@@ -170,6 +170,9 @@ def vllm_backends(setups: Iterable[str], *, target: str, draft: str | None, k: i
     if not names:
         return {}
     V = _worker()
+    dtype, why = V.worker_dtype(dtype)
+    if why and say:
+        say(why)
     model_dir = resolve(target, cache_dir)
     draft_dir = resolve(draft, cache_dir) if "draft" in names else None
     ngram = {"max_ngram": 3, "min_ngram": 1, **(ngram_options or {})}

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import time
 import weakref
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from specdec import cpuinfo
 from specdec.jsonl import write_text_atomic
 
 ROWS = (1, 2, 3, 4, 5, 6, 8, 12, 16)
@@ -86,15 +86,7 @@ class PassCosts:
 
 def machine_id() -> str:
     """CPU model, core count and torch threads: what makes a measurement another machine's."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}|{os.cpu_count()}|{torch.get_num_threads()}"
+    return f"{cpuinfo.model()}|{os.cpu_count()}|{torch.get_num_threads()}"
 
 
 def cache_file(runner, cache_dir=None) -> Path:

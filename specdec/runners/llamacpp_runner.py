@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from specdec import cpuinfo
 from specdec.errors import InputError, ModelLoadError, RunnerError
 
 MAX_PASS = 128  # rows in one decode/verify pass (the loop's cap, as for the torch runner)
@@ -80,10 +81,7 @@ def _init_backend(L) -> None:
 
 
 def _cpu_has_amx() -> bool:
-    try:
-        return "amx_int8" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    return "amx_int8" in cpuinfo.flags()
 
 
 def repack_safe(L) -> bool:

@@ -76,6 +76,24 @@ def test_worker_env_follows_the_notes(tmp_path):
     assert "PYTHONPATH" not in env  # the worker runs by file path: nothing of this repository on its path
 
 
+@pytest.mark.parametrize("flags, dtype, env, want", [
+    (["avx2", "fma"], "bfloat16", {}, "float32"),  # no bf16 matrix instructions: float32, with the reason
+    (["avx2", "avx512f", "avx512_bf16"], "bfloat16", {}, "bfloat16"),  # Zen 4
+    (["avx512f", "amx_bf16", "amx_tile"], "bfloat16", {}, "bfloat16"),  # Sapphire Rapids
+    (["avx2"], "float32", {}, "float32"),
+    (["avx2"], "float16", {}, "float16"),  # asked for explicitly: kept
+    (["avx2"], "bfloat16", {"VLLM_TARGET_DEVICE": "cuda"}, "bfloat16"),  # a GPU target: the CPU does not matter
+    ([], "bfloat16", {}, "bfloat16"),  # flags unknown (not Linux): as asked
+])
+def test_worker_dtype_is_float32_only_where_the_cpu_lacks_bf16_matmul(monkeypatch, flags, dtype, env, want):
+    monkeypatch.setattr(V.cpuinfo, "flags", lambda: flags)
+    got, why = V.worker_dtype(dtype, env)
+    assert got == want
+    assert (why is not None) == (got != dtype)
+    if why:
+        assert "AVX512-BF16" in why and "\n" not in why
+
+
 @pytest.mark.parametrize("spec, draft, match", [
     (SpecConfig(drafter="suffixdecoding", drafter_options={"max_depth": 8}), None, "takes no --drafter-opt"),
     (SpecConfig(drafter="suffixdecoding", policy="heuristic"), None, "fixed number"),

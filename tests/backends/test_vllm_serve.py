@@ -58,6 +58,15 @@ def test_bad_options_are_one_line_before_anything_starts(args, phrase):
     assert res.exit_code == 1 and phrase in res.stderr and "Traceback" not in res.output, res.output
 
 
+def test_the_command_asks_for_float32_where_the_cpu_has_no_bf16_matmul(monkeypatch):
+    monkeypatch.delenv("VLLM_TARGET_DEVICE", raising=False)
+    dtype = lambda argv: argv[argv.index("--dtype") + 1]  # noqa: E731
+    monkeypatch.setattr(V.cpuinfo, "flags", lambda: ["avx2", "fma"])
+    assert dtype(serve_command(RunConfig(target="m"), resolve=fake_resolve)[0]) == "float32"
+    monkeypatch.setattr(V.cpuinfo, "flags", lambda: ["avx512f", "avx512_bf16"])
+    assert dtype(serve_command(RunConfig(target="m"), resolve=fake_resolve)[0]) == "bfloat16"
+
+
 def test_print_shows_the_command(monkeypatch):
     monkeypatch.setattr("specdec.zoo.resolve", fake_resolve)
     res = runner.invoke(app, ["serve", "--target", "m", "--drafter", "aded", "-k", "3", "--print"])

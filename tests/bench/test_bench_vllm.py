@@ -38,6 +38,13 @@ def venv(tmp_path, monkeypatch):
     return v
 
 
+@pytest.fixture(autouse=True)
+def bf16_cpu(monkeypatch):
+    """A CPU with bf16 matrix instructions, whatever this machine is (V.worker_dtype keeps bfloat16 there)."""
+    monkeypatch.setattr(V.cpuinfo, "flags", lambda: ["avx2", "avx512f", "avx512_bf16", "amx_bf16"])
+    monkeypatch.delenv("VLLM_TARGET_DEVICE", raising=False)
+
+
 @pytest.fixture
 def models(monkeypatch):
     """Zoo names -> fake local folders (what specdec.zoo.resolve returns for pulled zoo models)."""
@@ -93,6 +100,20 @@ def test_one_worker_for_all_prompts_seconds_from_gen_s(venv, models, monkeypatch
     assert b.info["worker_starts"] == 1 and b.info["startup_s"] == 42.0 and b.info["vllm_version"] == "0.99.0"
     b([42, 43])  # a prompt `prepare` never named: one more (small) worker run
     assert len(fake.requests) == 2 and [r["prompt_ids"] for r in fake.requests[1].requests] == [[43, 42], [42, 43]]
+
+
+def test_a_cpu_without_bf16_matmul_runs_vllm_in_float32_and_says_so(venv, models, monkeypatch):
+    monkeypatch.setattr(V.cpuinfo, "flags", lambda: ["avx2", "fma", "f16c"])
+    fake = FakeWorker()
+    monkeypatch.setattr(BV, "run_worker", fake)
+    said = []
+    b = backends(["plain"], say=said.append)["vllm_plain"]
+    b.prepare([[3, 4]])
+    b([3, 4])
+    assert fake.requests[0].dtype == "float32" and b.info["dtype"] == "float32"
+    assert len([m for m in said if "float32" in m]) == 1
+    b2 = backends(["plain"], dtype="float32", say=said.append)["vllm_plain"]  # asked for: nothing to say
+    assert b2.request.dtype == "float32" and len([m for m in said if "float32" in m]) == 1
 
 
 def test_acceptance_and_tau_counted_like_the_engine(venv, models, monkeypatch):
