@@ -155,11 +155,13 @@ def execute(task_name: str, run: RunConfig | None = None, *, backend: str | None
               "exact_len": exact_len, "threads": engine.threads, "argv": sys.argv[1:]}
     if vllm_batch:  # batched vLLM runs are their own runs (throughput differs); unset, earlier folders still resume
         config["vllm_batch"] = vllm_batch
+    vllm_dtype, vllm_why = engine.dtype, None
     if backend == "vllm":
         from specdec.backends.vllm_client import worker_dtype
 
-        if worker_dtype(engine.dtype)[0] != engine.dtype:  # recorded where it differs (earlier folders resume)
-            config["vllm_dtype"] = worker_dtype(engine.dtype)[0]
+        vllm_dtype, vllm_why = worker_dtype(engine.dtype)
+        if vllm_why:  # recorded where it differs (earlier folders resume)
+            config["vllm_dtype"] = vllm_dtype
     if not run.sampling.greedy:
         config["sampling"] = {"temperature": run.sampling.temperature, "top_p": run.sampling.top_p,
                               "top_k": run.sampling.top_k, "seed": run.sampling.seed}
@@ -192,7 +194,9 @@ def execute(task_name: str, run: RunConfig | None = None, *, backend: str | None
                 decoder = open_run(replace(run, engine=replace(engine, max_context=max_context), stop=None))
             lm = EngineLM(decoder, spec, compare_plain, run.sampling)
         else:
-            lm = _vllm_lm(run, max_context, vllm_venv, vllm_batch, out, say)
+            if vllm_why:
+                say(vllm_why)
+            lm = _vllm_lm(run, max_context, vllm_venv, vllm_batch, out, say, vllm_dtype)
         batch_evaluate = lm_evaluator(task, lm, dev if task.family == "mmlu" else None,
                                       train if task.family == "gsm8k" else None, fewshot_file, model,
                                       backend="vllm" if not engine_side else None)
@@ -273,8 +277,9 @@ def auto_max_context(task: TaskSpec, model: str, items, dev, train, fewshot_file
     return max(512, -(-need // 256) * 256)
 
 
-def _vllm_lm(run: RunConfig, max_context: int, venv, batch: bool, out, say):
-    """vLLM with the run's drafter mapped to its speculative_config (specdec.backends.vllm_client)."""
+def _vllm_lm(run: RunConfig, max_context: int, venv, batch: bool, out, say, dtype: str):
+    """vLLM with the run's drafter mapped to its speculative_config (specdec.backends.vllm_client), computing in
+    `dtype` (vllm_client.worker_dtype, decided once by `execute`)."""
     from specdec.backends import vllm_client as V
     from specdec.zoo import resolve
     from specdec.zoo.load import load_tokenizer
@@ -285,9 +290,6 @@ def _vllm_lm(run: RunConfig, max_context: int, venv, batch: bool, out, say):
     model_dir = resolve(run.target)
     draft_dir = resolve(run.draft) if run.draft else None
     spec_cfg = V.speculative_config(spec.drafter, spec.k or DEFAULT_K, draft_dir, spec.drafter_options, spec.policy)
-    dtype, why = V.worker_dtype(run.engine.dtype)
-    if why:
-        say(why)
     return VLLMLM(model_dir, load_tokenizer(model_dir), dtype=dtype, max_context=max_context,
                   speculative_config=spec_cfg, venv=venv, batch=batch, sampling=run.sampling,
                   drafter_options=spec.drafter_options if V.uses_proposer(spec_cfg) else None,

@@ -205,7 +205,7 @@ def worker_dtype(dtype: str, env: dict | None = None) -> tuple[str, str | None]:
     Why: vLLM's CPU build multiplies in bfloat16 through oneDNN, which needs AVX512-BF16 or AMX-BF16; on a CPU
     without them it falls back to torch's bf16 linear layers (its log: "Failed to create oneDNN linear"), and on a
     2-core AMD EPYC with AVX2 only (2026-12-07) its start-up warm-up had not finished after 8 minutes, where float32
-    started in 72 s (docs/runners.md). A CUDA target ($VLLM_TARGET_DEVICE) and a CPU whose flags are unknown get
+    started in 72 s (docs/scale.md, "Eval and bench"). A CUDA target ($VLLM_TARGET_DEVICE) and a CPU whose flags are unknown get
     what was asked."""
     device = (os.environ if env is None else env).get("VLLM_TARGET_DEVICE", "cpu")
     flags = cpuinfo.flags()
