@@ -94,3 +94,57 @@ def test_target_topk_is_the_second_drafters_of_this_generation(target_model, tok
     assert d.target_topk == 3
     d.start(torch.tensor([list(range(5))]))  # short: the draft model, which reads none
     assert d.target_topk == 0
+
+
+@pytest.mark.parametrize("first_min, want", [(0.01, {"aded-first", "model"}), (1e9, {"model"})])
+def test_first_aded_is_taken_where_it_expects_enough_and_stays_lossless(target_model, tokenizer, first_min, want):
+    """`first=aded`: ADED's sized tree is verified where it expects >= first_min accepted tokens, the draft model
+    drafts the other rounds (ADED's tree withdrawn); greedy output equals plain either way."""
+    dec = _dec(target_model, tokenizer, first="aded", first_min=first_min, min_match=6, max_ngram=6)
+    plain = SpecDecoder(target_model, tokenizer)
+    sources: list[str] = []
+    for p in random_prompts(6, seed=7):
+        st = GenerationStats()
+        want_ids = [t for r in plain.stream_ids(p, stop=StopConfig(max_new_tokens=20)) for t in r.tokens]
+        got = [t for r in dec.stream_ids(p, stop=StopConfig(max_new_tokens=20), stats=st) for t in r.tokens]
+        assert got == want_ids
+        sources += [s for s in st.extra.get("source", []) if s != "lookup"]
+    assert set(sources) == want
+    aded = dec.drafter_for(dec.spec).first
+    assert aded is not None and aded.rounds  # asked on every round the draft model would have drafted
+    withdrawn = [r for r in aded.rounds if r.get("withdrawn")]
+    assert all("accepted" not in r for r in withdrawn)
+    if first_min > 1:
+        assert len(withdrawn) == len(aded.rounds)  # never taken
+
+
+def test_a_withdrawn_aded_tree_is_not_learnt_as_verified(target_model, tokenizer):
+    """After `withdraw`, the next verification (of another source's draft) recycles only the committed text's row
+    and gives the withdrawn round no accepted depth."""
+    from specdec.drafters.base import VerifyResult
+
+    dec = _dec(target_model, tokenizer, first="aded")
+    aded = dec.drafter_for(dec.spec).first
+    prompt = [5, 6, 7, 5, 6, 7, 5, 6]
+    aded.start(torch.tensor([prompt]))
+    d = aded.propose(_ctx(prompt))
+    assert d.length > 0 and "expected" in d.info
+    aded.withdraw()
+    seen = []
+    aded.store.recycle = lambda a, c, succ, p, top_k, bigrams=True: seen.append((a, c))
+    k = d.length  # another source's draft of the same length, none accepted
+    res = VerifyResult(tokens=torch.tensor([[9]]), num_accepted=0, draft_length=k, accepted_nodes=[], bonus=False,
+                       top_ids=torch.zeros(k + 1, 2, dtype=torch.long), top_probs=torch.zeros(k + 1, 2))
+    aded.observe(res)
+    assert seen == [(prompt[-2], prompt[-1])]  # row 0 only
+    assert aded.rounds[-1]["withdrawn"] and "accepted" not in aded.rounds[-1]
+
+
+def test_first_options_are_checked_before_any_model_loads():
+    from specdec.drafters.registry import DRAFTERS
+    from specdec.errors import InputError
+
+    with pytest.raises(InputError, match="first must be one of none, aded"):
+        DRAFTERS.check("hybrid", first="suffix")
+    with pytest.raises(InputError, match="first_min"):
+        DRAFTERS.check("hybrid", first="aded", first_min=0)

@@ -87,10 +87,12 @@ class AdedDrafter(DrafterBase):
         if cfg.suffix:
             res, info["suffix_nodes"] = self._with_suffix(seq, res, nodes, depth)
             info["tree_size"] = len(res)
+        expected = None
         if cfg.sized and len(res):
-            res = self._sized(res)
+            res, expected = self._sized(res)
             info["tree_size"], info["tree_depth"] = len(res), res.depth
-        self.rounds.append(dict(info, expected=res.expected_accepted))
+        info["expected"] = res.expected_accepted if expected is None else expected
+        self.rounds.append(dict(info))
         if len(self.rounds) == 1:  # once per generation (stats.extra gets one-element lists)
             info.update(store_pairs=self.store.num_pairs, store_bytes=self.store.nbytes(), store_live_pairs=len(self.store.live))
         self._proposed = (res.tokens, res.parents)
@@ -115,15 +117,28 @@ class AdedDrafter(DrafterBase):
     def _sized(self, res):
         """The nodes of `res` that pay for their row (specdec.budget.TreeSizer on the target's pass costs), each
         node's chance of acceptance from its score (store path probability, or a suffix match's share) as
-        calibrated by this drafter's outcomes, per kind (tri-gram nodes, or suffix nodes by match length)."""
+        calibrated by this drafter's outcomes, per kind (tri-gram nodes, or suffix nodes by match length).
+        Returns (the kept nodes, their calibrated expected accepted tokens: the sum of their chances)."""
         from specdec.drafters.aded.search import SearchResult
 
-        kept = self.sizer.cut(res.parents, res.scores, res.tokens, kinds=res.kinds or None)
+        kinds = res.kinds or None
+        kept = self.sizer.cut(res.parents, res.scores, res.tokens, kinds=kinds)
+        chances = self.sizer.chances(res.parents, res.scores, kinds)
+        expected = sum(chances[j] for j in kept)
         if len(kept) == len(res):
-            return res
+            return res, expected
         pick = lambda xs: [xs[j] for j in kept] if xs else []  # noqa: E731
-        return SearchResult(tokens=pick(res.tokens), parents=DraftTree(res.parents).subset_parents(kept),
-                            path_probs=pick(res.path_probs), visits=pick(res.visits), kinds=pick(res.kinds), ms=res.ms)
+        return (SearchResult(tokens=pick(res.tokens), parents=DraftTree(res.parents).subset_parents(kept),
+                             path_probs=pick(res.path_probs), visits=pick(res.visits), kinds=pick(res.kinds),
+                             ms=res.ms), expected)
+
+    def withdraw(self) -> None:
+        """The last proposal was not verified (the hybrid drafted from another source this round): `observe` then
+        learns only the committed text (no recycled rows of this tree, no accepted depth for its round). The
+        sizer still labels the withdrawn tree's nodes by what the target commits (TreeSizer.LEARN = "all")."""
+        self._proposed = None
+        if self.rounds:
+            self.rounds[-1]["withdrawn"] = True
 
     def _with_suffix(self, seq: torch.Tensor, res, nodes: int, depth: int):
         """The longest suffix match's continuation tree first (when the match is long enough), then the tri-gram
@@ -160,7 +175,7 @@ class AdedDrafter(DrafterBase):
             self._recycle(result)
         self._proposed = None
         self._hist += result.tokens[0].tolist()
-        if self.rounds and "accepted" not in self.rounds[-1]:
+        if self.rounds and "accepted" not in self.rounds[-1] and not self.rounds[-1].get("withdrawn"):
             self.rounds[-1]["accepted"] = result.num_accepted
         if cfg.sized:  # what was committed calibrates the store's path probabilities
             self.sizer.observe(result.accepted_nodes, result.tokens[0].tolist())
