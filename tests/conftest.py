@@ -78,3 +78,16 @@ def random_prompts(n: int, seed: int = 0, lo: int = 2, hi: int = 12) -> list[tor
         T = int(torch.randint(lo, hi, (1,), generator=g))
         out.append(torch.randint(3, VOCAB, (1, T), generator=g))
     return out
+
+
+@pytest.fixture
+def vllm_venv(tmp_path, monkeypatch):
+    """A stand-in .venv-vllm (just bin/python) named by $SPECDEC_VLLM_VENV: vLLM's client finds a venv; the tests
+    replace its worker."""
+    from specdec.backends import vllm_client
+
+    v = tmp_path / "venv-vllm"
+    (v / "bin").mkdir(parents=True)
+    (v / "bin" / "python").write_text("")
+    monkeypatch.setenv(vllm_client.VENV_ENV, str(v))
+    return v

@@ -29,13 +29,9 @@ def tiny_zoo(monkeypatch, target_model, draft_model, tokenizer):
 
 
 @pytest.fixture
-def venv(tmp_path, monkeypatch):
-    """A stand-in .venv-vllm (just bin/python) named by $SPECDEC_VLLM_VENV."""
-    v = tmp_path / "venv-vllm"
-    (v / "bin").mkdir(parents=True)
-    (v / "bin" / "python").write_text("")
-    monkeypatch.setenv(V.VENV_ENV, str(v))
-    return v
+def venv(vllm_venv):
+    """A stand-in .venv-vllm (tests/conftest.py)."""
+    return vllm_venv
 
 
 @pytest.fixture(autouse=True)

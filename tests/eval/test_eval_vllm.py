@@ -36,12 +36,9 @@ class FakeWorker:
 
 
 @pytest.fixture
-def vllm_side(tmp_path, monkeypatch):
-    """A stand-in .venv-vllm, zoo names resolved to fake folders, the byte tokenizer for every model."""
-    v = tmp_path / "venv-vllm"
-    (v / "bin").mkdir(parents=True)
-    (v / "bin" / "python").write_text("")
-    monkeypatch.setenv(V.VENV_ENV, str(v))
+def vllm_side(vllm_venv, monkeypatch):
+    """A stand-in .venv-vllm (tests/conftest.py), zoo names resolved to fake folders, the byte tokenizer for every
+    model."""
     monkeypatch.setattr(specdec.zoo, "resolve", lambda name, cache_dir=None: f"/zoo/{name}")
     tok = byte_tokenizer()
     monkeypatch.setattr(specdec.zoo.load, "load_tokenizer", lambda name, *a, **k: tok)
